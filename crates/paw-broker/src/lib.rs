@@ -1,0 +1,3 @@
+//! # paw-broker
+//!
+//! pawd: the paw broker server.

@@ -1,0 +1,3 @@
+//! # paw-policy
+//!
+//! The rules an auditor reads: entitlements, approval quorum, the grant state machine. Pure.

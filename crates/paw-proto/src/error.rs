@@ -1,0 +1,145 @@
+//! The one error shape that crosses HTTP and IPC: `{code, message}`.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+use utoipa::ToSchema;
+
+/// Stable, machine-readable error codes. The UI and API clients branch on these; the message is
+/// for people. Adding a variant is compatible; renaming one is a breaking change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request was malformed: bad JSON, wrong types, unknown or missing fields.
+    BadRequest,
+    /// The request body or a field was larger than the endpoint accepts.
+    PayloadTooLarge,
+    /// The content type of the body is not JSON.
+    UnsupportedMediaType,
+    /// No such route or resource.
+    NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// The server took too long; the request may be retried.
+    Timeout,
+    /// The store the broker depends on is not available.
+    StorageUnavailable,
+    /// A bug or an unexpected condition on the server; details are in the server's log only.
+    Internal,
+    /// A configuration value is invalid; the message names it.
+    InvalidConfig,
+    /// The workstation settings are invalid; the message names the field.
+    InvalidSettings,
+    /// No broker is configured yet.
+    BrokerNotConfigured,
+    /// The broker could not be reached (DNS, refused, timed out).
+    BrokerUnreachable,
+    /// The broker's certificate is not signed by the pinned CA, or TLS failed.
+    BrokerUntrusted,
+    /// The broker answered with something this client does not understand.
+    BrokerProtocol,
+    /// A URL is not one the app is willing to open.
+    UrlRejected,
+}
+
+impl ErrorCode {
+    /// The HTTP status a broker response with this code carries.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::BadRequest | Self::InvalidSettings | Self::UrlRejected => 400,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Timeout => 408,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::StorageUnavailable => 503,
+            Self::BrokerUnreachable | Self::BrokerUntrusted | Self::BrokerProtocol => 502,
+            Self::BrokerNotConfigured => 409,
+            Self::Internal | Self::InvalidConfig => 500,
+        }
+    }
+
+    /// The wire name, as serialised (`bad_request`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Timeout => "timeout",
+            Self::StorageUnavailable => "storage_unavailable",
+            Self::Internal => "internal",
+            Self::InvalidConfig => "invalid_config",
+            Self::InvalidSettings => "invalid_settings",
+            Self::BrokerNotConfigured => "broker_not_configured",
+            Self::BrokerUnreachable => "broker_unreachable",
+            Self::BrokerUntrusted => "broker_untrusted",
+            Self::BrokerProtocol => "broker_protocol",
+            Self::UrlRejected => "url_rejected",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `{code, message}`: the body of every error response and every rejected IPC command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, ToSchema, thiserror::Error)]
+#[serde(deny_unknown_fields)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_matches_serde_name_for_every_code() {
+        let all = [
+            ErrorCode::BadRequest,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::Timeout,
+            ErrorCode::StorageUnavailable,
+            ErrorCode::Internal,
+            ErrorCode::InvalidConfig,
+            ErrorCode::InvalidSettings,
+            ErrorCode::BrokerNotConfigured,
+            ErrorCode::BrokerUnreachable,
+            ErrorCode::BrokerUntrusted,
+            ErrorCode::BrokerProtocol,
+            ErrorCode::UrlRejected,
+        ];
+        for code in all {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert!((400..600).contains(&code.http_status()));
+        }
+    }
+
+    #[test]
+    fn api_error_round_trips_and_rejects_extra_fields() {
+        let e = ApiError::new(ErrorCode::NotFound, "no route");
+        let s = serde_json::to_string(&e).unwrap();
+        assert_eq!(s, r#"{"code":"not_found","message":"no route"}"#);
+        assert_eq!(serde_json::from_str::<ApiError>(&s).unwrap(), e);
+        assert!(serde_json::from_str::<ApiError>(r#"{"code":"not_found","message":"x","y":1}"#).is_err());
+    }
+}

@@ -1,0 +1,150 @@
+//! DTOs exchanged between the Rust core and the web UI over Tauri IPC.
+//!
+//! The UI is untrusted presentation: nothing here may carry a private key, a token, a password,
+//! a PIN or a target credential.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::ApiError;
+
+/// Longest broker URL the settings accept; anything longer is a paste accident or an attack.
+pub const MAX_URL_LEN: usize = 2048;
+/// Longest filesystem path the settings accept.
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// Connection state of the broker as the workstation last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerState {
+    /// No broker URL or CA configured yet.
+    Unconfigured,
+    /// `/healthz` answered over TLS pinned to the configured CA.
+    Connected,
+    /// Network failure: refused, DNS, timeout.
+    Unreachable,
+    /// TLS failed: the broker's certificate does not chain to the pinned CA.
+    Untrusted,
+    /// The broker answered but not as a paw broker should.
+    Incompatible,
+}
+
+/// What the status bar shows about the broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct BrokerStatus {
+    pub state: BrokerState,
+    pub url: Option<String>,
+    /// Broker version when connected.
+    pub version: Option<String>,
+    /// Round-trip time of the last health check.
+    pub latency_ms: Option<u32>,
+    /// Why the broker is not connected, when it is not.
+    pub error: Option<ApiError>,
+}
+
+/// The signed-in user, when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SessionUser {
+    pub name: String,
+    pub roles: Vec<String>,
+}
+
+/// The active grant with the least time left, for the status bar countdown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct GrantSummary {
+    pub id: String,
+    pub target: String,
+    pub role: String,
+    /// Milliseconds left by the broker's clock when this status was taken. The UI counts down
+    /// from here with its own monotonic clock, so a wrong workstation clock cannot extend it.
+    #[ts(type = "number")]
+    pub remaining_ms: i64,
+}
+
+/// Build facts the UI shows so nobody mistakes a debug or demo build for a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct BuildInfo {
+    pub version: String,
+    pub debug: bool,
+}
+
+/// `app_status`: everything the frame and status bar need in one call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AppStatus {
+    pub broker: BrokerStatus,
+    pub user: Option<SessionUser>,
+    pub grant: Option<GrantSummary>,
+    pub build: BuildInfo,
+}
+
+/// `save_settings` input: where the broker is and which CA its certificate must chain to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsInput {
+    /// `https://host[:port]`; plain http is refused.
+    pub broker_url: String,
+    /// Path to the PEM file of the broker's CA. The client trusts this CA alone.
+    pub ca_path: String,
+}
+
+/// The pinned CA as the user should see it to compare with what the broker admin gave them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct CaInfo {
+    pub subject: String,
+    /// SHA-256 of the DER certificate, upper-case hex pairs separated by colons.
+    pub fingerprint_sha256: String,
+    /// RFC 3339.
+    pub not_after: String,
+}
+
+/// `get_settings` / `save_settings` output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SettingsView {
+    pub broker_url: String,
+    pub ca_path: String,
+    pub ca: Option<CaInfo>,
+}
+
+/// The TypeScript declarations of every IPC type, in a stable order. Committed as
+/// `ui/src/lib/ipc/bindings.ts`; regenerate with `cargo xtask bindings`.
+pub fn typescript_bindings() -> String {
+    let decls = [
+        crate::ErrorCode::decl(),
+        ApiError::decl(),
+        BrokerState::decl(),
+        BrokerStatus::decl(),
+        SessionUser::decl(),
+        GrantSummary::decl(),
+        BuildInfo::decl(),
+        AppStatus::decl(),
+        SettingsInput::decl(),
+        CaInfo::decl(),
+        SettingsView::decl(),
+    ];
+    let mut out = String::from(
+        "// Generated from crates/paw-proto by `cargo xtask bindings`. Do not edit by hand:\n\
+         // the test suite fails when this file and the Rust types drift apart.\n\n",
+    );
+    for d in decls {
+        out.push_str("export ");
+        out.push_str(&d);
+        out.push_str("\n\n");
+    }
+    out.truncate(out.trim_end().len());
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bindings_are_exported_and_have_no_bigint() {
+        let b = typescript_bindings();
+        assert!(b.contains("export type AppStatus"));
+        assert!(b.contains("export type ErrorCode"));
+        // i64 becomes bigint by default, which JSON cannot carry.
+        assert!(!b.contains("bigint"), "{b}");
+    }
+}

@@ -1,0 +1,57 @@
+// Generated from crates/paw-proto by `cargo xtask bindings`. Do not edit by hand:
+// the test suite fails when this file and the Rust types drift apart.
+
+export type ErrorCode = "bad_request" | "payload_too_large" | "unsupported_media_type" | "not_found" | "method_not_allowed" | "timeout" | "storage_unavailable" | "internal" | "invalid_config" | "invalid_settings" | "broker_not_configured" | "broker_unreachable" | "broker_untrusted" | "broker_protocol" | "url_rejected";
+
+export type ApiError = { code: ErrorCode, message: string, };
+
+export type BrokerState = "unconfigured" | "connected" | "unreachable" | "untrusted" | "incompatible";
+
+export type BrokerStatus = { state: BrokerState, url: string | null, 
+/**
+ * Broker version when connected.
+ */
+version: string | null, 
+/**
+ * Round-trip time of the last health check.
+ */
+latency_ms: number | null, 
+/**
+ * Why the broker is not connected, when it is not.
+ */
+error: ApiError | null, };
+
+export type SessionUser = { name: string, roles: Array<string>, };
+
+export type GrantSummary = { id: string, target: string, role: string, 
+/**
+ * Milliseconds left by the broker's clock when this status was taken. The UI counts down
+ * from here with its own monotonic clock, so a wrong workstation clock cannot extend it.
+ */
+remaining_ms: number, };
+
+export type BuildInfo = { version: string, debug: boolean, };
+
+export type AppStatus = { broker: BrokerStatus, user: SessionUser | null, grant: GrantSummary | null, build: BuildInfo, };
+
+export type SettingsInput = { 
+/**
+ * `https://host[:port]`; plain http is refused.
+ */
+broker_url: string, 
+/**
+ * Path to the PEM file of the broker's CA. The client trusts this CA alone.
+ */
+ca_path: string, };
+
+export type CaInfo = { subject: string, 
+/**
+ * SHA-256 of the DER certificate, upper-case hex pairs separated by colons.
+ */
+fingerprint_sha256: string, 
+/**
+ * RFC 3339.
+ */
+not_after: string, };
+
+export type SettingsView = { broker_url: string, ca_path: string, ca: CaInfo | null, };
