@@ -1,3 +1,136 @@
 //! # paw-client
 //!
-//! The workstation core: broker client with a pinned CA, settings, the use cases the app runs.
+//! The workstation core. Everything the desktop app does is a use case here, written without
+//! Tauri so that it runs (and is tested) without a desktop: the `paw` shell only adapts these
+//! calls to IPC commands.
+//!
+//! Rules:
+//! - The broker is reached over HTTPS only, trusting exactly the CA the user pinned in the
+//!   settings, never the system store: a compromised public CA must not be able to impersonate
+//!   the broker.
+//! - Nothing returned from here to the UI carries a secret.
+//! - Errors are [`ClientError`], which maps to a `paw_proto::ErrorCode`.
+
+mod broker;
+mod error;
+mod external;
+mod settings;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use paw_proto::ipc::{AppStatus, BrokerState, BrokerStatus, BuildInfo, SettingsInput, SettingsView};
+use tokio::sync::RwLock;
+
+pub use broker::BrokerClient;
+pub use error::ClientError;
+pub use external::validate_external_url;
+pub use settings::{load_ca, Settings, SettingsStore};
+
+/// The app's core state: settings on disk and the broker client built from them.
+pub struct Core {
+    store: SettingsStore,
+    state: RwLock<State>,
+    build: BuildInfo,
+}
+
+struct State {
+    settings: Settings,
+    client: Option<BrokerClient>,
+}
+
+impl Core {
+    /// Opens the core with settings kept in `config_dir` (created if missing).
+    ///
+    /// A settings file that cannot be read or no longer validates (for example its CA file was
+    /// removed) leaves the broker unconfigured rather than refusing to start: the user can fix it
+    /// on the settings page.
+    pub fn open(config_dir: PathBuf, build: BuildInfo) -> Result<Self, ClientError> {
+        let store = SettingsStore::new(config_dir)?;
+        let settings = store.load()?;
+        let client = match &settings {
+            Settings::Configured { broker_url, ca_path } => {
+                match BrokerClient::new(broker_url, &load_ca(ca_path)?.der) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::warn!(code = %e.code(), "stored broker settings are unusable");
+                        None
+                    }
+                }
+            }
+            Settings::Unconfigured => None,
+        };
+        Ok(Self {
+            store,
+            state: RwLock::new(State { settings, client }),
+            build,
+        })
+    }
+
+    /// Everything the frame and status bar show, with a fresh broker health check.
+    pub async fn status(&self) -> AppStatus {
+        let (url, client) = {
+            let st = self.state.read().await;
+            (st.settings.broker_url().map(str::to_owned), st.client.clone())
+        };
+        let broker = match client {
+            None => BrokerStatus {
+                state: BrokerState::Unconfigured,
+                url,
+                version: None,
+                latency_ms: None,
+                error: None,
+            },
+            Some(c) => {
+                let started = Instant::now();
+                match c.health().await {
+                    Ok(h) => BrokerStatus {
+                        state: BrokerState::Connected,
+                        url,
+                        version: Some(h.version),
+                        latency_ms: Some(
+                            u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+                        ),
+                        error: None,
+                    },
+                    Err(e) => BrokerStatus {
+                        state: e.broker_state(),
+                        url,
+                        version: None,
+                        latency_ms: None,
+                        error: Some(e.to_api()),
+                    },
+                }
+            }
+        };
+        AppStatus {
+            broker,
+            // Sign-in and grants arrive with the identity and elevation features.
+            user: None,
+            grant: None,
+            build: self.build.clone(),
+        }
+    }
+
+    pub async fn settings(&self) -> Result<SettingsView, ClientError> {
+        self.state.read().await.settings.view()
+    }
+
+    /// Validates and persists new settings, then switches the broker client over to them.
+    /// Nothing changes (on disk or in memory) unless everything validates.
+    pub async fn save_settings(&self, input: SettingsInput) -> Result<SettingsView, ClientError> {
+        let settings = Settings::validate(input)?;
+        let client = match &settings {
+            Settings::Configured { broker_url, ca_path } => {
+                Some(BrokerClient::new(broker_url, &load_ca(ca_path)?.der)?)
+            }
+            Settings::Unconfigured => None,
+        };
+        let mut st = self.state.write().await;
+        self.store.save(&settings)?;
+        let view = settings.view()?;
+        st.settings = settings;
+        st.client = client;
+        Ok(view)
+    }
+}

@@ -1,0 +1,111 @@
+//! Typed HTTPS client for the broker's API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use paw_proto::http::Health;
+use paw_proto::ApiError;
+use rustls::pki_types::CertificateDer;
+use serde::de::DeserializeOwned;
+
+use crate::ClientError;
+
+/// Bounded so a wedged broker shows as unreachable in the status bar instead of hanging it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A client bound to one broker URL and pinned to one CA. Cheap to clone.
+#[derive(Clone)]
+pub struct BrokerClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl BrokerClient {
+    /// `ca_der` is the only trust anchor: the system's roots are not consulted.
+    pub fn new(base: &str, ca_der: &[u8]) -> Result<Self, ClientError> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(ca_der.to_vec()))
+            .map_err(|e| ClientError::InvalidSettings {
+                field: "ca_path",
+                reason: format!("unusable CA certificate: {e}"),
+            })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| ClientError::Storage(format!("TLS setup: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .https_only(true)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            // The broker never redirects; following one could leak a token to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("paw/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Storage(format!("HTTP client setup: {e}")))?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+        })
+    }
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        let h: Health = self.get("/healthz").await?;
+        if h.status != "ok" {
+            return Err(ClientError::Protocol(format!("health status {:?}", h.status)));
+        }
+        Ok(h)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(classify)?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(classify)?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|e| ClientError::Protocol(format!("GET {path}: {e}")));
+        }
+        match serde_json::from_slice::<ApiError>(&body) {
+            Ok(e) => Err(ClientError::Broker(e)),
+            Err(_) => Err(ClientError::Protocol(format!("GET {path}: HTTP {status}"))),
+        }
+    }
+}
+
+/// Tells a TLS trust failure (wrong CA, wrong name) from a network failure, so the user gets the
+/// right advice: check the pinned CA, or check the network.
+fn classify(e: reqwest::Error) -> ClientError {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = src {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return ClientError::Untrusted(tls.to_string());
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return ClientError::Untrusted(tls.to_string());
+            }
+        }
+        src = s.source();
+    }
+    if e.is_timeout() {
+        return ClientError::Unreachable("timed out".into());
+    }
+    if e.is_connect() {
+        return ClientError::Unreachable("connection failed".into());
+    }
+    if e.is_decode() || e.is_body() {
+        return ClientError::Protocol(e.to_string());
+    }
+    ClientError::Unreachable(e.without_url().to_string())
+}

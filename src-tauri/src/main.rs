@@ -1,0 +1,88 @@
+//! # paw (desktop shell)
+//!
+//! The only crate that depends on Tauri. Its job is wiring: create the one window, hold the
+//! [`paw_client::Core`], and adapt its use cases to IPC commands. No logic lives here that a
+//! test without a desktop could not reach through paw-client.
+//!
+//! Security posture (cases G1–G4): the UI is embedded (no dev-server URL, no listening port),
+//! behind a strict CSP and Tauri's isolation pattern; the window is in exactly one capability that
+//! allows only paw's own commands; it never navigates to another origin — external https links are
+//! handed to the system browser.
+
+// Without this, a release build on Windows opens a console window next to the app.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod command_names;
+mod commands;
+mod navigation;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use paw_client::Core;
+use paw_proto::ipc::BuildInfo;
+use tauri::{Manager, WebviewUrl, WebviewWindowBuilder};
+
+/// Process start, for the "UI ready" log line that the start-up benchmark reads.
+pub(crate) static STARTED: OnceLock<Instant> = OnceLock::new();
+
+fn main() {
+    STARTED.get_or_init(Instant::now);
+    init_logging();
+    if let Err(e) = run() {
+        tracing::error!("paw failed to start: {e}");
+        eprintln!("paw: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PAW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var_os("PAW_LOG_JSON").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run() -> Result<(), String> {
+    tauri::Builder::default()
+        .setup(|app| {
+            // Tests and `cargo xtask run` point this at a throwaway directory so that they never
+            // touch a real user's settings.
+            let dir = match std::env::var_os("PAW_CONFIG_DIR") {
+                Some(d) => PathBuf::from(d),
+                None => app.path().app_config_dir()?,
+            };
+            let core = Core::open(
+                dir,
+                BuildInfo {
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    debug: cfg!(debug_assertions),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            app.manage(core);
+            WebviewWindowBuilder::new(app, "main", WebviewUrl::App("index.html".into()))
+                .title("paw")
+                .inner_size(1200.0, 780.0)
+                .min_inner_size(880.0, 560.0)
+                .on_navigation(navigation::allow)
+                .build()?;
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app_status,
+            commands::get_settings,
+            commands::save_settings,
+            commands::open_external,
+        ])
+        .run(tauri::generate_context!())
+        .map_err(|e| e.to_string())
+}

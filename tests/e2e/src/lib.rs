@@ -1,0 +1,282 @@
+//! Desktop end-to-end harness: a real `pawd`, `tauri-driver` in front of `WebKitWebDriver`, and
+//! the real `paw` binary with its embedded UI. `cargo xtask test` runs this under Xvfb inside a
+//! private D-Bus session; run directly without those, it fails (it never skips).
+//!
+//! Everything runs on loopback with throwaway directories: no real settings, keyring or app data.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+pub fn env_path(name: &str) -> Result<PathBuf> {
+    let p = std::env::var_os(name)
+        .map(PathBuf::from)
+        .with_context(|| format!("{name} is not set: run the desktop tests through `cargo xtask test`"))?;
+    if !p.exists() {
+        bail!("{name}={} does not exist", p.display());
+    }
+    Ok(p)
+}
+
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A child process killed on drop, so a failing test leaves nothing running.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A real broker started from the `pawd` binary in a temporary directory.
+pub struct Broker {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub proc: Proc,
+}
+
+impl Broker {
+    pub fn start() -> Result<Self> {
+        let pawd = env_path("PAW_E2E_PAWD")?;
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("broker");
+        let port = free_port()?;
+        let st = Command::new(&pawd)
+            .arg("init")
+            .arg("--dir")
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .status()?;
+        if !st.success() {
+            bail!("pawd init failed: {st}");
+        }
+        let mut child = Command::new(&pawd)
+            .arg("serve")
+            .arg("--config")
+            .arg(data.join("pawd.toml"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let out = child.stdout.take().context("pawd stdout")?;
+        let proc = Proc(child);
+        let mut lines = BufReader::new(out).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = lines.next().context("pawd exited before listening")??;
+            if line.contains("listening on https://") {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("pawd did not start listening");
+            }
+        }
+        // Keep draining stdout so pawd never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Self {
+            url: format!("https://127.0.0.1:{port}"),
+            dir,
+            proc,
+        })
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("broker/tls/ca.pem")
+    }
+}
+
+/// The app under test, with its own config dir and a fake system browser that records the URLs
+/// the app asks it to open.
+pub struct App {
+    pub client: Client,
+    pub home: tempfile::TempDir,
+    pub driver: Proc,
+}
+
+impl App {
+    pub fn config_dir(&self) -> PathBuf {
+        self.home.path().join("config")
+    }
+
+    pub fn opened_urls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.home.path().join("browser.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Starts the app. `broker` pre-seeds the settings as an admin's onboarding would.
+    pub async fn launch(broker: Option<&Broker>) -> Result<Self> {
+        let app = env_path("PAW_E2E_APP")?;
+        let driver_bin = env_path("PAW_E2E_TAURI_DRIVER")?;
+        let home = tempfile::tempdir()?;
+        let config = home.path().join("config");
+        std::fs::create_dir_all(&config)?;
+        if let Some(b) = broker {
+            std::fs::write(
+                config.join("settings.json"),
+                serde_json::json!({"broker_url": b.url, "ca_path": b.ca_path()}).to_string(),
+            )?;
+        }
+        let browser = home.path().join("browser.sh");
+        std::fs::write(
+            &browser,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
+                home.path().join("browser.log").display()
+            ),
+        )?;
+        make_executable(&browser)?;
+        let port = free_port()?;
+        let native = free_port()?;
+        let driver = Proc(
+            Command::new(driver_bin)
+                .args(["--port", &port.to_string(), "--native-port", &native.to_string()])
+                .env("PAW_CONFIG_DIR", &config)
+                .env("HOME", home.path())
+                .env("XDG_CONFIG_HOME", home.path().join("xdg-config"))
+                .env("XDG_DATA_HOME", home.path().join("xdg-data"))
+                .env("XDG_CACHE_HOME", home.path().join("xdg-cache"))
+                .env("BROWSER", &browser)
+                .env_remove("XDG_CURRENT_DESKTOP")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .context("starting tauri-driver")?,
+        );
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": app }),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(anyhow!("WebDriver session: {e}")),
+            }
+        };
+        Ok(Self {
+            client,
+            home,
+            driver,
+        })
+    }
+
+    pub async fn wait_for(&self, css: &str) -> Result<fantoccini::elements::Element> {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("waiting for {css}"))
+    }
+
+    pub async fn screenshot(&self, name: &str) -> Result<()> {
+        let dir = env_path("PAW_E2E_SCREENSHOTS")?;
+        // Let transitions and the status poll settle so the picture shows a steady state.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let png = self.client.screenshot().await?;
+        if png.len() < 1000 || !png.starts_with(b"\x89PNG") {
+            bail!("screenshot {name} is not a PNG");
+        }
+        std::fs::write(dir.join(format!("{name}.png")), png)?;
+        Ok(())
+    }
+
+    pub async fn close(self) -> Result<()> {
+        self.client.close().await?;
+        Ok(())
+    }
+}
+
+fn make_executable(p: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// Processes whose executable is `exe`, and all their descendants (the WebKit helpers).
+pub fn process_tree_of(exe: &Path) -> Result<Vec<u32>> {
+    let exe = exe.canonicalize()?;
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    let mut roots = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let entry = entry?;
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if std::fs::read_link(entry.path().join("exe")).ok().as_deref() == Some(exe.as_path()) {
+            roots.push(pid);
+        }
+        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
+            // Field 4 (ppid) follows the parenthesised command name, which may contain spaces.
+            if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+                if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+                    parents.push((pid, ppid));
+                }
+            }
+        }
+    }
+    let mut all = roots.clone();
+    let mut i = 0;
+    while i < all.len() {
+        let p = all[i];
+        all.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    Ok(all)
+}
+
+/// Inodes of listening TCP sockets (IPv4 and IPv6) held open by `pid`.
+pub fn listening_sockets(pid: u32) -> Result<Vec<u64>> {
+    let mut listen = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // st == 0A is LISTEN; field 9 is the inode.
+            if f.get(3) == Some(&"0A") {
+                if let Some(ino) = f.get(9).and_then(|i| i.parse::<u64>().ok()) {
+                    listen.push(ino);
+                }
+            }
+        }
+    }
+    let mut held = Vec::new();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Ok(held);
+    };
+    for fd in fds.flatten() {
+        if let Ok(target) = std::fs::read_link(fd.path()) {
+            let t = target.to_string_lossy();
+            if let Some(ino) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
+                if let Ok(ino) = ino.parse::<u64>() {
+                    if listen.contains(&ino) {
+                        held.push(ino);
+                    }
+                }
+            }
+        }
+    }
+    Ok(held)
+}

@@ -1,0 +1,108 @@
+//! # xtask
+//!
+//! The developer entry points, so a fresh machine needs exactly two commands:
+//! - `cargo xtask run`: install what is missing, build, start `pawd` (SQLite) and the app.
+//! - `cargo xtask test`: the whole suite, as CI runs it.
+//!
+//! Also: `cargo xtask bindings` (regenerate the UI's TS types), `cargo xtask bench` (the start-up,
+//! memory, size and broker throughput figures of BENCHMARKS.md).
+//!
+//! System packages are installed with apt-get (as root, or through passwordless sudo); where
+//! neither is possible the exact command is printed and the task stops.
+
+mod bench;
+mod setup;
+mod util;
+
+use anyhow::{bail, Result};
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("xtask: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("run") => run(),
+        Some("test") => test(),
+        Some("bindings") => util::cargo(&["test", "-p", "paw-proto", "--test", "bindings_drift"])
+            .env("PAW_UPDATE_BINDINGS", "1")
+            .status_ok(),
+        Some("bench") => bench::run(&args[1..]),
+        Some("setup") => setup::ensure(setup::Purpose::Test),
+        _ => bail!("usage: cargo xtask run | test | bindings | bench | setup"),
+    }
+}
+
+/// Builds everything once and starts a local broker and the app against it.
+fn run() -> Result<()> {
+    setup::ensure(setup::Purpose::Run)?;
+    util::npm(&["run", "build"]).status_ok()?;
+    util::cargo(&["build", "-p", "paw", "-p", "paw-broker", "--bins"]).status_ok()?;
+    let root = util::root();
+    let dev = root.join(".paw-dev");
+    let broker_dir = dev.join("broker");
+    let pawd = root.join("target/debug/pawd");
+    if !broker_dir.join("pawd.toml").exists() {
+        util::cmd(&pawd)
+            .args(["init", "--dir"])
+            .arg(&broker_dir)
+            .args(["--listen", "127.0.0.1:8443"])
+            .status_ok()?;
+    }
+    let app_cfg = dev.join("app");
+    std::fs::create_dir_all(&app_cfg)?;
+    let settings = app_cfg.join("settings.json");
+    if !settings.exists() {
+        let ca = broker_dir.join("tls/ca.pem");
+        std::fs::write(
+            &settings,
+            serde_json::json!({"broker_url": "https://localhost:8443", "ca_path": ca}).to_string(),
+        )?;
+    }
+    let mut broker = util::cmd(&pawd)
+        .args(["serve", "--config"])
+        .arg(broker_dir.join("pawd.toml"))
+        .spawn()?;
+    println!("pawd is serving https://localhost:8443 (data in {})", broker_dir.display());
+    let app = util::cmd(root.join("target/debug/paw"))
+        .env("PAW_CONFIG_DIR", &app_cfg)
+        .status();
+    broker.kill();
+    app
+}
+
+/// The whole suite, in the order that fails fastest and builds each thing once.
+fn test() -> Result<()> {
+    setup::ensure(setup::Purpose::Test)?;
+    util::cargo(&["fmt", "--all", "--", "--check"]).status_ok()?;
+    util::npm(&["run", "check"]).status_ok()?;
+    util::npm(&["test"]).status_ok()?;
+    // The shell embeds ui/dist at compile time, so the UI is built before any Rust that links it.
+    util::npm(&["run", "build"]).status_ok()?;
+    util::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).status_ok()?;
+    util::cargo(&["test", "--workspace", "--exclude", "paw-e2e"]).status_ok()?;
+    // Same profile and features as the tests above: this build is a no-op re-link at most.
+    util::cargo(&["build", "-p", "paw", "-p", "paw-broker", "--bins"]).status_ok()?;
+    e2e()
+}
+
+/// The desktop end-to-end test: the real app under Xvfb, driven through tauri-driver and
+/// WebKitWebDriver, against a real pawd, inside a private D-Bus session.
+fn e2e() -> Result<()> {
+    let root = util::root();
+    let screenshots = root.join("docs/screenshots");
+    std::fs::create_dir_all(&screenshots)?;
+    util::cmd("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1440x900x24", "dbus-run-session", "--"])
+        .arg(util::cargo_bin())
+        .args(["test", "-p", "paw-e2e", "--", "--test-threads=1", "--nocapture"])
+        .env("PAW_E2E_APP", root.join("target/debug/paw"))
+        .env("PAW_E2E_PAWD", root.join("target/debug/pawd"))
+        .env("PAW_E2E_SCREENSHOTS", &screenshots)
+        .env("PAW_E2E_TAURI_DRIVER", setup::tauri_driver()?)
+        .status_ok()
+}
