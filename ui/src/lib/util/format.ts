@@ -1,0 +1,52 @@
+import type { BrokerState, BrokerStatus, GrantSummary } from '../ipc';
+
+export const BROKER_STATE_LABEL: Record<BrokerState, string> = {
+  unconfigured: 'Not configured',
+  connected: 'Connected',
+  unreachable: 'Unreachable',
+  untrusted: 'Untrusted certificate',
+  incompatible: 'Incompatible broker',
+};
+
+/** "Connected · pawd 0.1.0 · 12 ms"; other states are their label alone. */
+export function brokerSummary(broker: BrokerStatus): string {
+  const parts: string[] = [BROKER_STATE_LABEL[broker.state]];
+  if (broker.state === 'connected') {
+    if (broker.version !== null) parts.push(`pawd ${broker.version}`);
+    if (broker.latency_ms !== null) parts.push(`${Math.round(broker.latency_ms)} ms`);
+  }
+  return parts.join(' · ');
+}
+
+/** 872_000 → "14:32"; 3_723_000 → "1:02:03". Rounds up so "0:00" only shows at zero. */
+export function formatCountdown(ms: number): string {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const ss = String(s).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+export type GrantLevel = 'ok' | 'warning' | 'danger' | 'expired';
+
+export const WARNING_BELOW_MS = 5 * 60_000;
+export const DANGER_BELOW_MS = 60_000;
+
+export function grantLevel(remainingMs: number): GrantLevel {
+  if (remainingMs <= 0) return 'expired';
+  if (remainingMs < DANGER_BELOW_MS) return 'danger';
+  if (remainingMs < WARNING_BELOW_MS) return 'warning';
+  return 'ok';
+}
+
+export function grantLabel(grant: GrantSummary): string {
+  return `${grant.target} as ${grant.role}`;
+}
+
+/** RFC 3339 → a readable local date; the raw value when it does not parse. */
+export function formatDate(rfc3339: string): string {
+  const date = new Date(rfc3339);
+  if (Number.isNaN(date.getTime())) return rfc3339;
+  return date.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+}

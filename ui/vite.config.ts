@@ -1,0 +1,33 @@
+import { svelte } from '@sveltejs/vite-plugin-svelte';
+import { svelteTesting } from '@testing-library/svelte/vite';
+import { defineConfig } from 'vitest/config';
+
+// The desktop shell serves dist/ at the app origin under a strict CSP
+// (`default-src 'self'; script-src 'self'; style-src 'self'`), so the build must emit
+// every script and stylesheet as a file: no inline <script>, no injected <style>.
+export default defineConfig({
+  plugins: [svelte(), svelteTesting()],
+  base: '/',
+  clearScreen: false,
+  server: {
+    port: 1420,
+    strictPort: true,
+  },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'es2022',
+    // The polyfill is bundled code, but keep the output plain and predictable.
+    modulePreload: { polyfill: false },
+    // Never turn small assets into data: URLs (CSP: img-src/font-src fall back to 'self').
+    assetsInlineLimit: 0,
+    cssCodeSplit: false,
+    sourcemap: false,
+  },
+  test: {
+    environment: 'jsdom',
+    include: ['src/**/*.test.ts'],
+    setupFiles: ['src/test/setup.ts'],
+    restoreMocks: true,
+  },
+});
