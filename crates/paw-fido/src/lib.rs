@@ -1,3 +1,35 @@
 //! # paw-fido
 //!
-//! Authenticator side: CTAP2 over USB HID and the insecure virtual key for demos and tests.
+//! The authenticator side of paw: what talks to the security key. The workstation speaks to
+//! the key itself (WebAuthn does not work inside the Linux WebView), so this crate produces the
+//! raw WebAuthn pieces (authenticatorData, signature, COSE public key) that the broker, as the
+//! relying party, checks.
+//!
+//! What is here today: the flag bits of authenticatorData, the crate's error type, and — behind
+//! the `virtual-key` cargo feature, off by default — `VirtualKey`, a software key for demos
+//! and tests. The real path, CTAP2 over USB HID with PIN and touch prompts, comes later and
+//! will sit beside it behind the same shapes.
+//!
+//! Rules this crate keeps:
+//! - **The virtual key is insecure and says so.** Its private key lives in process memory, it
+//!   proves no user presence, and it can be told to lie (`FailureKnobs`). It is compiled only
+//!   with the `virtual-key` feature, so a release build lacks it unless a demo build asks
+//!   (case G5), and anything showing it must show [`VIRTUAL_KEY_LABEL`].
+//! - **No hand-rolled crypto or encoding.** ECDSA P-256 comes from RustCrypto's `p256`, CBOR from
+//!   `ciborium`, randomness from the OS via `rand_core`/`getrandom`.
+//! - **Secrets are redacted and zeroized.** Private key material sits in a type whose `Debug`
+//!   prints `<redacted>` and whose inner key zeroizes on drop.
+//! - **Failures are values.** Randomness, signing and encoding errors come back as [`FidoError`];
+//!   nothing here panics on its own account.
+
+mod error;
+pub mod flags;
+#[cfg(feature = "virtual-key")]
+mod virtual_key;
+
+pub use error::FidoError;
+#[cfg(feature = "virtual-key")]
+pub use virtual_key::{Assertion, FailureKnobs, VirtualKey};
+
+/// Shown wherever the virtual key is offered or in use, so nobody mistakes it for a real one.
+pub const VIRTUAL_KEY_LABEL: &str = "Virtual security key — INSECURE, for demos and tests";
