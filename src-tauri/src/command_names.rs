@@ -1,3 +1,8 @@
 // Shared by build.rs (which declares the commands to Tauri's ACL) and the crate (whose tests check
 // that the one capability allows exactly these). Keep in step with `generate_handler!` in main.rs.
-pub const COMMANDS: &[&str] = &["app_status", "get_settings", "save_settings", "open_external"];
+pub const COMMANDS: &[&str] = &[
+    "app_status",
+    "get_settings",
+    "save_settings",
+    "open_external",
+];

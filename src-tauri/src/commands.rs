@@ -15,7 +15,10 @@ pub async fn app_status(core: State<'_, Core>) -> Result<AppStatus, ApiError> {
     // The UI asks for status right after its first render, so this marks "first paint" for the
     // start-up benchmark.
     if FIRST_STATUS.swap(false, Ordering::Relaxed) {
-        let ms = crate::STARTED.get().map(|s| s.elapsed().as_millis()).unwrap_or(0);
+        let ms = crate::STARTED
+            .get()
+            .map(|s| s.elapsed().as_millis())
+            .unwrap_or(0);
         tracing::info!(since_start_ms = ms, "ui ready");
     }
     Ok(core.status().await)

@@ -12,7 +12,6 @@
 // Without this, a release build on Windows opens a console window next to the app.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
-mod command_names;
 mod commands;
 mod navigation;
 

@@ -44,7 +44,11 @@ mod tests {
 
     #[test]
     fn g3_only_app_origins_are_app_urls() {
-        for ok in ["tauri://localhost/index.html", "http://tauri.localhost/", "isolation://x/"] {
+        for ok in [
+            "tauri://localhost/index.html",
+            "http://tauri.localhost/",
+            "isolation://x/",
+        ] {
             assert!(is_app_url(&Url::parse(ok).unwrap()), "{ok}");
         }
         for bad in [

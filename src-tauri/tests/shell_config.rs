@@ -13,7 +13,9 @@ fn conf() -> Value {
 }
 
 fn csp(c: &Value) -> &serde_json::Map<String, Value> {
-    c["app"]["security"]["csp"].as_object().expect("csp must be set")
+    c["app"]["security"]["csp"]
+        .as_object()
+        .expect("csp must be set")
 }
 
 #[test]
@@ -27,10 +29,19 @@ fn g1_csp_forbids_remote_and_inline_script() {
     assert_eq!(csp["base-uri"], "'none'");
     for (k, v) in csp {
         let v = v.as_str().unwrap();
-        for bad in ["unsafe-inline", "unsafe-eval", "*", "http:", "https:", "data: blob:"] {
+        for bad in [
+            "unsafe-inline",
+            "unsafe-eval",
+            "*",
+            "http:",
+            "https:",
+            "data: blob:",
+        ] {
             let tokens: Vec<&str> = v.split_whitespace().collect();
             assert!(
-                !tokens.iter().any(|t| t.trim_matches('\'') == bad.trim_matches('\'')),
+                !tokens
+                    .iter()
+                    .any(|t| t.trim_matches('\'') == bad.trim_matches('\'')),
                 "{k} allows {bad}"
             );
         }
@@ -38,13 +49,18 @@ fn g1_csp_forbids_remote_and_inline_script() {
     assert_eq!(c["app"]["withGlobalTauri"], false);
     assert_eq!(c["app"]["security"]["freezePrototype"], true);
     assert_eq!(c["app"]["security"]["pattern"]["use"], "isolation");
-    assert!(c["app"]["security"].get("dangerousDisableAssetCspModification").is_none());
+    assert!(c["app"]["security"]
+        .get("dangerousDisableAssetCspModification")
+        .is_none());
 }
 
 #[test]
 fn g2_one_minimal_capability_with_only_app_commands() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("capabilities");
-    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1, "exactly one capability file: {files:?}");
     let cap: Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
     assert_eq!(cap["windows"], serde_json::json!(["main"]));
@@ -58,14 +74,24 @@ fn g2_one_minimal_capability_with_only_app_commands() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p.as_str().expect("permissions are plain identifiers").to_owned())
+        .map(|p| {
+            p.as_str()
+                .expect("permissions are plain identifiers")
+                .to_owned()
+        })
         .collect();
-    assert_eq!(have, want, "the capability must allow exactly paw's commands");
-    assert_eq!(conf()["app"]["security"]["capabilities"], serde_json::json!(["main"]));
+    assert_eq!(
+        have, want,
+        "the capability must allow exactly paw's commands"
+    );
+    assert_eq!(
+        conf()["app"]["security"]["capabilities"],
+        serde_json::json!(["main"])
+    );
 
     // Every declared command is registered, and nothing else is.
-    let main = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs"))
-        .unwrap();
+    let main =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs")).unwrap();
     let start = main.find("generate_handler![").unwrap();
     let end = start + main[start..].find(']').unwrap();
     let registered: Vec<&str> = main[start + "generate_handler![".len()..end]
@@ -79,7 +105,10 @@ fn g2_one_minimal_capability_with_only_app_commands() {
 #[test]
 fn g4_no_dev_server_url_and_embedded_assets() {
     let c = conf();
-    assert!(c["build"].get("devUrl").is_none(), "no dev server URL in the shipped config");
+    assert!(
+        c["build"].get("devUrl").is_none(),
+        "no dev server URL in the shipped config"
+    );
     assert!(c["build"].get("beforeDevCommand").is_none());
     assert_eq!(c["build"]["frontendDist"], "../ui/dist");
     let manifest =

@@ -1,7 +1,144 @@
-//! Bench binary for the figures that need whole processes (see BENCHMARKS.md).
+//! Bench binary for the figures that need whole processes (BENCHMARKS.md):
+//! `cargo xtask bench app` builds the release app and measures cold start to first paint,
+//! resident memory of all its processes when idle, and the size of what ships.
+//! Run it under a display (`xvfb-run -a cargo xtask bench app` on a headless machine).
+//!
+//! Broker throughput lives next to the broker: `cargo bench -p paw-broker --bench healthz`.
 
-use anyhow::{bail, Result};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::util;
+
+const RUNS: usize = 10;
+const IDLE: Duration = Duration::from_secs(10);
 
 pub fn run(args: &[String]) -> Result<()> {
-    bail!("no benchmark named {args:?} yet")
+    match args.first().map(String::as_str) {
+        Some("app") => app(),
+        _ => bail!("usage: cargo xtask bench app"),
+    }
+}
+
+fn app() -> Result<()> {
+    util::npm(&["run", "build"]).status_ok()?;
+    util::cargo(&["build", "--release", "-p", "paw"]).status_ok()?;
+    let bin = util::root().join("target/release/paw");
+    let size = std::fs::metadata(&bin)?.len();
+    let dist = dir_size(&util::root().join("ui/dist"))?;
+
+    let mut starts = Vec::new();
+    let mut rss = Vec::new();
+    for i in 0..RUNS {
+        let home = tempdir()?;
+        let started = Instant::now();
+        let mut child = Command::new(&bin)
+            .env("PAW_CONFIG_DIR", home.join("config"))
+            .env("HOME", &home)
+            .env("PAW_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting the release app")?;
+        let err = child.stderr.take().context("stderr")?;
+        let mut lines = BufReader::new(err).lines();
+        let first_paint = loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("ui ready") => break started.elapsed(),
+                Some(_) => {}
+                None => bail!("the app exited before the UI was ready"),
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        starts.push(first_paint.as_secs_f64() * 1000.0);
+        // Memory is taken once per run, after the UI has idled with its status polling.
+        if i < 3 {
+            std::thread::sleep(IDLE);
+            rss.push(tree_rss_kib(child.id())?);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&home);
+    }
+    starts.sort_by(f64::total_cmp);
+    let median = starts[starts.len() / 2];
+    println!("app cold start to first paint: median {median:.0} ms, min {:.0} ms, max {:.0} ms over {RUNS} runs", starts[0], starts[starts.len() - 1]);
+    for (i, (total, procs)) in rss.iter().enumerate() {
+        println!(
+            "idle resident memory, run {}: {:.1} MiB across {procs} processes",
+            i + 1,
+            *total as f64 / 1024.0
+        );
+    }
+    println!(
+        "release binary (UI embedded): {:.1} MiB; ui/dist: {:.0} KiB",
+        size as f64 / 1048576.0,
+        dist as f64 / 1024.0
+    );
+    Ok(())
+}
+
+fn tempdir() -> Result<std::path::PathBuf> {
+    let d = std::env::temp_dir().join(format!(
+        "paw-bench-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+fn dir_size(p: &Path) -> Result<u64> {
+    let mut total = 0;
+    for e in std::fs::read_dir(p)? {
+        let e = e?;
+        let m = e.metadata()?;
+        total += if m.is_dir() {
+            dir_size(&e.path())?
+        } else {
+            m.len()
+        };
+    }
+    Ok(total)
+}
+
+/// Sum of VmRSS over `pid` and all its descendants (WebKit's web and network processes).
+fn tree_rss_kib(pid: u32) -> Result<(u64, usize)> {
+    let mut children: Vec<(u32, u32)> = Vec::new();
+    for e in std::fs::read_dir("/proc")?.flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) {
+            if let Some((_, rest)) = stat.rsplit_once(')') {
+                if let Some(pp) = rest.split_whitespace().nth(1).and_then(|x| x.parse().ok()) {
+                    children.push((p, pp));
+                }
+            }
+        }
+    }
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let p = all[i];
+        all.extend(children.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    let mut total = 0;
+    for p in &all {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        if let Some(kb) = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            total += kb;
+        }
+    }
+    Ok((total, all.len()))
 }

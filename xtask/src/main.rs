@@ -67,7 +67,10 @@ fn run() -> Result<()> {
         .args(["serve", "--config"])
         .arg(broker_dir.join("pawd.toml"))
         .spawn()?;
-    println!("pawd is serving https://localhost:8443 (data in {})", broker_dir.display());
+    println!(
+        "pawd is serving https://localhost:8443 (data in {})",
+        broker_dir.display()
+    );
     let app = util::cmd(root.join("target/debug/paw"))
         .env("PAW_CONFIG_DIR", &app_cfg)
         .status();
@@ -83,23 +86,36 @@ fn test() -> Result<()> {
     util::npm(&["test"]).status_ok()?;
     // The shell embeds ui/dist at compile time, so the UI is built before any Rust that links it.
     util::npm(&["run", "build"]).status_ok()?;
-    util::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).status_ok()?;
-    util::cargo(&["test", "--workspace", "--exclude", "paw-e2e"]).status_ok()?;
-    // Same profile and features as the tests above: this build is a no-op re-link at most.
-    util::cargo(&["build", "-p", "paw", "-p", "paw-broker", "--bins"]).status_ok()?;
-    e2e()
+    util::cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])
+    .status_ok()?;
+    all_rust_tests()
 }
 
-/// The desktop end-to-end test: the real app under Xvfb, driven through tauri-driver and
-/// WebKitWebDriver, against a real pawd, inside a private D-Bus session.
-fn e2e() -> Result<()> {
+/// Every Rust test in one `cargo test --workspace`, so features unify once and nothing is built
+/// twice. It runs under Xvfb inside a private D-Bus session because the desktop end-to-end tests
+/// (tests/e2e: the real app driven by tauri-driver and WebKitWebDriver, against a real pawd) are
+/// part of it; they find the binaries this same command builds.
+fn all_rust_tests() -> Result<()> {
     let root = util::root();
     let screenshots = root.join("docs/screenshots");
     std::fs::create_dir_all(&screenshots)?;
     util::cmd("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1440x900x24", "dbus-run-session", "--"])
+        .args([
+            "-a",
+            "-s",
+            "-screen 0 1440x900x24",
+            "dbus-run-session",
+            "--",
+        ])
         .arg(util::cargo_bin())
-        .args(["test", "-p", "paw-e2e", "--", "--test-threads=1", "--nocapture"])
+        .args(["test", "--workspace"])
         .env("PAW_E2E_APP", root.join("target/debug/paw"))
         .env("PAW_E2E_PAWD", root.join("target/debug/pawd"))
         .env("PAW_E2E_SCREENSHOTS", &screenshots)

@@ -112,6 +112,8 @@ impl Cmd {
     pub fn spawn(mut self) -> Result<Running> {
         let d = self.describe();
         eprintln!("+ {d} &");
-        Ok(Running(self.0.spawn().with_context(|| format!("starting `{d}`"))?))
+        Ok(Running(
+            self.0.spawn().with_context(|| format!("starting `{d}`"))?,
+        ))
     }
 }

@@ -14,9 +14,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 pub fn env_path(name: &str) -> Result<PathBuf> {
-    let p = std::env::var_os(name)
-        .map(PathBuf::from)
-        .with_context(|| format!("{name} is not set: run the desktop tests through `cargo xtask test`"))?;
+    let p = std::env::var_os(name).map(PathBuf::from).with_context(|| {
+        format!("{name} is not set: run the desktop tests through `cargo xtask test`")
+    })?;
     if !p.exists() {
         bail!("{name}={} does not exist", p.display());
     }
@@ -100,7 +100,12 @@ pub struct App {
     pub client: Client,
     pub home: tempfile::TempDir,
     pub driver: Proc,
+    // One app window at a time: the tests share one X display and the process-tree probes of G4
+    // must not see another test's app. Held until the App is dropped.
+    _serial: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl App {
     pub fn config_dir(&self) -> PathBuf {
@@ -117,6 +122,7 @@ impl App {
 
     /// Starts the app. `broker` pre-seeds the settings as an admin's onboarding would.
     pub async fn launch(broker: Option<&Broker>) -> Result<Self> {
+        let serial = SERIAL.lock().await;
         let app = env_path("PAW_E2E_APP")?;
         let driver_bin = env_path("PAW_E2E_TAURI_DRIVER")?;
         let home = tempfile::tempdir()?;
@@ -141,7 +147,12 @@ impl App {
         let native = free_port()?;
         let driver = Proc(
             Command::new(driver_bin)
-                .args(["--port", &port.to_string(), "--native-port", &native.to_string()])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--native-port",
+                    &native.to_string(),
+                ])
                 .env("PAW_CONFIG_DIR", &config)
                 .env("HOME", home.path())
                 .env("XDG_CONFIG_HOME", home.path().join("xdg-config"))
@@ -179,6 +190,7 @@ impl App {
             client,
             home,
             driver,
+            _serial: serial,
         })
     }
 
@@ -251,7 +263,9 @@ pub fn process_tree_of(exe: &Path) -> Result<Vec<u32>> {
 pub fn listening_sockets(pid: u32) -> Result<Vec<u64>> {
     let mut listen = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
             // st == 0A is LISTEN; field 9 is the inode.
