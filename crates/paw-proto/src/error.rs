@@ -140,6 +140,9 @@ mod tests {
         let s = serde_json::to_string(&e).unwrap();
         assert_eq!(s, r#"{"code":"not_found","message":"no route"}"#);
         assert_eq!(serde_json::from_str::<ApiError>(&s).unwrap(), e);
-        assert!(serde_json::from_str::<ApiError>(r#"{"code":"not_found","message":"x","y":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<ApiError>(r#"{"code":"not_found","message":"x","y":1}"#)
+                .is_err()
+        );
     }
 }

@@ -1,0 +1,321 @@
+//! `pawd init` and `pawd check`: make a broker directory, and validate one.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use paw_proto::http::DatabaseKind;
+use time::OffsetDateTime;
+
+use crate::config::{Config, DatabaseUrl, CONFIG_FILE_NAME};
+use crate::db::{Create, Db, META_INSTANCE_ID};
+use crate::error::{BrokerError, Result};
+use crate::tls;
+
+/// Paths `pawd init` writes, relative to its directory.
+pub const CA_CERT_FILE: &str = "tls/ca.pem";
+pub const SERVER_CERT_FILE: &str = "tls/server.pem";
+pub const SERVER_KEY_FILE: &str = "tls/server.key";
+/// The default SQLite file.
+pub const SQLITE_FILE: &str = "pawd.db";
+
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub dir: PathBuf,
+    pub listen: SocketAddr,
+    /// `None`: SQLite at `DIR/pawd.db`.
+    pub database_url: Option<DatabaseUrl>,
+    /// Name clients use to reach the broker; goes into the server certificate.
+    pub hostname: String,
+    /// Overwrite an existing config and TLS files.
+    pub force: bool,
+}
+
+/// What `pawd init` made.
+#[derive(Debug, Clone)]
+pub struct InitReport {
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    pub ca_cert_path: PathBuf,
+    /// SHA-256 of the CA certificate, `AB:CD:…`.
+    pub ca_fingerprint: String,
+    pub server_cert_path: PathBuf,
+    pub server_key_path: PathBuf,
+    pub server_names: Vec<String>,
+    pub database_url: DatabaseUrl,
+    pub database_kind: DatabaseKind,
+    pub instance_id: String,
+    /// False when the database already had an instance id (re-init with `--force`).
+    pub instance_id_created: bool,
+}
+
+impl std::fmt::Display for InitReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "created {}", self.config_path.display())?;
+        writeln!(
+            f,
+            "created {} (development CA; its private key was discarded after signing)",
+            self.ca_cert_path.display()
+        )?;
+        writeln!(f, "  CA SHA-256 fingerprint: {}", self.ca_fingerprint)?;
+        writeln!(
+            f,
+            "created {} and {} (names: {})",
+            self.server_cert_path.display(),
+            self.server_key_path.display(),
+            self.server_names.join(", ")
+        )?;
+        writeln!(
+            f,
+            "database {} ({}): migrations applied",
+            self.database_url,
+            kind_name(self.database_kind)
+        )?;
+        let id_note = if self.instance_id_created {
+            "new"
+        } else {
+            "kept from the existing database"
+        };
+        write!(f, "instance id {} ({id_note})", self.instance_id)
+    }
+}
+
+/// Creates the broker directory: config, development CA + server certificate, database.
+/// Refuses to overwrite existing files unless `force`.
+pub async fn init(opts: &InitOptions) -> Result<InitReport> {
+    tls::validate_hostname(&opts.hostname)?;
+    if let Some(url) = &opts.database_url {
+        url.kind()?;
+    }
+    if !opts.dir.exists() {
+        // 0700: the directory holds the server key and, with SQLite, the whole database.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&opts.dir)
+            .map_err(|e| BrokerError::io(format!("cannot create {}", opts.dir.display()), e))?;
+    }
+    let dir = opts
+        .dir
+        .canonicalize()
+        .map_err(|e| BrokerError::io(format!("cannot resolve {}", opts.dir.display()), e))?;
+    let config_path = dir.join(CONFIG_FILE_NAME);
+    let ca_cert_path = dir.join(CA_CERT_FILE);
+    let server_cert_path = dir.join(SERVER_CERT_FILE);
+    let server_key_path = dir.join(SERVER_KEY_FILE);
+    if !opts.force {
+        for path in [
+            &config_path,
+            &ca_cert_path,
+            &server_cert_path,
+            &server_key_path,
+        ] {
+            if path.exists() {
+                return Err(BrokerError::AlreadyInitialized(format!(
+                    "{} already exists; pass --force to overwrite it",
+                    path.display()
+                )));
+            }
+        }
+    }
+
+    let database_url = match &opts.database_url {
+        Some(url) => url.clone(),
+        None => {
+            let db_path = dir.join(SQLITE_FILE);
+            let db_path = db_path.to_str().ok_or_else(|| {
+                BrokerError::Config(format!("{} is not valid UTF-8", db_path.display()))
+            })?;
+            if db_path.contains(['?', '#', '%']) {
+                return Err(BrokerError::Config(format!(
+                    "{db_path}: a directory whose path contains '?', '#' or '%' cannot hold \
+                     the SQLite database; pass --database-url"
+                )));
+            }
+            DatabaseUrl::new(format!("sqlite://{db_path}?mode=rwc"))
+        }
+    };
+    let database_kind = database_url.kind()?;
+
+    // The database first: if it is unreachable, nothing is written and a retry needs no --force.
+    let db = Db::connect(&database_url, Create::IfMissing).await?;
+    db.migrate().await?;
+    let (instance_id, instance_id_created) = db.ensure_instance_id().await?;
+    db.close().await;
+
+    let pki = tls::generate_dev_pki(&opts.hostname, OffsetDateTime::now_utc())?;
+    let tls_dir = dir.join("tls");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&tls_dir)
+        .map_err(|e| BrokerError::io(format!("cannot create {}", tls_dir.display()), e))?;
+    write_file(&ca_cert_path, &pki.ca_cert_pem, 0o644, opts.force)?;
+    write_file(&server_cert_path, &pki.server_cert_pem, 0o600, opts.force)?;
+    write_file(&server_key_path, &pki.server_key_pem, 0o600, opts.force)?;
+    write_file(
+        &config_path,
+        &config_text(opts.listen, &database_url),
+        0o600,
+        opts.force,
+    )?;
+
+    // What we wrote must load: this catches a template bug before the operator does.
+    Config::load_with_env(&config_path, Vec::new())?;
+
+    Ok(InitReport {
+        dir,
+        config_path,
+        ca_cert_path,
+        ca_fingerprint: tls::fingerprint_sha256(&pki.ca_cert_der),
+        server_cert_path,
+        server_key_path,
+        server_names: pki.server_names,
+        database_url,
+        database_kind,
+        instance_id,
+        instance_id_created,
+    })
+}
+
+/// The wire name (`sqlite`, `postgres`), as `/healthz` reports it.
+pub fn kind_name(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Sqlite => "sqlite",
+        DatabaseKind::Postgres => "postgres",
+    }
+}
+
+fn write_file(path: &Path, contents: &str, mode: u32, overwrite: bool) -> Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).mode(mode);
+    if overwrite {
+        options.create(true).truncate(true);
+    } else {
+        // create_new: never follow or clobber something that appeared since the check.
+        options.create_new(true);
+    }
+    let ctx = |e| BrokerError::io(format!("cannot write {}", path.display()), e);
+    let mut file = options.open(path).map_err(ctx)?;
+    // `mode` applies only at creation; an overwritten file keeps its old bits otherwise.
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(ctx)?;
+    file.write_all(contents.as_bytes()).map_err(ctx)?;
+    file.sync_all().map_err(ctx)
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+fn config_text(listen: SocketAddr, database_url: &DatabaseUrl) -> String {
+    format!(
+        "# pawd configuration, written by `pawd init`. Unknown keys are rejected;\n\
+         # validate changes with `pawd check --config <this file>`.\n\
+         # Environment overrides: PAWD_LISTEN, PAWD_DATABASE_URL, PAWD_TLS_CERT, PAWD_TLS_KEY,\n\
+         # PAWD_LOG_FORMAT, PAWD_LOG_LEVEL.\n\
+         listen = {listen}\n\
+         database_url = {db}\n\
+         \n\
+         [tls]\n\
+         # Relative paths are resolved against this file's directory.\n\
+         cert = {cert}\n\
+         key = {key}\n\
+         \n\
+         [log]\n\
+         format = \"human\" # or \"json\"\n\
+         level = \"info\"\n\
+         \n\
+         [limits]\n\
+         max_body_bytes = 65536\n\
+         request_timeout_secs = 30\n",
+        listen = toml_string(&listen.to_string()),
+        db = toml_string(database_url.expose()),
+        cert = toml_string(SERVER_CERT_FILE),
+        key = toml_string(SERVER_KEY_FILE),
+    )
+}
+
+/// What `pawd check` found.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    pub config_path: PathBuf,
+    pub listen: SocketAddr,
+    pub database_url: DatabaseUrl,
+    pub database_kind: DatabaseKind,
+    pub cert: tls::CertSummary,
+    pub instance_id: Option<String>,
+}
+
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "ok: {}", self.config_path.display())?;
+        writeln!(f, "  listen      {}", self.listen)?;
+        writeln!(
+            f,
+            "  database    {} ({}), reachable, migrations applied",
+            self.database_url,
+            kind_name(self.database_kind)
+        )?;
+        writeln!(
+            f,
+            "  certificate {} for {}, valid until {}; key matches",
+            self.cert.subject,
+            self.cert.names.join(", "),
+            self.cert
+                .not_after
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| self.cert.not_after.to_string())
+        )?;
+        write!(
+            f,
+            "  instance id {}",
+            self.instance_id.as_deref().unwrap_or("(not yet created)")
+        )
+    }
+}
+
+/// Validates a config: it parses, its files exist and form a TLS identity, the database is
+/// reachable and fully migrated. Reads the process's `PAWD_*` variables like `serve` does.
+pub async fn check(config_path: &Path) -> Result<CheckReport> {
+    let config = Config::load(config_path)?;
+    check_config(config_path, &config).await
+}
+
+/// [`check`] for an already loaded config.
+pub async fn check_config(config_path: &Path, config: &Config) -> Result<CheckReport> {
+    for path in [&config.tls.cert, &config.tls.key] {
+        std::fs::File::open(path)
+            .map_err(|e| BrokerError::Tls(format!("cannot read {}: {e}", path.display())))?;
+    }
+    tls::server_config(&config.tls.cert, &config.tls.key)?;
+    let cert = tls::check_leaf(&config.tls.cert, OffsetDateTime::now_utc())?;
+
+    let db = Db::connect(&config.database_url, Create::Never).await?;
+    let outcome = async {
+        db.ping().await?;
+        let pending = db.pending_migrations().await?;
+        if !pending.is_empty() {
+            return Err(BrokerError::Migration(format!(
+                "{} migration(s) not applied to {}; run `pawd init` or `pawd serve`",
+                pending.len(),
+                config.database_url
+            )));
+        }
+        db.get_meta(META_INSTANCE_ID).await
+    }
+    .await;
+    db.close().await;
+    let instance_id = outcome?;
+
+    Ok(CheckReport {
+        config_path: config_path.to_path_buf(),
+        listen: config.listen,
+        database_url: config.database_url.clone(),
+        database_kind: config.database_url.kind()?,
+        cert,
+        instance_id,
+    })
+}

@@ -1,0 +1,143 @@
+//! `pawd`: the CLI over the `paw_broker` library. Errors print as `code: message` on stderr
+//! with a non-zero exit, so scripts can branch on the code.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use paw_broker::config::{DatabaseUrl, LogFormat};
+use paw_broker::init::{self, InitOptions};
+use paw_broker::{telemetry, BoundServer, BrokerError, Config};
+
+#[derive(Debug, Parser)]
+#[command(name = "pawd", version, about = "The paw broker server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a broker directory: config, development CA, server certificate, database.
+    Init {
+        /// Directory to create (or fill).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address `pawd serve` will listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// sqlite:… or postgres://…; default: SQLite in DIR/pawd.db. Prefer the environment
+        /// variable for a URL with a password: argv is visible to every local user.
+        #[arg(long, env = "PAWD_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// Name workstations use to reach the broker; put in the server certificate.
+        #[arg(long, default_value = "localhost")]
+        hostname: String,
+        /// Overwrite an existing config and TLS files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate a config: files, certificate and key, database reachable and migrated.
+    Check {
+        #[arg(long, env = "PAWD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Serve the broker API over HTTPS until SIGINT or SIGTERM.
+    Serve {
+        #[arg(long, env = "PAWD_CONFIG")]
+        config: PathBuf,
+        /// Log as JSON lines (overrides the config).
+        #[arg(long)]
+        json_logs: bool,
+    },
+    /// Print the OpenAPI document (JSON) to stdout.
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    paw_broker::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&BrokerError::io("cannot start the async runtime", e)),
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &BrokerError) -> ExitCode {
+    eprintln!("{}: {e}", e.code());
+    ExitCode::FAILURE
+}
+
+async fn run(command: Command) -> Result<(), BrokerError> {
+    paw_broker::config::check_env_names()?;
+    match command {
+        Command::Init {
+            dir,
+            listen,
+            database_url,
+            hostname,
+            force,
+        } => {
+            let report = init::init(&InitOptions {
+                dir,
+                listen,
+                database_url: database_url.map(DatabaseUrl::new),
+                hostname,
+                force,
+            })
+            .await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Check { config } => {
+            let report = init::check(&config).await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Serve { config, json_logs } => {
+            let config = Config::load(&config)?;
+            let format = if json_logs {
+                LogFormat::Json
+            } else {
+                config.log.format
+            };
+            telemetry::init(format, &config.log.level)?;
+            let server = BoundServer::bind(&config).await?;
+            // Tests and scripts parse this exact line for the real port.
+            println!("listening on https://{}", server.local_addr());
+            server.run(shutdown_signal()).await
+        }
+        Command::Openapi => {
+            let doc = paw_broker::api::openapi();
+            let json = serde_json::to_string_pretty(&doc)
+                .map_err(|e| BrokerError::Internal(format!("openapi: {e}")))?;
+            println!("{json}");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

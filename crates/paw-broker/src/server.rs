@@ -1,0 +1,107 @@
+//! Running the broker: bind, then serve until a shutdown future resolves.
+//!
+//! Binding and serving are separate steps so callers (the CLI, tests, benches) learn the real
+//! address, port 0 included, before the first request.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
+use paw_proto::http::DatabaseKind;
+
+use crate::api::{self, AppState, SystemClock};
+use crate::config::Config;
+use crate::db::{Create, Db};
+use crate::error::{BrokerError, Result};
+
+/// How long in-flight requests get to finish after shutdown is requested.
+const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
+
+/// A broker that holds its socket, database and TLS identity and has not served yet.
+pub struct BoundServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+    db: Db,
+    instance_id: String,
+}
+
+impl BoundServer {
+    /// Loads the TLS identity, connects to the database, applies migrations, ensures the
+    /// instance id and binds the listen address. Nothing is served yet.
+    pub async fn bind(config: &Config) -> Result<Self> {
+        let tls = crate::tls::server_config(&config.tls.cert, &config.tls.key)?;
+        let db = Db::connect(&config.database_url, Create::IfMissing).await?;
+        db.migrate().await?;
+        let (instance_id, _) = db.ensure_instance_id().await?;
+        let state = AppState {
+            db: db.clone(),
+            instance_id: Arc::from(instance_id.as_str()),
+            clock: Arc::new(SystemClock),
+        };
+        let app = api::router(state, &config.limits);
+        let listener = TcpListener::bind(config.listen)
+            .map_err(|e| BrokerError::io(format!("cannot listen on {}", config.listen), e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| BrokerError::io("set_nonblocking", e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| BrokerError::io("local_addr", e))?;
+        Ok(Self {
+            listener,
+            local_addr,
+            app,
+            tls,
+            db,
+            instance_id,
+        })
+    }
+
+    /// The bound address, with the real port when the config said port 0.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn database_kind(&self) -> DatabaseKind {
+        self.db.kind()
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// Serves HTTPS until `shutdown` resolves, then lets in-flight requests finish (bounded)
+    /// and closes the database pool.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let handle = axum_server::Handle::new();
+        let trigger = handle.clone();
+        let watcher = tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested");
+            trigger.graceful_shutdown(Some(GRACEFUL_SHUTDOWN));
+        });
+        tracing::info!(addr = %self.local_addr, database = ?self.db.kind(), "serving");
+        let result =
+            axum_server::from_tcp_rustls(self.listener, RustlsConfig::from_config(self.tls))
+                .handle(handle)
+                .serve(self.app.into_make_service())
+                .await;
+        watcher.abort();
+        self.db.close().await;
+        result.map_err(|e| BrokerError::io("server failed", e))
+    }
+}
+
+/// Binds and serves `config` until `shutdown` resolves. Use [`BoundServer::bind`] instead when
+/// the caller needs the bound address first.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    BoundServer::bind(&config).await?.run(shutdown).await
+}
