@@ -5,11 +5,12 @@ use tauri::Url;
 
 /// Origins that serve the embedded UI (and the isolation frame) on each platform.
 fn is_app_url(u: &Url) -> bool {
-    match (u.scheme(), u.host_str()) {
-        ("tauri", Some("localhost")) | ("isolation", _) => true,
-        ("http" | "https", Some("tauri.localhost")) => true,
-        _ => false,
-    }
+    matches!(
+        (u.scheme(), u.host_str()),
+        ("tauri", Some("localhost"))
+            | ("isolation", _)
+            | ("http" | "https", Some("tauri.localhost"))
+    )
 }
 
 /// Navigation policy for the main window: stay on the app; an external https link goes to the

@@ -63,7 +63,7 @@ fn run() -> Result<()> {
             serde_json::json!({"broker_url": "https://localhost:8443", "ca_path": ca}).to_string(),
         )?;
     }
-    let mut broker = util::cmd(&pawd)
+    let broker = util::cmd(&pawd)
         .args(["serve", "--config"])
         .arg(broker_dir.join("pawd.toml"))
         .spawn()?;
@@ -73,7 +73,7 @@ fn run() -> Result<()> {
     );
     let app = util::cmd(root.join("target/debug/paw"))
         .env("PAW_CONFIG_DIR", &app_cfg)
-        .status();
+        .status_ok();
     broker.kill();
     app
 }

@@ -65,10 +65,6 @@ impl Cmd {
         self.0.env(k, v);
         self
     }
-    pub fn current_dir(mut self, d: impl AsRef<Path>) -> Self {
-        self.0.current_dir(d);
-        self
-    }
     fn describe(&self) -> String {
         let mut s = self.0.get_program().to_string_lossy().into_owned();
         for a in self.0.get_args() {
@@ -85,9 +81,6 @@ impl Cmd {
             bail!("`{d}` failed ({st})");
         }
         Ok(())
-    }
-    pub fn status(self) -> Result<()> {
-        self.status_ok()
     }
     pub fn output_ok(mut self) -> Result<String> {
         let d = self.describe();

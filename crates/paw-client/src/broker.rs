@@ -56,14 +56,18 @@ impl BrokerClient {
     }
 
     pub async fn health(&self) -> Result<Health, ClientError> {
-        let h: Health = self.get("/healthz").await?;
+        let h: Health = self.get_json("/healthz").await?;
         if h.status != "ok" {
-            return Err(ClientError::Protocol(format!("health status {:?}", h.status)));
+            return Err(ClientError::Protocol(format!(
+                "health status {:?}",
+                h.status
+            )));
         }
         Ok(h)
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    /// GET a broker path and decode its JSON; a broker error body becomes [`ClientError::Broker`].
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let resp = self
             .http
             .get(format!("{}{path}", self.base))

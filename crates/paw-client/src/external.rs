@@ -8,7 +8,11 @@ use crate::ClientError;
 /// Accepts only absolute `https` URLs with a host and no credentials. Anything else (file:,
 /// javascript:, custom schemes that could launch local handlers) is refused.
 pub fn validate_external_url(raw: &str) -> Result<url::Url, ClientError> {
-    let reject = |why: &str| Err(ClientError::UrlRejected(format!("refusing to open URL: {why}")));
+    let reject = |why: &str| {
+        Err(ClientError::UrlRejected(format!(
+            "refusing to open URL: {why}"
+        )))
+    };
     if raw.len() > MAX_URL_LEN {
         return reject("too long");
     }
@@ -50,6 +54,8 @@ mod tests {
             let e = validate_external_url(bad).unwrap_err();
             assert_eq!(e.code(), paw_proto::ErrorCode::UrlRejected, "{bad}");
         }
-        assert!(validate_external_url(&format!("https://e.com/{}", "a".repeat(MAX_URL_LEN))).is_err());
+        assert!(
+            validate_external_url(&format!("https://e.com/{}", "a".repeat(MAX_URL_LEN))).is_err()
+        );
     }
 }

@@ -19,7 +19,9 @@ mod settings;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use paw_proto::ipc::{AppStatus, BrokerState, BrokerStatus, BuildInfo, SettingsInput, SettingsView};
+use paw_proto::ipc::{
+    AppStatus, BrokerState, BrokerStatus, BuildInfo, SettingsInput, SettingsView,
+};
 use tokio::sync::RwLock;
 
 pub use broker::BrokerClient;
@@ -49,15 +51,16 @@ impl Core {
         let store = SettingsStore::new(config_dir)?;
         let settings = store.load()?;
         let client = match &settings {
-            Settings::Configured { broker_url, ca_path } => {
-                match BrokerClient::new(broker_url, &load_ca(ca_path)?.der) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        tracing::warn!(code = %e.code(), "stored broker settings are unusable");
-                        None
-                    }
+            Settings::Configured {
+                broker_url,
+                ca_path,
+            } => match BrokerClient::new(broker_url, &load_ca(ca_path)?.der) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(code = %e.code(), "stored broker settings are unusable");
+                    None
                 }
-            }
+            },
             Settings::Unconfigured => None,
         };
         Ok(Self {
@@ -71,7 +74,10 @@ impl Core {
     pub async fn status(&self) -> AppStatus {
         let (url, client) = {
             let st = self.state.read().await;
-            (st.settings.broker_url().map(str::to_owned), st.client.clone())
+            (
+                st.settings.broker_url().map(str::to_owned),
+                st.client.clone(),
+            )
         };
         let broker = match client {
             None => BrokerStatus {
@@ -121,9 +127,10 @@ impl Core {
     pub async fn save_settings(&self, input: SettingsInput) -> Result<SettingsView, ClientError> {
         let settings = Settings::validate(input)?;
         let client = match &settings {
-            Settings::Configured { broker_url, ca_path } => {
-                Some(BrokerClient::new(broker_url, &load_ca(ca_path)?.der)?)
-            }
+            Settings::Configured {
+                broker_url,
+                ca_path,
+            } => Some(BrokerClient::new(broker_url, &load_ca(ca_path)?.der)?),
             Settings::Unconfigured => None,
         };
         let mut st = self.state.write().await;

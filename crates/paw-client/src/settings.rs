@@ -19,7 +19,10 @@ const MAX_CA_FILE: u64 = 256 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settings {
     Unconfigured,
-    Configured { broker_url: String, ca_path: PathBuf },
+    Configured {
+        broker_url: String,
+        ca_path: PathBuf,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -46,7 +49,10 @@ impl Settings {
         }
         let broker_url = validate_broker_url(url)?;
         if ca.is_empty() {
-            return Err(invalid("ca_path", "the broker's CA certificate is required"));
+            return Err(invalid(
+                "ca_path",
+                "the broker's CA certificate is required",
+            ));
         }
         if ca.len() > MAX_PATH_LEN || ca.chars().any(char::is_control) {
             return Err(invalid("ca_path", "not a usable file path"));
@@ -97,16 +103,25 @@ fn validate_broker_url(raw: &str) -> Result<String, ClientError> {
     }
     let u = url::Url::parse(raw).map_err(|e| invalid("broker_url", format!("not a URL: {e}")))?;
     if u.scheme() != "https" {
-        return Err(invalid("broker_url", "the broker is reached over https:// only"));
+        return Err(invalid(
+            "broker_url",
+            "the broker is reached over https:// only",
+        ));
     }
     let Some(host) = u.host_str().filter(|h| !h.is_empty()) else {
         return Err(invalid("broker_url", "a host is required"));
     };
     if !u.username().is_empty() || u.password().is_some() {
-        return Err(invalid("broker_url", "credentials do not belong in the URL"));
+        return Err(invalid(
+            "broker_url",
+            "credentials do not belong in the URL",
+        ));
     }
     if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
-        return Err(invalid("broker_url", "give only https://host[:port], without a path"));
+        return Err(invalid(
+            "broker_url",
+            "give only https://host[:port], without a path",
+        ));
     }
     Ok(match u.port() {
         Some(p) => format!("https://{host}:{p}"),
@@ -142,7 +157,10 @@ pub fn load_ca(path: &Path) -> Result<LoadedCa, ClientError> {
     let (_, parsed) = x509_parser::parse_x509_certificate(&der)
         .map_err(|_| invalid("ca_path", "the certificate does not parse"))?;
     if !parsed.is_ca() {
-        return Err(invalid("ca_path", "this certificate is not a CA certificate"));
+        return Err(invalid(
+            "ca_path",
+            "this certificate is not a CA certificate",
+        ));
     }
     let not_after = parsed
         .validity()
@@ -183,8 +201,15 @@ impl SettingsStore {
         let path = self.dir.join(FILE);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::Unconfigured),
-            Err(e) => return Err(ClientError::Storage(format!("read {}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Settings::Unconfigured)
+            }
+            Err(e) => {
+                return Err(ClientError::Storage(format!(
+                    "read {}: {e}",
+                    path.display()
+                )))
+            }
         };
         let Ok(d) = serde_json::from_slice::<OnDisk>(&bytes) else {
             // A corrupt file must not brick the app; the user re-enters two values.
@@ -242,7 +267,13 @@ pub(crate) mod tests {
         let cert = params.self_signed(&key).unwrap();
         let path = dir.join("ca.pem");
         std::fs::write(&path, cert.pem()).unwrap();
-        (path, rcgen::CertifiedKey { cert, key_pair: key })
+        (
+            path,
+            rcgen::CertifiedKey {
+                cert,
+                key_pair: key,
+            },
+        )
     }
 
     fn input(url: &str, ca: &Path) -> SettingsInput {
@@ -281,12 +312,17 @@ pub(crate) mod tests {
         assert_eq!(info.fingerprint_sha256.len(), 32 * 3 - 1);
 
         let leaf_params = rcgen::CertificateParams::new(vec!["leaf".into()]).unwrap();
-        let leaf = leaf_params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap();
+        let leaf = leaf_params
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
         let leaf_path = d.path().join("leaf.pem");
         std::fs::write(&leaf_path, leaf.pem()).unwrap();
         let two = d.path().join("two.pem");
-        std::fs::write(&two, format!("{}{}", std::fs::read_to_string(&ca).unwrap(), leaf.pem()))
-            .unwrap();
+        std::fs::write(
+            &two,
+            format!("{}{}", std::fs::read_to_string(&ca).unwrap(), leaf.pem()),
+        )
+        .unwrap();
         let junk = d.path().join("junk.pem");
         std::fs::write(&junk, "hello").unwrap();
         for (bad, why) in [

@@ -232,7 +232,10 @@ async fn g3_external_navigation_stays_in_app_and_opens_system_browser() {
             .any(|u| u.starts_with("https://example.com/paw")),
         "{opened:?}"
     );
-    assert_eq!(origin(&app.client.current_url().await.unwrap()), origin(&here));
+    assert_eq!(
+        origin(&app.client.current_url().await.unwrap()),
+        origin(&here)
+    );
     app.close().await.unwrap();
 }
 
