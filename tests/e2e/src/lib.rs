@@ -64,6 +64,7 @@ impl Broker {
             .arg("serve")
             .arg("--config")
             .arg(data.join("pawd.toml"))
+            .env("PAWD_LOG_LEVEL", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
@@ -127,7 +128,9 @@ impl App {
         let driver_bin = env_path("PAW_E2E_TAURI_DRIVER")?;
         let home = tempfile::tempdir()?;
         let config = home.path().join("config");
-        std::fs::create_dir_all(&config)?;
+        for d in ["config", "xdg-config", "xdg-data", "xdg-cache"] {
+            std::fs::create_dir_all(home.path().join(d))?;
+        }
         if let Some(b) = broker {
             std::fs::write(
                 config.join("settings.json"),
@@ -221,25 +224,77 @@ impl App {
     }
 }
 
+/// The app started directly (no WebDriver), once its UI has rendered and asked for status.
+pub struct PlainApp {
+    proc: Proc,
+    _home: tempfile::TempDir,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl PlainApp {
+    pub fn pid(&self) -> u32 {
+        self.proc.0.id()
+    }
+}
+
+impl App {
+    pub async fn launch_plain(broker: &Broker) -> Result<PlainApp> {
+        let serial = SERIAL.lock().await;
+        let home = tempfile::tempdir()?;
+        let config = home.path().join("config");
+        std::fs::create_dir_all(&config)?;
+        std::fs::write(
+            config.join("settings.json"),
+            serde_json::json!({"broker_url": broker.url, "ca_path": broker.ca_path()}).to_string(),
+        )?;
+        let mut child = Command::new(env_path("PAW_E2E_APP")?)
+            .env("PAW_CONFIG_DIR", &config)
+            .env("HOME", home.path())
+            .env("PAW_LOG", "info")
+            .env_remove("WEBKIT_INSPECTOR_SERVER")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let err = child.stderr.take().context("app stderr")?;
+        let proc = Proc(child);
+        let ready = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(err).lines();
+            for line in lines.by_ref() {
+                if line.map(|l| l.contains("ui ready")).unwrap_or(false) {
+                    std::thread::spawn(move || for _ in lines {});
+                    return true;
+                }
+            }
+            false
+        });
+        match tokio::time::timeout(Duration::from_secs(30), ready).await {
+            Ok(Ok(true)) => {}
+            _ => bail!("the app did not render its UI"),
+        }
+        // Give the first broker round trip time to finish, as a user would see it.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(PlainApp {
+            proc,
+            _home: home,
+            _serial: serial,
+        })
+    }
+}
+
 fn make_executable(p: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))?;
     Ok(())
 }
 
-/// Processes whose executable is `exe`, and all their descendants (the WebKit helpers).
-pub fn process_tree_of(exe: &Path) -> Result<Vec<u32>> {
-    let exe = exe.canonicalize()?;
+/// `root` and all its descendants (the WebKit web and network processes).
+pub fn process_tree_of(root: u32) -> Result<Vec<u32>> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
-    let mut roots = Vec::new();
     for entry in std::fs::read_dir("/proc")? {
         let entry = entry?;
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        if std::fs::read_link(entry.path().join("exe")).ok().as_deref() == Some(exe.as_path()) {
-            roots.push(pid);
-        }
         if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
             // Field 4 (ppid) follows the parenthesised command name, which may contain spaces.
             if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
@@ -249,7 +304,7 @@ pub fn process_tree_of(exe: &Path) -> Result<Vec<u32>> {
             }
         }
     }
-    let mut all = roots.clone();
+    let mut all = vec![root];
     let mut i = 0;
     while i < all.len() {
         let p = all[i];

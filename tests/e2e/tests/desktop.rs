@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use fantoccini::Locator;
-use paw_e2e::{env_path, listening_sockets, process_tree_of, App, Broker};
+use paw_e2e::{listening_sockets, process_tree_of, App, Broker};
 use serde_json::json;
 
 const AREAS: &[&str] = &[
@@ -239,24 +239,16 @@ async fn g3_external_navigation_stays_in_app_and_opens_system_browser() {
     app.close().await.unwrap();
 }
 
-/// G4: the app serves its UI from the embedded assets and listens on no TCP port. The same
-/// probe finds pawd's listening socket, so it is able to fail.
+/// G4: the app listens on no TCP port. Launched directly, not through WebDriver: WebKitWebDriver
+/// starts the app with an inspector server (`WEBKIT_INSPECTOR_SERVER`) that listens on loopback,
+/// which is the test harness's port, not the product's. The same probe finds pawd's listening
+/// socket, so it is able to fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn g4_app_listens_on_no_port_and_loads_embedded_ui() {
+async fn g4_app_listens_on_no_port() {
     let broker = Broker::start().unwrap();
-    let app = App::launch(Some(&broker)).await.unwrap();
-    app.wait_for("[data-testid=broker-state][data-state=connected]")
-        .await
-        .unwrap();
-    let url = app.client.current_url().await.unwrap();
-    assert_eq!(
-        url.scheme(),
-        "tauri",
-        "UI not served from embedded assets: {url}"
-    );
-
-    let pids = process_tree_of(&env_path("PAW_E2E_APP").unwrap()).unwrap();
-    assert!(!pids.is_empty(), "the app process was not found");
+    let app = App::launch_plain(&broker).await.unwrap();
+    let pids = process_tree_of(app.pid()).unwrap();
+    assert!(pids.len() >= 2, "the app and its WebKit helpers: {pids:?}");
     for pid in &pids {
         assert_eq!(
             listening_sockets(*pid).unwrap(),
@@ -269,5 +261,19 @@ async fn g4_app_listens_on_no_port_and_loads_embedded_ui() {
         !listening_sockets(pawd).unwrap().is_empty(),
         "probe cannot see pawd's socket"
     );
+}
+
+/// G4: the UI comes from the embedded assets over the app's own scheme, never a dev server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g4_ui_is_served_from_embedded_assets() {
+    let app = App::launch(None).await.unwrap();
+    app.wait_for("[data-testid=broker-state]").await.unwrap();
+    let url = app.client.current_url().await.unwrap();
+    assert_eq!(
+        url.scheme(),
+        "tauri",
+        "UI not served from embedded assets: {url}"
+    );
+    assert_eq!(url.host_str(), Some("localhost"));
     app.close().await.unwrap();
 }
