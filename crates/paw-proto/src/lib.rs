@@ -8,6 +8,7 @@
 //! fails when the two drift. Errors cross every boundary as `{code, message}` and callers branch on
 //! `code`, never on the text.
 
+pub mod action;
 pub mod error;
 pub mod http;
 pub mod ipc;
