@@ -20,7 +20,10 @@ const BUILD: &[&str] = &[
     "libwebkit2gtk-4.1-dev",
     "libxdo-dev",
     "librsvg2-dev",
+    "libdbus-1-dev",
+    "dbus",
     "xdg-utils",
+    "fonts-dejavu-core",
 ];
 /// The desktop e2e (WebKitWebDriver under Xvfb in a private D-Bus session) and the real
 /// PostgreSQL server the broker's tests start.
@@ -30,7 +33,6 @@ const TEST: &[&str] = &[
     "xauth",
     "dbus-x11",
     "postgresql",
-    "fonts-dejavu-core",
 ];
 
 pub fn ensure(purpose: Purpose) -> Result<()> {
@@ -77,7 +79,8 @@ fn apt(wanted: &[&str]) -> Result<()> {
     };
     eprintln!("installing system packages: {}", missing.join(" "));
     run(&["apt-get", "update", "-qq"])?;
-    let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+    // Recommends stay on: they are what the WebKitGTK stack was tested with here.
+    let mut install = vec!["apt-get", "install", "-y", "-qq"];
     install.extend(missing);
     run(&install)
 }
