@@ -9,6 +9,7 @@
 //! `code`, never on the text.
 
 pub mod action;
+pub mod device_proof;
 pub mod error;
 pub mod http;
 pub mod ipc;
