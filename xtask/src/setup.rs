@@ -33,6 +33,8 @@ const TEST: &[&str] = &[
     "xauth",
     "dbus-x11",
     "postgresql",
+    // A private Secret Service for the keyring tests (never the developer's own keyring).
+    "gnome-keyring",
 ];
 
 pub fn ensure(purpose: Purpose) -> Result<()> {

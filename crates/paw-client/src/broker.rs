@@ -55,6 +55,11 @@ impl BrokerClient {
         })
     }
 
+    /// Whether both clients talk to the same broker URL.
+    pub(crate) fn same_broker(&self, other: &Self) -> bool {
+        self.base == other.base
+    }
+
     pub async fn health(&self) -> Result<Health, ClientError> {
         let h: Health = self.get_json("/healthz").await?;
         if h.status != "ok" {

@@ -21,6 +21,13 @@ pub enum ClientError {
     Broker(ApiError),
     #[error("{0}")]
     UrlRejected(String),
+    /// The OS keyring cannot be used (absent, locked, refused, or it lost a write). The app
+    /// keeps its device key and tokens nowhere else, so this stops sign-in (case H2).
+    #[error("OS keyring unavailable: {0}")]
+    KeyringUnavailable(String),
+    /// The operating system's random number generator failed; nothing is signed or created.
+    #[error("system random number generator failed: {0}")]
+    Random(String),
 }
 
 impl ClientError {
@@ -34,6 +41,8 @@ impl ClientError {
             Self::Protocol(_) => ErrorCode::BrokerProtocol,
             Self::Broker(e) => e.code,
             Self::UrlRejected(_) => ErrorCode::UrlRejected,
+            Self::KeyringUnavailable(_) => ErrorCode::StorageUnavailable,
+            Self::Random(_) => ErrorCode::Internal,
         }
     }
 

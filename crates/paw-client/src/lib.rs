@@ -10,11 +10,20 @@
 //!   the broker.
 //! - Nothing returned from here to the UI carries a secret.
 //! - Errors are [`ClientError`], which maps to a `paw_proto::ErrorCode`.
+//! - Secrets (device key, tokens, PINs) live in redacting, zeroizing types ([`secret`]) and at
+//!   rest only in the OS keyring ([`keystore`]); the settings file holds no secret.
+//! - The broker's clock decides validity: the workstation estimates it ([`BrokerClock`]) and
+//!   never trusts its own wall clock for an expiry.
 
 mod broker;
+mod clock;
+mod device;
 mod error;
 mod external;
+pub mod keystore;
+pub mod secret;
 mod settings;
+mod tokens;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -25,9 +34,14 @@ use paw_proto::ipc::{
 use tokio::sync::RwLock;
 
 pub use broker::BrokerClient;
+pub use clock::BrokerClock;
+pub use device::DeviceKey;
 pub use error::ClientError;
 pub use external::validate_external_url;
+pub use keystore::{KeyStore, MemoryKeyStore, OsKeyStore};
+pub use secret::{AccessToken, Pin, RefreshToken, Secret};
 pub use settings::{load_ca, Settings, SettingsStore};
+pub use tokens::{TokenStore, Tokens};
 
 /// The app's core state: settings on disk and the broker client built from them.
 pub struct Core {
@@ -39,6 +53,8 @@ pub struct Core {
 struct State {
     settings: Settings,
     client: Option<BrokerClient>,
+    /// Broker time from the last successful health check; reset when the broker changes.
+    clock: BrokerClock,
 }
 
 impl Core {
@@ -65,7 +81,11 @@ impl Core {
         };
         Ok(Self {
             store,
-            state: RwLock::new(State { settings, client }),
+            state: RwLock::new(State {
+                settings,
+                client,
+                clock: BrokerClock::new(),
+            }),
             build,
         })
     }
@@ -90,15 +110,20 @@ impl Core {
             Some(c) => {
                 let started = Instant::now();
                 match c.health().await {
-                    Ok(h) => BrokerStatus {
-                        state: BrokerState::Connected,
-                        url,
-                        version: Some(h.version),
-                        latency_ms: Some(
-                            u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
-                        ),
-                        error: None,
-                    },
+                    Ok(h) => {
+                        let received = Instant::now();
+                        self.sync_clock(&c, h.time_ms, started, received).await;
+                        BrokerStatus {
+                            state: BrokerState::Connected,
+                            url,
+                            version: Some(h.version),
+                            latency_ms: Some(
+                                u32::try_from(received.duration_since(started).as_millis())
+                                    .unwrap_or(u32::MAX),
+                            ),
+                            error: None,
+                        }
+                    }
                     Err(e) => BrokerStatus {
                         state: e.broker_state(),
                         url,
@@ -116,6 +141,31 @@ impl Core {
             grant: None,
             build: self.build.clone(),
         }
+    }
+
+    /// Records the broker's time from a health answer, unless the broker was switched while the
+    /// check was in flight (the answer would then describe the previous broker's clock).
+    async fn sync_clock(
+        &self,
+        checked: &BrokerClient,
+        broker_time_ms: i64,
+        sent: Instant,
+        received: Instant,
+    ) {
+        let mut st = self.state.write().await;
+        if st.client.as_ref().is_some_and(|c| c.same_broker(checked)) {
+            st.clock
+                .record(broker_time_ms, sent, received, clock::local_wall_ms());
+            if let Some(skew) = st.clock.local_skew_ms() {
+                tracing::debug!(skew_ms = skew, "broker clock synced");
+            }
+        }
+    }
+
+    /// The broker's current time as estimated from the last health check (`None` before one
+    /// succeeded). Device proofs and expiry checks use this, never the local clock (case B8).
+    pub async fn broker_time_ms(&self) -> Option<i64> {
+        self.state.read().await.clock.now_ms()
     }
 
     pub async fn settings(&self) -> Result<SettingsView, ClientError> {
@@ -138,6 +188,8 @@ impl Core {
         let view = settings.view()?;
         st.settings = settings;
         st.client = client;
+        // Another broker, another clock.
+        st.clock.reset();
         Ok(view)
     }
 }
