@@ -58,7 +58,7 @@ fn app() -> Result<()> {
         // Memory is taken once per run, after the UI has idled with its status polling.
         if i < 3 {
             std::thread::sleep(IDLE);
-            rss.push(tree_rss_kib(child.id())?);
+            rss.push(tree_mem(child.id())?);
         }
         let _ = child.kill();
         let _ = child.wait();
@@ -67,11 +67,13 @@ fn app() -> Result<()> {
     starts.sort_by(f64::total_cmp);
     let median = starts[starts.len() / 2];
     println!("app cold start to first paint: median {median:.0} ms, min {:.0} ms, max {:.0} ms over {RUNS} runs", starts[0], starts[starts.len() - 1]);
-    for (i, (total, procs)) in rss.iter().enumerate() {
+    for (i, m) in rss.iter().enumerate() {
         println!(
-            "idle resident memory, run {}: {:.1} MiB across {procs} processes",
+            "idle memory, run {}: PSS {:.1} MiB, RSS {:.1} MiB, across {} processes",
             i + 1,
-            *total as f64 / 1024.0
+            m.pss_kib as f64 / 1024.0,
+            m.rss_kib as f64 / 1024.0,
+            m.procs
         );
     }
     println!(
@@ -106,8 +108,14 @@ fn dir_size(p: &Path) -> Result<u64> {
     Ok(total)
 }
 
-/// Sum of VmRSS over `pid` and all its descendants (WebKit's web and network processes).
-fn tree_rss_kib(pid: u32) -> Result<(u64, usize)> {
+struct Mem {
+    rss_kib: u64,
+    pss_kib: u64,
+    procs: usize,
+}
+
+/// Memory of `pid` and all its descendants (WebKit's web and network processes).
+fn tree_mem(pid: u32) -> Result<Mem> {
     let mut children: Vec<(u32, u32)> = Vec::new();
     for e in std::fs::read_dir("/proc")?.flatten() {
         let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
@@ -128,17 +136,26 @@ fn tree_rss_kib(pid: u32) -> Result<(u64, usize)> {
         all.extend(children.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
         i += 1;
     }
-    let mut total = 0;
-    for p in &all {
-        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
-        if let Some(kb) = status
+    let field = |file: &str, key: &str| -> u64 {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
             .lines()
-            .find(|l| l.starts_with("VmRSS:"))
+            .find(|l| l.starts_with(key))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse::<u64>().ok())
-        {
-            total += kb;
-        }
+            .unwrap_or(0)
+    };
+    let mut rss = 0;
+    let mut pss = 0;
+    for p in &all {
+        rss += field(&format!("/proc/{p}/status"), "VmRSS:");
+        // PSS splits shared pages between the processes that map them, so the sum is what the
+        // app tree really costs; RSS counts shared libraries once per process.
+        pss += field(&format!("/proc/{p}/smaps_rollup"), "Pss:");
     }
-    Ok((total, all.len()))
+    Ok(Mem {
+        rss_kib: rss,
+        pss_kib: pss,
+        procs: all.len(),
+    })
 }
