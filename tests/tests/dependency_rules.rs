@@ -8,6 +8,15 @@ use std::process::Command;
 
 use serde_json::Value;
 
+fn host_triple() -> String {
+    let out = Command::new("rustc").arg("-vV").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .unwrap()
+        .to_owned()
+}
+
 struct Graph {
     names: HashMap<String, String>,
     deps: HashMap<String, Vec<String>>,
@@ -17,7 +26,10 @@ struct Graph {
 fn graph() -> Graph {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
+        // The host's graph is the one that gets built here; other platforms' keyring backends
+        // are not downloaded by a Linux build, so they are left out rather than fetched.
+        .args(["metadata", "--format-version", "1", "--filter-platform"])
+        .arg(host_triple())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();

@@ -76,6 +76,21 @@ fn app() -> Result<()> {
             m.procs
         );
     }
+    // The .deb is what an admin installs: the binary plus icons and desktop entry, compressed.
+    util::cmd(util::root().join("ui/node_modules/.bin/tauri"))
+        .args(["build", "--bundles", "deb"])
+        .status_ok()?;
+    let deb_dir = util::root().join("target/release/bundle/deb");
+    for e in std::fs::read_dir(&deb_dir)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "deb") {
+            println!(
+                "bundle {}: {:.1} MiB",
+                p.file_name().unwrap_or_default().to_string_lossy(),
+                std::fs::metadata(&p)?.len() as f64 / 1048576.0
+            );
+        }
+    }
     println!(
         "release binary (UI embedded): {:.1} MiB; ui/dist: {:.0} KiB",
         size as f64 / 1048576.0,

@@ -32,9 +32,10 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::Limits;
+use crate::config::{AuthConfig, Limits};
 use crate::db::Db;
 use crate::error::BrokerError;
+use crate::webauthn::RelyingParty;
 
 /// How long `/healthz` waits for the database before answering 503. Shorter than the request
 /// timeout so a probe learns "storage down" rather than "timeout".
@@ -66,6 +67,9 @@ pub struct AppState {
     pub db: Db,
     pub instance_id: Arc<str>,
     pub clock: Arc<dyn Clock>,
+    /// The WebAuthn relying party, built from `[webauthn]`.
+    pub rp: Arc<RelyingParty>,
+    pub auth: AuthConfig,
 }
 
 /// An error on its way to the client as `{code, message}` with the code's HTTP status.
@@ -175,14 +179,34 @@ fn truncate(mut text: String) -> String {
                        clients branch on `code`."
     ),
     components(schemas(ApiError, ErrorCode)),
-    tags((name = "system", description = "Liveness and the API document"))
+    tags(
+        (name = "system", description = "Liveness and the API document"),
+        (name = "identity", description = "Enrollment, login, tokens and step-up. Authenticated \
+            requests carry `Authorization: Bearer <access token>` and a `paw-device-proof` header."),
+        (name = "keys", description = "The caller's security keys"),
+    )
 )]
 struct ApiDoc;
 
 /// The documented routes. Handlers are registered here with `routes!` so the OpenAPI document
 /// is generated from them and cannot drift.
 fn documented_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(healthz))
+    use crate::handlers;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(handlers::enroll_start))
+        .routes(routes!(handlers::enroll_finish))
+        .routes(routes!(handlers::login_start))
+        .routes(routes!(handlers::login_finish))
+        .routes(routes!(handlers::token_refresh))
+        .routes(routes!(handlers::whoami))
+        .routes(routes!(handlers::stepup_start))
+        .routes(routes!(handlers::stepup_finish))
+        .routes(routes!(handlers::keys_list))
+        .routes(routes!(handlers::key_rename))
+        .routes(routes!(handlers::key_revoke))
+        .routes(routes!(handlers::key_add_start))
+        .routes(routes!(handlers::key_add_finish))
 }
 
 /// The OpenAPI document, without a database or a server.
@@ -524,10 +548,19 @@ mod tests {
             .await
             .unwrap();
         db.migrate().await.unwrap();
+        let rp = RelyingParty::new(&crate::config::WebauthnConfig {
+            rp_id: "localhost".into(),
+            origin: "https://localhost:8443".into(),
+            attestation_ca: Vec::new(),
+            allowed_aaguids: Vec::new(),
+        })
+        .unwrap();
         let state = AppState {
             db: db.clone(),
             instance_id: Arc::from("abc"),
             clock: Arc::new(FixedClock(42)),
+            rp: Arc::new(rp),
+            auth: AuthConfig::default(),
         };
         (router(state, &limits()), db)
     }
@@ -581,6 +614,24 @@ mod tests {
         assert!(doc["paths"]["/healthz"]["get"].is_object());
         assert!(doc["components"]["schemas"]["ApiError"].is_object());
         assert!(doc["components"]["schemas"]["Health"].is_object());
+        for (path, method) in [
+            ("/v1/enroll/start", "post"),
+            ("/v1/enroll/finish", "post"),
+            ("/v1/login/start", "post"),
+            ("/v1/login/finish", "post"),
+            ("/v1/token/refresh", "post"),
+            ("/v1/me", "get"),
+            ("/v1/stepup/start", "post"),
+            ("/v1/stepup/finish", "post"),
+            ("/v1/keys", "get"),
+            ("/v1/keys/{id}/rename", "post"),
+            ("/v1/keys/{id}/revoke", "post"),
+            ("/v1/keys/register/start", "post"),
+            ("/v1/keys/register/finish", "post"),
+        ] {
+            assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+        }
+        assert!(doc["components"]["schemas"]["TokenResponse"].is_object());
     }
 
     #[test]

@@ -41,6 +41,135 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub limits: Limits,
+    /// The WebAuthn relying party: RP ID, exact origin, attestation policy.
+    pub webauthn: WebauthnConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// `[webauthn]`. User verification is always required and backup-eligible (syncable)
+/// credentials are always refused; those are not settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebauthnConfig {
+    /// The relying party id: the broker's host name (`localhost`, `paw.example.com`).
+    pub rp_id: String,
+    /// The one origin assertions must come from, matched exactly: `https://host[:port]`.
+    pub origin: String,
+    /// PEM files of the attestation CAs whose authenticators may enroll. Relative paths are
+    /// resolved against the config file's directory. Empty: nobody can enroll.
+    #[serde(default)]
+    pub attestation_ca: Vec<PathBuf>,
+    /// AAGUIDs (authenticator models) the listed CAs are trusted for. Required when
+    /// `attestation_ca` is not empty: a CA is never trusted for every model it signs.
+    #[serde(default)]
+    pub allowed_aaguids: Vec<String>,
+}
+
+/// `[auth]`: sessions and lockout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Consecutive failed assertions after which the account locks (1..=100).
+    #[serde(default = "default_lock_after")]
+    pub lock_after_failures: u32,
+    /// After this many consecutive failures, further attempts are throttled.
+    #[serde(default = "default_throttle_after")]
+    pub throttle_after_failures: u32,
+    /// Minimum gap between attempts while throttled, in milliseconds.
+    #[serde(default = "default_throttle_ms")]
+    pub throttle_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            lock_after_failures: default_lock_after(),
+            throttle_after_failures: default_throttle_after(),
+            throttle_ms: default_throttle_ms(),
+        }
+    }
+}
+
+fn default_lock_after() -> u32 {
+    20
+}
+fn default_throttle_after() -> u32 {
+    3
+}
+fn default_throttle_ms() -> u64 {
+    1000
+}
+
+/// Most failures an account may collect before it locks (case A14).
+pub const MAX_LOCK_AFTER_FAILURES: u32 = 100;
+
+impl WebauthnConfig {
+    /// Parses and checks the origin: https, no path, query or fragment, host within the RP ID.
+    pub fn origin_url(&self) -> Result<url::Url> {
+        let url = url::Url::parse(&self.origin)
+            .map_err(|e| BrokerError::Config(format!("webauthn.origin {:?}: {e}", self.origin)))?;
+        if url.scheme() != "https" {
+            return Err(BrokerError::Config(format!(
+                "webauthn.origin {:?} must be https",
+                self.origin
+            )));
+        }
+        if url.path() != "/"
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || url.origin().ascii_serialization() != self.origin
+        {
+            return Err(BrokerError::Config(format!(
+                "webauthn.origin {:?} must be exactly https://host[:port] (no trailing slash, \
+                 lower case, no default port)",
+                self.origin
+            )));
+        }
+        let host = url.host_str().unwrap_or_default();
+        if host != self.rp_id && !host.ends_with(&format!(".{}", self.rp_id)) {
+            return Err(BrokerError::Config(format!(
+                "webauthn.origin host {host:?} is not within webauthn.rp_id {:?}",
+                self.rp_id
+            )));
+        }
+        Ok(url)
+    }
+
+    pub fn aaguids(&self) -> Result<Vec<uuid::Uuid>> {
+        self.allowed_aaguids
+            .iter()
+            .map(|s| {
+                uuid::Uuid::parse_str(s).map_err(|e| {
+                    BrokerError::Config(format!("webauthn.allowed_aaguids: {s:?}: {e}"))
+                })
+            })
+            .collect()
+    }
+
+    fn validate(&self) -> Result<()> {
+        let rp = &self.rp_id;
+        if rp.is_empty()
+            || rp.len() > 253
+            || !rp
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(BrokerError::Config(format!(
+                "webauthn.rp_id {rp:?} must be a host name (no scheme, port or path)"
+            )));
+        }
+        self.origin_url()?;
+        let aaguids = self.aaguids()?;
+        if !self.attestation_ca.is_empty() && aaguids.is_empty() {
+            return Err(BrokerError::Config(
+                "webauthn.allowed_aaguids must list the authenticator models the attestation \
+                 CAs are trusted for"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -304,6 +433,9 @@ impl Config {
         if !tls_from_env.1 {
             config.tls.key = resolve(base_dir, &config.tls.key);
         }
+        for ca in &mut config.webauthn.attestation_ca {
+            *ca = resolve(base_dir, ca);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -322,6 +454,13 @@ impl Config {
             return Err(BrokerError::Config(format!(
                 "limits.request_timeout_secs must be between 1 and {MAX_TIMEOUT_SECS}, got {}",
                 limits.request_timeout_secs
+            )));
+        }
+        self.webauthn.validate()?;
+        let lock = self.auth.lock_after_failures;
+        if lock == 0 || lock > MAX_LOCK_AFTER_FAILURES {
+            return Err(BrokerError::Config(format!(
+                "auth.lock_after_failures must be between 1 and {MAX_LOCK_AFTER_FAILURES}, got {lock}"
             )));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
@@ -411,6 +550,9 @@ database_url = "sqlite:///var/lib/pawd/pawd.db?mode=rwc"
 [tls]
 cert = "tls/server.pem"
 key = "/etc/pawd/server.key"
+[webauthn]
+rp_id = "paw.example"
+origin = "https://paw.example:8443"
 "#;
 
     fn no_env() -> Vec<(String, String)> {
@@ -560,6 +702,59 @@ key = "/etc/pawd/server.key"
                 "{limits}"
             );
         }
+    }
+
+    #[test]
+    fn webauthn_origin_and_rp_id_are_validated() {
+        for (rp, origin) in [
+            ("paw.example", "http://paw.example"),
+            ("paw.example", "https://paw.example/"),
+            ("paw.example", "https://paw.example/x"),
+            ("paw.example", "https://evil.example"),
+            ("paw.example", "https://paw.example.evil"),
+            ("https://paw.example", "https://paw.example"),
+            ("", "https://paw.example"),
+        ] {
+            let text = BASE.replace(
+                "rp_id = \"paw.example\"\norigin = \"https://paw.example:8443\"",
+                &format!("rp_id = {rp:?}\norigin = {origin:?}"),
+            );
+            assert!(
+                Config::from_toml(&text, Path::new("/"), no_env()).is_err(),
+                "{rp} {origin}"
+            );
+        }
+        let ok = BASE.replace("https://paw.example:8443", "https://sso.paw.example");
+        Config::from_toml(&ok, Path::new("/"), no_env()).unwrap();
+    }
+
+    #[test]
+    fn attestation_cas_need_aaguids_and_resolve_relative() {
+        let text = format!("{BASE}attestation_ca = [\"ca.pem\"]\n");
+        assert!(Config::from_toml(&text, Path::new("/etc/pawd"), no_env()).is_err());
+        let text = format!(
+            "{BASE}attestation_ca = [\"ca.pem\"]\nallowed_aaguids = [\"7061772d-7669-7274-7561-6c2d6b657921\"]\n"
+        );
+        let c = Config::from_toml(&text, Path::new("/etc/pawd"), no_env()).unwrap();
+        assert_eq!(
+            c.webauthn.attestation_ca,
+            vec![PathBuf::from("/etc/pawd/ca.pem")]
+        );
+        let text = format!("{BASE}allowed_aaguids = [\"nope\"]\n");
+        assert!(Config::from_toml(&text, Path::new("/"), no_env()).is_err());
+    }
+
+    #[test]
+    fn a14_lock_threshold_is_at_most_100() {
+        for n in ["0", "101"] {
+            let text = format!("{BASE}\n[auth]\nlock_after_failures = {n}\n");
+            assert!(
+                Config::from_toml(&text, Path::new("/"), no_env()).is_err(),
+                "{n}"
+            );
+        }
+        let text = format!("{BASE}\n[auth]\nlock_after_failures = 100\n");
+        Config::from_toml(&text, Path::new("/"), no_env()).unwrap();
     }
 
     #[test]

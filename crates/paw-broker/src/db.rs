@@ -21,6 +21,19 @@ use crate::error::{BrokerError, Result};
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Runs `$body` with `$pool` bound to whichever pool `$db` holds. The body is compiled once per
+/// backend, so one query text (with `$1`-style placeholders, which SQLite also accepts) serves
+/// both without a runtime-typed `Any` driver.
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// `broker_meta` key of the id `pawd init` gives this broker.
 pub const META_INSTANCE_ID: &str = "instance_id";
 
@@ -249,7 +262,7 @@ mod tests {
     async fn migrations_and_meta_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let db = temp_db(&dir).await;
-        assert_eq!(db.pending_migrations().await.unwrap().len(), 1);
+        assert_eq!(db.pending_migrations().await.unwrap().len(), 2);
         db.migrate().await.unwrap();
         assert!(db.pending_migrations().await.unwrap().is_empty());
         db.ping().await.unwrap();
@@ -261,6 +274,21 @@ mod tests {
         assert!(new);
         assert_eq!(id.len(), 32);
         assert_eq!(db.ensure_instance_id().await.unwrap(), (id, false));
+    }
+
+    #[tokio::test]
+    async fn dollar_placeholders_work_on_sqlite_including_reuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = temp_db(&dir).await;
+        db.migrate().await.unwrap();
+        let Db::Sqlite(pool) = &db else { panic!() };
+        let v: (i64, String, i64) = sqlx::query_as("SELECT $1, $2, $1 + 1")
+            .bind(5i64)
+            .bind("x")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(v, (5, "x".into(), 6));
     }
 
     #[tokio::test]

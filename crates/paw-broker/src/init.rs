@@ -82,9 +82,25 @@ impl std::fmt::Display for InitReport {
     }
 }
 
+/// Optional parts of `pawd init` beyond [`InitOptions`].
+#[derive(Debug, Clone, Default)]
+pub struct InitExtras {
+    /// An attestation CA (PEM) to trust, with the AAGUIDs it is trusted for. `pawd init` trusts
+    /// none by default, so a fresh broker never silently accepts the INSECURE virtual key.
+    pub attestation_ca: Option<(String, Vec<String>)>,
+}
+
+/// Where `pawd init` writes a trusted attestation CA.
+pub const ATTESTATION_CA_FILE: &str = "webauthn/attestation-ca.pem";
+
 /// Creates the broker directory: config, development CA + server certificate, database.
 /// Refuses to overwrite existing files unless `force`.
 pub async fn init(opts: &InitOptions) -> Result<InitReport> {
+    init_with(opts, &InitExtras::default()).await
+}
+
+/// [`init`] with extras.
+pub async fn init_with(opts: &InitOptions, extras: &InitExtras) -> Result<InitReport> {
     tls::validate_hostname(&opts.hostname)?;
     if let Some(url) = &opts.database_url {
         url.kind()?;
@@ -155,9 +171,22 @@ pub async fn init(opts: &InitOptions) -> Result<InitReport> {
     write_file(&ca_cert_path, &pki.ca_cert_pem, 0o644, opts.force)?;
     write_file(&server_cert_path, &pki.server_cert_pem, 0o600, opts.force)?;
     write_file(&server_key_path, &pki.server_key_pem, 0o600, opts.force)?;
+    let aaguids = match &extras.attestation_ca {
+        Some((pem, aaguids)) => {
+            let ca_dir = dir.join("webauthn");
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&ca_dir)
+                .map_err(|e| BrokerError::io(format!("cannot create {}", ca_dir.display()), e))?;
+            write_file(&dir.join(ATTESTATION_CA_FILE), pem, 0o644, opts.force)?;
+            Some(aaguids.as_slice())
+        }
+        None => None,
+    };
     write_file(
         &config_path,
-        &config_text(opts.listen, &database_url),
+        &config_text(opts.listen, &database_url, &opts.hostname, aaguids),
         0o600,
         opts.force,
     )?;
@@ -210,7 +239,51 @@ fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
 
-fn config_text(listen: SocketAddr, database_url: &DatabaseUrl) -> String {
+fn webauthn_text(listen: SocketAddr, hostname: &str, aaguids: Option<&[String]>) -> String {
+    let origin = match listen.port() {
+        443 => format!("https://{hostname}"),
+        port => format!("https://{hostname}:{port}"),
+    };
+    let trust = match aaguids {
+        Some(aaguids) => format!(
+            "attestation_ca = [{}]\nallowed_aaguids = [{}]\n",
+            toml_string(ATTESTATION_CA_FILE),
+            aaguids
+                .iter()
+                .map(|a| toml_string(a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => "# No attestation CA is trusted yet, so nobody can enroll. List your security\n\
+                 # keys' attestation CA (PEM) and their AAGUIDs, for example:\n\
+                 # attestation_ca = [\"webauthn/yubico-u2f-ca.pem\"]\n\
+                 # allowed_aaguids = [\"ee882879-721c-4913-9775-3dfcce97072a\"]\n\
+                 attestation_ca = []\n\
+                 allowed_aaguids = []\n"
+            .to_owned(),
+    };
+    format!(
+        "\n[webauthn]\n\
+         # The relying party: assertions must come from exactly this origin (https, host, port).\n\
+         rp_id = {rp}\n\
+         origin = {origin}\n\
+         {trust}\
+         \n\
+         [auth]\n\
+         # Consecutive failed assertions before the account locks (at most 100).\n\
+         lock_after_failures = 20\n",
+        rp = toml_string(hostname),
+        origin = toml_string(&origin),
+    )
+}
+
+fn config_text(
+    listen: SocketAddr,
+    database_url: &DatabaseUrl,
+    hostname: &str,
+    aaguids: Option<&[String]>,
+) -> String {
+    let webauthn = webauthn_text(listen, hostname, aaguids);
     format!(
         "# pawd configuration, written by `pawd init`. Unknown keys are rejected;\n\
          # validate changes with `pawd check --config <this file>`.\n\
@@ -230,12 +303,32 @@ fn config_text(listen: SocketAddr, database_url: &DatabaseUrl) -> String {
          \n\
          [limits]\n\
          max_body_bytes = 65536\n\
-         request_timeout_secs = 30\n",
+         request_timeout_secs = 30\n\
+         {webauthn}",
         listen = toml_string(&listen.to_string()),
         db = toml_string(database_url.expose()),
         cert = toml_string(SERVER_CERT_FILE),
         key = toml_string(SERVER_KEY_FILE),
     )
+}
+
+/// `pawd invite`: a one-time enrollment code for `user`, valid 24 h. The code is returned to be
+/// printed once; only its hash is stored.
+pub async fn invite(config: &Config, user: &str, roles: &[String]) -> Result<(String, i64)> {
+    let db = Db::connect(&config.database_url, Create::Never).await?;
+    let outcome = async {
+        let pending = db.pending_migrations().await?;
+        if !pending.is_empty() {
+            return Err(BrokerError::Migration(
+                "the database is not migrated; run `pawd serve` or `pawd init` first".into(),
+            ));
+        }
+        let now = crate::api::Clock::now_ms(&crate::api::SystemClock);
+        crate::identity::create_invite(&db, now, user, roles).await
+    }
+    .await;
+    db.close().await;
+    outcome
 }
 
 /// What `pawd check` found.
@@ -247,6 +340,7 @@ pub struct CheckReport {
     pub database_kind: DatabaseKind,
     pub cert: tls::CertSummary,
     pub instance_id: Option<String>,
+    pub webauthn: crate::config::WebauthnConfig,
 }
 
 impl std::fmt::Display for CheckReport {
@@ -268,6 +362,18 @@ impl std::fmt::Display for CheckReport {
                 .not_after
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_else(|_| self.cert.not_after.to_string())
+        )?;
+        writeln!(
+            f,
+            "  webauthn    rp_id {}, origin {}, {} attestation CA file(s){}",
+            self.webauthn.rp_id,
+            self.webauthn.origin,
+            self.webauthn.attestation_ca.len(),
+            if self.webauthn.attestation_ca.is_empty() {
+                " (enrollment disabled)"
+            } else {
+                ""
+            }
         )?;
         write!(
             f,
@@ -292,6 +398,8 @@ pub async fn check_config(config_path: &Path, config: &Config) -> Result<CheckRe
     }
     tls::server_config(&config.tls.cert, &config.tls.key)?;
     let cert = tls::check_leaf(&config.tls.cert, OffsetDateTime::now_utc())?;
+    // Reads and parses every attestation CA, so a bad file fails here and not at enrollment.
+    crate::webauthn::RelyingParty::new(&config.webauthn)?;
 
     let db = Db::connect(&config.database_url, Create::Never).await?;
     let outcome = async {
@@ -317,5 +425,6 @@ pub async fn check_config(config_path: &Path, config: &Config) -> Result<CheckRe
         database_kind: config.database_url.kind()?,
         cert,
         instance_id,
+        webauthn: config.webauthn.clone(),
     })
 }

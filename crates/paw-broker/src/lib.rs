@@ -13,15 +13,25 @@
 //! - `pawd init` makes a development CA and discards its private key after signing the server
 //!   certificate, so nobody can mint more server certificates from the data directory.
 //! - SQLite and PostgreSQL each have their own migration set; queries are bound at run time.
+//! - Identity: the broker is the WebAuthn relying party ([`webauthn`]); privileged functions
+//!   take a [`stepup::StepUp`] proof that only verification constructs; tokens and invite
+//!   codes are stored only as SHA-256 and never logged ([`tokens`], [`identity`]).
 
 pub mod api;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod handlers;
+pub mod identity;
 pub mod init;
+pub mod keys;
 pub mod server;
+pub mod stepup;
 pub mod telemetry;
 pub mod tls;
+pub mod tokens;
+mod util;
+pub mod webauthn;
 
 pub use config::Config;
 pub use error::BrokerError;

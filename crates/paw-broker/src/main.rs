@@ -37,6 +37,20 @@ enum Command {
         /// Overwrite an existing config and TLS files.
         #[arg(long)]
         force: bool,
+        /// Trust the INSECURE virtual security key's attestation CA (demo and tests only).
+        #[cfg(feature = "virtual-key")]
+        #[arg(long)]
+        trust_virtual_key: bool,
+    },
+    /// Print a one-time enrollment code for a new user (single use, valid 24 h).
+    Invite {
+        #[arg(long, env = "PAWD_CONFIG")]
+        config: PathBuf,
+        /// The new user's name.
+        user: String,
+        /// A role to grant (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
     },
     /// Validate a config: files, certificate and key, database reachable and migrated.
     Check {
@@ -85,16 +99,47 @@ async fn run(command: Command) -> Result<(), BrokerError> {
             database_url,
             hostname,
             force,
+            #[cfg(feature = "virtual-key")]
+            trust_virtual_key,
         } => {
-            let report = init::init(&InitOptions {
-                dir,
-                listen,
-                database_url: database_url.map(DatabaseUrl::new),
-                hostname,
-                force,
-            })
+            #[allow(unused_mut)]
+            let mut extras = init::InitExtras::default();
+            #[cfg(feature = "virtual-key")]
+            if trust_virtual_key {
+                let pem = paw_fido::attestation::attestation_ca_pem()
+                    .map_err(|e| BrokerError::Internal(format!("virtual key CA: {e}")))?;
+                let aaguid = uuid::Uuid::from_bytes(paw_fido::attestation::VIRTUAL_KEY_AAGUID);
+                extras.attestation_ca = Some((pem, vec![aaguid.to_string()]));
+                eprintln!(
+                    "WARNING: trusting the INSECURE virtual security key (demo and tests only)"
+                );
+            }
+            let report = init::init_with(
+                &InitOptions {
+                    dir,
+                    listen,
+                    database_url: database_url.map(DatabaseUrl::new),
+                    hostname,
+                    force,
+                },
+                &extras,
+            )
             .await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Invite {
+            config,
+            user,
+            roles,
+        } => {
+            let config = Config::load(&config)?;
+            let (code, expires_at_ms) = init::invite(&config, &user, &roles).await?;
+            // The only place the code ever appears; it is not logged and only its hash is kept.
+            println!(
+                "invite code for {user} (single use, expires at {expires_at_ms} ms Unix time):"
+            );
+            println!("{code}");
             Ok(())
         }
         Command::Check { config } => {

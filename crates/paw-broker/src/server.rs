@@ -12,10 +12,11 @@ use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 use paw_proto::http::DatabaseKind;
 
-use crate::api::{self, AppState, SystemClock};
+use crate::api::{self, AppState, Clock, SystemClock};
 use crate::config::Config;
 use crate::db::{Create, Db};
 use crate::error::{BrokerError, Result};
+use crate::webauthn::RelyingParty;
 
 /// How long in-flight requests get to finish after shutdown is requested.
 const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
@@ -34,16 +35,13 @@ impl BoundServer {
     /// Loads the TLS identity, connects to the database, applies migrations, ensures the
     /// instance id and binds the listen address. Nothing is served yet.
     pub async fn bind(config: &Config) -> Result<Self> {
+        Self::bind_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`BoundServer::bind`] with another clock (tests move time instead of sleeping).
+    pub async fn bind_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self> {
         let tls = crate::tls::server_config(&config.tls.cert, &config.tls.key)?;
-        let db = Db::connect(&config.database_url, Create::IfMissing).await?;
-        db.migrate().await?;
-        let (instance_id, _) = db.ensure_instance_id().await?;
-        let state = AppState {
-            db: db.clone(),
-            instance_id: Arc::from(instance_id.as_str()),
-            clock: Arc::new(SystemClock),
-        };
-        let app = api::router(state, &config.limits);
+        let (app, db, instance_id) = app(config, clock).await?;
         let listener = TcpListener::bind(config.listen)
             .map_err(|e| BrokerError::io(format!("cannot listen on {}", config.listen), e))?;
         listener
@@ -95,6 +93,23 @@ impl BoundServer {
         self.db.close().await;
         result.map_err(|e| BrokerError::io("server failed", e))
     }
+}
+
+/// The application without a socket: database connected and migrated, router built. Tests and
+/// benches drive it in-process with `tower::ServiceExt::oneshot`.
+pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<(Router, Db, String)> {
+    let rp = RelyingParty::new(&config.webauthn)?;
+    let db = Db::connect(&config.database_url, Create::IfMissing).await?;
+    db.migrate().await?;
+    let (instance_id, _) = db.ensure_instance_id().await?;
+    let state = AppState {
+        db: db.clone(),
+        instance_id: Arc::from(instance_id.as_str()),
+        clock,
+        rp: Arc::new(rp),
+        auth: config.auth,
+    };
+    Ok((api::router(state, &config.limits), db, instance_id))
 }
 
 /// Binds and serves `config` until `shutdown` resolves. Use [`BoundServer::bind`] instead when

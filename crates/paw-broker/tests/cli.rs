@@ -313,3 +313,59 @@ fn pawd_openapi_prints_the_document() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(doc["paths"]["/healthz"].is_object());
 }
+
+#[test]
+fn pawd_invite_prints_a_one_time_code_and_stores_only_its_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    assert!(init(&dir, &[]).status.success());
+    let config = dir.join("pawd.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    // The default trusts no attestation CA, so the virtual key cannot enroll silently.
+    assert!(text.contains("[webauthn]"), "{text}");
+    assert!(text.contains("rp_id = \"localhost\""), "{text}");
+    assert!(text.contains("attestation_ca = []"), "{text}");
+    let out = run(pawd().arg("check").arg("--config").arg(&config));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("enrollment disabled"));
+
+    let out = run(pawd()
+        .args(["invite", "--config"])
+        .arg(&config)
+        .args(["ada", "--role", "admin"]));
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let code = stdout.lines().last().unwrap().trim().to_owned();
+    assert!(code.len() >= 43, "{code}");
+    // Never in the database in clear.
+    let db = std::fs::read(dir.join("pawd.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.join("pawd.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(!bytes.windows(code.len()).any(|w| w == code.as_bytes()));
+    }
+    // A bad name is refused with a code.
+    let out = run(pawd()
+        .args(["invite", "--config"])
+        .arg(&config)
+        .arg("ada smith"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("bad_request: "));
+}
+
+#[test]
+fn pawd_check_refuses_a_bad_webauthn_origin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    assert!(init(&dir, &[]).status.success());
+    let config = dir.join("pawd.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        "origin = \"https://localhost:0\"",
+        "origin = \"http://localhost\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = run(pawd().arg("check").arg("--config").arg(&config));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("webauthn.origin"), "{stderr}");
+}

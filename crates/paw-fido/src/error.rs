@@ -21,6 +21,10 @@ pub enum FidoError {
     #[error("the signature counter is exhausted")]
     CounterExhausted,
 
+    /// The attestation certificate or statement could not be made.
+    #[error("attestation: {0}")]
+    Attestation(String),
+
     /// The counter-regression knob needs a counter above zero to go back from; zero means
     /// "no counter" to a relying party, which would test something else.
     #[error("counter regression needs at least one prior assertion")]

@@ -7,7 +7,8 @@
 //!
 //! What is here today: the flag bits of authenticatorData, the crate's error type, and — behind
 //! the `virtual-key` cargo feature, off by default — `VirtualKey`, a software key for demos
-//! and tests. The real path, CTAP2 over USB HID with PIN and touch prompts, comes later and
+//! and tests that registers (packed attestation from a fixed, published test CA, see
+//! [`attestation`]) and asserts. The real path, CTAP2 over USB HID with PIN and touch prompts, comes later and
 //! will sit beside it behind the same shapes.
 //!
 //! Rules this crate keeps:
@@ -22,6 +23,8 @@
 //! - **Failures are values.** Randomness, signing and encoding errors come back as [`FidoError`];
 //!   nothing here panics on its own account.
 
+#[cfg(feature = "virtual-key")]
+pub mod attestation;
 mod error;
 pub mod flags;
 #[cfg(feature = "virtual-key")]

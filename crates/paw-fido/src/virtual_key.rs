@@ -129,19 +129,57 @@ impl VirtualKey {
         Ok(out)
     }
 
-    /// Signs an assertion for `rp_id`. Takes the clientDataHash, as a CTAP2 authenticator does:
-    /// the caller (the platform side) builds clientDataJSON and hashes it.
-    ///
-    /// The counter advances only when the assertion is produced, so a failed call leaves the
-    /// key as it was.
-    pub fn get_assertion(
+    /// Registers this key's credential with `rp_id` (CTAP2 authenticatorMakeCredential) and
+    /// returns the CBOR attestationObject: packed attestation signed by the INSECURE test
+    /// attestation leaf of [`crate::attestation`], with `aaguid` in the attested credential
+    /// data. The knobs apply to the flags and the rpIdHash as for assertions; the counter is
+    /// the key's current counter.
+    pub fn make_credential(
         &mut self,
         rp_id: &str,
         client_data_hash: &[u8; 32],
-    ) -> Result<Assertion, FidoError> {
-        let counter = self.next_counter()?;
+        aaguid: [u8; 16],
+    ) -> Result<Vec<u8>, FidoError> {
+        let leaf = crate::attestation::leaf()?;
+        let mut auth_data = Vec::with_capacity(200);
+        auth_data.extend_from_slice(&Sha256::digest(
+            self.knobs.wrong_rp_id.as_deref().unwrap_or(rp_id),
+        ));
+        auth_data.push(self.flag_byte() | flags::AT);
+        auth_data.extend_from_slice(&self.counter.to_be_bytes());
+        auth_data.extend_from_slice(&aaguid);
+        let id_len = u16::try_from(self.credential_id.len())
+            .map_err(|_| FidoError::CoseEncoding("credential id too long".into()))?;
+        auth_data.extend_from_slice(&id_len.to_be_bytes());
+        auth_data.extend_from_slice(&self.credential_id);
+        auth_data.extend_from_slice(&self.cose_public_key()?);
 
-        let rp_id_hash = Sha256::digest(self.knobs.wrong_rp_id.as_deref().unwrap_or(rp_id));
+        let mut signed = auth_data.clone();
+        signed.extend_from_slice(client_data_hash);
+        let sig: Signature = leaf.key.try_sign(&signed).map_err(|_| FidoError::Signing)?;
+        let att_stmt = Value::Map(vec![
+            (Value::Text("alg".into()), Value::Integer((-7).into())),
+            (
+                Value::Text("sig".into()),
+                Value::Bytes(sig.to_der().as_bytes().to_vec()),
+            ),
+            (
+                Value::Text("x5c".into()),
+                Value::Array(vec![Value::Bytes(leaf.cert_der)]),
+            ),
+        ]);
+        let object = Value::Map(vec![
+            (Value::Text("fmt".into()), Value::Text("packed".into())),
+            (Value::Text("attStmt".into()), att_stmt),
+            (Value::Text("authData".into()), Value::Bytes(auth_data)),
+        ]);
+        let mut out = Vec::new();
+        ciborium::into_writer(&object, &mut out)
+            .map_err(|e| FidoError::Attestation(e.to_string()))?;
+        Ok(out)
+    }
+
+    fn flag_byte(&self) -> u8 {
         let mut flag_byte = flags::UP | flags::UV;
         if self.knobs.no_user_presence {
             flag_byte &= !flags::UP;
@@ -155,6 +193,23 @@ impl VirtualKey {
         if self.knobs.backed_up {
             flag_byte |= flags::BS;
         }
+        flag_byte
+    }
+
+    /// Signs an assertion for `rp_id`. Takes the clientDataHash, as a CTAP2 authenticator does:
+    /// the caller (the platform side) builds clientDataJSON and hashes it.
+    ///
+    /// The counter advances only when the assertion is produced, so a failed call leaves the
+    /// key as it was.
+    pub fn get_assertion(
+        &mut self,
+        rp_id: &str,
+        client_data_hash: &[u8; 32],
+    ) -> Result<Assertion, FidoError> {
+        let counter = self.next_counter()?;
+
+        let rp_id_hash = Sha256::digest(self.knobs.wrong_rp_id.as_deref().unwrap_or(rp_id));
+        let flag_byte = self.flag_byte();
 
         let mut authenticator_data = Vec::with_capacity(37);
         authenticator_data.extend_from_slice(&rp_id_hash);
@@ -444,6 +499,31 @@ mod tests {
             EncodedPoint::from_affine_coordinates(x.as_slice().into(), y.as_slice().into(), false);
         let decoded = VerifyingKey::from_encoded_point(&point).unwrap();
         assert_eq!(&decoded, key.verifying_key());
+    }
+
+    #[test]
+    fn make_credential_is_packed_with_x5c_and_attested_data() {
+        let mut key = VirtualKey::generate().unwrap();
+        let ao = key
+            .make_credential(RP, &CDH, crate::attestation::VIRTUAL_KEY_AAGUID)
+            .unwrap();
+        let value: Value = ciborium::from_reader(ao.as_slice()).unwrap();
+        let map = value.into_map().unwrap();
+        let get = |k: &str| {
+            map.iter()
+                .find(|(key, _)| key.as_text() == Some(k))
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(get("fmt").as_text(), Some("packed"));
+        let auth = get("authData").into_bytes().unwrap();
+        assert_eq!(auth[..32], Sha256::digest(RP)[..]);
+        assert_eq!(auth[32], flags::UP | flags::UV | flags::AT);
+        assert_eq!(auth[37..53], crate::attestation::VIRTUAL_KEY_AAGUID);
+        assert_eq!(auth[53..55], 32u16.to_be_bytes());
+        assert_eq!(&auth[55..87], key.credential_id());
+        assert_eq!(auth[87..], key.cose_public_key().unwrap()[..]);
+        assert!(get("attStmt").into_map().unwrap().len() == 3);
     }
 
     #[test]

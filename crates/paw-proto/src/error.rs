@@ -39,6 +39,22 @@ pub enum ErrorCode {
     BrokerProtocol,
     /// A URL is not one the app is willing to open.
     UrlRejected,
+    /// No valid access or refresh token, or the device-key proof is missing, malformed, stale or replayed.
+    Unauthenticated,
+    /// The session passed its idle (15 min) or absolute (12 h) limit: log in with the security key again.
+    ReauthenticationRequired,
+    /// The WebAuthn challenge is unknown, consumed, expired, or was issued for another purpose or action.
+    ChallengeInvalid,
+    /// The security key's registration or assertion failed verification.
+    WebauthnRejected,
+    /// The enrollment code is unknown, used or expired.
+    InviteInvalid,
+    /// The account or the security key is locked; an administrator must unlock it.
+    AccountLocked,
+    /// Too many attempts in a short time; retry later.
+    RateLimited,
+    /// The request conflicts with the current state (for example the user exists already).
+    Conflict,
 }
 
 impl ErrorCode {
@@ -55,6 +71,13 @@ impl ErrorCode {
             Self::BrokerUnreachable | Self::BrokerUntrusted | Self::BrokerProtocol => 502,
             Self::BrokerNotConfigured => 409,
             Self::Internal | Self::InvalidConfig => 500,
+            Self::Unauthenticated
+            | Self::ReauthenticationRequired
+            | Self::ChallengeInvalid
+            | Self::WebauthnRejected => 401,
+            Self::InviteInvalid | Self::AccountLocked => 403,
+            Self::RateLimited => 429,
+            Self::Conflict => 409,
         }
     }
 
@@ -76,6 +99,14 @@ impl ErrorCode {
             Self::BrokerUntrusted => "broker_untrusted",
             Self::BrokerProtocol => "broker_protocol",
             Self::UrlRejected => "url_rejected",
+            Self::Unauthenticated => "unauthenticated",
+            Self::ReauthenticationRequired => "reauthentication_required",
+            Self::ChallengeInvalid => "challenge_invalid",
+            Self::WebauthnRejected => "webauthn_rejected",
+            Self::InviteInvalid => "invite_invalid",
+            Self::AccountLocked => "account_locked",
+            Self::RateLimited => "rate_limited",
+            Self::Conflict => "conflict",
         }
     }
 }
@@ -126,6 +157,14 @@ mod tests {
             ErrorCode::BrokerUntrusted,
             ErrorCode::BrokerProtocol,
             ErrorCode::UrlRejected,
+            ErrorCode::Unauthenticated,
+            ErrorCode::ReauthenticationRequired,
+            ErrorCode::ChallengeInvalid,
+            ErrorCode::WebauthnRejected,
+            ErrorCode::InviteInvalid,
+            ErrorCode::AccountLocked,
+            ErrorCode::RateLimited,
+            ErrorCode::Conflict,
         ];
         for code in all {
             let json = serde_json::to_string(&code).unwrap();

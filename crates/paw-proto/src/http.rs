@@ -35,3 +35,210 @@ pub struct HealthQuery {
     #[serde(default)]
     pub shallow: Option<bool>,
 }
+
+// ---- Identity: enrollment, login, tokens, step-up, security keys -------------------------
+//
+// WebAuthn options and credentials travel as JSON objects in the W3C shapes (base64url without
+// padding for every binary field); the broker parses them with its relying-party library.
+// Every request DTO denies unknown fields, so a typo is a 400, not a silently ignored field.
+
+use crate::action::{Action, Purpose};
+
+/// `POST /v1/enroll/start`: redeem-to-be an invite code and name the workstation's device key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollStartRequest {
+    /// The one-time code `pawd invite` printed.
+    pub code: String,
+    /// The workstation's ed25519 public key: 32 bytes, base64url without padding.
+    pub device_public_key: String,
+}
+
+/// Answer to `POST /v1/enroll/start`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollStartResponse {
+    /// Pass back to `/v1/enroll/finish`. Single use, expires in 5 min.
+    pub ceremony_id: String,
+    /// The user name the invite was made for.
+    pub user: String,
+    /// `CreationChallengeResponse` (`{"publicKey": {...}}`) for the authenticator.
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+}
+
+/// `POST /v1/enroll/finish`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollFinishRequest {
+    pub ceremony_id: String,
+    /// `RegisterPublicKeyCredential` JSON.
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+    /// A name for the security key, shown on the security keys page.
+    pub name: String,
+}
+
+/// Answer to `POST /v1/enroll/finish`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollFinishResponse {
+    pub user: String,
+    /// The broker's id of the registered security key.
+    pub key_id: String,
+}
+
+/// `POST /v1/login/start`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginStartRequest {
+    pub user: String,
+}
+
+/// An assertion challenge: answer to login, step-up and add-key starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeResponse {
+    /// The challenge id (base64url of the challenge bytes); single use, expires in 5 min.
+    pub challenge: String,
+    /// What the key's answer must be for.
+    #[schema(value_type = String)]
+    pub purpose: Purpose,
+    /// base64url SHA-256 of the canonical action; the client puts it in clientDataJSON as
+    /// `pawActionHash`.
+    pub action_hash: String,
+    /// The action in plain words, for the prompt shown before the user touches the key.
+    pub description: String,
+    /// `RequestChallengeResponse` or `CreationChallengeResponse` JSON for the authenticator.
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+}
+
+/// `POST /v1/login/finish`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginFinishRequest {
+    pub challenge: String,
+    /// `PublicKeyCredential` JSON.
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+    /// The device key (registered at enrollment) the tokens are bound to; base64url.
+    pub device_public_key: String,
+}
+
+/// Tokens issued at login and on refresh. Both are opaque; the broker stores only their hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenResponse {
+    pub user: String,
+    pub roles: Vec<String>,
+    /// `Authorization: Bearer` value, with a device-key proof on every request.
+    pub access_token: String,
+    pub access_expires_at_ms: i64,
+    /// Single use: each refresh returns a new one; reusing an old one ends the session.
+    pub refresh_token: String,
+    /// When the session ends regardless of activity (12 h after login).
+    pub session_expires_at_ms: i64,
+}
+
+/// `POST /v1/token/refresh` (with a device-key proof over the refresh token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// `POST /v1/stepup/start`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpStartRequest {
+    /// The canonical action (paw-proto `Action`) the step-up will authorise.
+    #[schema(value_type = Object)]
+    pub action: Action,
+}
+
+/// A finished step-up: the challenge, the action it was for, and the key's assertion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpFinishRequest {
+    pub challenge: String,
+    #[schema(value_type = Object)]
+    pub action: Action,
+    /// `PublicKeyCredential` JSON.
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+/// Answer to `POST /v1/stepup/finish`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpVerified {
+    #[schema(value_type = String)]
+    pub purpose: Purpose,
+    pub action_hash: String,
+}
+
+/// One security key of the calling user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityKeyInfo {
+    pub id: String,
+    pub name: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+    /// Locked after a signature-counter regression (a possible clone).
+    pub locked: bool,
+}
+
+/// `GET /v1/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityKeyList {
+    pub keys: Vec<SecurityKeyInfo>,
+}
+
+/// `POST /v1/keys/{id}/rename`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameKeyRequest {
+    pub name: String,
+}
+
+/// `POST /v1/keys/{id}/revoke`: needs a key-management step-up for
+/// `Action::KeyManagement { operation: "revoke", credential: <id> }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeKeyRequest {
+    pub stepup: StepUpFinishRequest,
+}
+
+/// `POST /v1/keys/register/finish`: the new key's registration plus a key-management step-up
+/// with an existing key for `Action::KeyManagement { operation: "add", credential: <name> }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddKeyFinishRequest {
+    pub ceremony_id: String,
+    /// `RegisterPublicKeyCredential` JSON of the new key.
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+    pub name: String,
+    pub stepup: StepUpFinishRequest,
+}
+
+/// `POST /v1/keys/register/start`: answer with creation options for the new key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddKeyStartResponse {
+    pub ceremony_id: String,
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+}
+
+/// The caller, as the broker sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhoAmI {
+    pub user: String,
+    pub roles: Vec<String>,
+    pub session_expires_at_ms: i64,
+}

@@ -88,3 +88,4 @@ pub fn client_trusting_pem(pem: &[u8]) -> reqwest::Client {
         .build()
         .unwrap()
 }
+pub mod idp;

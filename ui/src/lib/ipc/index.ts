@@ -29,6 +29,14 @@ export const ERROR_CODES = [
   'broker_untrusted',
   'broker_protocol',
   'url_rejected',
+  'unauthenticated',
+  'reauthentication_required',
+  'challenge_invalid',
+  'webauthn_rejected',
+  'invite_invalid',
+  'account_locked',
+  'rate_limited',
+  'conflict',
 ] as const satisfies readonly ErrorCode[];
 
 type MissingCode = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
