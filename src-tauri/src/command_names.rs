@@ -5,4 +5,12 @@ pub const COMMANDS: &[&str] = &[
     "get_settings",
     "save_settings",
     "open_external",
+    "enroll",
+    "login",
+    "logout",
+    "list_keys",
+    "rename_key",
+    "prepare_step_up",
+    "confirm_step_up",
+    "cancel_step_up",
 ];

@@ -4,7 +4,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use paw_client::Core;
-use paw_proto::ipc::{AppStatus, SettingsInput, SettingsView};
+use paw_proto::ipc::{
+    AppStatus, EnrollInput, KeyAction, LoginInput, RenameKeyInput, SecurityKeyView, SessionUser,
+    SettingsInput, SettingsView, StepUpPrompt,
+};
 use paw_proto::ApiError;
 use tauri::State;
 
@@ -41,4 +44,53 @@ pub async fn save_settings(
 pub fn open_external(url: String) -> Result<(), ApiError> {
     let url = paw_client::validate_external_url(&url)?;
     crate::navigation::open_in_browser(&url)
+}
+
+#[tauri::command]
+pub async fn enroll(core: State<'_, Core>, input: EnrollInput) -> Result<SessionUser, ApiError> {
+    Ok(core.enroll(input).await?)
+}
+
+#[tauri::command]
+pub async fn login(core: State<'_, Core>, input: LoginInput) -> Result<SessionUser, ApiError> {
+    Ok(core.login(input).await?)
+}
+
+#[tauri::command]
+pub async fn logout(core: State<'_, Core>) -> Result<(), ApiError> {
+    Ok(core.logout().await?)
+}
+
+#[tauri::command]
+pub async fn list_keys(core: State<'_, Core>) -> Result<Vec<SecurityKeyView>, ApiError> {
+    Ok(core.list_keys().await?)
+}
+
+#[tauri::command]
+pub async fn rename_key(
+    core: State<'_, Core>,
+    input: RenameKeyInput,
+) -> Result<Vec<SecurityKeyView>, ApiError> {
+    Ok(core.rename_key(input).await?)
+}
+
+#[tauri::command]
+pub async fn prepare_step_up(
+    core: State<'_, Core>,
+    action: KeyAction,
+) -> Result<StepUpPrompt, ApiError> {
+    Ok(core.prepare_step_up(action).await?)
+}
+
+#[tauri::command]
+pub async fn confirm_step_up(
+    core: State<'_, Core>,
+    id: String,
+) -> Result<Vec<SecurityKeyView>, ApiError> {
+    Ok(core.confirm_step_up(id).await?)
+}
+
+#[tauri::command]
+pub async fn cancel_step_up(core: State<'_, Core>, id: String) -> Result<(), ApiError> {
+    Ok(core.cancel_step_up(id).await?)
 }

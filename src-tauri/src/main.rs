@@ -12,6 +12,7 @@
 // Without this, a release build on Windows opens a console window next to the app.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod authn;
 mod commands;
 mod navigation;
 
@@ -59,12 +60,20 @@ fn run() -> Result<(), String> {
                 Some(d) => PathBuf::from(d),
                 None => app.path().app_config_dir()?,
             };
+            // The OS keyring, chosen explicitly; none usable means no start (fail closed).
+            let keystore: std::sync::Arc<dyn paw_client::KeyStore> =
+                std::sync::Arc::new(paw_client::OsKeyStore::open().map_err(|e| e.to_string())?);
+            let authenticator = authn::choose(keystore.as_ref())?;
             let core = Core::open(
                 dir,
                 BuildInfo {
                     version: env!("CARGO_PKG_VERSION").into(),
                     debug: cfg!(debug_assertions),
+                    // Set by Core::open from the authenticator it is given.
+                    virtual_key: false,
                 },
+                keystore,
+                authenticator,
             )
             .map_err(|e| e.to_string())?;
             app.manage(core);
@@ -81,6 +90,14 @@ fn run() -> Result<(), String> {
             commands::get_settings,
             commands::save_settings,
             commands::open_external,
+            commands::enroll,
+            commands::login,
+            commands::logout,
+            commands::list_keys,
+            commands::rename_key,
+            commands::prepare_step_up,
+            commands::confirm_step_up,
+            commands::cancel_step_up,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

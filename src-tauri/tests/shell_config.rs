@@ -120,3 +120,50 @@ fn g4_no_dev_server_url_and_embedded_assets() {
     );
     assert!(!manifest.contains("devtools"), "devtools stay off");
 }
+
+#[test]
+fn g5_virtual_key_is_not_a_default_feature() {
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let m: toml_lite::Manifest = toml_lite::parse(&manifest);
+    assert_eq!(m.default_features, Vec::<String>::new());
+    assert!(m.paw_fido_line.contains("paw-fido.workspace = true"));
+    assert!(
+        !m.paw_fido_line.contains("virtual-key"),
+        "{}",
+        m.paw_fido_line
+    );
+}
+
+/// Just enough TOML reading for the check above, without a parser dependency for one test.
+mod toml_lite {
+    pub struct Manifest {
+        pub default_features: Vec<String>,
+        pub paw_fido_line: String,
+    }
+    pub fn parse(text: &str) -> Manifest {
+        let default = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("default ="))
+            .expect("a [features] default line");
+        let inner = default
+            .split_once('[')
+            .unwrap()
+            .1
+            .split_once(']')
+            .unwrap()
+            .0;
+        Manifest {
+            default_features: inner
+                .split(',')
+                .map(|s| s.trim().trim_matches('"').to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            paw_fido_line: text
+                .lines()
+                .find(|l| l.starts_with("paw-fido"))
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+}

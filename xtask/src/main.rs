@@ -106,6 +106,14 @@ fn all_rust_tests() -> Result<()> {
     let root = util::root();
     let screenshots = root.join("docs/screenshots");
     std::fs::create_dir_all(&screenshots)?;
+    // The app keeps its device key and tokens in the OS keyring, so the session gets its own
+    // Secret Service: an unlocked gnome-keyring whose files live under target/, never the
+    // developer's own keyring.
+    let keyring = root.join("target/e2e-keyring");
+    let _ = std::fs::remove_dir_all(&keyring);
+    std::fs::create_dir_all(&keyring)?;
+    let script = "printf %s paw-e2e | gnome-keyring-daemon --unlock --components=secrets \
+                  >/dev/null && exec \"$@\"";
     util::cmd("xvfb-run")
         .args([
             "-a",
@@ -114,8 +122,10 @@ fn all_rust_tests() -> Result<()> {
             "dbus-run-session",
             "--",
         ])
+        .args(["sh", "-c", script, "sh"])
         .arg(util::cargo_bin())
         .args(["test", "--workspace"])
+        .env("XDG_DATA_HOME", &keyring)
         .env("PAW_E2E_APP", root.join("target/debug/paw"))
         .env("PAW_E2E_PAWD", root.join("target/debug/pawd"))
         .env("PAW_E2E_SCREENSHOTS", &screenshots)

@@ -98,6 +98,11 @@ impl Signed {
     async fn auth(&self, state: &AppState) -> Result<AuthContext, ApiFailure> {
         Ok(tokens::authenticate(state, &self.0).await?)
     }
+
+    /// Authenticated, but not user activity: the app's background status poll.
+    async fn probe(&self, state: &AppState) -> Result<AuthContext, ApiFailure> {
+        Ok(tokens::authenticate_as(state, &self.0, tokens::Activity::Probe).await?)
+    }
 }
 
 #[utoipa::path(post, path = "/v1/enroll/start", tag = "identity",
@@ -184,7 +189,7 @@ pub async fn token_refresh(State(state): State<AppState>, req: Signed) -> ApiRes
     ))]
 pub async fn whoami(State(state): State<AppState>, req: Signed) -> ApiResult<WhoAmI> {
     req.no_body()?;
-    let auth = req.auth(&state).await?;
+    let auth = req.probe(&state).await?;
     Ok(Json(WhoAmI {
         user: auth.user_name,
         roles: auth.roles,

@@ -152,9 +152,29 @@ async fn session_by_access(state: &AppState, token: &str) -> Result<Option<Sessi
     )
 }
 
+/// Whether an authenticated request counts as the user being active (case A15). The app polls
+/// its status in the background; if that poll kept the session alive, the idle limit would never
+/// fire on an unattended workstation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// Something the user did: resets the idle timer.
+    User,
+    /// A background status probe: checked like any request, but leaves the idle timer alone.
+    Probe,
+}
+
 /// Authenticates a request: bearer token, live session, device-key proof; then marks the
 /// session active.
 pub async fn authenticate(state: &AppState, req: &SignedRequest) -> Result<AuthContext> {
+    authenticate_as(state, req, Activity::User).await
+}
+
+/// [`authenticate`], saying whether the request is user activity.
+pub async fn authenticate_as(
+    state: &AppState,
+    req: &SignedRequest,
+    activity: Activity,
+) -> Result<AuthContext> {
     let token = req
         .bearer
         .as_deref()
@@ -180,10 +200,12 @@ pub async fn authenticate(state: &AppState, req: &SignedRequest) -> Result<AuthC
             "the account is locked; ask an administrator",
         ));
     }
-    with_pool!(&state.db, pool => {
-        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1")
-            .bind(now).bind(&session.id).execute(pool).await?;
-    });
+    if activity == Activity::User {
+        with_pool!(&state.db, pool => {
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1")
+                .bind(now).bind(&session.id).execute(pool).await?;
+        });
+    }
     Ok(AuthContext {
         user_id: user.id.clone(),
         user_name: user.name.clone(),

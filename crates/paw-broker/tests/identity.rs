@@ -731,6 +731,24 @@ async fn a15_idle_15_min_requires_reauthentication() {
 }
 
 #[tokio::test]
+async fn a15_background_status_probe_does_not_keep_an_idle_session_alive() {
+    let b = Broker::start().await;
+    let c = b.enrolled("ada").await;
+    // The app polls /v1/me for its status bar; an unattended workstation must still time out.
+    for _ in 0..2 {
+        b.advance(5 * 60 * 1000);
+        assert_eq!(c.call(&b, "GET", "/v1/me", None).await.0, StatusCode::OK);
+    }
+    b.advance(5 * 60 * 1000);
+    let (s, v) = c.call(&b, "GET", "/v1/me", None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNAUTHORIZED, "reauthentication_required"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
 async fn a15_absolute_12_h_requires_reauthentication_despite_activity() {
     let b = Broker::start().await;
     let mut c = b.enrolled("ada").await;
@@ -739,7 +757,7 @@ async fn a15_absolute_12_h_requires_reauthentication_despite_activity() {
         b.advance(10 * 60 * 1000);
         let (s, v) = c.refresh(&b).await;
         assert_eq!(s, StatusCode::OK, "{v}");
-        assert_eq!(c.call(&b, "GET", "/v1/me", None).await.0, StatusCode::OK);
+        assert_eq!(c.call(&b, "GET", "/v1/keys", None).await.0, StatusCode::OK);
     }
     b.advance(10 * 60 * 1000);
     let (s, v) = c.call(&b, "GET", "/v1/me", None).await;

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use paw_proto::http::Health;
 use paw_proto::ApiError;
+use reqwest::Method;
 use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::ClientError;
 
@@ -73,22 +75,71 @@ impl BrokerClient {
 
     /// GET a broker path and decode its JSON; a broker error body becomes [`ClientError::Broker`].
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
+        self.request_json(Method::GET, path, None, &[]).await
+    }
+
+    /// POST `body` as JSON without authentication (enrollment and login).
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| ClientError::Internal(format!("encode {path}: {e}")))?;
+        self.request_json(Method::POST, path, Some(bytes), &[])
             .await
-            .map_err(classify)?;
+    }
+
+    /// Sends exactly `body` (already-encoded JSON, so a device proof can cover these bytes)
+    /// with extra `headers`, and decodes the JSON answer. Header values may be secrets (a
+    /// bearer token): they never go into an error or a log line.
+    pub async fn request_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Result<T, ClientError> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        for (name, value) in headers {
+            let mut value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| ClientError::Internal(format!("header {name} is not ASCII")))?;
+            value.set_sensitive(true);
+            req = req.header(*name, value);
+        }
+        if let Some(body) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let resp = req.send().await.map_err(classify)?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(classify)?;
         if status.is_success() {
-            return serde_json::from_slice(&body)
-                .map_err(|e| ClientError::Protocol(format!("GET {path}: {e}")));
+            // Not the serde message: it can quote a value from the body, which may be a token.
+            return serde_json::from_slice(&body).map_err(|e| {
+                ClientError::Protocol(format!(
+                    "{method} {path}: unexpected answer ({:?} error at line {} column {})",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ))
+            });
         }
         match serde_json::from_slice::<ApiError>(&body) {
             Ok(e) => Err(ClientError::Broker(e)),
-            Err(_) => Err(ClientError::Protocol(format!("GET {path}: HTTP {status}"))),
+            Err(_) => Err(ClientError::Protocol(format!(
+                "{method} {path}: HTTP {status}"
+            ))),
         }
+    }
+
+    /// The WebAuthn origin this workstation claims in clientDataJSON: the broker URL's origin
+    /// (`https://host[:port]`), which the broker pins as its relying-party origin.
+    pub fn origin(&self) -> Result<url::Url, ClientError> {
+        url::Url::parse(&self.base).map_err(|e| ClientError::Internal(format!("broker URL: {e}")))
     }
 }
 

@@ -28,6 +28,31 @@ pub enum ClientError {
     /// The operating system's random number generator failed; nothing is signed or created.
     #[error("system random number generator failed: {0}")]
     Random(String),
+    /// This build has no security key support configured (no authenticator was given).
+    #[error("no security key is available in this build; sign-in is not possible")]
+    NoAuthenticator,
+    /// The security key failed or refused (no matching credential, device error).
+    #[error("security key: {0}")]
+    Authenticator(String),
+    /// Signed out, or the session is gone: sign in with the security key.
+    #[error("not signed in")]
+    NotSignedIn,
+    /// The step-up prompt is unknown, used, cancelled or expired.
+    #[error("this confirmation is no longer valid; start again")]
+    StepUpUnknown,
+    /// An input from the UI is invalid; the message names the field.
+    #[error("{field}: {reason}")]
+    InvalidInput { field: &'static str, reason: String },
+    /// A bug or an unexpected condition in the core (for example a failed background task).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<paw_fido::FidoError> for ClientError {
+    fn from(e: paw_fido::FidoError) -> Self {
+        // FidoError's messages never carry key material or saved state.
+        Self::Authenticator(e.to_string())
+    }
 }
 
 impl ClientError {
@@ -42,7 +67,12 @@ impl ClientError {
             Self::Broker(e) => e.code,
             Self::UrlRejected(_) => ErrorCode::UrlRejected,
             Self::KeyringUnavailable(_) => ErrorCode::StorageUnavailable,
-            Self::Random(_) => ErrorCode::Internal,
+            Self::Random(_) | Self::Internal(_) => ErrorCode::Internal,
+            // No dedicated code: the UI shows these as "the security key step failed".
+            Self::NoAuthenticator | Self::Authenticator(_) => ErrorCode::WebauthnRejected,
+            Self::NotSignedIn => ErrorCode::Unauthenticated,
+            Self::StepUpUnknown => ErrorCode::ChallengeInvalid,
+            Self::InvalidInput { .. } => ErrorCode::BadRequest,
         }
     }
 

@@ -20,16 +20,19 @@ mod clock;
 mod device;
 mod error;
 mod external;
+mod identity;
 pub mod keystore;
 pub mod secret;
 mod settings;
 mod tokens;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
+use paw_fido::Authenticator;
 use paw_proto::ipc::{
-    AppStatus, BrokerState, BrokerStatus, BuildInfo, SettingsInput, SettingsView,
+    AppStatus, BrokerState, BrokerStatus, BuildInfo, SessionUser, SettingsInput, SettingsView,
 };
 use tokio::sync::RwLock;
 
@@ -38,16 +41,19 @@ pub use clock::BrokerClock;
 pub use device::DeviceKey;
 pub use error::ClientError;
 pub use external::validate_external_url;
+pub use identity::{load_virtual_authenticator, STEP_UP_TTL, VIRTUAL_KEY_ENTRY};
 pub use keystore::{KeyStore, MemoryKeyStore, OsKeyStore};
 pub use secret::{AccessToken, Pin, RefreshToken, Secret};
 pub use settings::{load_ca, Settings, SettingsStore};
 pub use tokens::{TokenStore, Tokens};
 
-/// The app's core state: settings on disk and the broker client built from them.
+/// The app's core state: settings on disk, the broker client built from them, and the
+/// identity side (keyring, authenticator, pending step-ups).
 pub struct Core {
     store: SettingsStore,
     state: RwLock<State>,
     build: BuildInfo,
+    identity: identity::Identity,
 }
 
 struct State {
@@ -55,6 +61,8 @@ struct State {
     client: Option<BrokerClient>,
     /// Broker time from the last successful health check; reset when the broker changes.
     clock: BrokerClock,
+    /// The signed-in user as last confirmed (login, refresh or `/v1/me`).
+    user: Option<SessionUser>,
 }
 
 impl Core {
@@ -63,7 +71,19 @@ impl Core {
     /// A settings file that cannot be read or no longer validates (for example its CA file was
     /// removed) leaves the broker unconfigured rather than refusing to start: the user can fix it
     /// on the settings page.
-    pub fn open(config_dir: PathBuf, build: BuildInfo) -> Result<Self, ClientError> {
+    ///
+    /// `keystore` holds the device key, the tokens and the virtual key's state (the OS keyring
+    /// in the app, an isolated store in tests). `authenticator` is the security key; `None`
+    /// makes enrollment, login and step-up fail with `webauthn_rejected` and a message saying
+    /// this build has no security key support. `build.virtual_key` is set from the
+    /// authenticator, so the UI's INSECURE marking cannot be forgotten.
+    pub fn open(
+        config_dir: PathBuf,
+        mut build: BuildInfo,
+        keystore: Arc<dyn KeyStore>,
+        authenticator: Option<Arc<dyn Authenticator>>,
+    ) -> Result<Self, ClientError> {
+        build.virtual_key = authenticator.as_ref().is_some_and(|a| a.is_virtual());
         let store = SettingsStore::new(config_dir)?;
         let settings = store.load()?;
         let client = match &settings {
@@ -85,8 +105,10 @@ impl Core {
                 settings,
                 client,
                 clock: BrokerClock::new(),
+                user: None,
             }),
             build,
+            identity: identity::Identity::new(keystore, authenticator),
         })
     }
 
@@ -99,18 +121,23 @@ impl Core {
                 st.client.clone(),
             )
         };
+        let connected;
         let broker = match client {
-            None => BrokerStatus {
-                state: BrokerState::Unconfigured,
-                url,
-                version: None,
-                latency_ms: None,
-                error: None,
-            },
+            None => {
+                connected = false;
+                BrokerStatus {
+                    state: BrokerState::Unconfigured,
+                    url,
+                    version: None,
+                    latency_ms: None,
+                    error: None,
+                }
+            }
             Some(c) => {
                 let started = Instant::now();
                 match c.health().await {
                     Ok(h) => {
+                        connected = true;
                         let received = Instant::now();
                         self.sync_clock(&c, h.time_ms, started, received).await;
                         BrokerStatus {
@@ -124,20 +151,29 @@ impl Core {
                             error: None,
                         }
                     }
-                    Err(e) => BrokerStatus {
-                        state: e.broker_state(),
-                        url,
-                        version: None,
-                        latency_ms: None,
-                        error: Some(e.to_api()),
-                    },
+                    Err(e) => {
+                        connected = false;
+                        BrokerStatus {
+                            state: e.broker_state(),
+                            url,
+                            version: None,
+                            latency_ms: None,
+                            error: Some(e.to_api()),
+                        }
+                    }
                 }
             }
         };
+        // Asked of the broker only when it answered; otherwise the last known user.
+        let user = if connected {
+            self.current_user().await
+        } else {
+            self.state.read().await.user.clone()
+        };
         AppStatus {
             broker,
-            // Sign-in and grants arrive with the identity and elevation features.
-            user: None,
+            user,
+            // Grants arrive with the elevation feature.
             grant: None,
             build: self.build.clone(),
         }
@@ -183,6 +219,11 @@ impl Core {
             } => Some(BrokerClient::new(broker_url, &load_ca(ca_path)?.der)?),
             Settings::Unconfigured => None,
         };
+        // Tokens belong to the broker that issued them: another broker never sees them.
+        let changed = self.state.read().await.settings.broker_url() != settings.broker_url();
+        if changed {
+            self.logout().await?;
+        }
         let mut st = self.state.write().await;
         self.store.save(&settings)?;
         let view = settings.view()?;

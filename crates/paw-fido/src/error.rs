@@ -29,4 +29,16 @@ pub enum FidoError {
     /// "no counter" to a relying party, which would test something else.
     #[error("counter regression needs at least one prior assertion")]
     NoCounterToRegress,
+
+    /// None of the credentials the relying party allows is on this authenticator.
+    #[error("none of the allowed security key credentials is on this authenticator")]
+    NoCredential,
+
+    /// Saved authenticator state could not be read (never contains the state itself).
+    #[error("the saved authenticator state is unreadable: {0}")]
+    State(String),
+
+    /// The authenticator could not be used (poisoned lock, device gone).
+    #[error("the authenticator is unavailable: {0}")]
+    Unavailable(String),
 }

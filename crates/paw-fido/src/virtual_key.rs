@@ -5,11 +5,11 @@ use std::fmt;
 use ciborium::Value;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
-use p256::elliptic_curve::zeroize::{ZeroizeOnDrop, Zeroizing};
+use p256::elliptic_curve::zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
-use crate::{flags, FidoError, VIRTUAL_KEY_LABEL};
+use crate::{flags, Assertion, FidoError, VIRTUAL_KEY_LABEL};
 
 /// Long enough that ids never collide and never look like a guessable sequence.
 const CREDENTIAL_ID_LEN: usize = 32;
@@ -48,16 +48,6 @@ pub struct FailureKnobs {
     pub backed_up: bool,
 }
 
-/// The pieces of a WebAuthn assertion the relying party checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assertion {
-    pub credential_id: Vec<u8>,
-    /// `rpIdHash (32) || flags (1) || signCount (4, big-endian)`.
-    pub authenticator_data: Vec<u8>,
-    /// ASN.1 DER ECDSA P-256 / SHA-256 signature over `authenticator_data || clientDataHash`.
-    pub signature: Vec<u8>,
-}
-
 /// A software security key. **INSECURE** — see [`VIRTUAL_KEY_LABEL`]. Its private key is in
 /// process memory and it asserts user presence and verification without asking anyone.
 /// One credential per key, which is all the demo and the tests need.
@@ -82,6 +72,32 @@ impl VirtualKey {
             key: KeyMaterial(random_signing_key()?),
             credential_id,
             counter: 0,
+            knobs: FailureKnobs::default(),
+        })
+    }
+
+    /// The private scalar, credential id and counter, for [`crate::VirtualAuthenticator`]'s
+    /// saved state. The scalar comes back in a zeroizing buffer.
+    pub(crate) fn export_parts(&self) -> (Zeroizing<[u8; 32]>, &[u8], u32) {
+        let mut scalar = Zeroizing::new([0u8; 32]);
+        let mut bytes = self.key.0.to_bytes();
+        scalar.copy_from_slice(&bytes);
+        bytes.as_mut_slice().zeroize();
+        (scalar, &self.credential_id, self.counter)
+    }
+
+    /// The inverse of [`Self::export_parts`]; knobs start off.
+    pub(crate) fn from_parts(
+        scalar: &[u8],
+        credential_id: Vec<u8>,
+        counter: u32,
+    ) -> Result<Self, FidoError> {
+        let key = SigningKey::from_slice(scalar)
+            .map_err(|_| FidoError::State("a private key is not a P-256 scalar".into()))?;
+        Ok(VirtualKey {
+            key: KeyMaterial(key),
+            credential_id,
+            counter,
             knobs: FailureKnobs::default(),
         })
     }

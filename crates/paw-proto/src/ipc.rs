@@ -66,6 +66,70 @@ pub struct GrantSummary {
 pub struct BuildInfo {
     pub version: String,
     pub debug: bool,
+    /// The insecure virtual security key is the authenticator (demo and test builds only; case
+    /// G5). The UI must say so wherever it is in use.
+    pub virtual_key: bool,
+}
+
+/// `enroll`: redeem a one-time invite code and register a security key and this device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollInput {
+    pub code: String,
+    /// A name for the key, shown on the security keys page.
+    pub key_name: String,
+}
+
+/// `login`: sign in with the security key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct LoginInput {
+    pub user: String,
+}
+
+/// One of the user's security keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SecurityKeyView {
+    pub id: String,
+    pub name: String,
+    #[ts(type = "number")]
+    pub created_at_ms: i64,
+    #[ts(type = "number | null")]
+    pub revoked_at_ms: Option<i64>,
+    pub locked: bool,
+}
+
+/// `rename_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct RenameKeyInput {
+    pub id: String,
+    pub name: String,
+}
+
+/// A privileged key-management operation the user asks for; it needs a step-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(deny_unknown_fields)]
+pub enum KeyAction {
+    /// Register another security key under this name.
+    Add { name: String },
+    /// Revoke the key with this id; it stops working at once.
+    Revoke { id: String },
+}
+
+/// `prepare_step_up` output: what the user is about to approve, in words the Rust core wrote
+/// from the exact action the key will sign. The UI shows `description` verbatim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct StepUpPrompt {
+    /// Handle for `confirm_step_up` / `cancel_step_up`; single use, kept only in the core.
+    pub id: String,
+    pub purpose: crate::action::Purpose,
+    pub description: String,
+    /// Hex SHA-256 of the canonical action, for the curious and for support.
+    pub action_hash: String,
+    /// Seconds the broker gives the user to answer.
+    pub expires_in_secs: u32,
 }
 
 /// `app_status`: everything the frame and status bar need in one call.
@@ -116,6 +180,13 @@ pub fn typescript_bindings() -> String {
         SessionUser::decl(),
         GrantSummary::decl(),
         BuildInfo::decl(),
+        EnrollInput::decl(),
+        LoginInput::decl(),
+        SecurityKeyView::decl(),
+        RenameKeyInput::decl(),
+        KeyAction::decl(),
+        crate::action::Purpose::decl(),
+        StepUpPrompt::decl(),
         AppStatus::decl(),
         SettingsInput::decl(),
         CaInfo::decl(),
@@ -146,5 +217,13 @@ mod tests {
         assert!(b.contains("export type ErrorCode"));
         // i64 becomes bigint by default, which JSON cannot carry.
         assert!(!b.contains("bigint"), "{b}");
+        // ts-rs silently ignores a serde attribute it cannot parse in full (for example
+        // `deny_unknown_fields` next to `tag`), so check the tagged enum's TS matches its JSON.
+        let json = serde_json::to_string(&KeyAction::Add { name: "n".into() }).unwrap();
+        assert_eq!(json, r#"{"op":"add","name":"n"}"#);
+        assert!(
+            b.contains(r#"export type KeyAction = { "op": "add", name: string, }"#),
+            "{b}"
+        );
     }
 }

@@ -46,17 +46,32 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// A broker that trusts the INSECURE virtual security key's attestation CA, as a demo
+    /// broker does, so the app can enroll with the virtual key.
+    pub fn start_trusting_virtual_key() -> Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(trust_virtual_key: bool) -> Result<Self> {
         let pawd = env_path("PAW_E2E_PAWD")?;
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("broker");
         let port = free_port()?;
-        let st = Command::new(&pawd)
-            .arg("init")
+        let mut init = Command::new(&pawd);
+        init.arg("init")
             .arg("--dir")
             .arg(&data)
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .status()?;
+            // The WebAuthn origin (https://localhost:PORT) must be exactly the URL the app uses.
+            .args(["--hostname", "localhost"])
+            .stdout(Stdio::null());
+        if trust_virtual_key {
+            init.arg("--trust-virtual-key");
+        }
+        let st = init.status()?;
         if !st.success() {
             bail!("pawd init failed: {st}");
         }
@@ -84,10 +99,32 @@ impl Broker {
         // Keep draining stdout so pawd never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Ok(Self {
-            url: format!("https://127.0.0.1:{port}"),
+            url: format!("https://localhost:{port}"),
             dir,
             proc,
         })
+    }
+
+    /// `pawd invite USER --role ROLE`: the one-time code, as an admin would hand it over.
+    pub fn invite(&self, user: &str, role: &str) -> Result<String> {
+        let out = Command::new(env_path("PAW_E2E_PAWD")?)
+            .arg("invite")
+            .arg("--config")
+            .arg(self.dir.path().join("broker/pawd.toml"))
+            .args([user, "--role", role])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "pawd invite failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_owned())
+            .context("pawd invite printed no code")
     }
 
     pub fn ca_path(&self) -> PathBuf {
@@ -204,6 +241,81 @@ impl App {
             .for_element(Locator::Css(css))
             .await
             .with_context(|| format!("waiting for {css}"))
+    }
+
+    /// Enrolls `user` with a fresh invite code and the virtual key through the UI, ending signed
+    /// in, the way a new administrator's first start goes.
+    pub async fn enroll_and_sign_in(&self, broker: &Broker, user: &str) -> Result<()> {
+        let code = broker.invite(user, "admin")?;
+        self.wait_for("[data-testid=signin-panel]").await?;
+        self.wait_for("[data-testid=enroll-open]")
+            .await?
+            .click()
+            .await?;
+        self.wait_for("[data-testid=enroll-code]")
+            .await?
+            .send_keys(&code)
+            .await?;
+        self.wait_for("[data-testid=enroll-submit]")
+            .await?
+            .click()
+            .await?;
+        self.wait_for_text("[data-testid=status-user]", user)
+            .await?;
+        Ok(())
+    }
+
+    /// The element's rendered text, read in the page. WebKitWebDriver's own "element text"
+    /// comes back empty for some elements that are plainly on screen (seen for the status bar
+    /// after a re-render), so tests read `innerText` directly.
+    pub async fn text_of(&self, css: &str) -> Result<Option<String>> {
+        let v = self
+            .client
+            .execute(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+                vec![serde_json::json!(css)],
+            )
+            .await?;
+        Ok(v.as_str().map(str::to_owned))
+    }
+
+    /// Waits until the element's text contains `needle`; fails with what an auth error said
+    /// and a screenshot.
+    pub async fn wait_for_text(&self, css: &str, needle: &str) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let last = match self.text_of(css).await {
+                Ok(Some(t)) if t.contains(needle) => return Ok(t),
+                Ok(t) => t,
+                Err(e) => Some(e.to_string()),
+            };
+            if Instant::now() > deadline {
+                let why = self
+                    .text_of("[data-testid=auth-error]")
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let shot = self.failure_screenshot().await;
+                bail!("{css} never contained {needle:?} (last {last:?}; {why}; screen: {shot})");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Saves what the window shows under target/e2e-failures, for the person reading a red run.
+    pub async fn failure_screenshot(&self) -> String {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e-failures");
+        let path = dir.join(format!("{}.png", std::process::id()));
+        let saved = async {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&path, self.client.screenshot().await?)?;
+            anyhow::Ok(())
+        };
+        match saved.await {
+            Ok(()) => path.display().to_string(),
+            Err(e) => format!("not saved: {e}"),
+        }
     }
 
     pub async fn screenshot(&self, name: &str) -> Result<()> {

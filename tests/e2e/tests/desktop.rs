@@ -19,13 +19,17 @@ const AREAS: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shell_connects_to_broker_and_navigates_every_area() {
-    let broker = Broker::start().unwrap();
+    let broker = Broker::start_trusting_virtual_key().unwrap();
     let app = App::launch(Some(&broker)).await.unwrap();
     app.wait_for("[data-testid=broker-state][data-state=connected]")
         .await
         .unwrap();
-    let user = app.wait_for("[data-testid=status-user]").await.unwrap();
-    assert!(user.text().await.unwrap().contains("Not signed in"));
+    app.wait_for_text("[data-testid=status-user]", "Not signed in")
+        .await
+        .unwrap();
+    // Signed out, every area but Settings asks for the security key.
+    app.wait_for("[data-testid=signin-panel]").await.unwrap();
+    app.enroll_and_sign_in(&broker, "ada").await.unwrap();
     for area in AREAS {
         app.client
             .find(Locator::Css(&format!("[data-testid=nav-{area}]")))
@@ -49,11 +53,15 @@ async fn shell_connects_to_broker_and_navigates_every_area() {
         app.screenshot(area).await.unwrap();
     }
     // The pinned CA shows its fingerprint so the user can compare it with the admin's.
-    let fp = app
-        .wait_for("[data-testid=settings-ca-fingerprint]")
+    app.wait_for("[data-testid=settings-ca-fingerprint]")
         .await
         .unwrap();
-    assert_eq!(fp.text().await.unwrap().trim().len(), 32 * 3 - 1);
+    let fp = app
+        .text_of("[data-testid=settings-ca-fingerprint]")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fp.trim().len(), 32 * 3 - 1, "{fp}");
     app.close().await.unwrap();
 }
 

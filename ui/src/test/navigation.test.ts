@@ -86,10 +86,27 @@ describe('navigation', () => {
   });
 
   it('does not offer the Settings shortcut once the broker is connected', async () => {
-    renderApp({ settings: CONFIGURED });
+    renderApp({ settings: CONFIGURED, user: { name: 'ada', roles: [] } });
     await waitFor(() => expect(screen.getByTestId('broker-state').dataset['state']).toBe('connected'));
     expect(screen.queryByTestId('goto-settings')).toBeNull();
     expect(screen.getByTestId('requirement-broker').dataset['check']).toBe('met');
+  });
+
+  it('marks "Sign-in with your security key" done in every upcoming area once signed in', async () => {
+    renderApp({ settings: CONFIGURED, user: { name: 'ada', roles: [] } });
+    await screen.findByTestId('account');
+    for (const id of ['access', 'approvals', 'sessions', 'audit', 'history'] as const) {
+      await fireEvent.click(screen.getByTestId(`nav-${id}`));
+      const check = screen.getByTestId('requirement-signin');
+      expect(check.dataset['check']).toBe('met');
+      expect(check.textContent).toContain('You are signed in.');
+    }
+  });
+
+  it('shows the sign-in requirement as not met while signed out', async () => {
+    renderApp();
+    const check = await screen.findByTestId('requirement-signin');
+    expect(check.dataset['check']).toBe('unavailable');
   });
 
   it('shows honest empty states: no tables, no inputs outside Settings', async () => {

@@ -168,10 +168,10 @@ describe('status bar', () => {
 
   it('shows the DEBUG BUILD badge only for debug builds', async () => {
     useFakeClock();
-    const { core } = renderApp({ build: { version: '0.1.0', debug: true } });
+    const { core } = renderApp({ build: { version: '0.1.0', debug: true, virtual_key: false } });
     await settle();
     expect(screen.getByText('DEBUG BUILD')).toBeTruthy();
-    core.build = { version: '0.1.0', debug: false };
+    core.build = { version: '0.1.0', debug: false, virtual_key: false };
     await settle(5_000);
     expect(screen.queryByText('DEBUG BUILD')).toBeNull();
   });

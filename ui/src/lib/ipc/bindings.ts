@@ -30,7 +30,42 @@ export type GrantSummary = { id: string, target: string, role: string,
  */
 remaining_ms: number, };
 
-export type BuildInfo = { version: string, debug: boolean, };
+export type BuildInfo = { version: string, debug: boolean, 
+/**
+ * The insecure virtual security key is the authenticator (demo and test builds only; case
+ * G5). The UI must say so wherever it is in use.
+ */
+virtual_key: boolean, };
+
+export type EnrollInput = { code: string, 
+/**
+ * A name for the key, shown on the security keys page.
+ */
+key_name: string, };
+
+export type LoginInput = { user: string, };
+
+export type SecurityKeyView = { id: string, name: string, created_at_ms: number, revoked_at_ms: number | null, locked: boolean, };
+
+export type RenameKeyInput = { id: string, name: string, };
+
+export type KeyAction = { "op": "add", name: string, } | { "op": "revoke", id: string, };
+
+export type Purpose = "login" | "request" | "approve" | "session" | "break_glass" | "key_management";
+
+export type StepUpPrompt = { 
+/**
+ * Handle for `confirm_step_up` / `cancel_step_up`; single use, kept only in the core.
+ */
+id: string, purpose: Purpose, description: string, 
+/**
+ * Hex SHA-256 of the canonical action, for the curious and for support.
+ */
+action_hash: string, 
+/**
+ * Seconds the broker gives the user to answer.
+ */
+expires_in_secs: number, };
 
 export type AppStatus = { broker: BrokerStatus, user: SessionUser | null, grant: GrantSummary | null, build: BuildInfo, };
 

@@ -8,7 +8,20 @@
  * - Nothing here stores what it passes along: the UI presents, it never holds a secret.
  */
 import { invoke } from '@tauri-apps/api/core';
-import type { ApiError, AppStatus, ErrorCode, SettingsInput, SettingsView } from './bindings';
+import type {
+  ApiError,
+  AppStatus,
+  EnrollInput,
+  ErrorCode,
+  KeyAction,
+  LoginInput,
+  RenameKeyInput,
+  SecurityKeyView,
+  SessionUser,
+  SettingsInput,
+  SettingsView,
+  StepUpPrompt,
+} from './bindings';
 
 export type * from './bindings';
 
@@ -42,6 +55,22 @@ export const ERROR_CODES = [
 type MissingCode = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
 const everyCodeListed: [MissingCode] extends [never] ? true : MissingCode = true;
 void everyCodeListed;
+
+/**
+ * The action a key-management step-up signs, as the core reads it: paw-proto's `KeyAction`
+ * is `#[serde(tag = "op", rename_all = "snake_case")]`. Until bindings.ts is regenerated it may
+ * still show the older externally tagged shape; the check below tolerates exactly that one and
+ * fails `npm run check` on any other drift. Once regenerated, `StepUpAction` equals `KeyAction`.
+ */
+export type StepUpAction = { op: 'add'; name: string } | { op: 'revoke'; id: string };
+type StaleKeyAction = { Add: { name: string } } | { Revoke: { id: string } };
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const keyActionWire: Same<KeyAction, StepUpAction> extends true
+  ? true
+  : Same<KeyAction, StaleKeyAction> extends true
+    ? true
+    : KeyAction = true;
+void keyActionWire;
 
 const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
 
@@ -91,6 +120,42 @@ export function saveSettings(input: SettingsInput): Promise<SettingsView> {
 /** Asks the core to open `url` in the system browser; the core decides whether it may. */
 export async function openExternal(url: string): Promise<void> {
   await call<null>('open_external', { url });
+}
+
+/** Registers the first security key with a one-time invite code, and signs in. */
+export function enroll(input: EnrollInput): Promise<SessionUser> {
+  return call<SessionUser>('enroll', { input });
+}
+
+/** Signs in with a security key (the core runs the WebAuthn ceremony). */
+export function login(input: LoginInput): Promise<SessionUser> {
+  return call<SessionUser>('login', { input });
+}
+
+export async function logout(): Promise<void> {
+  await call<null>('logout');
+}
+
+export function listKeys(): Promise<SecurityKeyView[]> {
+  return call<SecurityKeyView[]>('list_keys');
+}
+
+export function renameKey(input: RenameKeyInput): Promise<SecurityKeyView[]> {
+  return call<SecurityKeyView[]>('rename_key', { input });
+}
+
+/** Asks the broker for a step-up challenge for `action`; nothing is signed yet. */
+export function prepareStepUp(action: StepUpAction): Promise<StepUpPrompt> {
+  return call<StepUpPrompt>('prepare_step_up', { action });
+}
+
+/** Signs the prepared challenge on the security key and performs the action. */
+export function confirmStepUp(id: string): Promise<SecurityKeyView[]> {
+  return call<SecurityKeyView[]>('confirm_step_up', { id });
+}
+
+export async function cancelStepUp(id: string): Promise<void> {
+  await call<null>('cancel_step_up', { id });
 }
 
 /** True inside the desktop shell (the core injected its IPC bridge). */

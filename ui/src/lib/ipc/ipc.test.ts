@@ -1,5 +1,20 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { appStatus, ERROR_CODES, getSettings, openExternal, saveSettings, toApiError } from './index';
+import {
+  appStatus,
+  cancelStepUp,
+  confirmStepUp,
+  enroll,
+  ERROR_CODES,
+  getSettings,
+  listKeys,
+  login,
+  logout,
+  openExternal,
+  prepareStepUp,
+  renameKey,
+  saveSettings,
+  toApiError,
+} from './index';
 import { installMockCore, resetMockCore } from './mock';
 
 afterEach(() => resetMockCore());
@@ -49,6 +64,39 @@ describe('typed commands over the mock core', () => {
       { cmd: 'save_settings', args: { input: { broker_url: 'https://pawd.example.com', ca_path: '/ca.pem' } } },
       { cmd: 'open_external', args: { url: 'https://example.com/paw/docs' } },
     ]);
+  });
+
+  it('sends the exact names and argument keys of the sign-in, key and step-up commands', async () => {
+    const core = installMockCore({ invites: { 'INV-1': 'ada' } });
+    await enroll({ code: 'INV-1', key_name: 'Key A' });
+    await logout();
+    await login({ user: 'ada' });
+    await listKeys();
+    const [key] = core.keys;
+    if (key === undefined) throw new Error('no key');
+    await renameKey({ id: key.id, name: 'Key B' });
+    const add = await prepareStepUp({ op: 'add', name: 'Key C' });
+    const keys = await confirmStepUp(add.id);
+    expect(keys.map((k) => k.name)).toEqual(['Key B', 'Key C']);
+    const revoke = await prepareStepUp({ op: 'revoke', id: key.id });
+    await cancelStepUp(revoke.id);
+    expect(core.calls.map((c) => c)).toEqual([
+      { cmd: 'enroll', args: { input: { code: 'INV-1', key_name: 'Key A' } } },
+      { cmd: 'logout', args: {} },
+      { cmd: 'login', args: { input: { user: 'ada' } } },
+      { cmd: 'list_keys', args: {} },
+      { cmd: 'rename_key', args: { input: { id: key.id, name: 'Key B' } } },
+      { cmd: 'prepare_step_up', args: { action: { op: 'add', name: 'Key C' } } },
+      { cmd: 'confirm_step_up', args: { id: add.id } },
+      { cmd: 'prepare_step_up', args: { action: { op: 'revoke', id: key.id } } },
+      { cmd: 'cancel_step_up', args: { id: revoke.id } },
+    ]);
+  });
+
+  it('rejects key commands with unauthenticated when nobody is signed in', async () => {
+    installMockCore();
+    await expect(listKeys()).rejects.toMatchObject({ code: 'unauthenticated' });
+    await expect(prepareStepUp({ op: 'add', name: 'x' })).rejects.toMatchObject({ code: 'unauthenticated' });
   });
 
   it('rejects with the ApiError the core sent', async () => {

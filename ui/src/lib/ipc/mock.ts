@@ -13,10 +13,13 @@ import type {
   BuildInfo,
   CaInfo,
   GrantSummary,
+  SecurityKeyView,
   SessionUser,
   SettingsInput,
   SettingsView,
+  StepUpPrompt,
 } from './bindings';
+import type { StepUpAction } from './index';
 
 export interface MockOptions {
   /** Broker state to report once a broker URL is configured. Default `connected`. */
@@ -29,6 +32,12 @@ export interface MockOptions {
   statusFailure?: unknown;
   /** Simulated latency of every command, in ms (real timers). Default 0. */
   delayMs?: number;
+  /** The signed-in user's security keys. Default: two active keys. */
+  keys?: SecurityKeyView[];
+  /** One-time invite codes → the user they enrol. Default `{ 'PAW-INVITE-1': 'ada' }`. */
+  invites?: Record<string, string>;
+  /** Users who may sign in. Default `['ada']`. */
+  users?: string[];
 }
 
 export interface MockCore {
@@ -45,6 +54,20 @@ export interface MockCore {
   statusFailure: unknown;
   /** When set, the next `save_settings` rejects with this value. */
   saveFailure: unknown;
+  keys: SecurityKeyView[];
+  invites: Record<string, string>;
+  users: string[];
+  /** When set, the next `login` / `enroll` / `prepare_step_up` / `confirm_step_up` rejects with it. */
+  loginFailure: unknown;
+  enrollFailure: unknown;
+  prepareFailure: unknown;
+  confirmFailure: unknown;
+  /** `expires_in_secs` of the next step-up prompts. Default 60. */
+  stepUpExpiresInSecs: number;
+  /** When set, replaces the generated description of the next step-up prompts. */
+  stepUpDescription: string | null;
+  /** Prepared step-ups not yet confirmed or cancelled, by id. */
+  readonly pending: Map<string, { action: StepUpAction; prompt: StepUpPrompt; at: number }>;
   /** Every command received, in order. */
   readonly calls: { cmd: string; args: unknown }[];
   /** URLs the core was asked to open. */
@@ -103,6 +126,31 @@ function asSettingsInput(args: unknown): SettingsInput | null {
   return { broker_url, ca_path };
 }
 
+export const MOCK_KEYS: readonly SecurityKeyView[] = [
+  { id: 'k-1', name: 'YubiKey 5C', created_at_ms: Date.UTC(2026, 0, 12), revoked_at_ms: null, locked: false },
+  { id: 'k-2', name: 'Backup key', created_at_ms: Date.UTC(2026, 1, 3), revoked_at_ms: null, locked: false },
+];
+
+function arg(args: unknown, key: string): unknown {
+  return typeof args === 'object' && args !== null ? (args as Record<string, unknown>)[key] : undefined;
+}
+
+function stringField(value: unknown, key: string): string | null {
+  const field = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+  return typeof field === 'string' ? field : null;
+}
+
+function fakeHash(text: string): string {
+  let h = 2166136261;
+  for (const ch of text) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    h = Math.imul(h ^ (h >>> 15), 2246822519) >>> 0;
+    out += h.toString(16).padStart(8, '0');
+  }
+  return out;
+}
+
 export function installMockCore(options: MockOptions = {}): MockCore {
   let grant: GrantSummary | null = options.grant ?? null;
   let grantSetAt = performance.now();
@@ -117,7 +165,17 @@ export function installMockCore(options: MockOptions = {}): MockCore {
       grant = value;
       grantSetAt = performance.now();
     },
-    build: options.build ?? { version: '0.1.0', debug: true },
+    build: options.build ?? { version: '0.1.0', debug: true, virtual_key: false },
+    keys: structuredClone(options.keys ?? [...MOCK_KEYS]),
+    invites: { ...(options.invites ?? { 'PAW-INVITE-1': 'ada' }) },
+    users: [...(options.users ?? ['ada'])],
+    loginFailure: undefined,
+    enrollFailure: undefined,
+    prepareFailure: undefined,
+    confirmFailure: undefined,
+    stepUpExpiresInSecs: 60,
+    stepUpDescription: null,
+    pending: new Map(),
     statusFailure: options.statusFailure,
     saveFailure: undefined,
     calls: [],
@@ -151,8 +209,129 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     };
   };
 
+  let nextKey = 100;
+  let nextPrompt = 1;
+  const takeFailure = (key: 'loginFailure' | 'enrollFailure' | 'prepareFailure' | 'confirmFailure'): void => {
+    const failure = core[key];
+    if (failure === undefined) return;
+    core[key] = undefined;
+    throw failure;
+  };
+  const requireUser = (): void => {
+    if (core.user === null) throw apiError('unauthenticated', 'sign in first');
+  };
+  const keyList = (): SecurityKeyView[] => structuredClone(core.keys);
+  const findKey = (id: string | null): SecurityKeyView => {
+    const key = core.keys.find((k) => k.id === id);
+    if (key === undefined) throw apiError('not_found', 'no such security key');
+    return key;
+  };
+  const keyName = (value: unknown): string => {
+    const name = typeof value === 'string' ? value.trim() : '';
+    if (name === '' || name.length > 64) throw apiError('bad_request', 'a key name is 1 to 64 characters');
+    return name;
+  };
+  const describe = (action: StepUpAction, user: string): string => {
+    if (action.op === 'add') return `Add a new security key named "${action.name}" to the account of ${user}`;
+    const key = findKey(action.id);
+    return `Revoke the security key "${key.name}" (${key.id}) of ${user}; it can no longer sign in or confirm actions`;
+  };
+
   const handle = (cmd: string, args: unknown): unknown => {
     switch (cmd) {
+      case 'login': {
+        takeFailure('loginFailure');
+        const user = stringField(arg(args, 'input'), 'user')?.trim() ?? '';
+        if (user === '') throw apiError('bad_request', 'user name is required');
+        if (!core.users.includes(user)) throw apiError('webauthn_rejected', 'no security key of this user answered');
+        core.user = { name: user, roles: ['engineer'] };
+        return structuredClone(core.user);
+      }
+      case 'enroll': {
+        takeFailure('enrollFailure');
+        const input = arg(args, 'input');
+        const code = stringField(input, 'code')?.trim() ?? '';
+        const user = core.invites[code];
+        if (user === undefined) throw apiError('invite_invalid', 'invite code is not valid');
+        const name = keyName(stringField(input, 'key_name'));
+        delete core.invites[code];
+        if (!core.users.includes(user)) core.users.push(user);
+        core.keys = [{ id: `k-${nextKey++}`, name, created_at_ms: Date.now(), revoked_at_ms: null, locked: false }];
+        core.user = { name: user, roles: ['engineer'] };
+        return structuredClone(core.user);
+      }
+      case 'logout':
+        core.user = null;
+        core.pending.clear();
+        return null;
+      case 'list_keys':
+        requireUser();
+        return keyList();
+      case 'rename_key': {
+        requireUser();
+        const input = arg(args, 'input');
+        const key = findKey(stringField(input, 'id'));
+        key.name = keyName(stringField(input, 'name'));
+        return keyList();
+      }
+      case 'prepare_step_up': {
+        requireUser();
+        takeFailure('prepareFailure');
+        const action = arg(args, 'action');
+        const op = stringField(action, 'op');
+        let canonical: StepUpAction;
+        if (op === 'add') {
+          canonical = { op: 'add', name: keyName(stringField(action, 'name')) };
+        } else if (op === 'revoke') {
+          const key = findKey(stringField(action, 'id'));
+          if (key.revoked_at_ms !== null) throw apiError('conflict', 'this key is already revoked');
+          const active = core.keys.filter((k) => k.revoked_at_ms === null && !k.locked);
+          if (active.length === 1 && active[0] === key) throw apiError('conflict', 'cannot revoke your last active key');
+          canonical = { op: 'revoke', id: key.id };
+        } else {
+          throw apiError('bad_request', 'expected { action: { op: "add" | "revoke", … } }');
+        }
+        const user = core.user?.name ?? '';
+        const prompt: StepUpPrompt = {
+          id: `su-${nextPrompt++}`,
+          purpose: 'key_management',
+          description: core.stepUpDescription ?? describe(canonical, user),
+          action_hash: fakeHash(JSON.stringify(canonical)),
+          expires_in_secs: core.stepUpExpiresInSecs,
+        };
+        core.pending.set(prompt.id, { action: canonical, prompt, at: performance.now() });
+        return structuredClone(prompt);
+      }
+      case 'confirm_step_up': {
+        requireUser();
+        const id = arg(args, 'id');
+        const pending = typeof id === 'string' ? core.pending.get(id) : undefined;
+        if (pending === undefined) throw apiError('challenge_invalid', 'unknown or used step-up');
+        if (performance.now() - pending.at > pending.prompt.expires_in_secs * 1000) {
+          core.pending.delete(pending.prompt.id);
+          throw apiError('challenge_invalid', 'the step-up challenge expired');
+        }
+        takeFailure('confirmFailure');
+        core.pending.delete(pending.prompt.id);
+        const action = pending.action;
+        if (action.op === 'add') {
+          core.keys.push({
+            id: `k-${nextKey++}`,
+            name: action.name,
+            created_at_ms: Date.now(),
+            revoked_at_ms: null,
+            locked: false,
+          });
+        } else {
+          findKey(action.id).revoked_at_ms = Date.now();
+        }
+        return keyList();
+      }
+      case 'cancel_step_up': {
+        const id = arg(args, 'id');
+        if (typeof id === 'string') core.pending.delete(id);
+        return null;
+      }
       case 'app_status':
         if (core.statusFailure !== undefined) throw core.statusFailure;
         return status();

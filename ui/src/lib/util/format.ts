@@ -50,3 +50,10 @@ export function formatDate(rfc3339: string): string {
   if (Number.isNaN(date.getTime())) return rfc3339;
   return date.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 }
+
+/** Milliseconds since the epoch → a readable local date. */
+export function formatDateMs(ms: number): string {
+  const date = new Date(ms);
+  if (Number.isNaN(date.getTime())) return '—';
+  return date.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+}

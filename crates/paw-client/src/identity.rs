@@ -1,0 +1,887 @@
+//! Enrollment, login, step-up and the security keys page: the workstation side of the broker's
+//! identity API.
+//!
+//! Rules:
+//! - The core builds clientDataJSON itself (WebAuthn does not run inside the Linux WebView):
+//!   the origin is the broker URL's origin, which the broker pins as its relying-party origin,
+//!   and the RP ID the broker asks for must cover the broker's host, so a broker answer cannot
+//!   steer the key to sign for another site.
+//! - The action a step-up signs is built here from the user's request, its hash is compared
+//!   with the broker's, and the prompt's words come from [`Action::describe`] on the core's own
+//!   copy: what the user reads is what the key signs.
+//! - A step-up prompt is single use: `confirm_step_up` removes it before anything else.
+//! - Authenticator calls block (touch, PIN): they run on a blocking thread, one at a time, and
+//!   the virtual key's state goes back to the keyring after every call (its counter must never
+//!   go back).
+//! - Tokens are read and rotated under one lock, so two requests never spend the same refresh
+//!   token (which the broker treats as theft and answers by ending the session, case B11).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use paw_fido::{Assertion, Authenticator, FidoError, Registration};
+use paw_proto::action::Action;
+use paw_proto::device_proof;
+use paw_proto::http::{
+    AddKeyFinishRequest, AddKeyStartResponse, ChallengeResponse, EnrollFinishRequest,
+    EnrollFinishResponse, EnrollStartRequest, EnrollStartResponse, LoginFinishRequest,
+    LoginStartRequest, RefreshRequest, RenameKeyRequest, RevokeKeyRequest, SecurityKeyList,
+    StepUpFinishRequest, StepUpStartRequest, TokenResponse, WhoAmI,
+};
+use paw_proto::ipc::{
+    EnrollInput, KeyAction, LoginInput, RenameKeyInput, SecurityKeyView, SessionUser, StepUpPrompt,
+};
+use paw_proto::{ApiError, ErrorCode};
+use rand_core::{OsRng, RngCore};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::keystore::KeyStore;
+use crate::secret::{AccessToken, RefreshToken};
+use crate::{clock, BrokerClient, ClientError, Core, DeviceKey, Tokens};
+
+/// Keyring entry of the INSECURE virtual key's state (its private keys and counters).
+pub const VIRTUAL_KEY_ENTRY: &str = "virtual-key";
+
+/// How long a step-up prompt stays confirmable: the broker's challenge lifetime (5 min).
+pub const STEP_UP_TTL: Duration = Duration::from_secs(5 * 60);
+/// Prompts kept at once; a UI that never confirms or cancels cannot grow this without bound.
+const MAX_PENDING: usize = 16;
+/// Longest security key name the broker accepts.
+const MAX_KEY_NAME: usize = 64;
+/// The access token is refreshed this long before the broker would refuse it.
+const REFRESH_MARGIN_MS: i64 = 30_000;
+
+/// The identity half of the core's state.
+pub(crate) struct Identity {
+    pub(crate) keystore: Arc<dyn KeyStore>,
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    device: std::sync::Mutex<Option<Arc<DeviceKey>>>,
+    pending: std::sync::Mutex<HashMap<String, PendingStepUp>>,
+    /// Held while tokens are read and possibly rotated.
+    token_lock: tokio::sync::Mutex<()>,
+    /// Held while the authenticator is in use and its state is written back.
+    key_lock: tokio::sync::Mutex<()>,
+}
+
+impl Identity {
+    pub(crate) fn new(
+        keystore: Arc<dyn KeyStore>,
+        authenticator: Option<Arc<dyn Authenticator>>,
+    ) -> Self {
+        Self {
+            keystore,
+            authenticator,
+            device: std::sync::Mutex::new(None),
+            pending: std::sync::Mutex::new(HashMap::new()),
+            token_lock: tokio::sync::Mutex::new(()),
+            key_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn clear_pending(&self) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.clear();
+        }
+    }
+}
+
+/// A step-up the user was shown and has not answered yet.
+struct PendingStepUp {
+    action: Action,
+    op: KeyAction,
+    challenge: ChallengeResponse,
+    created: Instant,
+}
+
+/// Loads the INSECURE virtual key from the keyring entry [`VIRTUAL_KEY_ENTRY`] (a new, empty
+/// one when there is none). `Ok(None)` when this build does not contain the virtual key.
+/// Blocking (keyring): call it at start-up or from a blocking thread.
+pub fn load_virtual_authenticator(
+    store: &dyn KeyStore,
+) -> Result<Option<Arc<dyn Authenticator>>, ClientError> {
+    if !paw_fido::VIRTUAL_KEY_COMPILED {
+        return Ok(None);
+    }
+    let state = store.get(VIRTUAL_KEY_ENTRY)?;
+    match paw_fido::virtual_authenticator_from_state(state.as_ref().map(|s| s.expose().as_slice()))
+    {
+        None => Ok(None),
+        Some(r) => Ok(Some(r?)),
+    }
+}
+
+impl Core {
+    /// Redeems an invite code: registers a new security key (with the authenticator) and this
+    /// workstation's device key, then signs in right away with the new key, so the user ends
+    /// signed in. If that sign-in fails, the enrollment stands and the error asks for a login.
+    pub async fn enroll(&self, input: EnrollInput) -> Result<SessionUser, ClientError> {
+        self.authenticator()?;
+        check_key_name(&input.key_name)?;
+        let client = self.client().await?;
+        let device = self.device().await?;
+        let start: EnrollStartResponse = client
+            .post_json(
+                "/v1/enroll/start",
+                &EnrollStartRequest {
+                    code: input.code,
+                    device_public_key: B64.encode(device.public_key()),
+                },
+            )
+            .await?;
+        let credential = self.register(&client, &start.options).await?;
+        let done: EnrollFinishResponse = client
+            .post_json(
+                "/v1/enroll/finish",
+                &EnrollFinishRequest {
+                    ceremony_id: start.ceremony_id,
+                    credential,
+                    name: input.key_name,
+                },
+            )
+            .await?;
+        tracing::info!(user = %done.user, key_id = %done.key_id, "enrolled");
+        self.login(LoginInput { user: done.user }).await
+    }
+
+    /// Signs in with the security key; the tokens go to the keyring.
+    pub async fn login(&self, input: LoginInput) -> Result<SessionUser, ClientError> {
+        self.authenticator()?;
+        let client = self.client().await?;
+        let device = self.device().await?;
+        let start: ChallengeResponse = client
+            .post_json(
+                "/v1/login/start",
+                &LoginStartRequest {
+                    user: input.user.clone(),
+                },
+            )
+            .await?;
+        check_challenge(&start, &Action::Login { user: input.user })?;
+        let credential = self.assert(&client, &start).await?;
+        let _tokens = self.identity.token_lock.lock().await;
+        let resp: TokenResponse = client
+            .post_json(
+                "/v1/login/finish",
+                &LoginFinishRequest {
+                    challenge: start.challenge,
+                    credential,
+                    device_public_key: B64.encode(device.public_key()),
+                },
+            )
+            .await?;
+        let user = self.store_tokens(resp).await?;
+        self.state.write().await.user = Some(user.clone());
+        tracing::info!(user = %user.name, "signed in");
+        Ok(user)
+    }
+
+    /// Forgets the tokens and the user. Pending step-ups go too.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        let _tokens = self.identity.token_lock.lock().await;
+        self.signed_out().await
+    }
+
+    /// The user's security keys.
+    pub async fn list_keys(&self) -> Result<Vec<SecurityKeyView>, ClientError> {
+        let list: SecurityKeyList = self.authed(Method::GET, "/v1/keys", None).await?;
+        Ok(views(list))
+    }
+
+    pub async fn rename_key(
+        &self,
+        input: RenameKeyInput,
+    ) -> Result<Vec<SecurityKeyView>, ClientError> {
+        check_key_id(&input.id)?;
+        let body = encode(&RenameKeyRequest { name: input.name })?;
+        let list: SecurityKeyList = self
+            .authed(
+                Method::POST,
+                &format!("/v1/keys/{}/rename", input.id),
+                Some(body),
+            )
+            .await?;
+        Ok(views(list))
+    }
+
+    /// Asks the broker for a key-management step-up and returns what the user is about to
+    /// approve. Nothing is signed yet; [`Core::confirm_step_up`] does that.
+    pub async fn prepare_step_up(&self, action: KeyAction) -> Result<StepUpPrompt, ClientError> {
+        self.authenticator()?;
+        let canonical = match &action {
+            KeyAction::Add { name } => {
+                check_key_name(name)?;
+                Action::KeyManagement {
+                    operation: "add".into(),
+                    credential: name.clone(),
+                }
+            }
+            KeyAction::Revoke { id } => {
+                check_key_id(id)?;
+                Action::KeyManagement {
+                    operation: "revoke".into(),
+                    credential: id.clone(),
+                }
+            }
+        };
+        let body = encode(&StepUpStartRequest {
+            action: canonical.clone(),
+        })?;
+        let challenge: ChallengeResponse = self
+            .authed(Method::POST, "/v1/stepup/start", Some(body))
+            .await?;
+        check_challenge(&challenge, &canonical)?;
+        let id = random_id()?;
+        let prompt = StepUpPrompt {
+            id: id.clone(),
+            purpose: canonical.purpose(),
+            description: canonical.describe(),
+            action_hash: hex(&canonical.hash()),
+            expires_in_secs: u32::try_from(STEP_UP_TTL.as_secs()).unwrap_or(u32::MAX),
+        };
+        let mut pending = self.pending()?;
+        pending.retain(|_, p| p.created.elapsed() < STEP_UP_TTL);
+        if pending.len() >= MAX_PENDING {
+            return Err(ClientError::InvalidInput {
+                field: "step_up",
+                reason: "too many confirmations are open; cancel some first".into(),
+            });
+        }
+        pending.insert(
+            id,
+            PendingStepUp {
+                action: canonical,
+                op: action,
+                challenge,
+                created: Instant::now(),
+            },
+        );
+        Ok(prompt)
+    }
+
+    /// Answers a prepared step-up with the security key and performs the action. The prompt
+    /// is removed first, so it can never be confirmed twice.
+    pub async fn confirm_step_up(&self, id: String) -> Result<Vec<SecurityKeyView>, ClientError> {
+        let pending = self.pending()?.remove(&id);
+        let p = pending
+            .filter(|p| p.created.elapsed() < STEP_UP_TTL)
+            .ok_or(ClientError::StepUpUnknown)?;
+        let client = self.client().await?;
+        let list: SecurityKeyList = match &p.op {
+            KeyAction::Revoke { id } => {
+                let credential = self.assert(&client, &p.challenge).await?;
+                let body = encode(&RevokeKeyRequest {
+                    stepup: StepUpFinishRequest {
+                        challenge: p.challenge.challenge.clone(),
+                        action: p.action.clone(),
+                        credential,
+                    },
+                })?;
+                self.authed(Method::POST, &format!("/v1/keys/{id}/revoke"), Some(body))
+                    .await?
+            }
+            KeyAction::Add { name } => {
+                let start: AddKeyStartResponse = self
+                    .authed(Method::POST, "/v1/keys/register/start", None)
+                    .await?;
+                let new_key = self.register(&client, &start.options).await?;
+                let credential = self.assert(&client, &p.challenge).await?;
+                let body = encode(&AddKeyFinishRequest {
+                    ceremony_id: start.ceremony_id,
+                    credential: new_key,
+                    name: name.clone(),
+                    stepup: StepUpFinishRequest {
+                        challenge: p.challenge.challenge.clone(),
+                        action: p.action.clone(),
+                        credential,
+                    },
+                })?;
+                self.authed(Method::POST, "/v1/keys/register/finish", Some(body))
+                    .await?
+            }
+        };
+        Ok(views(list))
+    }
+
+    /// Drops a prepared step-up (the user said no). Unknown ids are fine: the result is the same.
+    pub async fn cancel_step_up(&self, id: String) -> Result<(), ClientError> {
+        self.pending()?.remove(&id);
+        Ok(())
+    }
+
+    /// The signed-in user as the broker sees it now, for `status()`. `None` when signed out or
+    /// when the broker ended the session; the last known user when the broker cannot be asked.
+    pub(crate) async fn current_user(&self) -> Option<SessionUser> {
+        match self.authed::<WhoAmI>(Method::GET, "/v1/me", None).await {
+            Ok(me) => {
+                let user = SessionUser {
+                    name: me.user,
+                    roles: me.roles,
+                };
+                self.state.write().await.user = Some(user.clone());
+                Some(user)
+            }
+            Err(ClientError::NotSignedIn) => None,
+            Err(e) if session_over(&e) => None,
+            Err(e) => {
+                tracing::debug!(code = %e.code(), "could not confirm the session");
+                self.state.read().await.user.clone()
+            }
+        }
+    }
+
+    // ---- plumbing -------------------------------------------------------------------------
+
+    fn authenticator(&self) -> Result<Arc<dyn Authenticator>, ClientError> {
+        self.identity
+            .authenticator
+            .clone()
+            .ok_or(ClientError::NoAuthenticator)
+    }
+
+    fn pending(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, PendingStepUp>>, ClientError> {
+        self.identity
+            .pending
+            .lock()
+            .map_err(|_| ClientError::Internal("step-up state poisoned".into()))
+    }
+
+    async fn client(&self) -> Result<BrokerClient, ClientError> {
+        self.state
+            .read()
+            .await
+            .client
+            .clone()
+            .ok_or(ClientError::NotConfigured)
+    }
+
+    /// The device key, loaded from (or created in) the keyring once per run.
+    async fn device(&self) -> Result<Arc<DeviceKey>, ClientError> {
+        if let Some(d) = self.device_cached()? {
+            return Ok(d);
+        }
+        let store = self.identity.keystore.clone();
+        let key = Arc::new(blocking(move || DeviceKey::load_or_create(store.as_ref())).await?);
+        let mut slot = self
+            .identity
+            .device
+            .lock()
+            .map_err(|_| ClientError::Internal("device key state poisoned".into()))?;
+        Ok(slot.get_or_insert(key).clone())
+    }
+
+    fn device_cached(&self) -> Result<Option<Arc<DeviceKey>>, ClientError> {
+        Ok(self
+            .identity
+            .device
+            .lock()
+            .map_err(|_| ClientError::Internal("device key state poisoned".into()))?
+            .clone())
+    }
+
+    /// The broker's time now, syncing the estimate first when it is missing or stale.
+    async fn broker_now(&self, client: &BrokerClient) -> Result<i64, ClientError> {
+        let stale = self
+            .state
+            .read()
+            .await
+            .clock
+            .needs_resync(Instant::now(), clock::local_wall_ms());
+        if stale {
+            let sent = Instant::now();
+            let h = client.health().await?;
+            self.sync_clock(client, h.time_ms, sent, Instant::now())
+                .await;
+        }
+        self.state
+            .read()
+            .await
+            .clock
+            .now_ms()
+            .ok_or_else(|| ClientError::Unreachable("the broker's clock is unknown".into()))
+    }
+
+    /// Runs `f` on the authenticator off the async workers, then saves its state (the virtual
+    /// key's keys and counters) to the keyring before anything is sent to the broker.
+    async fn with_authenticator<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Authenticator) -> Result<T, FidoError> + Send + 'static,
+    ) -> Result<T, ClientError> {
+        let auth = self.authenticator()?;
+        let store = self.identity.keystore.clone();
+        let _one_at_a_time = self.identity.key_lock.lock().await;
+        blocking(move || {
+            let out = f(auth.as_ref())?;
+            if let Some(state) = auth.persistent_state()? {
+                store.set(VIRTUAL_KEY_ENTRY, &state)?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Registers a new credential for creation `options`; returns the
+    /// `RegisterPublicKeyCredential` JSON.
+    async fn register(&self, client: &BrokerClient, options: &Value) -> Result<Value, ClientError> {
+        let origin = client.origin()?;
+        let pk = &options["publicKey"];
+        let rp_id = str_field(&pk["rp"]["id"], "publicKey.rp.id")?;
+        check_rp_id(&origin, &rp_id)?;
+        let challenge = str_field(&pk["challenge"], "publicKey.challenge")?;
+        let cdj = client_data("webauthn.create", &challenge, &origin_text(&origin), None)?;
+        let cdh: [u8; 32] = Sha256::digest(&cdj).into();
+        let reg: Registration = self
+            .with_authenticator(move |a| a.make_credential(&rp_id, &cdh))
+            .await?;
+        let id = B64.encode(&reg.credential_id);
+        Ok(json!({
+            "id": id, "rawId": id, "type": "public-key", "extensions": {},
+            "response": {
+                "attestationObject": B64.encode(&reg.attestation_object),
+                "clientDataJSON": B64.encode(&cdj),
+                "transports": ["usb"],
+            }
+        }))
+    }
+
+    /// Answers an assertion challenge; returns the `PublicKeyCredential` JSON. The client data
+    /// carries the action hash (`pawActionHash`), so the key's signature covers the action.
+    async fn assert(
+        &self,
+        client: &BrokerClient,
+        challenge: &ChallengeResponse,
+    ) -> Result<Value, ClientError> {
+        let origin = client.origin()?;
+        let pk = &challenge.options["publicKey"];
+        let rp_id = str_field(&pk["rpId"], "publicKey.rpId")?;
+        check_rp_id(&origin, &rp_id)?;
+        let signed_challenge = str_field(&pk["challenge"], "publicKey.challenge")?;
+        if signed_challenge != challenge.challenge {
+            return Err(ClientError::Protocol(
+                "the assertion options are for another challenge".into(),
+            ));
+        }
+        let allow = pk["allowCredentials"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|c| {
+                        c["id"]
+                            .as_str()
+                            .and_then(|s| B64.decode(s).ok())
+                            .ok_or_else(|| {
+                                ClientError::Protocol("allowCredentials has a bad id".into())
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let cdj = client_data(
+            "webauthn.get",
+            &signed_challenge,
+            &origin_text(&origin),
+            Some(&challenge.action_hash),
+        )?;
+        let cdh: [u8; 32] = Sha256::digest(&cdj).into();
+        let a: Assertion = self
+            .with_authenticator(move |k| k.get_assertion(&rp_id, &cdh, &allow))
+            .await?;
+        let id = B64.encode(&a.credential_id);
+        Ok(json!({
+            "id": id, "rawId": id, "type": "public-key", "extensions": {},
+            "response": {
+                "authenticatorData": B64.encode(&a.authenticator_data),
+                "clientDataJSON": B64.encode(&cdj),
+                "signature": B64.encode(&a.signature),
+                "userHandle": Value::Null,
+            }
+        }))
+    }
+
+    /// An authenticated request: bearer access token (refreshed first when due) and a device
+    /// proof over exactly these bytes. A broker answer that the session is over signs out.
+    async fn authed<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        let client = self.client().await?;
+        let device = self.device().await?;
+        let access = self.access_token(&client, &device).await?;
+        let now = self.broker_now(&client).await?;
+        let proof = device.sign_request(
+            method.as_str(),
+            path,
+            body.as_deref().unwrap_or_default(),
+            now,
+            access.expose(),
+        )?;
+        let bearer = Zeroizing::new(format!("Bearer {}", access.expose()));
+        let result = client
+            .request_json(
+                method,
+                path,
+                body,
+                &[
+                    ("authorization", bearer.as_str()),
+                    (device_proof::HEADER, proof.as_str()),
+                ],
+            )
+            .await;
+        if let Err(e) = &result {
+            if session_over(e) {
+                let _tokens = self.identity.token_lock.lock().await;
+                self.signed_out().await?;
+            }
+        }
+        result
+    }
+
+    /// The current access token, rotating the pair first when it is about to expire.
+    async fn access_token(
+        &self,
+        client: &BrokerClient,
+        device: &DeviceKey,
+    ) -> Result<AccessToken, ClientError> {
+        let _tokens = self.identity.token_lock.lock().await;
+        let ts = self.token_store();
+        let tokens = blocking(move || ts.load())
+            .await?
+            .ok_or(ClientError::NotSignedIn)?;
+        let now = self.broker_now(client).await?;
+        if tokens.access_valid_at(now.saturating_add(REFRESH_MARGIN_MS)) {
+            return Ok(tokens.access);
+        }
+        if !tokens.refresh_valid_at(now) {
+            self.signed_out().await?;
+            return Err(ClientError::Broker(ApiError::new(
+                ErrorCode::ReauthenticationRequired,
+                "the session has ended; sign in with your security key again",
+            )));
+        }
+        let body = Zeroizing::new(
+            serde_json::to_vec(&RefreshRequest {
+                refresh_token: tokens.refresh.expose().to_owned(),
+            })
+            .map_err(|e| ClientError::Internal(format!("encode refresh: {e}")))?,
+        );
+        let path = "/v1/token/refresh";
+        let proof = device.sign_request("POST", path, &body, now, tokens.refresh.expose())?;
+        let resp = client
+            .request_json::<TokenResponse>(
+                Method::POST,
+                path,
+                Some(body.to_vec()),
+                &[(device_proof::HEADER, proof.as_str())],
+            )
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                if session_over(&e) {
+                    self.signed_out().await?;
+                }
+                return Err(e);
+            }
+        };
+        let user = self.store_tokens(resp).await?;
+        self.state.write().await.user = Some(user);
+        let ts = self.token_store();
+        blocking(move || ts.load())
+            .await?
+            .map(|t| t.access)
+            .ok_or(ClientError::NotSignedIn)
+    }
+
+    /// Saves a token answer to the keyring (read back, so a store that drops writes fails
+    /// here) and returns the user it names. Call with the token lock held.
+    async fn store_tokens(&self, mut resp: TokenResponse) -> Result<SessionUser, ClientError> {
+        let tokens = Tokens {
+            access: AccessToken::new(std::mem::take(&mut resp.access_token)),
+            access_expires_ms: resp.access_expires_at_ms,
+            refresh: RefreshToken::new(std::mem::take(&mut resp.refresh_token)),
+            refresh_expires_ms: resp.session_expires_at_ms,
+        };
+        let ts = self.token_store();
+        blocking(move || ts.save(&tokens)).await?;
+        Ok(SessionUser {
+            name: resp.user,
+            roles: resp.roles,
+        })
+    }
+
+    /// Clears tokens, user and prompts. Call with the token lock held.
+    async fn signed_out(&self) -> Result<(), ClientError> {
+        self.state.write().await.user = None;
+        self.identity.clear_pending();
+        let ts = self.token_store();
+        blocking(move || ts.clear()).await
+    }
+
+    fn token_store(&self) -> crate::TokenStore {
+        crate::TokenStore::new(self.identity.keystore.clone())
+    }
+}
+
+/// Runs blocking work (keyring, authenticator) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ClientError> + Send + 'static,
+) -> Result<T, ClientError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ClientError::Internal(format!("background task failed: {e}")))?
+}
+
+/// The broker says the session is gone: sign in again.
+fn session_over(e: &ClientError) -> bool {
+    matches!(e, ClientError::Broker(a)
+        if matches!(a.code, ErrorCode::Unauthenticated | ErrorCode::ReauthenticationRequired))
+}
+
+/// The broker's challenge must be for the action the core asked for: same purpose, same hash.
+fn check_challenge(c: &ChallengeResponse, action: &Action) -> Result<(), ClientError> {
+    if c.purpose != action.purpose() || c.action_hash != B64.encode(action.hash()) {
+        return Err(ClientError::Protocol(
+            "the broker's challenge is for another action".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The broker's rule for key names, checked before the user is asked to touch the key.
+fn check_key_name(name: &str) -> Result<(), ClientError> {
+    if name.trim().is_empty()
+        || name.chars().count() > MAX_KEY_NAME
+        || name.chars().any(char::is_control)
+    {
+        return Err(ClientError::InvalidInput {
+            field: "name",
+            reason: format!("a key name is 1–{MAX_KEY_NAME} printable characters"),
+        });
+    }
+    Ok(())
+}
+
+/// Key ids go into a URL path: only the characters the broker's ids use.
+fn check_key_id(id: &str) -> Result<(), ClientError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ClientError::InvalidInput {
+            field: "id",
+            reason: "not a security key id".into(),
+        })
+    }
+}
+
+/// The RP ID the broker asks for must be the broker's host or a parent domain of it, as a
+/// browser would insist.
+fn check_rp_id(origin: &url::Url, rp_id: &str) -> Result<(), ClientError> {
+    let host = origin.host_str().unwrap_or_default();
+    if rp_id.is_empty() || !(host == rp_id || host.ends_with(&format!(".{rp_id}"))) {
+        return Err(ClientError::Protocol(format!(
+            "the broker asked for RP ID {rp_id:?}, which does not cover {host:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn origin_text(origin: &url::Url) -> String {
+    origin.origin().ascii_serialization()
+}
+
+/// clientDataJSON as a browser would make it, plus `pawActionHash` for assertions.
+fn client_data(
+    typ: &str,
+    challenge: &str,
+    origin: &str,
+    action_hash: Option<&str>,
+) -> Result<Vec<u8>, ClientError> {
+    let mut m = serde_json::Map::new();
+    m.insert("type".into(), json!(typ));
+    m.insert("challenge".into(), json!(challenge));
+    m.insert("origin".into(), json!(origin));
+    m.insert("crossOrigin".into(), json!(false));
+    if let Some(h) = action_hash {
+        m.insert("pawActionHash".into(), json!(h));
+    }
+    serde_json::to_vec(&Value::Object(m))
+        .map_err(|e| ClientError::Internal(format!("client data: {e}")))
+}
+
+fn str_field(v: &Value, name: &str) -> Result<String, ClientError> {
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ClientError::Protocol(format!("the broker's options lack {name}")))
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, ClientError> {
+    serde_json::to_vec(v).map_err(|e| ClientError::Internal(format!("encode request: {e}")))
+}
+
+fn views(list: SecurityKeyList) -> Vec<SecurityKeyView> {
+    list.keys
+        .into_iter()
+        .map(|k| SecurityKeyView {
+            id: k.id,
+            name: k.name,
+            created_at_ms: k.created_at_ms,
+            revoked_at_ms: k.revoked_at_ms,
+            locked: k.locked,
+        })
+        .collect()
+}
+
+fn random_id() -> Result<String, ClientError> {
+    let mut b = [0u8; 16];
+    OsRng
+        .try_fill_bytes(&mut b)
+        .map_err(|e| ClientError::Random(e.to_string()))?;
+    Ok(hex(&b))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use paw_proto::action::Purpose;
+
+    use super::*;
+
+    #[test]
+    fn rp_id_must_cover_the_broker_host() {
+        let o = url::Url::parse("https://paw.example.com:8443").unwrap();
+        check_rp_id(&o, "paw.example.com").unwrap();
+        check_rp_id(&o, "example.com").unwrap();
+        for bad in ["", "evil.com", "aw.example.com", "other.paw.example.com"] {
+            assert!(check_rp_id(&o, bad).is_err(), "{bad}");
+        }
+        assert_eq!(origin_text(&o), "https://paw.example.com:8443");
+        let o = url::Url::parse("https://paw.example.com:443").unwrap();
+        assert_eq!(origin_text(&o), "https://paw.example.com");
+    }
+
+    #[test]
+    fn key_names_follow_the_broker_rule() {
+        check_key_name("YubiKey 5 (desk)").unwrap();
+        for bad in ["", "   ", "a\nb", &"x".repeat(65)] {
+            assert!(check_key_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn key_ids_are_path_safe() {
+        check_key_id("a1B2-c_3").unwrap();
+        for bad in ["", "../x", "a/b", "a?b", "a b", &"x".repeat(129)] {
+            assert!(check_key_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_data_binds_the_action_hash() {
+        let cdj = client_data("webauthn.get", "Y2g", "https://h:1", Some("aGFzaA")).unwrap();
+        let v: Value = serde_json::from_slice(&cdj).unwrap();
+        assert_eq!(v["type"], "webauthn.get");
+        assert_eq!(v["challenge"], "Y2g");
+        assert_eq!(v["origin"], "https://h:1");
+        assert_eq!(v["pawActionHash"], "aGFzaA");
+        let cdj = client_data("webauthn.create", "Y2g", "https://h:1", None).unwrap();
+        let v: Value = serde_json::from_slice(&cdj).unwrap();
+        assert!(v.get("pawActionHash").is_none());
+    }
+
+    #[test]
+    fn challenge_for_another_action_is_refused() {
+        let a = Action::KeyManagement {
+            operation: "revoke".into(),
+            credential: "k1".into(),
+        };
+        let mut c = ChallengeResponse {
+            challenge: "c".into(),
+            purpose: Purpose::KeyManagement,
+            action_hash: B64.encode(a.hash()),
+            description: a.describe(),
+            options: Value::Null,
+        };
+        check_challenge(&c, &a).unwrap();
+        let other = Action::KeyManagement {
+            operation: "revoke".into(),
+            credential: "k2".into(),
+        };
+        assert!(check_challenge(&c, &other).is_err());
+        c.purpose = Purpose::Login;
+        assert!(check_challenge(&c, &a).is_err());
+    }
+
+    #[test]
+    fn virtual_authenticator_loads_from_and_only_from_the_keystore() {
+        let store = crate::MemoryKeyStore::new();
+        let a = load_virtual_authenticator(&store).unwrap().unwrap();
+        assert!(a.is_virtual());
+        assert!(!a.persistent_state().unwrap().unwrap().is_empty());
+        let reg = a.make_credential("localhost", &[1; 32]).unwrap();
+        store
+            .set(VIRTUAL_KEY_ENTRY, &a.persistent_state().unwrap().unwrap())
+            .unwrap();
+        let b = load_virtual_authenticator(&store).unwrap().unwrap();
+        b.get_assertion("localhost", &[2; 32], &[reg.credential_id])
+            .unwrap();
+        store.set(VIRTUAL_KEY_ENTRY, b"junk").unwrap();
+        assert!(load_virtual_authenticator(&store).is_err());
+    }
+
+    /// The desktop shell runs these as Tauri commands, which need `Send` futures.
+    #[test]
+    fn identity_futures_are_send() {
+        fn send<T: Send>(_: &T) {}
+        let d = tempfile::tempdir().unwrap();
+        let core = Core::open(
+            d.path().join("cfg"),
+            paw_proto::ipc::BuildInfo {
+                version: "t".into(),
+                debug: true,
+                virtual_key: false,
+            },
+            Arc::new(crate::MemoryKeyStore::new()),
+            None,
+        )
+        .unwrap();
+        send(&core.status());
+        send(&core.enroll(EnrollInput {
+            code: String::new(),
+            key_name: String::new(),
+        }));
+        send(&core.login(LoginInput {
+            user: String::new(),
+        }));
+        send(&core.logout());
+        send(&core.list_keys());
+        send(&core.rename_key(RenameKeyInput {
+            id: String::new(),
+            name: String::new(),
+        }));
+        send(&core.prepare_step_up(KeyAction::Add {
+            name: String::new(),
+        }));
+        send(&core.confirm_step_up(String::new()));
+        send(&core.cancel_step_up(String::new()));
+    }
+}

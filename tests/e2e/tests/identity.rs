@@ -1,0 +1,120 @@
+//! Identity end to end in the real app: enroll with an invite code and the virtual security key,
+//! sign out, sign in, and approve key-management actions with a step-up whose prompt shows the
+//! action in words.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use paw_e2e::{App, Broker};
+
+async fn click(app: &App, css: &str) {
+    app.wait_for(css).await.unwrap().click().await.unwrap();
+}
+
+async fn type_into(app: &App, css: &str, text: &str) {
+    let el = app.wait_for(css).await.unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(text).await.unwrap();
+}
+
+async fn wait_text(app: &App, css: &str, needle: &str) -> String {
+    app.wait_for_text(css, needle).await.unwrap()
+}
+
+async fn key_rows(app: &App) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for row in app
+        .client
+        .find_all(Locator::Css("[data-testid=key-row]"))
+        .await
+        .unwrap()
+    {
+        out.push((
+            row.attr("data-key-id").await.unwrap().unwrap_or_default(),
+            row.attr("data-status").await.unwrap().unwrap_or_default(),
+        ));
+    }
+    out
+}
+
+async fn wait_rows(app: &App, want: impl Fn(&[(String, String)]) -> bool) -> Vec<(String, String)> {
+    for _ in 0..80 {
+        let rows = key_rows(app).await;
+        if want(&rows) {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("key rows never matched: {:?}", key_rows(app).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_enroll_login_and_step_up_with_the_virtual_key() {
+    let broker = Broker::start_trusting_virtual_key().unwrap();
+    let code = broker.invite("ada", "admin").unwrap();
+    let app = App::launch(Some(&broker)).await.unwrap();
+    app.wait_for("[data-testid=broker-state][data-state=connected]")
+        .await
+        .unwrap();
+    app.wait_for("[data-testid=signin-panel]").await.unwrap();
+    // G5: the insecure virtual key is announced wherever it is in use.
+    app.wait_for("[data-testid=virtual-key-banner]")
+        .await
+        .unwrap();
+
+    click(&app, "[data-testid=enroll-open]").await;
+    type_into(&app, "[data-testid=enroll-code]", &code).await;
+    type_into(&app, "[data-testid=enroll-key-name]", "Primary key").await;
+    app.screenshot("enroll").await.unwrap();
+    click(&app, "[data-testid=enroll-submit]").await;
+    // Enrollment registers the key and signs in with it right away.
+    wait_text(&app, "[data-testid=status-user]", "ada").await;
+
+    // Sign out and back in with the key.
+    click(&app, "[data-testid=signout]").await;
+    app.wait_for("[data-testid=signin-panel]").await.unwrap();
+    type_into(&app, "[data-testid=signin-user]", "ada").await;
+    app.screenshot("login").await.unwrap();
+    click(&app, "[data-testid=signin-submit]").await;
+    wait_text(&app, "[data-testid=status-user]", "ada").await;
+
+    // Add a second key: a key-management step-up whose prompt names it.
+    click(&app, "[data-testid=nav-keys]").await;
+    app.wait_for("[data-testid=keys-list]").await.unwrap();
+    let rows = wait_rows(&app, |r| r.len() == 1).await;
+    type_into(&app, "[data-testid=key-add-name]", "Backup key").await;
+    click(&app, "[data-testid=key-add]").await;
+    app.wait_for("[data-testid=stepup-modal]").await.unwrap();
+    let desc = wait_text(&app, "[data-testid=stepup-description]", "Backup key").await;
+    assert!(desc.to_lowercase().contains("add"), "{desc}");
+    app.screenshot("step-up").await.unwrap();
+    click(&app, "[data-testid=stepup-approve]").await;
+    let rows2 = wait_rows(&app, |r| r.len() == 2).await;
+    app.screenshot("keys").await.unwrap();
+
+    // Revoke the first key; the prompt says so, and the key shows as revoked.
+    let first = &rows[0].0;
+    click(&app, &format!("[data-testid=key-revoke-{first}]")).await;
+    let desc = wait_text(&app, "[data-testid=stepup-description]", "revoke").await;
+    assert!(desc.contains(first.as_str()), "{desc}");
+    click(&app, "[data-testid=stepup-approve]").await;
+    wait_rows(&app, |r| {
+        r.iter().any(|(id, st)| id == first && st == "revoked")
+            && r.iter().any(|(id, st)| id != first && st == "active")
+    })
+    .await;
+    assert_eq!(rows2.len(), 2);
+
+    // H1: nothing but the two settings values is on disk in the app's config dir.
+    let settings = std::fs::read_to_string(app.config_dir().join("settings.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&settings).unwrap();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["broker_url", "ca_path"]);
+    let files: Vec<_> = std::fs::read_dir(app.config_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["settings.json"], "only settings live on disk");
+    app.close().await.unwrap();
+}

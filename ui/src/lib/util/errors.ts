@@ -1,0 +1,42 @@
+import type { ApiError } from '../ipc';
+
+/**
+ * What to tell the user for an error from the sign-in, enrolment, key and step-up commands.
+ * Branches on `code` only; the core's message is shown as detail, as text.
+ */
+export function authErrorText(error: ApiError): string {
+  switch (error.code) {
+    case 'invite_invalid':
+      return 'This invite code is not valid or has expired.';
+    case 'account_locked':
+      return 'This account is locked. Ask an administrator to unlock it.';
+    case 'rate_limited':
+      return 'Too many attempts. Wait a moment, then try again.';
+    case 'webauthn_rejected':
+      return 'Your security key did not confirm. Check it is plugged in, then try again.';
+    case 'reauthentication_required':
+      return 'Sign in again with your security key to continue.';
+    case 'unauthenticated':
+      return 'You are not signed in, or your session has ended.';
+    case 'challenge_invalid':
+      return 'This confirmation request is no longer valid. Start again.';
+    case 'conflict':
+      return 'That change conflicts with the current state of your keys.';
+    case 'timeout':
+      return 'No answer in time. Try again.';
+    case 'bad_request':
+      return 'Check what you entered and try again.';
+    case 'not_found':
+      return 'That item no longer exists.';
+    case 'broker_not_configured':
+      return 'No broker is configured. Set one up in Settings.';
+    case 'broker_unreachable':
+      return 'The broker cannot be reached right now.';
+    case 'broker_untrusted':
+      return 'The broker’s certificate is not signed by the pinned CA. paw will not talk to it.';
+    case 'broker_protocol':
+      return 'The broker speaks a protocol version this app does not support.';
+    default:
+      return 'Something went wrong in the app core.';
+  }
+}
