@@ -1,7 +1,7 @@
 //! Bench binary for the figures that need whole processes (BENCHMARKS.md):
 //! `cargo xtask bench app` builds the release app and measures cold start to first paint,
 //! resident memory of all its processes when idle, and the size of what ships.
-//! Run it under a display (`xvfb-run -a cargo xtask bench app` on a headless machine).
+//! It runs itself under Xvfb with a private D-Bus session and keyring.
 //!
 //! Broker throughput lives next to the broker: `cargo bench -p paw-broker --bench healthz`.
 
@@ -19,6 +19,19 @@ const IDLE: Duration = Duration::from_secs(10);
 
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
+        // The app needs a display and a Secret Service: run the measurement inside a private
+        // session unless we are already in one.
+        Some("app") if std::env::var_os("PAW_BENCH_IN_SESSION").is_none() => {
+            let keyring = util::root().join("target/bench-keyring");
+            let _ = std::fs::remove_dir_all(&keyring);
+            std::fs::create_dir_all(&keyring)?;
+            util::in_private_desktop_session()
+                .arg(std::env::current_exe()?)
+                .args(["bench", "app"])
+                .env("PAW_BENCH_IN_SESSION", "1")
+                .env("XDG_DATA_HOME", &keyring)
+                .status_ok()
+        }
         Some("app") => app(),
         _ => bail!("usage: cargo xtask bench app"),
     }

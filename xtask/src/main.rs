@@ -41,17 +41,42 @@ fn real_main() -> Result<()> {
 fn run() -> Result<()> {
     setup::ensure(setup::Purpose::Run)?;
     util::npm(&["run", "build"]).status_ok()?;
-    util::cargo(&["build", "-p", "paw", "-p", "paw-broker", "--bins"]).status_ok()?;
+    // A demo needs a security key: this debug build carries the INSECURE virtual key (G5: the
+    // app labels it everywhere), and the local broker trusts its attestation CA.
+    util::cargo(&[
+        "build",
+        "-p",
+        "paw",
+        "-p",
+        "paw-broker",
+        "--features",
+        "paw/demo,paw-broker/virtual-key",
+        "--bins",
+    ])
+    .status_ok()?;
     let root = util::root();
     let dev = root.join(".paw-dev");
     let broker_dir = dev.join("broker");
+    let config = broker_dir.join("pawd.toml");
     let pawd = root.join("target/debug/pawd");
-    if !broker_dir.join("pawd.toml").exists() {
+    let invite_file = dev.join("admin-invite.txt");
+    if !config.exists() {
         util::cmd(&pawd)
-            .args(["init", "--dir"])
+            .args(["init", "--trust-virtual-key", "--dir"])
             .arg(&broker_dir)
             .args(["--listen", "127.0.0.1:8443"])
             .status_ok()?;
+        let out = util::cmd(&pawd)
+            .args(["invite", "--config"])
+            .arg(&config)
+            .args(["admin", "--role", "admin"])
+            .output_ok()?;
+        let code = out
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        std::fs::write(&invite_file, format!("{}\n", code.trim()))?;
     }
     let app_cfg = dev.join("app");
     std::fs::create_dir_all(&app_cfg)?;
@@ -65,12 +90,20 @@ fn run() -> Result<()> {
     }
     let broker = util::cmd(&pawd)
         .args(["serve", "--config"])
-        .arg(broker_dir.join("pawd.toml"))
+        .arg(&config)
         .spawn()?;
     println!(
         "pawd is serving https://localhost:8443 (data in {})",
         broker_dir.display()
     );
+    if let Ok(code) = std::fs::read_to_string(&invite_file) {
+        println!(
+            "first start: enroll as `admin` with invite code {} (valid 24 h; more with \
+             `target/debug/pawd invite --config {} NAME --role admin`)",
+            code.trim(),
+            config.display()
+        );
+    }
     let app = util::cmd(root.join("target/debug/paw"))
         .env("PAW_CONFIG_DIR", &app_cfg)
         .status_ok();
@@ -112,17 +145,7 @@ fn all_rust_tests() -> Result<()> {
     let keyring = root.join("target/e2e-keyring");
     let _ = std::fs::remove_dir_all(&keyring);
     std::fs::create_dir_all(&keyring)?;
-    let script = "printf %s paw-e2e | gnome-keyring-daemon --unlock --components=secrets \
-                  >/dev/null && exec \"$@\"";
-    util::cmd("xvfb-run")
-        .args([
-            "-a",
-            "-s",
-            "-screen 0 1440x900x24",
-            "dbus-run-session",
-            "--",
-        ])
-        .args(["sh", "-c", script, "sh"])
+    util::in_private_desktop_session()
         .arg(util::cargo_bin())
         .args(["test", "--workspace"])
         .env("XDG_DATA_HOME", &keyring)

@@ -38,6 +38,23 @@ pub fn npm(args: &[&str]) -> Cmd {
     c
 }
 
+/// `xvfb-run` + a private D-Bus session with its own unlocked gnome-keyring (the app keeps its
+/// secrets in the OS keyring and refuses to start without one). Append the command to run.
+/// Set `XDG_DATA_HOME` on the result to keep the keyring's files out of the user's home.
+pub fn in_private_desktop_session() -> Cmd {
+    let script = "printf %s paw-test | gnome-keyring-daemon --unlock --components=secrets \
+                  >/dev/null && exec \"$@\"";
+    cmd("xvfb-run")
+        .args([
+            "-a",
+            "-s",
+            "-screen 0 1440x900x24",
+            "dbus-run-session",
+            "--",
+        ])
+        .args(["sh", "-c", script, "sh"])
+}
+
 pub struct Running(Child);
 
 impl Running {
