@@ -21,6 +21,8 @@ pub mod api;
 pub mod config;
 pub mod db;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod handlers;
 pub mod identity;
 pub mod init;
