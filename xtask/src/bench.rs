@@ -38,6 +38,7 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 fn app() -> Result<()> {
+    crate::setup::npm_ci()?;
     util::npm(&["run", "build"]).status_ok()?;
     util::cargo(&["build", "--release", "-p", "paw"]).status_ok()?;
     let bin = util::root().join("target/release/paw");

@@ -87,7 +87,7 @@ fn apt(wanted: &[&str]) -> Result<()> {
     run(&install)
 }
 
-fn npm_ci() -> Result<()> {
+pub fn npm_ci() -> Result<()> {
     let ui = util::root().join("ui");
     let marker = ui.join("node_modules/.package-lock.json");
     let lock = ui.join("package-lock.json");
