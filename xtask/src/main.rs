@@ -59,7 +59,8 @@ fn run() -> Result<()> {
     let broker_dir = dev.join("broker");
     let config = broker_dir.join("pawd.toml");
     let pawd = root.join("target/debug/pawd");
-    let invite_file = dev.join("admin-invite.txt");
+    // The invite code is a secret: it is printed once, never written to a file.
+    let mut invite = None;
     if !config.exists() {
         util::cmd(&pawd)
             .args(["init", "--trust-virtual-key", "--dir"])
@@ -71,12 +72,11 @@ fn run() -> Result<()> {
             .arg(&config)
             .args(["admin", "--role", "admin"])
             .output_ok()?;
-        let code = out
+        invite = out
             .lines()
             .rev()
             .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        std::fs::write(&invite_file, format!("{}\n", code.trim()))?;
+            .map(|l| l.trim().to_owned());
     }
     let app_cfg = dev.join("app");
     std::fs::create_dir_all(&app_cfg)?;
@@ -96,14 +96,13 @@ fn run() -> Result<()> {
         "pawd is serving https://localhost:8443 (data in {})",
         broker_dir.display()
     );
-    if let Ok(code) = std::fs::read_to_string(&invite_file) {
-        println!(
-            "first start: enroll as `admin` with invite code {} (valid 24 h; more with \
-             `target/debug/pawd invite --config {} NAME --role admin`)",
-            code.trim(),
-            config.display()
-        );
+    if let Some(code) = invite {
+        println!("first start: enroll as `admin` with invite code {code} (single use, 24 h)");
     }
+    println!(
+        "new invite codes: target/debug/pawd invite --config {} NAME --role admin",
+        config.display()
+    );
     let app = util::cmd(root.join("target/debug/paw"))
         .env("PAW_CONFIG_DIR", &app_cfg)
         .status_ok();
