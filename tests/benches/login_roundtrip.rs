@@ -39,28 +39,6 @@ use tokio::sync::oneshot;
 const LOOP_LOGINS: usize = 300;
 const USER: &str = "alice";
 
-fn aaguid_string(b: [u8; 16]) -> String {
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
-/// A port that was free a moment ago: the WebAuthn origin names the port, so the config must
-/// know it before the server binds.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Setup {
     _dir: tempfile::TempDir,
     db: Db,
@@ -73,7 +51,7 @@ struct Setup {
 async fn setup() -> Setup {
     paw_broker::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = paw_tests::free_port().unwrap();
     let report = init_with(
         &InitOptions {
             dir: dir.path().join("broker"),
@@ -85,7 +63,7 @@ async fn setup() -> Setup {
         &InitExtras {
             attestation_ca: Some((
                 attestation_ca_pem().unwrap(),
-                vec![aaguid_string(VIRTUAL_KEY_AAGUID)],
+                vec![paw_tests::aaguid_string(VIRTUAL_KEY_AAGUID)],
             )),
         },
     )

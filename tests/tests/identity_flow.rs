@@ -51,34 +51,12 @@ struct Broker {
     task: Option<JoinHandle<Result<(), paw_broker::BrokerError>>>,
 }
 
-fn aaguid_string(b: [u8; 16]) -> String {
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
-/// A port that was free a moment ago: the WebAuthn origin names the port, so the config must
-/// know it before the server binds.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Broker {
     /// `pawd init` trusting the virtual key's attestation CA, then serve on loopback.
     async fn start(database_url: Option<String>) -> Self {
         paw_broker::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = paw_tests::free_port().unwrap();
         let report = init_with(
             &InitOptions {
                 dir: dir.path().join("broker"),
@@ -90,7 +68,7 @@ impl Broker {
             &InitExtras {
                 attestation_ca: Some((
                     attestation_ca_pem().unwrap(),
-                    vec![aaguid_string(VIRTUAL_KEY_AAGUID)],
+                    vec![paw_tests::aaguid_string(VIRTUAL_KEY_AAGUID)],
                 )),
             },
         )
