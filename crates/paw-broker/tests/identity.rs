@@ -953,6 +953,12 @@ async fn b11_device_proof_missing_wrong_key_stale_or_replayed_is_refused() {
     let token = c.access.clone().unwrap();
     let auth = ("authorization".to_owned(), format!("Bearer {token}"));
     let hdr = paw_proto::device_proof::HEADER.to_owned();
+    // GET /v1/me with the bearer token and the given proof header value.
+    let me = |p: String| {
+        let headers = [auth.clone(), (hdr.clone(), p)];
+        let b = &b;
+        async move { b.send("GET", "/v1/me", Vec::new(), &headers).await }
+    };
     // Missing.
     let (s, v) = b
         .send("GET", "/v1/me", Vec::new(), std::slice::from_ref(&auth))
@@ -961,30 +967,10 @@ async fn b11_device_proof_missing_wrong_key_stale_or_replayed_is_refused() {
     // Another key.
     let other = ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]);
     let p = proof(&other, "GET", "/v1/me", b"", &token, b.now(), [1; 16]);
-    assert_eq!(
-        b.send(
-            "GET",
-            "/v1/me",
-            Vec::new(),
-            &[auth.clone(), (hdr.clone(), p)]
-        )
-        .await
-        .0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(me(p).await.0, StatusCode::UNAUTHORIZED);
     // Over another path, or another token.
     let p = proof(&c.device, "GET", "/v1/keys", b"", &token, b.now(), [2; 16]);
-    assert_eq!(
-        b.send(
-            "GET",
-            "/v1/me",
-            Vec::new(),
-            &[auth.clone(), (hdr.clone(), p)]
-        )
-        .await
-        .0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(me(p).await.0, StatusCode::UNAUTHORIZED);
     let p = proof(
         &c.device,
         "GET",
@@ -994,17 +980,7 @@ async fn b11_device_proof_missing_wrong_key_stale_or_replayed_is_refused() {
         b.now(),
         [3; 16],
     );
-    assert_eq!(
-        b.send(
-            "GET",
-            "/v1/me",
-            Vec::new(),
-            &[auth.clone(), (hdr.clone(), p)]
-        )
-        .await
-        .0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(me(p).await.0, StatusCode::UNAUTHORIZED);
     // Outside the skew window.
     for dt in [-61_000, 61_000] {
         let p = proof(
@@ -1016,39 +992,12 @@ async fn b11_device_proof_missing_wrong_key_stale_or_replayed_is_refused() {
             b.now() + dt,
             [4; 16],
         );
-        assert_eq!(
-            b.send(
-                "GET",
-                "/v1/me",
-                Vec::new(),
-                &[auth.clone(), (hdr.clone(), p)]
-            )
-            .await
-            .0,
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(me(p).await.0, StatusCode::UNAUTHORIZED);
     }
     // Replayed nonce.
     let p = proof(&c.device, "GET", "/v1/me", b"", &token, b.now(), [6; 16]);
-    assert_eq!(
-        b.send(
-            "GET",
-            "/v1/me",
-            Vec::new(),
-            &[auth.clone(), (hdr.clone(), p.clone())]
-        )
-        .await
-        .0,
-        StatusCode::OK
-    );
-    let (s, v) = b
-        .send(
-            "GET",
-            "/v1/me",
-            Vec::new(),
-            &[auth.clone(), (hdr.clone(), p)],
-        )
-        .await;
+    assert_eq!(me(p.clone()).await.0, StatusCode::OK);
+    let (s, v) = me(p).await;
     assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
     assert!(v["message"].as_str().unwrap().contains("replay"));
     // A stolen refresh token without the device key is useless.
