@@ -1,33 +1,51 @@
 //! Which authenticator the app uses (case G5).
 //!
-//! Real security keys will come through CTAP2 over USB HID. The virtual key is a software
-//! stand-in for demos and tests: it is INSECURE by design, so a release build never uses it
-//! unless it was both compiled in (`--features demo`) and switched on at run time with
-//! `PAW_DEMO_VIRTUAL_KEY=1`. Whenever it is in use, `BuildInfo.virtual_key` is true and the UI
-//! labels it on every screen that touches a key.
+//! Real security keys come through CTAP2 over USB HID ([`paw_fido::HidAuthenticator`]). The
+//! virtual key is a software stand-in for demos and tests: it is INSECURE by design, so a
+//! release build never uses it unless it was both compiled in (`--features demo`) and switched
+//! on at run time with `PAW_DEMO_VIRTUAL_KEY=1`. A debug or demo build that has it uses it by
+//! default; `PAW_DEMO_VIRTUAL_KEY=0` switches to the USB key instead. Whenever it is in use,
+//! `BuildInfo.virtual_key` is true and the UI labels it on every screen that touches a key.
 
 use std::sync::Arc;
 
 use paw_client::KeyStore;
 use paw_fido::Authenticator;
 
-/// The run-time switch a demo sets to use the virtual key in a release build.
+/// The run-time switch a demo sets to use the virtual key in a release build ("1"), or that
+/// turns it off in a debug build ("0").
 pub const DEMO_FLAG: &str = "PAW_DEMO_VIRTUAL_KEY";
+/// Makes the virtual key ask for this PIN before every operation, so demos and the end-to-end
+/// tests go through the same PIN prompt a real key needs. Only read when the virtual key is used.
+pub const DEMO_PIN: &str = "PAW_DEMO_VIRTUAL_KEY_PIN";
 
-/// Debug builds may use the virtual key whenever it is compiled in; release builds only when a
-/// demo asks for it explicitly.
-pub fn virtual_key_allowed(debug_build: bool, compiled: bool, demo_flag: bool) -> bool {
-    compiled && (debug_build || demo_flag)
+/// Whether the virtual key is used: it must be compiled in, and then a debug build uses it
+/// unless told not to, a release build only when a demo asks for it explicitly.
+pub fn virtual_key_allowed(debug_build: bool, compiled: bool, flag: Option<&str>) -> bool {
+    compiled
+        && match flag {
+            Some("1") => true,
+            Some(_) => false,
+            None => debug_build,
+        }
 }
 
-pub fn choose(keystore: &dyn KeyStore) -> Result<Option<Arc<dyn Authenticator>>, String> {
-    let flag = std::env::var(DEMO_FLAG).is_ok_and(|v| v == "1");
-    if !virtual_key_allowed(cfg!(debug_assertions), paw_fido::VIRTUAL_KEY_COMPILED, flag) {
-        // No hardware authenticator support yet: the app runs, and sign-in says why it cannot.
-        return Ok(None);
+pub fn choose(keystore: &dyn KeyStore) -> Result<Arc<dyn Authenticator>, String> {
+    let flag = std::env::var(DEMO_FLAG).ok();
+    if virtual_key_allowed(
+        cfg!(debug_assertions),
+        paw_fido::VIRTUAL_KEY_COMPILED,
+        flag.as_deref(),
+    ) {
+        tracing::warn!("using the INSECURE virtual security key (demo and test builds only)");
+        let pin = std::env::var(DEMO_PIN).ok();
+        if let Some(a) = paw_client::load_virtual_authenticator(keystore, pin.as_deref())
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(a);
+        }
     }
-    tracing::warn!("using the INSECURE virtual security key (demo and test builds only)");
-    paw_client::load_virtual_authenticator(keystore).map_err(|e| e.to_string())
+    Ok(Arc::new(paw_fido::HidAuthenticator::new()))
 }
 
 #[cfg(test)]
@@ -36,10 +54,12 @@ mod tests {
 
     #[test]
     fn g5_release_needs_both_the_feature_and_the_demo_flag() {
-        assert!(!virtual_key_allowed(false, true, false));
-        assert!(!virtual_key_allowed(false, false, true));
-        assert!(virtual_key_allowed(false, true, true));
-        assert!(virtual_key_allowed(true, true, false));
-        assert!(!virtual_key_allowed(true, false, true));
+        assert!(!virtual_key_allowed(false, true, None));
+        assert!(!virtual_key_allowed(false, true, Some("yes")));
+        assert!(!virtual_key_allowed(false, false, Some("1")));
+        assert!(virtual_key_allowed(false, true, Some("1")));
+        assert!(virtual_key_allowed(true, true, None));
+        assert!(!virtual_key_allowed(true, true, Some("0")));
+        assert!(!virtual_key_allowed(true, false, Some("1")));
     }
 }

@@ -13,4 +13,7 @@ pub const COMMANDS: &[&str] = &[
     "prepare_step_up",
     "confirm_step_up",
     "cancel_step_up",
+    "key_prompt",
+    "submit_pin",
+    "cancel_key_prompt",
 ];

@@ -1,15 +1,18 @@
-//! Thin adapters from IPC to paw-client. Each one converts arguments, calls one use case and maps
-//! the error to `{code, message}`.
+//! Thin adapters from IPC to paw-client. Each one decodes its arguments (as raw JSON, through
+//! [`crate::args::decode`], so bad input gets `{code, message}`: case F2), calls one use case
+//! and maps the error to `{code, message}`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use paw_client::Core;
 use paw_proto::ipc::{
-    AppStatus, EnrollInput, KeyAction, LoginInput, RenameKeyInput, SecurityKeyView, SessionUser,
-    SettingsInput, SettingsView, StepUpPrompt,
+    AppStatus, KeyPromptView, SecurityKeyView, SessionUser, SettingsView, StepUpPrompt,
 };
 use paw_proto::ApiError;
+use serde_json::Value;
 use tauri::State;
+
+use crate::args::decode;
 
 static FIRST_STATUS: AtomicBool = AtomicBool::new(true);
 
@@ -35,25 +38,26 @@ pub async fn get_settings(core: State<'_, Core>) -> Result<SettingsView, ApiErro
 #[tauri::command]
 pub async fn save_settings(
     core: State<'_, Core>,
-    input: SettingsInput,
+    input: Option<Value>,
 ) -> Result<SettingsView, ApiError> {
-    Ok(core.save_settings(input).await?)
+    Ok(core.save_settings(decode("input", input)?).await?)
 }
 
 #[tauri::command]
-pub fn open_external(url: String) -> Result<(), ApiError> {
+pub fn open_external(url: Option<Value>) -> Result<(), ApiError> {
+    let url: String = decode("url", url)?;
     let url = paw_client::validate_external_url(&url)?;
     crate::navigation::open_in_browser(&url)
 }
 
 #[tauri::command]
-pub async fn enroll(core: State<'_, Core>, input: EnrollInput) -> Result<SessionUser, ApiError> {
-    Ok(core.enroll(input).await?)
+pub async fn enroll(core: State<'_, Core>, input: Option<Value>) -> Result<SessionUser, ApiError> {
+    Ok(core.enroll(decode("input", input)?).await?)
 }
 
 #[tauri::command]
-pub async fn login(core: State<'_, Core>, input: LoginInput) -> Result<SessionUser, ApiError> {
-    Ok(core.login(input).await?)
+pub async fn login(core: State<'_, Core>, input: Option<Value>) -> Result<SessionUser, ApiError> {
+    Ok(core.login(decode("input", input)?).await?)
 }
 
 #[tauri::command]
@@ -69,28 +73,43 @@ pub async fn list_keys(core: State<'_, Core>) -> Result<Vec<SecurityKeyView>, Ap
 #[tauri::command]
 pub async fn rename_key(
     core: State<'_, Core>,
-    input: RenameKeyInput,
+    input: Option<Value>,
 ) -> Result<Vec<SecurityKeyView>, ApiError> {
-    Ok(core.rename_key(input).await?)
+    Ok(core.rename_key(decode("input", input)?).await?)
 }
 
 #[tauri::command]
 pub async fn prepare_step_up(
     core: State<'_, Core>,
-    action: KeyAction,
+    action: Option<Value>,
 ) -> Result<StepUpPrompt, ApiError> {
-    Ok(core.prepare_step_up(action).await?)
+    Ok(core.prepare_step_up(decode("action", action)?).await?)
 }
 
 #[tauri::command]
 pub async fn confirm_step_up(
     core: State<'_, Core>,
-    id: String,
+    id: Option<Value>,
 ) -> Result<Vec<SecurityKeyView>, ApiError> {
-    Ok(core.confirm_step_up(id).await?)
+    Ok(core.confirm_step_up(decode("id", id)?).await?)
 }
 
 #[tauri::command]
-pub async fn cancel_step_up(core: State<'_, Core>, id: String) -> Result<(), ApiError> {
-    Ok(core.cancel_step_up(id).await?)
+pub async fn cancel_step_up(core: State<'_, Core>, id: Option<Value>) -> Result<(), ApiError> {
+    Ok(core.cancel_step_up(decode("id", id)?).await?)
+}
+
+#[tauri::command]
+pub fn key_prompt(core: State<'_, Core>) -> KeyPromptView {
+    core.key_prompt()
+}
+
+#[tauri::command]
+pub fn submit_pin(core: State<'_, Core>, input: Option<Value>) -> Result<(), ApiError> {
+    Ok(core.submit_pin(decode("input", input)?)?)
+}
+
+#[tauri::command]
+pub fn cancel_key_prompt(core: State<'_, Core>) {
+    core.cancel_key_prompt();
 }

@@ -12,6 +12,7 @@
 // Without this, a release build on Windows opens a console window next to the app.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod args;
 mod authn;
 mod commands;
 mod navigation;
@@ -73,7 +74,7 @@ fn run() -> Result<(), String> {
                     virtual_key: false,
                 },
                 keystore,
-                authenticator,
+                Some(authenticator),
             )
             .map_err(|e| e.to_string())?;
             app.manage(core);
@@ -98,6 +99,9 @@ fn run() -> Result<(), String> {
             commands::prepare_step_up,
             commands::confirm_step_up,
             commands::cancel_step_up,
+            commands::key_prompt,
+            commands::submit_pin,
+            commands::cancel_key_prompt,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

@@ -318,7 +318,7 @@ async fn identity_flow(database_url: Option<String>) {
     // A restart: the virtual key comes back from the keyring with its counters, so the broker
     // (which refuses a counter that does not advance) accepts it.
     drop(core);
-    let restored = load_virtual_authenticator(keystore.as_ref())
+    let restored = load_virtual_authenticator(keystore.as_ref(), None)
         .unwrap()
         .unwrap();
     let core = Core::open(
@@ -381,6 +381,6 @@ async fn identity_without_authenticator_fails_clearly() {
         })
         .await
         .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::WebauthnRejected);
+    assert_eq!(code(&e), ErrorCode::SecurityKeyMissing);
     assert!(e.to_string().contains("no security key"), "{e}");
 }

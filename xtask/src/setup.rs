@@ -21,6 +21,8 @@ const BUILD: &[&str] = &[
     "libxdo-dev",
     "librsvg2-dev",
     "libdbus-1-dev",
+    // hidapi's hidraw backend: USB security keys (CTAP2 over HID).
+    "libudev-dev",
     "dbus",
     "xdg-utils",
     "fonts-dejavu-core",

@@ -3,6 +3,7 @@
 //! Strict on purpose: an unknown key or an unknown `PAWD_*` variable is a typo that would
 //! otherwise silently leave a security setting at its default, so both are errors.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,33 @@ pub struct Config {
     pub webauthn: WebauthnConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    /// `[[entitlement]]`: who may elevate to what (paw-policy checks each one).
+    #[serde(default, rename = "entitlement")]
+    pub entitlements: Vec<paw_policy::Entitlement>,
+    /// `[groups]`: group name → the user names in it. Requesters and approvers are groups.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// `[people]`: account name → the person it belongs to, for accounts of one person (an
+    /// admin's second account). Unlisted accounts are their own person. Separation of duties
+    /// and quorums count people, not accounts (case B1).
+    #[serde(default)]
+    pub people: BTreeMap<String, String>,
+    /// `[webhook]`: where elevation events are also posted (chat, ticketing), signed.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// `[webhook]`: an outgoing HTTPS POST per elevation event, its body signed with HMAC-SHA256.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `https://…` (plain `http://` only to loopback, for tests).
+    pub url: String,
+    /// File holding the shared secret (at least 32 bytes); relative to the config file.
+    pub secret_file: PathBuf,
+    /// PEM CA certificates to trust for the webhook's TLS in addition to the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[webauthn]`. User verification is always required and backup-eligible (syncable)
@@ -436,6 +464,12 @@ impl Config {
         for ca in &mut config.webauthn.attestation_ca {
             *ca = resolve(base_dir, ca);
         }
+        if let Some(w) = &mut config.webhook {
+            w.secret_file = resolve(base_dir, &w.secret_file);
+            if let Some(ca) = &mut w.ca_file {
+                *ca = resolve(base_dir, ca);
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -463,6 +497,7 @@ impl Config {
                 "auth.lock_after_failures must be between 1 and {MAX_LOCK_AFTER_FAILURES}, got {lock}"
             )));
         }
+        self.validate_elevation()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             BrokerError::Config(format!(
                 "log.level {:?} is not a filter: {e}",
@@ -471,6 +506,67 @@ impl Config {
         })?;
         Ok(())
     }
+}
+
+impl Config {
+    /// Entitlements, groups and people fit together: ids are unique, every group an
+    /// entitlement names exists (an unknown group would silently mean "nobody"), names are
+    /// well-formed, and the webhook URL is https (or http to loopback).
+    fn validate_elevation(&self) -> Result<()> {
+        let bad = |m: String| Err(BrokerError::Config(m));
+        for (i, e) in self.entitlements.iter().enumerate() {
+            if self.entitlements[..i].iter().any(|o| o.id() == e.id()) {
+                return bad(format!("entitlement {:?} is defined twice", e.id()));
+            }
+            let approvers: &[String] = match e.approval() {
+                paw_policy::ApprovalRule::Auto => &[],
+                paw_policy::ApprovalRule::Quorum(q) => q.groups(),
+            };
+            for g in e.requesters().iter().chain(approvers) {
+                if !self.groups.contains_key(g) {
+                    return bad(format!(
+                        "entitlement {:?} names group {g:?}, which [groups] does not define",
+                        e.id()
+                    ));
+                }
+            }
+        }
+        for (group, members) in &self.groups {
+            if !is_name(group) {
+                return bad(format!("groups: {group:?} is not a valid group name"));
+            }
+            for (i, m) in members.iter().enumerate() {
+                if crate::identity::validate_name("user", m).is_err() {
+                    return bad(format!("groups.{group}: {m:?} is not a valid user name"));
+                }
+                if members[..i].contains(m) {
+                    return bad(format!("groups.{group}: {m:?} is listed twice"));
+                }
+            }
+        }
+        for (account, person) in &self.people {
+            let ok = |n: &str| crate::identity::validate_name("user", n).is_ok();
+            if !ok(account) || !ok(person) {
+                return bad(format!("people: {account:?} = {person:?} is not valid"));
+            }
+        }
+        if let Some(w) = &self.webhook {
+            let url = url::Url::parse(&w.url)
+                .map_err(|e| BrokerError::Config(format!("webhook.url: {e}")))?;
+            let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+            if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+                return bad("webhook.url must be https (http only to loopback)".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Group names: letters, digits, '-', '_', '.'.
+fn is_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// The process's `PAWD_*` variables. A non-UTF-8 value of one is an error rather than a

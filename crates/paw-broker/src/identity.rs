@@ -373,6 +373,65 @@ pub async fn reset_failures(db: &Db, user_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// What `pawd unlock` changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnlockReport {
+    /// The account was locked (or had failures counted) and is now clear.
+    pub account_unlocked: bool,
+    /// The security key that was unlocked, when one was named.
+    pub key_unlocked: Option<String>,
+    /// Security keys of the user that stay locked (ids), for the administrator to decide on.
+    pub keys_still_locked: Vec<String>,
+}
+
+/// An administrator's unlock: clears the account's lock and failure count, and, when `key`
+/// names one of the user's security keys (by id), that key's counter-regression lock. A key
+/// locked for a counter that went backwards may be a clone; unlocking it is a deliberate,
+/// separate decision, so it happens only when named.
+pub async fn unlock(db: &Db, user_name: &str, key: Option<&str>) -> Result<UnlockReport> {
+    let user = user_by_name(db, user_name)
+        .await?
+        .ok_or_else(|| refuse(ErrorCode::NotFound, "no such user"))?;
+    let account_unlocked = user.locked || user.failed_attempts > 0;
+    let key_unlocked = with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query("UPDATE users SET locked = FALSE, failed_attempts = 0, last_failure_at = NULL WHERE id = $1")
+            .bind(&user.id).execute(&mut *tx).await?;
+        let key_unlocked = match key {
+            None => None,
+            Some(k) => {
+                let done = sqlx::query(
+                    "UPDATE credentials SET locked_at = NULL WHERE user_id = $1 AND id = $2 AND revoked_at IS NULL")
+                    .bind(&user.id).bind(k).execute(&mut *tx).await?.rows_affected();
+                if done == 0 {
+                    return Err(refuse(ErrorCode::NotFound, "the user has no such active security key"));
+                }
+                Some(k.to_owned())
+            }
+        };
+        tx.commit().await?;
+        key_unlocked
+    });
+    let keys_still_locked = credentials(db, &user.id)
+        .await?
+        .into_iter()
+        .filter(|c| c.locked_at.is_some() && c.revoked_at.is_none())
+        .map(|c| c.id)
+        .collect();
+    tracing::warn!(
+        alert = true,
+        event = "admin_unlock",
+        user = user_name,
+        key = key.unwrap_or("-"),
+        "an administrator unlocked the account"
+    );
+    Ok(UnlockReport {
+        account_unlocked,
+        key_unlocked,
+        keys_still_locked,
+    })
+}
+
 /// Locks a credential whose counter went backwards: it may have been cloned (case A11).
 pub async fn lock_credential(db: &Db, user_id: &str, cred_id: &str, now: i64) -> Result<()> {
     with_pool!(db, pool => {

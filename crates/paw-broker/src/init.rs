@@ -331,6 +331,26 @@ pub async fn invite(config: &Config, user: &str, roles: &[String]) -> Result<(St
     outcome
 }
 
+/// `pawd unlock`: an administrator clears a user's lock (and, when named, a key's lock).
+pub async fn unlock(
+    config: &Config,
+    user: &str,
+    key: Option<&str>,
+) -> Result<crate::identity::UnlockReport> {
+    let db = Db::connect(&config.database_url, Create::Never).await?;
+    let outcome = async {
+        if !db.pending_migrations().await?.is_empty() {
+            return Err(BrokerError::Migration(
+                "the database is not migrated; run `pawd serve` or `pawd init` first".into(),
+            ));
+        }
+        crate::identity::unlock(&db, user, key).await
+    }
+    .await;
+    db.close().await;
+    outcome
+}
+
 /// What `pawd check` found.
 #[derive(Debug, Clone)]
 pub struct CheckReport {

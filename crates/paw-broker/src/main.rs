@@ -52,6 +52,17 @@ enum Command {
         #[arg(long = "role")]
         roles: Vec<String>,
     },
+    /// Unlock a user locked after failed sign-ins, and optionally one of their security keys
+    /// locked because its counter went backwards (a possible clone: check before unlocking).
+    Unlock {
+        #[arg(long, env = "PAWD_CONFIG")]
+        config: PathBuf,
+        /// The user's name.
+        user: String,
+        /// Also unlock this security key (its id, from the user's security keys page).
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Validate a config: files, certificate and key, database reachable and migrated.
     Check {
         #[arg(long, env = "PAWD_CONFIG")]
@@ -140,6 +151,25 @@ async fn run(command: Command) -> Result<(), BrokerError> {
                 "invite code for {user} (single use, expires at {expires_at_ms} ms Unix time):"
             );
             println!("{code}");
+            Ok(())
+        }
+        Command::Unlock { config, user, key } => {
+            let config = Config::load(&config)?;
+            let r = init::unlock(&config, &user, key.as_deref()).await?;
+            println!(
+                "{user}: account {}",
+                if r.account_unlocked {
+                    "unlocked, failure count cleared"
+                } else {
+                    "was not locked"
+                }
+            );
+            if let Some(k) = r.key_unlocked {
+                println!("{user}: security key {k} unlocked");
+            }
+            for k in r.keys_still_locked {
+                println!("{user}: security key {k} stays locked (counter went backwards: possible clone)");
+            }
             Ok(())
         }
         Command::Check { config } => {

@@ -487,6 +487,19 @@ async fn a11_counter_regression_is_refused_and_locks_the_key() {
         (StatusCode::UNAUTHORIZED, "webauthn_rejected"),
         "{v}"
     );
+    // An account unlock leaves the key locked; only naming the key unlocks it.
+    let key_id = keys["keys"][0]["id"].as_str().unwrap().to_owned();
+    let r = paw_broker::identity::unlock(&b.db, "ada", None)
+        .await
+        .unwrap();
+    assert_eq!(r.keys_still_locked, std::slice::from_ref(&key_id));
+    let r = paw_broker::identity::unlock(&b.db, "ada", Some(&key_id))
+        .await
+        .unwrap();
+    assert_eq!(r.key_unlocked.as_deref(), Some(key_id.as_str()));
+    assert!(r.keys_still_locked.is_empty());
+    let keys = c.call(&b, "GET", "/v1/keys", None).await.1;
+    assert_eq!(keys["keys"][0]["locked"], false);
 }
 
 #[tokio::test]
@@ -707,6 +720,19 @@ async fn a14_account_locks_after_the_configured_failures_and_throttles() {
     // The live session is refused too.
     let (s, _) = c.call(&b, "GET", "/v1/me", None).await;
     assert!(s == StatusCode::FORBIDDEN || s == StatusCode::UNAUTHORIZED);
+
+    // Only an administrator's unlock (`pawd unlock`) lets the user back in.
+    let r = paw_broker::identity::unlock(&b.db, "ada", None)
+        .await
+        .unwrap();
+    assert!(r.account_unlocked);
+    assert!(!b.user_locked("ada").await);
+    let body = c.login_answer(&b, &Tweak::default()).await;
+    assert_eq!(b.post("/v1/login/finish", &body).await.0, StatusCode::OK);
+    let e = paw_broker::identity::unlock(&b.db, "nobody", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), paw_proto::ErrorCode::NotFound);
 }
 
 #[tokio::test]

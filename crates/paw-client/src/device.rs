@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn h2_device_key_fails_closed_without_keyring() {
         let e = DeviceKey::load_or_create(&FailingKeyStore).unwrap_err();
-        assert_eq!(e.code(), paw_proto::ErrorCode::StorageUnavailable);
+        assert_eq!(e.code(), paw_proto::ErrorCode::KeyringUnavailable);
     }
 
     #[test]

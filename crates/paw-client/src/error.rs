@@ -31,9 +31,10 @@ pub enum ClientError {
     /// This build has no security key support configured (no authenticator was given).
     #[error("no security key is available in this build; sign-in is not possible")]
     NoAuthenticator,
-    /// The security key failed or refused (no matching credential, device error).
+    /// The security key failed or refused (none plugged in, wrong PIN, no matching credential,
+    /// cancelled, timed out, device error).
     #[error("security key: {0}")]
-    Authenticator(String),
+    Key(paw_fido::FidoError),
     /// Signed out, or the session is gone: sign in with the security key.
     #[error("not signed in")]
     NotSignedIn,
@@ -50,8 +51,8 @@ pub enum ClientError {
 
 impl From<paw_fido::FidoError> for ClientError {
     fn from(e: paw_fido::FidoError) -> Self {
-        // FidoError's messages never carry key material or saved state.
-        Self::Authenticator(e.to_string())
+        // FidoError's messages never carry key material, a PIN or saved state.
+        Self::Key(e)
     }
 }
 
@@ -66,10 +67,10 @@ impl ClientError {
             Self::Protocol(_) => ErrorCode::BrokerProtocol,
             Self::Broker(e) => e.code,
             Self::UrlRejected(_) => ErrorCode::UrlRejected,
-            Self::KeyringUnavailable(_) => ErrorCode::StorageUnavailable,
+            Self::KeyringUnavailable(_) => ErrorCode::KeyringUnavailable,
             Self::Random(_) | Self::Internal(_) => ErrorCode::Internal,
-            // No dedicated code: the UI shows these as "the security key step failed".
-            Self::NoAuthenticator | Self::Authenticator(_) => ErrorCode::WebauthnRejected,
+            Self::Key(e) => key_error_code(e),
+            Self::NoAuthenticator => ErrorCode::SecurityKeyMissing,
             Self::NotSignedIn => ErrorCode::Unauthenticated,
             Self::StepUpUnknown => ErrorCode::ChallengeInvalid,
             Self::InvalidInput { .. } => ErrorCode::BadRequest,
@@ -88,6 +89,31 @@ impl ClientError {
             Self::NotConfigured | Self::InvalidSettings { .. } => BrokerState::Unconfigured,
             _ => BrokerState::Unreachable,
         }
+    }
+}
+
+/// The code the UI branches on for each security-key failure: each one needs a different
+/// action from the user (plug a key in, retype the PIN, reset the key, try again).
+fn key_error_code(e: &paw_fido::FidoError) -> ErrorCode {
+    use paw_fido::FidoError as F;
+    match e {
+        F::NoDevice | F::SeveralDevices => ErrorCode::SecurityKeyMissing,
+        F::PinInvalid { .. } => ErrorCode::PinInvalid,
+        F::PinBlocked | F::PinAuthBlocked => ErrorCode::PinBlocked,
+        F::PinNotSet => ErrorCode::PinNotSet,
+        F::Cancelled => ErrorCode::KeyCancelled,
+        F::Timeout => ErrorCode::KeyTimeout,
+        F::Random
+        | F::KeyGeneration
+        | F::Signing
+        | F::CoseEncoding(_)
+        | F::CounterExhausted
+        | F::Attestation(_)
+        | F::NoCounterToRegress
+        | F::NoCredential
+        | F::State(_)
+        | F::Unavailable(_)
+        | F::Device(_) => ErrorCode::WebauthnRejected,
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use paw_fido::{Assertion, Authenticator, FidoError, Registration};
+use paw_fido::{Assertion, Authenticator, FidoError, KeyPrompt, Registration, UserEntity};
 use paw_proto::action::Action;
 use paw_proto::device_proof;
 use paw_proto::http::{
@@ -32,7 +32,8 @@ use paw_proto::http::{
     StepUpFinishRequest, StepUpStartRequest, TokenResponse, WhoAmI,
 };
 use paw_proto::ipc::{
-    EnrollInput, KeyAction, LoginInput, RenameKeyInput, SecurityKeyView, SessionUser, StepUpPrompt,
+    EnrollInput, KeyAction, KeyPromptView, LoginInput, PinInput, RenameKeyInput, SecurityKeyView,
+    SessionUser, StepUpPrompt,
 };
 use paw_proto::{ApiError, ErrorCode};
 use rand_core::{OsRng, RngCore};
@@ -40,11 +41,11 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::keystore::KeyStore;
-use crate::secret::{AccessToken, RefreshToken};
+use crate::prompts::KeyPrompts;
+use crate::secret::{AccessToken, Pin, RefreshToken};
 use crate::{clock, BrokerClient, ClientError, Core, DeviceKey, Tokens};
 
 /// Keyring entry of the INSECURE virtual key's state (its private keys and counters).
@@ -69,6 +70,8 @@ pub(crate) struct Identity {
     token_lock: tokio::sync::Mutex<()>,
     /// Held while the authenticator is in use and its state is written back.
     key_lock: tokio::sync::Mutex<()>,
+    /// PIN and touch prompts of the operation in progress.
+    prompts: Arc<KeyPrompts>,
 }
 
 impl Identity {
@@ -83,6 +86,7 @@ impl Identity {
             pending: std::sync::Mutex::new(HashMap::new()),
             token_lock: tokio::sync::Mutex::new(()),
             key_lock: tokio::sync::Mutex::new(()),
+            prompts: Arc::new(KeyPrompts::default()),
         }
     }
 
@@ -102,17 +106,21 @@ struct PendingStepUp {
 }
 
 /// Loads the INSECURE virtual key from the keyring entry [`VIRTUAL_KEY_ENTRY`] (a new, empty
-/// one when there is none). `Ok(None)` when this build does not contain the virtual key.
-/// Blocking (keyring): call it at start-up or from a blocking thread.
+/// one when there is none), asking for `pin` before every operation when one is given (so demos
+/// and tests exercise the PIN prompt). `Ok(None)` when this build does not contain the virtual
+/// key. Blocking (keyring): call it at start-up or from a blocking thread.
 pub fn load_virtual_authenticator(
     store: &dyn KeyStore,
+    pin: Option<&str>,
 ) -> Result<Option<Arc<dyn Authenticator>>, ClientError> {
     if !paw_fido::VIRTUAL_KEY_COMPILED {
         return Ok(None);
     }
     let state = store.get(VIRTUAL_KEY_ENTRY)?;
-    match paw_fido::virtual_authenticator_from_state(state.as_ref().map(|s| s.expose().as_slice()))
-    {
+    match paw_fido::virtual_authenticator_from_state(
+        state.as_ref().map(|s| s.expose().as_slice()),
+        pin,
+    ) {
         None => Ok(None),
         Some(r) => Ok(Some(r?)),
     }
@@ -310,6 +318,21 @@ impl Core {
         Ok(views(list))
     }
 
+    /// What the security key needs from the user right now (PIN, touch, nothing).
+    pub fn key_prompt(&self) -> KeyPromptView {
+        self.identity.prompts.view()
+    }
+
+    /// The PIN the key asked for. Refused (`bad_request`) when no PIN is being asked for.
+    pub fn submit_pin(&self, input: PinInput) -> Result<(), ClientError> {
+        self.identity.prompts.submit_pin(Pin::from(input.pin))
+    }
+
+    /// The user closed the PIN prompt: the operation ends as `key_cancelled`.
+    pub fn cancel_key_prompt(&self) {
+        self.identity.prompts.cancel();
+    }
+
     /// Drops a prepared step-up (the user said no). Unknown ids are fine: the result is the same.
     pub async fn cancel_step_up(&self, id: String) -> Result<(), ClientError> {
         self.pending()?.remove(&id);
@@ -414,13 +437,14 @@ impl Core {
     /// key's keys and counters) to the keyring before anything is sent to the broker.
     async fn with_authenticator<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&dyn Authenticator) -> Result<T, FidoError> + Send + 'static,
+        f: impl FnOnce(&dyn Authenticator, &dyn KeyPrompt) -> Result<T, FidoError> + Send + 'static,
     ) -> Result<T, ClientError> {
         let auth = self.authenticator()?;
         let store = self.identity.keystore.clone();
+        let prompts = self.identity.prompts.clone();
         let _one_at_a_time = self.identity.key_lock.lock().await;
         blocking(move || {
-            let out = f(auth.as_ref())?;
+            let out = f(auth.as_ref(), prompts.as_ref())?;
             if let Some(state) = auth.persistent_state()? {
                 store.set(VIRTUAL_KEY_ENTRY, &state)?;
             }
@@ -437,10 +461,11 @@ impl Core {
         let rp_id = str_field(&pk["rp"]["id"], "publicKey.rp.id")?;
         check_rp_id(&origin, &rp_id)?;
         let challenge = str_field(&pk["challenge"], "publicKey.challenge")?;
+        let user = user_entity(&pk["user"])?;
         let cdj = client_data("webauthn.create", &challenge, &origin_text(&origin), None)?;
-        let cdh: [u8; 32] = Sha256::digest(&cdj).into();
+        let json = cdj.clone();
         let reg: Registration = self
-            .with_authenticator(move |a| a.make_credential(&rp_id, &cdh))
+            .with_authenticator(move |a, p| a.make_credential(&rp_id, &user, &json, p))
             .await?;
         let id = B64.encode(&reg.credential_id);
         Ok(json!({
@@ -492,9 +517,9 @@ impl Core {
             &origin_text(&origin),
             Some(&challenge.action_hash),
         )?;
-        let cdh: [u8; 32] = Sha256::digest(&cdj).into();
+        let json = cdj.clone();
         let a: Assertion = self
-            .with_authenticator(move |k| k.get_assertion(&rp_id, &cdh, &allow))
+            .with_authenticator(move |k, p| k.get_assertion(&rp_id, &json, &allow, p))
             .await?;
         let id = B64.encode(&a.credential_id);
         Ok(json!({
@@ -641,6 +666,18 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ClientError::Internal(format!("background task failed: {e}")))?
+}
+
+/// WebAuthn's `user` entity from creation options (a CTAP2 key stores it with the credential).
+fn user_entity(user: &Value) -> Result<UserEntity, ClientError> {
+    let id = str_field(&user["id"], "publicKey.user.id")?;
+    Ok(UserEntity {
+        id: B64
+            .decode(id)
+            .map_err(|_| ClientError::Protocol("publicKey.user.id is not base64url".into()))?,
+        name: str_field(&user["name"], "publicKey.user.name")?,
+        display_name: str_field(&user["displayName"], "publicKey.user.displayName")?,
+    })
 }
 
 /// The broker says the session is gone: sign in again.
@@ -834,18 +871,21 @@ mod tests {
     #[test]
     fn virtual_authenticator_loads_from_and_only_from_the_keystore() {
         let store = crate::MemoryKeyStore::new();
-        let a = load_virtual_authenticator(&store).unwrap().unwrap();
+        let a = load_virtual_authenticator(&store, None).unwrap().unwrap();
         assert!(a.is_virtual());
         assert!(!a.persistent_state().unwrap().unwrap().is_empty());
-        let reg = a.make_credential("localhost", &[1; 32]).unwrap();
+        let np = &paw_fido::NoPrompt;
+        let reg = a
+            .make_credential("localhost", &UserEntity::default(), b"{}", np)
+            .unwrap();
         store
             .set(VIRTUAL_KEY_ENTRY, &a.persistent_state().unwrap().unwrap())
             .unwrap();
-        let b = load_virtual_authenticator(&store).unwrap().unwrap();
-        b.get_assertion("localhost", &[2; 32], &[reg.credential_id])
+        let b = load_virtual_authenticator(&store, None).unwrap().unwrap();
+        b.get_assertion("localhost", b"{}", &[reg.credential_id], np)
             .unwrap();
         store.set(VIRTUAL_KEY_ENTRY, b"junk").unwrap();
-        assert!(load_virtual_authenticator(&store).is_err());
+        assert!(load_virtual_authenticator(&store, None).is_err());
     }
 
     /// The desktop shell runs these as Tauri commands, which need `Send` futures.

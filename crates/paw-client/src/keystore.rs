@@ -401,7 +401,7 @@ pub(crate) mod tests {
         for store in [&FailingKeyStore as &dyn KeyStore, &ForgetfulKeyStore] {
             let e = probe(store).unwrap_err();
             assert!(matches!(e, ClientError::KeyringUnavailable(_)), "{e:?}");
-            assert_eq!(e.code(), paw_proto::ErrorCode::StorageUnavailable);
+            assert_eq!(e.code(), paw_proto::ErrorCode::KeyringUnavailable);
             let msg = e.to_string();
             assert!(msg.contains(store.describe()), "{msg}");
             assert!(msg.contains("will not fall back"), "{msg}");
@@ -508,7 +508,7 @@ pub(crate) mod tests {
         }
         let e = OsKeyStore::open().unwrap_err();
         assert!(matches!(e, ClientError::KeyringUnavailable(_)), "{e:?}");
-        assert_eq!(e.code(), paw_proto::ErrorCode::StorageUnavailable);
+        assert_eq!(e.code(), paw_proto::ErrorCode::KeyringUnavailable);
         let msg = e.to_string();
         assert!(msg.contains("Secret Service"), "{msg}");
         println!("H2-CHILD-OK: {msg}");

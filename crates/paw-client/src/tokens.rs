@@ -203,7 +203,7 @@ mod tests {
     fn h2_tokens_fail_closed_without_keyring() {
         let ts = TokenStore::new(Arc::new(FailingKeyStore));
         for e in [ts.save(&sample()).unwrap_err(), ts.load().unwrap_err()] {
-            assert_eq!(e.code(), paw_proto::ErrorCode::StorageUnavailable);
+            assert_eq!(e.code(), paw_proto::ErrorCode::KeyringUnavailable);
         }
     }
 

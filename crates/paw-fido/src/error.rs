@@ -41,4 +41,40 @@ pub enum FidoError {
     /// The authenticator could not be used (poisoned lock, device gone).
     #[error("the authenticator is unavailable: {0}")]
     Unavailable(String),
+
+    /// No security key is plugged in.
+    #[error("no security key found: plug one in and try again")]
+    NoDevice,
+
+    /// More than one security key is plugged in; paw will not guess which one to use.
+    #[error("more than one security key is plugged in: leave only one")]
+    SeveralDevices,
+
+    /// The PIN was wrong. `retries`: attempts left before the key blocks itself, if known.
+    #[error("{}", match .retries { Some(n) => format!("wrong PIN ({n} attempts left before the key locks)"), None => "wrong PIN".to_owned() })]
+    PinInvalid { retries: Option<u32> },
+
+    /// Too many wrong PINs in a row: the key wants to be unplugged and plugged in again.
+    #[error("too many wrong PINs: unplug the key, plug it in again and retry")]
+    PinAuthBlocked,
+
+    /// The key's PIN is blocked for good; only a reset of the key (losing its credentials) helps.
+    #[error("the key's PIN is blocked; the key must be reset and enrolled again")]
+    PinBlocked,
+
+    /// The key has no PIN and no built-in user verification, and paw requires verification.
+    #[error("the security key has no PIN: set one with the vendor's tool first")]
+    PinNotSet,
+
+    /// The user cancelled (closed the PIN prompt, or refused on the key).
+    #[error("cancelled")]
+    Cancelled,
+
+    /// Nobody answered in time (no touch, no PIN).
+    #[error("the security key timed out waiting for you")]
+    Timeout,
+
+    /// The key answered with a CTAP error paw has no better words for.
+    #[error("the security key refused: {0}")]
+    Device(String),
 }

@@ -11,8 +11,9 @@
 //! (packed attestation from a fixed, published test CA, see `attestation`) and asserts, and
 //! `VirtualAuthenticator`, which holds several of them behind the trait with a saved state the
 //! core keeps in the OS keyring ([`virtual_authenticator_from_state`] works with or without
-//! the feature). The real path, CTAP2 over USB HID with PIN and touch prompts, comes later and
-//! will sit beside it behind the same shapes.
+//! the feature). Real keys go through [`HidAuthenticator`] (feature `hid`): CTAP2 over USB HID
+//! by the `ctap-hid-fido2` crate, with the PIN asked for through [`KeyPrompt`] while the call
+//! runs and "touch your key" announced the same way.
 //!
 //! Rules this crate keeps:
 //! - **The virtual key is insecure and says so.** Its private key lives in process memory, it
@@ -31,6 +32,9 @@ pub mod attestation;
 mod authenticator;
 mod error;
 pub mod flags;
+#[cfg(feature = "hid")]
+mod hid;
+pub mod pin;
 #[cfg(feature = "virtual-key")]
 mod virtual_authenticator;
 #[cfg(feature = "virtual-key")]
@@ -38,8 +42,12 @@ mod virtual_key;
 
 use std::sync::Arc;
 
-pub use authenticator::{Assertion, Authenticator, Registration};
+pub use authenticator::{
+    Assertion, Authenticator, KeyPrompt, PinRequest, Registration, UserEntity,
+};
 pub use error::FidoError;
+#[cfg(feature = "hid")]
+pub use hid::HidAuthenticator;
 #[cfg(feature = "virtual-key")]
 pub use virtual_authenticator::VirtualAuthenticator;
 #[cfg(feature = "virtual-key")]
@@ -48,15 +56,29 @@ pub use virtual_key::{FailureKnobs, VirtualKey};
 /// Shown wherever the virtual key is offered or in use, so nobody mistakes it for a real one.
 pub const VIRTUAL_KEY_LABEL: &str = "Virtual security key — INSECURE, for demos and tests";
 
+/// A [`KeyPrompt`] for callers with nobody to ask: a PIN request is answered "cancelled" and
+/// touches are not announced. Fine for a key without a PIN (the virtual key in tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPrompt;
+
+impl KeyPrompt for NoPrompt {
+    fn pin(&self, _request: PinRequest) -> Result<zeroize::Zeroizing<String>, FidoError> {
+        Err(FidoError::Cancelled)
+    }
+
+    fn touch(&self, _waiting: bool) {}
+}
+
 /// Whether this build contains the INSECURE virtual key (the `virtual-key` feature).
 pub const VIRTUAL_KEY_COMPILED: bool = cfg!(feature = "virtual-key");
 
-/// The virtual authenticator restored from its saved state (`None`: a new, empty one), or
-/// `None` when this build does not contain the virtual key. Always available, so callers
-/// compile with and without the feature.
+/// The virtual authenticator restored from its saved state (`None`: a new, empty one), asking
+/// for `pin` before every operation when one is given, or `None` when this build does not
+/// contain the virtual key. Always available, so callers compile with and without the feature.
 #[allow(unused_variables)]
 pub fn virtual_authenticator_from_state(
     state: Option<&[u8]>,
+    pin: Option<&str>,
 ) -> Option<Result<Arc<dyn Authenticator>, FidoError>> {
     #[cfg(feature = "virtual-key")]
     {
@@ -64,7 +86,10 @@ pub fn virtual_authenticator_from_state(
             Some(bytes) => VirtualAuthenticator::from_state(bytes),
             None => Ok(VirtualAuthenticator::new()),
         };
-        Some(restored.map(|a| Arc::new(a) as Arc<dyn Authenticator>))
+        Some(restored.and_then(|a| {
+            a.set_pin(pin)?;
+            Ok(Arc::new(a) as Arc<dyn Authenticator>)
+        }))
     }
     #[cfg(not(feature = "virtual-key"))]
     {

@@ -1,7 +1,8 @@
 //! # paw-policy
 //!
-//! The rules an auditor reads: the grant state machine, anchored entitlement patterns,
-//! duration bounds, and the approval quorum with separation of duties.
+//! The rules an auditor reads: entitlements and the checks on an elevation request, the grant
+//! state machine, anchored entitlement patterns, duration bounds, the approval quorum with
+//! separation of duties, and the review that follows a break-glass use.
 //!
 //! Rules this crate keeps:
 //! - **Pure.** No I/O, no clock, no randomness, no async. Time is an argument. Everything here
@@ -15,15 +16,31 @@
 //! - **People, not accounts.** A quorum counts distinct [`PersonId`]s. Mapping accounts (and
 //!   second accounts) to the one person behind them is the caller's job and must happen before
 //!   [`Quorum::evaluate`] is called.
+//! - **Nothing echoed.** Errors name the rule that failed, never the request text that failed
+//!   it: that text may hold control characters meant for a log or a terminal.
 
 mod duration;
+mod entitlement;
 mod error;
 mod grant;
 mod pattern;
 mod quorum;
+mod request;
+mod review;
+mod text;
 
 pub use duration::{validate_duration, GrantDuration};
+pub use entitlement::{
+    ApprovalConfig, ApprovalRule, BreakGlassConfig, BreakGlassRule, Entitlement, EntitlementConfig,
+    TargetKind, MAX_BREAK_GLASS_DURATION_SECS, MAX_DESCRIPTION_CHARS,
+    MAX_ENTITLEMENT_DURATION_SECS, MAX_SESSIONS_PER_GRANT,
+};
 pub use error::PolicyError;
 pub use grant::{transition, GrantEvent, GrantState};
 pub use pattern::Pattern;
 pub use quorum::{Approval, IgnoreReason, Ignored, PersonId, Quorum, QuorumOutcome};
+pub use request::{
+    check_request, may_approve, NextStep, RequestInput, RequestPlan, MAX_JUSTIFICATION_CHARS,
+    MAX_TARGET_NAME_CHARS, MAX_TICKET_CHARS, MIN_JUSTIFICATION_CHARS,
+};
+pub use review::{may_review, review_closed, BREAK_GLASS_REVIEWERS};

@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::is_deceptive;
 use crate::PolicyError;
 
 /// An anchored name pattern, parsed from a configuration string.
@@ -29,17 +30,6 @@ enum Token {
 
 const LABEL_SEPARATOR: char = '.';
 const WILDCARD: char = '*';
-
-/// Characters that would let a name look like something else to a human reader or a log:
-/// bidirectional overrides and isolates, directional marks, zero-width characters and the BOM.
-fn is_deceptive(c: char) -> bool {
-    matches!(c,
-        '\u{061C}'
-        | '\u{200B}'..='\u{200F}'
-        | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2069}'
-        | '\u{FEFF}')
-}
 
 /// The character rules shared by patterns and the names they are matched against.
 fn check_chars(s: &str) -> Result<(), &'static str> {

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::check_token;
 use crate::PolicyError;
 
 /// Identifies a *person*, not an account. The broker must resolve every account (including a
@@ -19,6 +20,12 @@ impl PersonId {
         PersonId(id.into())
     }
 
+    /// Non-empty and free of control characters. An empty id would make every "unknown"
+    /// person the same person, which is exactly what separation of duties must not assume.
+    pub fn is_well_formed(&self) -> bool {
+        !self.0.is_empty() && !self.0.chars().any(char::is_control)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -28,6 +35,17 @@ impl fmt::Display for PersonId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// What [`is_valid_group_name`] enforces, in words, for configuration errors.
+pub(crate) const GROUP_NAME_RULE: &str =
+    "group names must be non-empty, without whitespace, commas, control or invisible characters";
+
+/// Group names are shown to approvers ("needs 2 approvers from dba-leads or sre-leads") and
+/// compared exactly, so a name that renders as another name must not get in. Commas are refused
+/// because lists of groups are written comma-separated in places (environment overrides).
+pub(crate) fn is_valid_group_name(group: &str) -> bool {
+    check_token(group).is_ok() && !group.contains(',')
 }
 
 /// One recorded approval: who approved, and the groups they belonged to *at evaluation time*
@@ -97,12 +115,8 @@ impl Quorum {
         }
         let mut seen = HashSet::new();
         for group in &groups {
-            if group.is_empty()
-                || group
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || c == ',')
-            {
-                return Err(invalid("group names must be non-empty, without whitespace, commas or control characters"));
+            if !is_valid_group_name(group) {
+                return Err(invalid(GROUP_NAME_RULE));
             }
             if !seen.insert(group.as_str()) {
                 return Err(invalid("a group is listed twice"));
@@ -276,6 +290,20 @@ mod tests {
         assert!(Quorum::new(1, vec!["".into()]).is_err());
         assert!(Quorum::new(1, vec!["dba leads".into()]).is_err());
         assert!(Quorum::new(1, vec!["a".into(), "a".into()]).is_err());
+        assert!(Quorum::new(1, vec!["dba,sre".into()]).is_err());
+        assert!(Quorum::new(1, vec!["dba\n".into()]).is_err());
+        // Renders as "dba-leads" in the inbox while being another group.
+        assert!(Quorum::new(1, vec!["dba-leads\u{200b}".into()]).is_err());
+        assert!(Quorum::new(1, vec!["\u{202e}sdael-abd".into()]).is_err());
+    }
+
+    #[test]
+    fn person_ids_must_be_well_formed() {
+        assert!(person("alice").is_well_formed());
+        assert!(person("7f3e9c1a-0b2d-4c5e-8f9a-1b2c3d4e5f60").is_well_formed());
+        assert!(!person("").is_well_formed());
+        assert!(!person("alice\n").is_well_formed());
+        assert!(!person("\u{0}").is_well_formed());
     }
 
     #[test]

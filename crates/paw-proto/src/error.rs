@@ -55,6 +55,23 @@ pub enum ErrorCode {
     RateLimited,
     /// The request conflicts with the current state (for example the user exists already).
     Conflict,
+    /// No security key is plugged in, or more than one is (paw never picks one silently).
+    SecurityKeyMissing,
+    /// The security key's PIN was wrong, three times in this operation.
+    PinInvalid,
+    /// The security key's PIN is blocked (reset the key), or it wants to be re-plugged first.
+    PinBlocked,
+    /// The security key has no PIN or built-in verification; paw requires user verification.
+    PinNotSet,
+    /// The user cancelled at the PIN prompt or on the key.
+    KeyCancelled,
+    /// The security key waited for a touch or a PIN that did not come.
+    KeyTimeout,
+    /// The OS keyring is absent, locked or refused access; the app keeps its secrets nowhere else.
+    KeyringUnavailable,
+    /// Policy does not allow this caller to do this (not a requester or approver of the
+    /// entitlement, their own request, a target or role outside the entitlement).
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -78,6 +95,14 @@ impl ErrorCode {
             Self::InviteInvalid | Self::AccountLocked => 403,
             Self::RateLimited => 429,
             Self::Conflict => 409,
+            Self::SecurityKeyMissing
+            | Self::PinInvalid
+            | Self::PinBlocked
+            | Self::PinNotSet
+            | Self::KeyCancelled => 400,
+            Self::KeyTimeout => 408,
+            Self::KeyringUnavailable => 503,
+            Self::Forbidden => 403,
         }
     }
 
@@ -107,6 +132,14 @@ impl ErrorCode {
             Self::AccountLocked => "account_locked",
             Self::RateLimited => "rate_limited",
             Self::Conflict => "conflict",
+            Self::SecurityKeyMissing => "security_key_missing",
+            Self::PinInvalid => "pin_invalid",
+            Self::PinBlocked => "pin_blocked",
+            Self::PinNotSet => "pin_not_set",
+            Self::KeyCancelled => "key_cancelled",
+            Self::KeyTimeout => "key_timeout",
+            Self::KeyringUnavailable => "keyring_unavailable",
+            Self::Forbidden => "forbidden",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! DTOs exchanged between the Rust core and the web UI over Tauri IPC.
 //!
-//! The UI is untrusted presentation: nothing here may carry a private key, a token, a password,
-//! a PIN or a target credential.
+//! The UI is untrusted presentation: nothing here may carry a private key, a token, a password
+//! or a target credential. The one exception is [`PinInput`]: the security key's PIN is typed by
+//! the user, so it goes UI → core once, and nothing ever sends it back.
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -132,6 +133,37 @@ pub struct StepUpPrompt {
     pub expires_in_secs: u32,
 }
 
+/// `key_prompt`: what the security key needs from the user right now. The UI asks while a
+/// key operation (sign-in, enrollment, step-up) is running and shows the matching prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum KeyPromptView {
+    /// Nothing: no key operation, or the key is busy on its own.
+    Idle,
+    /// The key blinks and waits for a touch.
+    Touch,
+    /// The key wants its PIN. `retries`: attempts left before it locks itself, if it said;
+    /// `wrong`: the previous PIN of this operation was wrong.
+    Pin { retries: Option<u32>, wrong: bool },
+}
+
+/// `submit_pin` input: the security key's PIN, on its way to the key through the core. The
+/// core wipes it after use; it is never logged, stored or returned.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct PinInput {
+    pub pin: String,
+}
+
+impl std::fmt::Debug for PinInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinInput { pin: <redacted> }")
+    }
+}
+
+/// Longest PIN accepted: CTAP2 PINs are at most 63 bytes of UTF-8.
+pub const MAX_PIN_BYTES: usize = 63;
+
 /// `app_status`: everything the frame and status bar need in one call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct AppStatus {
@@ -187,6 +219,18 @@ pub fn typescript_bindings() -> String {
         KeyAction::decl(),
         crate::action::Purpose::decl(),
         StepUpPrompt::decl(),
+        KeyPromptView::decl(),
+        PinInput::decl(),
+        crate::elevation::EntitlementView::decl(),
+        crate::elevation::EntitlementList::decl(),
+        crate::elevation::DecisionView::decl(),
+        crate::elevation::GrantView::decl(),
+        crate::elevation::GrantList::decl(),
+        crate::elevation::InboxItem::decl(),
+        crate::elevation::Inbox::decl(),
+        crate::elevation::RevokeGrantRequest::decl(),
+        crate::elevation::CloseReviewRequest::decl(),
+        crate::elevation::LiveEvent::decl(),
         AppStatus::decl(),
         SettingsInput::decl(),
         CaInfo::decl(),

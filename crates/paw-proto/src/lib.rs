@@ -10,6 +10,7 @@
 
 pub mod action;
 pub mod device_proof;
+pub mod elevation;
 pub mod error;
 pub mod http;
 pub mod ipc;

@@ -160,6 +160,12 @@ impl App {
 
     /// Starts the app. `broker` pre-seeds the settings as an admin's onboarding would.
     pub async fn launch(broker: Option<&Broker>) -> Result<Self> {
+        Self::launch_with(broker, &[]).await
+    }
+
+    /// [`App::launch`] with extra environment for the app (through tauri-driver and
+    /// WebKitWebDriver, which pass their environment on to the app they start).
+    pub async fn launch_with(broker: Option<&Broker>, env: &[(&str, &str)]) -> Result<Self> {
         let serial = SERIAL.lock().await;
         let app = env_path("PAW_E2E_APP")?;
         let driver_bin = env_path("PAW_E2E_TAURI_DRIVER")?;
@@ -199,6 +205,7 @@ impl App {
                 .env("XDG_DATA_HOME", home.path().join("xdg-data"))
                 .env("XDG_CACHE_HOME", home.path().join("xdg-cache"))
                 .env("BROWSER", &browser)
+                .envs(env.iter().copied())
                 .env_remove("XDG_CURRENT_DESKTOP")
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())

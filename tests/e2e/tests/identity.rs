@@ -118,3 +118,71 @@ async fn a_enroll_login_and_step_up_with_the_virtual_key() {
     assert_eq!(files, ["settings.json"], "only settings live on disk");
     app.close().await.unwrap();
 }
+
+/// A key with a PIN (the virtual key told to ask for one, as a real USB key does): enrollment
+/// and sign-in go through the PIN dialog; a wrong PIN says so with the attempts left; cancelling
+/// ends the sign-in with a clear message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_dialog_guards_a_key_with_a_pin() {
+    const PIN: &str = "135790";
+    let broker = Broker::start_trusting_virtual_key().unwrap();
+    let code = broker.invite("pia", "admin").unwrap();
+    let app = App::launch_with(Some(&broker), &[("PAW_DEMO_VIRTUAL_KEY_PIN", PIN)])
+        .await
+        .unwrap();
+    app.wait_for("[data-testid=broker-state][data-state=connected]")
+        .await
+        .unwrap();
+    click(&app, "[data-testid=enroll-open]").await;
+    type_into(&app, "[data-testid=enroll-code]", &code).await;
+    type_into(&app, "[data-testid=enroll-key-name]", "PIN key").await;
+    click(&app, "[data-testid=enroll-submit]").await;
+
+    // Registration asks for the PIN first. A wrong one is refused, with the attempts left.
+    app.wait_for("[data-testid=pin-dialog]").await.unwrap();
+    type_into(&app, "[data-testid=pin-input]", "000000").await;
+    click(&app, "[data-testid=pin-submit]").await;
+    app.wait_for("[data-testid=pin-wrong]").await.unwrap();
+    wait_text(&app, "[data-testid=pin-retries]", "7").await;
+    app.screenshot("pin").await.unwrap();
+    type_into(&app, "[data-testid=pin-input]", PIN).await;
+    click(&app, "[data-testid=pin-submit]").await;
+    // Enrollment signs in right away: the key asks again.
+    app.wait_for("[data-testid=pin-dialog]").await.unwrap();
+    wait_until_no_wrong_pin(&app).await;
+    type_into(&app, "[data-testid=pin-input]", PIN).await;
+    click(&app, "[data-testid=pin-submit]").await;
+    wait_text(&app, "[data-testid=status-user]", "pia").await;
+
+    // Sign out; at the next sign-in, cancelling the PIN ends it and says so.
+    click(&app, "[data-testid=signout]").await;
+    type_into(&app, "[data-testid=signin-user]", "pia").await;
+    click(&app, "[data-testid=signin-submit]").await;
+    app.wait_for("[data-testid=pin-dialog]").await.unwrap();
+    click(&app, "[data-testid=pin-cancel]").await;
+    app.wait_for("[data-testid=auth-error][data-code=key_cancelled]")
+        .await
+        .unwrap();
+    assert!(app
+        .text_of("[data-testid=pin-dialog]")
+        .await
+        .unwrap()
+        .is_none());
+    app.close().await.unwrap();
+}
+
+/// A fresh PIN request starts without the "wrong PIN" line of the previous operation.
+async fn wait_until_no_wrong_pin(app: &App) {
+    for _ in 0..40 {
+        if app
+            .text_of("[data-testid=pin-wrong]")
+            .await
+            .unwrap()
+            .is_none()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("the wrong-PIN line stayed after a new PIN request");
+}

@@ -37,6 +37,7 @@ describe('sign-in', () => {
     expect(submit.disabled).toBe(false);
     await fireEvent.click(submit);
     const touch = await screen.findByTestId('touch-key');
+    await waitFor(() => expect(touch.dataset['state']).toBe('touch')); // the mock key waits for a touch
     expect(touch.textContent).toContain('Touch your security key');
     expect(submit.disabled).toBe(true);
     await screen.findByTestId('page-access');

@@ -1,7 +1,7 @@
 // Generated from crates/paw-proto by `cargo xtask bindings`. Do not edit by hand:
 // the test suite fails when this file and the Rust types drift apart.
 
-export type ErrorCode = "bad_request" | "payload_too_large" | "unsupported_media_type" | "not_found" | "method_not_allowed" | "timeout" | "storage_unavailable" | "internal" | "invalid_config" | "invalid_settings" | "broker_not_configured" | "broker_unreachable" | "broker_untrusted" | "broker_protocol" | "url_rejected" | "unauthenticated" | "reauthentication_required" | "challenge_invalid" | "webauthn_rejected" | "invite_invalid" | "account_locked" | "rate_limited" | "conflict";
+export type ErrorCode = "bad_request" | "payload_too_large" | "unsupported_media_type" | "not_found" | "method_not_allowed" | "timeout" | "storage_unavailable" | "internal" | "invalid_config" | "invalid_settings" | "broker_not_configured" | "broker_unreachable" | "broker_untrusted" | "broker_protocol" | "url_rejected" | "unauthenticated" | "reauthentication_required" | "challenge_invalid" | "webauthn_rejected" | "invite_invalid" | "account_locked" | "rate_limited" | "conflict" | "security_key_missing" | "pin_invalid" | "pin_blocked" | "pin_not_set" | "key_cancelled" | "key_timeout" | "keyring_unavailable" | "forbidden";
 
 export type ApiError = { code: ErrorCode, message: string, };
 
@@ -66,6 +66,87 @@ action_hash: string,
  * Seconds the broker gives the user to answer.
  */
 expires_in_secs: number, };
+
+export type KeyPromptView = { "kind": "idle" } | { "kind": "touch" } | { "kind": "pin", retries: number | null, wrong: boolean, };
+
+export type PinInput = { pin: string, };
+
+export type EntitlementView = { id: string, description: string, 
+/**
+ * `ssh` or `postgres`.
+ */
+target_kind: string, 
+/**
+ * The anchored target pattern (or exact name) a request must name a target within.
+ */
+target: string, role: string, max_duration_secs: number, 
+/**
+ * The approval rule in words ("needs 2 distinct approvers from dba-leads; …").
+ */
+rule: string, 
+/**
+ * True when a step-up alone approves a request.
+ */
+auto_approve: boolean, 
+/**
+ * When set, a ticket matching this pattern is required.
+ */
+ticket_pattern: string | null, 
+/**
+ * When set, break-glass is allowed for at most this long.
+ */
+break_glass_max_secs: number | null, };
+
+export type EntitlementList = { entitlements: Array<EntitlementView>, };
+
+export type DecisionView = { approver: string, approve: boolean, comment: string, at_ms: number, };
+
+export type GrantView = { id: string, user: string, entitlement: string, target_kind: string, target: string, role: string, duration_secs: number, justification: string, ticket: string | null, break_glass: boolean, state: string, created_at_ms: number, 
+/**
+ * Requested start; `None` means as soon as approved.
+ */
+start_at_ms: number | null, starts_at_ms: number | null, ends_at_ms: number | null, ended_at_ms: number | null, 
+/**
+ * Why it ended or was refused, in words (expired, released, "revoked by bob: …").
+ */
+end_reason: string | null, decisions: Array<DecisionView>, 
+/**
+ * The approval rule in words, from the entitlement as it is now.
+ */
+rule: string, 
+/**
+ * Approvals still missing while pending.
+ */
+approvals_missing: number, 
+/**
+ * Break-glass only: who closed the review so far, and whether it is closed.
+ */
+reviewers: Array<string>, review_closed: boolean, };
+
+export type GrantList = { grants: Array<GrantView>, now_ms: number, };
+
+export type InboxItem = { request: GrantView, 
+/**
+ * The requester's latest grants (newest first), for context.
+ */
+requester_recent: Array<GrantView>, 
+/**
+ * Separation of duties in words ("needs 2 of dba-leads; the requester cannot approve").
+ */
+rule: string, };
+
+export type Inbox = { requests: Array<InboxItem>, reviews: Array<GrantView>, now_ms: number, };
+
+export type RevokeGrantRequest = { reason: string, };
+
+export type CloseReviewRequest = { comment: string, };
+
+export type LiveEvent = { 
+/**
+ * `request_new`, `request_decided`, `grant_started`, `grant_warning`, `grant_ended`,
+ * `break_glass`, `review_closed`.
+ */
+kind: string, grant_id: string, state: string, message: string, at_ms: number, };
 
 export type AppStatus = { broker: BrokerStatus, user: SessionUser | null, grant: GrantSummary | null, build: BuildInfo, };
 

@@ -14,7 +14,9 @@ import type {
   EnrollInput,
   ErrorCode,
   KeyAction,
+  KeyPromptView,
   LoginInput,
+  PinInput,
   RenameKeyInput,
   SecurityKeyView,
   SessionUser,
@@ -50,6 +52,14 @@ export const ERROR_CODES = [
   'account_locked',
   'rate_limited',
   'conflict',
+  'security_key_missing',
+  'pin_invalid',
+  'pin_blocked',
+  'pin_not_set',
+  'key_cancelled',
+  'key_timeout',
+  'keyring_unavailable',
+  'forbidden',
 ] as const satisfies readonly ErrorCode[];
 
 type MissingCode = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
@@ -122,14 +132,76 @@ export async function openExternal(url: string): Promise<void> {
   await call<null>('open_external', { url });
 }
 
+/*
+ * Key operations. While one runs, the key may want its PIN or a touch; the core says which
+ * through `key_prompt`, which the UI polls only while `onKeyOperation` reports one running.
+ * Only the count of running operations is kept here, nothing they carry.
+ */
+type KeyOperationListener = (running: boolean) => void;
+const keyOperationListeners = new Set<KeyOperationListener>();
+let keyOperations = 0;
+
+function announceKeyOperations(running: boolean): void {
+  for (const listener of [...keyOperationListeners]) {
+    try {
+      listener(running);
+    } catch {
+      // A listener's failure must not change the outcome of the key operation.
+    }
+  }
+}
+
+/** Runs a command that uses the security key, counted for `onKeyOperation`. */
+async function keyOperation<T>(run: () => Promise<T>): Promise<T> {
+  const pending = run(); // issued first, so the first poll can already see what it asks for
+  if (++keyOperations === 1) announceKeyOperations(true);
+  try {
+    return await pending;
+  } finally {
+    if (--keyOperations === 0) announceKeyOperations(false);
+  }
+}
+
+/**
+ * Calls `listener(true)` when the first key operation (`login`, `enroll`, `confirmStepUp`)
+ * starts and `listener(false)` when the last one ends; at once with `true` if one is already
+ * running. Returns the unsubscribe function.
+ */
+export function onKeyOperation(listener: KeyOperationListener): () => void {
+  keyOperationListeners.add(listener);
+  if (keyOperations > 0) listener(true);
+  return () => {
+    keyOperationListeners.delete(listener);
+  };
+}
+
 /** Registers the first security key with a one-time invite code, and signs in. */
 export function enroll(input: EnrollInput): Promise<SessionUser> {
-  return call<SessionUser>('enroll', { input });
+  return keyOperation(() => call<SessionUser>('enroll', { input }));
 }
 
 /** Signs in with a security key (the core runs the WebAuthn ceremony). */
 export function login(input: LoginInput): Promise<SessionUser> {
-  return call<SessionUser>('login', { input });
+  return keyOperation(() => call<SessionUser>('login', { input }));
+}
+
+/** What the running key operation needs from the user now: nothing, a touch, or the PIN. */
+export function keyPrompt(): Promise<KeyPromptView> {
+  return call<KeyPromptView>('key_prompt');
+}
+
+/**
+ * Hands the PIN to the key operation that asked for it. Passed along, never kept: the core
+ * rejects with `bad_request` when no PIN is being asked for or its length is out of range.
+ */
+export async function submitPin(pin: string): Promise<void> {
+  const input: PinInput = { pin };
+  await call<null>('submit_pin', { input });
+}
+
+/** Answers the PIN prompt with "no": the running key operation fails with `key_cancelled`. */
+export async function cancelKeyPrompt(): Promise<void> {
+  await call<null>('cancel_key_prompt');
 }
 
 export async function logout(): Promise<void> {
@@ -151,7 +223,7 @@ export function prepareStepUp(action: StepUpAction): Promise<StepUpPrompt> {
 
 /** Signs the prepared challenge on the security key and performs the action. */
 export function confirmStepUp(id: string): Promise<SecurityKeyView[]> {
-  return call<SecurityKeyView[]>('confirm_step_up', { id });
+  return keyOperation(() => call<SecurityKeyView[]>('confirm_step_up', { id }));
 }
 
 export async function cancelStepUp(id: string): Promise<void> {

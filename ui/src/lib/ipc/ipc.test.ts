@@ -1,18 +1,22 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   appStatus,
+  cancelKeyPrompt,
   cancelStepUp,
   confirmStepUp,
   enroll,
   ERROR_CODES,
   getSettings,
+  keyPrompt,
   listKeys,
   login,
   logout,
+  onKeyOperation,
   openExternal,
   prepareStepUp,
   renameKey,
   saveSettings,
+  submitPin,
   toApiError,
 } from './index';
 import { installMockCore, resetMockCore } from './mock';
@@ -91,6 +95,69 @@ describe('typed commands over the mock core', () => {
       { cmd: 'prepare_step_up', args: { action: { op: 'revoke', id: key.id } } },
       { cmd: 'cancel_step_up', args: { id: revoke.id } },
     ]);
+  });
+
+  it('sends the exact names and argument keys of the key prompt commands', async () => {
+    const core = installMockCore({ pin: '1234' });
+    const signIn = login({ user: 'ada' });
+    expect(await keyPrompt()).toEqual({ kind: 'pin', retries: 8, wrong: false });
+    await submitPin('1234');
+    await signIn;
+    expect(await keyPrompt()).toEqual({ kind: 'idle' });
+    await cancelKeyPrompt(); // nothing asked: a no-op, like the core
+    expect(core.calls).toEqual([
+      { cmd: 'login', args: { input: { user: 'ada' } } },
+      { cmd: 'key_prompt', args: {} },
+      { cmd: 'submit_pin', args: { input: { pin: '1234' } } },
+      { cmd: 'key_prompt', args: {} },
+      { cmd: 'cancel_key_prompt', args: {} },
+    ]);
+  });
+
+  it('refuses a PIN nobody asked for, or of the wrong length, with bad_request', async () => {
+    installMockCore({ pin: '1234' });
+    await expect(submitPin('1234')).rejects.toMatchObject({ code: 'bad_request' });
+    const signIn = login({ user: 'ada' });
+    await expect(submitPin('123')).rejects.toMatchObject({ code: 'bad_request' });
+    await expect(submitPin('ü'.repeat(32))).rejects.toMatchObject({ code: 'bad_request' }); // 64 bytes
+    await cancelKeyPrompt();
+    await expect(signIn).rejects.toMatchObject({ code: 'key_cancelled' });
+  });
+
+  it('announces key operations: true when the first starts, false when the last ends', async () => {
+    installMockCore({ pin: '1234' });
+    const seen: boolean[] = [];
+    const unsubscribe = onKeyOperation((running) => seen.push(running));
+    expect(seen).toEqual([]);
+    await listKeys().catch(() => undefined); // not a key operation
+    expect(seen).toEqual([]);
+    const first = login({ user: 'ada' });
+    expect(seen).toEqual([true]);
+    const second = enroll({ code: 'PAW-INVITE-1', key_name: 'Key' }); // takes over the prompt
+    const late: boolean[] = [];
+    const unsubscribeLate = onKeyOperation((running) => late.push(running));
+    expect(late).toEqual([true]); // told at once that one is running
+    await expect(first).rejects.toMatchObject({ code: 'key_cancelled' });
+    expect(seen).toEqual([true]);
+    await cancelKeyPrompt();
+    await expect(second).rejects.toMatchObject({ code: 'key_cancelled' });
+    expect(seen).toEqual([true, false]);
+    expect(late).toEqual([true, false]);
+    unsubscribe();
+    unsubscribeLate();
+    const third = login({ user: 'ada' });
+    await cancelKeyPrompt();
+    await expect(third).rejects.toMatchObject({ code: 'key_cancelled' });
+    expect(seen).toEqual([true, false]);
+  });
+
+  it('a listener that throws does not change the outcome of the operation', async () => {
+    installMockCore();
+    const unsubscribe = onKeyOperation(() => {
+      throw new Error('listener bug');
+    });
+    await expect(login({ user: 'ada' })).resolves.toMatchObject({ name: 'ada' });
+    unsubscribe();
   });
 
   it('rejects key commands with unauthenticated when nobody is signed in', async () => {

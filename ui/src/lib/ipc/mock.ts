@@ -13,6 +13,7 @@ import type {
   BuildInfo,
   CaInfo,
   GrantSummary,
+  KeyPromptView,
   SecurityKeyView,
   SessionUser,
   SettingsInput,
@@ -38,6 +39,12 @@ export interface MockOptions {
   invites?: Record<string, string>;
   /** Users who may sign in. Default `['ada']`. */
   users?: string[];
+  /**
+   * The security key's PIN. When set, `login` / `enroll` / `confirm_step_up` first ask for it
+   * (`key_prompt` reports `pin`) and wait for `submit_pin` or `cancel_key_prompt`.
+   * Default: no PIN, nothing is asked.
+   */
+  pin?: string;
 }
 
 export interface MockCore {
@@ -66,6 +73,14 @@ export interface MockCore {
   stepUpExpiresInSecs: number;
   /** When set, replaces the generated description of the next step-up prompts. */
   stepUpDescription: string | null;
+  /** The key's PIN (see `MockOptions.pin`); `null`: the key asks for none. */
+  pin: string | null;
+  /** Wrong PINs the key still accepts before it blocks; 8 again after a right PIN. */
+  pinRetries: number;
+  /** When set, `key_prompt` rejects with this value. */
+  promptFailure: unknown;
+  /** What `key_prompt` answers now: `pin` while a key command waits for the PIN, `touch` during its `delayMs`. */
+  readonly prompt: KeyPromptView;
   /** Prepared step-ups not yet confirmed or cancelled, by id. */
   readonly pending: Map<string, { action: StepUpAction; prompt: StepUpPrompt; at: number }>;
   /** Every command received, in order. */
@@ -131,6 +146,23 @@ export const MOCK_KEYS: readonly SecurityKeyView[] = [
   { id: 'k-2', name: 'Backup key', created_at_ms: Date.UTC(2026, 1, 3), revoked_at_ms: null, locked: false },
 ];
 
+/** Commands that use the security key: they may ask for its PIN and a touch. */
+const KEY_COMMANDS: ReadonlySet<string> = new Set(['login', 'enroll', 'confirm_step_up']);
+/** Commands the core answers locally and at once (no broker, no key): never delayed. */
+const PROMPT_COMMANDS: ReadonlySet<string> = new Set(['key_prompt', 'submit_pin', 'cancel_key_prompt']);
+const PIN_RETRIES = 8;
+/** CTAP2 keys refuse further PINs after three wrong ones until replugged; the core stops asking. */
+const PIN_TRIES_PER_OPERATION = 3;
+const IDLE: KeyPromptView = { kind: 'idle' };
+
+type PinAnswer = { pin: string } | 'cancel';
+
+/**
+ * Ends the installed core's key commands that are still waiting (for a PIN, or a touch under
+ * timers a test no longer advances), so that no key operation outlives its test.
+ */
+let abortKeyCommands: (() => void) | null = null;
+
 function arg(args: unknown, key: string): unknown {
   return typeof args === 'object' && args !== null ? (args as Record<string, unknown>)[key] : undefined;
 }
@@ -154,6 +186,9 @@ function fakeHash(text: string): string {
 export function installMockCore(options: MockOptions = {}): MockCore {
   let grant: GrantSummary | null = options.grant ?? null;
   let grantSetAt = performance.now();
+  let prompt: KeyPromptView = IDLE;
+  /** Set while a key operation waits for the PIN. */
+  let answerPin: ((answer: PinAnswer) => void) | null = null;
   const core: MockCore = {
     brokerState: options.brokerState ?? 'connected',
     settings: { broker_url: '', ca_path: '', ca: null, ...options.settings },
@@ -175,12 +210,18 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     confirmFailure: undefined,
     stepUpExpiresInSecs: 60,
     stepUpDescription: null,
+    pin: options.pin ?? null,
+    pinRetries: PIN_RETRIES,
+    promptFailure: undefined,
+    get prompt(): KeyPromptView {
+      return structuredClone(prompt);
+    },
     pending: new Map(),
     statusFailure: options.statusFailure,
     saveFailure: undefined,
     calls: [],
     opened: [],
-    uninstall: () => clearMocks(),
+    uninstall: () => resetMockCore(),
   };
 
   const status = (): AppStatus => {
@@ -237,8 +278,80 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     return `Revoke the security key "${key.name}" (${key.id}) of ${user}; it can no longer sign in or confirm actions`;
   };
 
+  const askPin = (view: KeyPromptView): Promise<PinAnswer> =>
+    new Promise((resolve) => {
+      answerPin?.('cancel'); // one prompt at a time: an older waiting operation gives up
+      prompt = view;
+      answerPin = resolve;
+    });
+
+  /** Like the core's `with_pin`: ask, try, ask again saying it was wrong, at most three times. */
+  const unlockKey = async (pin: string): Promise<void> => {
+    let wrong = false;
+    for (let tries = 0; tries < PIN_TRIES_PER_OPERATION; tries++) {
+      if (core.pinRetries <= 0) throw apiError('pin_blocked', 'the security key PIN is blocked');
+      const answer = await askPin({ kind: 'pin', retries: core.pinRetries, wrong }); // answering resets `prompt`
+      if (answer === 'cancel') throw apiError('key_cancelled', 'the PIN prompt was cancelled');
+      if (answer.pin === pin) {
+        core.pinRetries = PIN_RETRIES;
+        return;
+      }
+      core.pinRetries -= 1;
+      if (core.pinRetries <= 0) throw apiError('pin_blocked', 'the security key PIN is blocked');
+      wrong = true;
+    }
+    throw apiError('pin_invalid', 'wrong PIN, three times');
+  };
+
+  /** A key command: the PIN first (if the key has one), then `delayMs` waiting for a touch. */
+  const waiting = new Set<() => void>();
+  const keyCommand = (cmd: string, args: unknown, delay: number): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      const abort = (): void => reject(apiError('key_cancelled', 'the mock core was removed'));
+      waiting.add(abort);
+      runKeyCommand(cmd, args, delay)
+        .then(resolve, reject)
+        .finally(() => waiting.delete(abort));
+    });
+  const runKeyCommand = async (cmd: string, args: unknown, delay: number): Promise<unknown> => {
+    if (core.pin !== null) await unlockKey(core.pin);
+    if (delay > 0) {
+      prompt = { kind: 'touch' };
+      try {
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      } finally {
+        if (prompt.kind === 'touch') prompt = IDLE;
+      }
+    }
+    return handle(cmd, args);
+  };
+
   const handle = (cmd: string, args: unknown): unknown => {
     switch (cmd) {
+      case 'key_prompt':
+        if (core.promptFailure !== undefined) throw core.promptFailure;
+        return structuredClone(prompt);
+      case 'submit_pin': {
+        const pin = stringField(arg(args, 'input'), 'pin');
+        if (pin === null) throw apiError('bad_request', 'expected { input: { pin } }');
+        if (new TextEncoder().encode(pin).length > 63) throw apiError('bad_request', 'pin: at most 63 bytes');
+        if ([...pin].length < 4) throw apiError('bad_request', 'pin: at least 4 characters');
+        const answer = answerPin;
+        if (answer === null) throw apiError('bad_request', 'pin: the security key is not asking for a PIN');
+        answerPin = null;
+        prompt = IDLE;
+        answer({ pin });
+        return null;
+      }
+      case 'cancel_key_prompt': {
+        const answer = answerPin;
+        answerPin = null;
+        if (answer !== null) {
+          prompt = IDLE;
+          answer('cancel');
+        }
+        return null;
+      }
       case 'login': {
         takeFailure('loginFailure');
         const user = stringField(arg(args, 'input'), 'user')?.trim() ?? '';
@@ -363,9 +476,17 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     }
   };
 
+  abortKeyCommands?.();
+  abortKeyCommands = () => {
+    answerPin = null;
+    prompt = IDLE;
+    for (const abort of [...waiting]) abort();
+    waiting.clear();
+  };
   mockIPC((cmd, args) => {
     core.calls.push({ cmd, args });
-    const delay = options.delayMs ?? 0;
+    const delay = PROMPT_COMMANDS.has(cmd) ? 0 : (options.delayMs ?? 0);
+    if (KEY_COMMANDS.has(cmd) && (core.pin !== null || delay > 0)) return keyCommand(cmd, args, delay);
     if (delay <= 0) return handle(cmd, args);
     return new Promise((resolve, reject) => {
       setTimeout(() => {
@@ -382,5 +503,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
 
 /** Removes any installed mock core (test teardown). */
 export function resetMockCore(): void {
+  abortKeyCommands?.();
+  abortKeyCommands = null;
   clearMocks();
 }

@@ -14,6 +14,22 @@ export function authErrorText(error: ApiError): string {
       return 'Too many attempts. Wait a moment, then try again.';
     case 'webauthn_rejected':
       return 'Your security key did not confirm. Check it is plugged in, then try again.';
+    case 'security_key_missing':
+      return 'No security key found. Plug in one key (only one) and try again.';
+    case 'pin_invalid':
+      return 'Wrong PIN three times. Replug your key, then try again; it counts every wrong PIN.';
+    case 'pin_blocked':
+      return 'Your security key’s PIN is blocked. Replug the key; if it stays blocked, reset the key and register it again.';
+    case 'pin_not_set':
+      return 'Your security key has no PIN. Set one with the key vendor’s tool, then try again.';
+    case 'key_cancelled':
+      return 'Cancelled.';
+    case 'key_timeout':
+      return 'Your security key timed out waiting for you. Try again.';
+    case 'keyring_unavailable':
+      return 'The system keyring is locked or unavailable. Unlock it and try again.';
+    case 'forbidden':
+      return 'The access policy does not allow you to do this.';
     case 'reauthentication_required':
       return 'Sign in again with your security key to continue.';
     case 'unauthenticated':
@@ -39,4 +55,10 @@ export function authErrorText(error: ApiError): string {
     default:
       return 'Something went wrong in the app core.';
   }
+}
+
+/** What to tell the user when the core refused a PIN before it reached the key. */
+export function pinErrorText(error: ApiError): string {
+  if (error.code === 'bad_request') return 'The PIN was not taken. Check it and try again.';
+  return authErrorText(error);
 }

@@ -1,0 +1,97 @@
+//! Command arguments arrive as raw JSON and are decoded here, so that a missing, null, malformed
+//! or oversized argument is refused with `{code, message}` like every other error (case F2).
+//! Left to Tauri, a bad argument is rejected before the command runs, with a plain string the UI
+//! cannot branch on.
+
+use paw_proto::{ApiError, ErrorCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Largest argument the UI may send. The biggest real one (settings paths) is a few KiB.
+pub const MAX_ARG_BYTES: usize = 64 * 1024;
+
+/// Decodes the command argument `name` into `T`.
+pub fn decode<T: DeserializeOwned>(name: &str, raw: Option<Value>) -> Result<T, ApiError> {
+    let value = match raw {
+        None | Some(Value::Null) => {
+            return Err(bad(format!("`{name}` is required")));
+        }
+        Some(v) => v,
+    };
+    let size = serde_json::to_vec(&value)
+        .map_err(|_| bad(format!("`{name}` is not valid JSON")))?
+        .len();
+    if size > MAX_ARG_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("`{name}` is {size} bytes; at most {MAX_ARG_BYTES} are accepted"),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        // serde's text for a wrong type quotes the value, which may be a PIN: only the
+        // messages that name fields (never values) are passed on.
+        let text = e.to_string();
+        if text.starts_with("missing field") || text.starts_with("unknown field") {
+            bad(format!("`{name}`: {text}"))
+        } else {
+            bad(format!("`{name}` has a value of the wrong type or shape"))
+        }
+    })
+}
+
+fn bad(message: String) -> ApiError {
+    ApiError::new(ErrorCode::BadRequest, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use paw_proto::ipc::{LoginInput, PinInput, SettingsInput};
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn f2_missing_and_null_arguments_are_bad_request() {
+        for raw in [None, Some(Value::Null)] {
+            let e = decode::<LoginInput>("input", raw).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadRequest);
+            assert!(e.message.contains("`input`"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn f2_empty_wrong_and_unknown_fields_are_bad_request() {
+        for raw in [
+            json!({}),
+            json!(""),
+            json!([]),
+            json!({"user": 5}),
+            json!({"broker_url": "https://b", "ca_path": "/x", "extra": 1}),
+        ] {
+            let e = decode::<SettingsInput>("input", Some(raw.clone())).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadRequest, "{raw}");
+        }
+        let e = decode::<String>("id", Some(json!(42))).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn f2_oversized_arguments_are_payload_too_large() {
+        let e = decode::<LoginInput>("input", Some(json!({"user": "a".repeat(MAX_ARG_BYTES)})))
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::PayloadTooLarge);
+    }
+
+    #[test]
+    fn f2_a_rejected_pin_is_never_quoted_back() {
+        let e = decode::<PinInput>("input", Some(json!({"pin": ["s3cret-PIN"]}))).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert!(!e.message.contains("s3cret"), "{}", e.message);
+    }
+
+    #[test]
+    fn good_arguments_decode() {
+        let v: LoginInput = decode("input", Some(json!({"user": "alice"}))).unwrap();
+        assert_eq!(v.user, "alice");
+    }
+}
