@@ -39,7 +39,6 @@ use criterion::{Criterion, Throughput};
 use ed25519_dalek::{Signer, SigningKey};
 use paw_broker::api::{AppState, SystemClock};
 use paw_broker::config::Config;
-use paw_broker::webauthn::RelyingParty;
 use paw_fido::attestation::{attestation_ca_pem, VIRTUAL_KEY_AAGUID};
 use paw_fido::VirtualKey;
 use paw_proto::action::Action;
@@ -152,18 +151,11 @@ impl Bench {
             ca.display()
         );
         let config = Config::from_toml(&text, dir.path(), Vec::new()).unwrap();
-        let (app, db, instance_id) = paw_broker::server::app(&config, Arc::new(SystemClock))
+        let built = paw_broker::server::app(&config, Arc::new(SystemClock))
             .await
             .unwrap();
-        // The same state the router holds (same pool; challenges carry their own WebAuthn
-        // state in the database, so a second RelyingParty from the same config is equivalent).
-        let state = AppState {
-            db: db.clone(),
-            instance_id: Arc::from(instance_id.as_str()),
-            clock: Arc::new(SystemClock),
-            rp: Arc::new(RelyingParty::new(&config.webauthn).unwrap()),
-            auth: config.auth,
-        };
+        // The same state the router holds.
+        let (app, db, state) = (built.router, built.db, built.state);
         let (code, _) = paw_broker::identity::create_invite(&db, now_ms(), "bench", &[])
             .await
             .unwrap();

@@ -70,6 +70,10 @@ pub struct AppState {
     /// The WebAuthn relying party, built from `[webauthn]`.
     pub rp: Arc<RelyingParty>,
     pub auth: AuthConfig,
+    /// Entitlements, groups and people; reloaded on SIGHUP.
+    pub policy: crate::policy::SharedPolicy,
+    /// Live updates (server-sent events) and the webhook.
+    pub notifier: crate::notify::Notifier,
 }
 
 /// An error on its way to the client as `{code, message}` with the code's HTTP status.
@@ -184,6 +188,8 @@ fn truncate(mut text: String) -> String {
         (name = "identity", description = "Enrollment, login, tokens and step-up. Authenticated \
             requests carry `Authorization: Bearer <access token>` and a `paw-device-proof` header."),
         (name = "keys", description = "The caller's security keys"),
+        (name = "elevation", description = "Just-in-time elevation: entitlements, requests, \
+            approvals, grants, break-glass and its review, session tickets, live events"),
     )
 )]
 struct ApiDoc;
@@ -191,7 +197,7 @@ struct ApiDoc;
 /// The documented routes. Handlers are registered here with `routes!` so the OpenAPI document
 /// is generated from them and cannot drift.
 fn documented_routes() -> OpenApiRouter<AppState> {
-    use crate::handlers;
+    use crate::{elevation_api, handlers};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(handlers::enroll_start))
@@ -207,6 +213,19 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::key_revoke))
         .routes(routes!(handlers::key_add_start))
         .routes(routes!(handlers::key_add_finish))
+        .routes(routes!(elevation_api::entitlements))
+        .routes(routes!(elevation_api::grants))
+        .routes(routes!(elevation_api::request))
+        .routes(routes!(elevation_api::cancel))
+        .routes(routes!(elevation_api::decide))
+        .routes(routes!(elevation_api::approvals))
+        .routes(routes!(elevation_api::release))
+        .routes(routes!(elevation_api::revoke))
+        .routes(routes!(elevation_api::break_glass))
+        .routes(routes!(elevation_api::close_review))
+        .routes(routes!(elevation_api::redeem))
+        .routes(routes!(elevation_api::end_session))
+        .routes(routes!(elevation_api::events))
 }
 
 /// The OpenAPI document, without a database or a server.
@@ -561,6 +580,8 @@ mod tests {
             clock: Arc::new(FixedClock(42)),
             rp: Arc::new(rp),
             auth: AuthConfig::default(),
+            policy: crate::policy::SharedPolicy::default(),
+            notifier: crate::notify::Notifier::new(None),
         };
         (router(state, &limits()), db)
     }

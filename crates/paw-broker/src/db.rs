@@ -246,6 +246,45 @@ impl Db {
     }
 }
 
+/// A transaction on either database. Code that must run several statements atomically takes
+/// `&mut Tx` and uses [`with_tx!`] to run each statement on the concrete transaction.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs `$body` with `$t` bound to the concrete `&mut sqlx::Transaction` inside a [`Tx`];
+/// statements execute on `&mut **$t`.
+#[macro_export]
+macro_rules! with_tx {
+    ($tx:expr, $t:ident => $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite($t) => $body,
+            $crate::db::Tx::Postgres($t) => $body,
+        }
+    };
+}
+
+impl Db {
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,7 +301,7 @@ mod tests {
     async fn migrations_and_meta_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let db = temp_db(&dir).await;
-        assert_eq!(db.pending_migrations().await.unwrap().len(), 2);
+        assert_eq!(db.pending_migrations().await.unwrap().len(), 3);
         db.migrate().await.unwrap();
         assert!(db.pending_migrations().await.unwrap().is_empty());
         db.ping().await.unwrap();

@@ -76,7 +76,7 @@ impl<S: Send + Sync> FromRequest<S> for Signed {
 }
 
 impl Signed {
-    fn json<T: DeserializeOwned>(&self) -> Result<T, ApiFailure> {
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, ApiFailure> {
         serde_json::from_slice(&self.0.body).map_err(|e| {
             let mut m = e.to_string();
             m.truncate(200);
@@ -84,7 +84,7 @@ impl Signed {
         })
     }
 
-    fn no_body(&self) -> Result<(), ApiFailure> {
+    pub(crate) fn no_body(&self) -> Result<(), ApiFailure> {
         if self.0.body.is_empty() {
             Ok(())
         } else {
@@ -95,7 +95,7 @@ impl Signed {
         }
     }
 
-    async fn auth(&self, state: &AppState) -> Result<AuthContext, ApiFailure> {
+    pub(crate) async fn auth(&self, state: &AppState) -> Result<AuthContext, ApiFailure> {
         Ok(tokens::authenticate(state, &self.0).await?)
     }
 
@@ -211,6 +211,7 @@ pub async fn stepup_start(
 ) -> ApiResult<ChallengeResponse> {
     let body: StepUpStartRequest = req.json()?;
     let auth = req.auth(&state).await?;
+    crate::elevation_api::precheck(&state, &auth, &body.action)?;
     Ok(Json(
         stepup::start_for(&state, &auth.user_id, &body.action).await?,
     ))

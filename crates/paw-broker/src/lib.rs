@@ -18,8 +18,11 @@
 //!   codes are stored only as SHA-256 and never logged ([`tokens`], [`identity`]).
 
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod db;
+pub mod elevation;
+pub mod elevation_api;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -27,6 +30,8 @@ pub mod handlers;
 pub mod identity;
 pub mod init;
 pub mod keys;
+pub mod notify;
+pub mod policy;
 pub mod server;
 pub mod stepup;
 pub mod telemetry;

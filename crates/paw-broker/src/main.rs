@@ -63,6 +63,16 @@ enum Command {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        cmd: UserCommand,
+    },
+    /// The broker's audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCommand,
+    },
     /// Validate a config: files, certificate and key, database reachable and migrated.
     Check {
         #[arg(long, env = "PAWD_CONFIG")]
@@ -78,6 +88,25 @@ enum Command {
     },
     /// Print the OpenAPI document (JSON) to stdout.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Disable a user: their sessions end, pending requests are cancelled and grants revoked.
+    Disable {
+        #[arg(long, env = "PAWD_CONFIG")]
+        config: PathBuf,
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain of the whole log; exits non-zero naming the first bad record.
+    Verify {
+        #[arg(long, env = "PAWD_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -172,13 +201,39 @@ async fn run(command: Command) -> Result<(), BrokerError> {
             }
             Ok(())
         }
+        Command::User {
+            cmd: UserCommand::Disable { config, user },
+        } => {
+            let config = Config::load(&config)?;
+            let app =
+                paw_broker::server::app(&config, std::sync::Arc::new(paw_broker::api::SystemClock))
+                    .await?;
+            let n = paw_broker::elevation::disable_user(&app.state, "pawd (cli)", &user).await?;
+            app.db.close().await;
+            println!("{user}: disabled; {n} open request(s) or grant(s) voided, sessions ended");
+            Ok(())
+        }
+        Command::Audit {
+            cmd: AuditCommand::Verify { config },
+        } => {
+            let config = Config::load(&config)?;
+            let db =
+                paw_broker::db::Db::connect(&config.database_url, paw_broker::db::Create::Never)
+                    .await?;
+            let result = paw_broker::audit::verify(&db).await;
+            db.close().await;
+            let n = result?;
+            println!("audit log verified: {n} record(s), chain intact");
+            Ok(())
+        }
         Command::Check { config } => {
             let report = init::check(&config).await?;
             println!("{report}");
             Ok(())
         }
         Command::Serve { config, json_logs } => {
-            let config = Config::load(&config)?;
+            let config_path = config;
+            let config = Config::load(&config_path)?;
             let format = if json_logs {
                 LogFormat::Json
             } else {
@@ -186,6 +241,7 @@ async fn run(command: Command) -> Result<(), BrokerError> {
             };
             telemetry::init(format, &config.log.level)?;
             let server = BoundServer::bind(&config).await?;
+            tokio::spawn(reload_on_hangup(server.state().clone(), config_path));
             // Tests and scripts parse this exact line for the real port.
             println!("listening on https://{}", server.local_addr());
             server.run(shutdown_signal()).await
@@ -196,6 +252,25 @@ async fn run(command: Command) -> Result<(), BrokerError> {
                 .map_err(|e| BrokerError::Internal(format!("openapi: {e}")))?;
             println!("{json}");
             Ok(())
+        }
+    }
+}
+
+/// Reloads the elevation policy (entitlements, groups, people) from the config file on SIGHUP.
+/// A file that no longer validates is logged and the running policy stays.
+async fn reload_on_hangup(state: paw_broker::api::AppState, path: PathBuf) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot watch SIGHUP; policy changes need a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let now = state.clock.now_ms();
+        match paw_broker::policy::reload(&state.db, &state.policy, &path, now).await {
+            Ok(changed) => tracing::info!(changed, "policy reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "policy reload refused; the running policy stays")
+            }
         }
     }
 }

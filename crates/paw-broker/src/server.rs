@@ -29,6 +29,7 @@ pub struct BoundServer {
     tls: Arc<rustls::ServerConfig>,
     db: Db,
     instance_id: String,
+    state: AppState,
 }
 
 impl BoundServer {
@@ -41,7 +42,12 @@ impl BoundServer {
     /// [`BoundServer::bind`] with another clock (tests move time instead of sleeping).
     pub async fn bind_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self> {
         let tls = crate::tls::server_config(&config.tls.cert, &config.tls.key)?;
-        let (app, db, instance_id) = app(config, clock).await?;
+        let App {
+            router: app,
+            db,
+            instance_id,
+            state,
+        } = app(config, clock).await?;
         let listener = TcpListener::bind(config.listen)
             .map_err(|e| BrokerError::io(format!("cannot listen on {}", config.listen), e))?;
         listener
@@ -57,7 +63,13 @@ impl BoundServer {
             tls,
             db,
             instance_id,
+            state,
         })
+    }
+
+    /// The shared state, for the policy reload on SIGHUP.
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// The bound address, with the real port when the config said port 0.
@@ -83,6 +95,7 @@ impl BoundServer {
             tracing::info!("shutdown requested");
             trigger.graceful_shutdown(Some(GRACEFUL_SHUTDOWN));
         });
+        let ticker = tokio::spawn(grant_clock(self.state.clone()));
         tracing::info!(addr = %self.local_addr, database = ?self.db.kind(), "serving");
         let result =
             axum_server::from_tcp_rustls(self.listener, RustlsConfig::from_config(self.tls))
@@ -90,26 +103,75 @@ impl BoundServer {
                 .serve(self.app.into_make_service())
                 .await;
         watcher.abort();
+        ticker.abort();
         self.db.close().await;
         result.map_err(|e| BrokerError::io("server failed", e))
     }
 }
 
-/// The application without a socket: database connected and migrated, router built. Tests and
-/// benches drive it in-process with `tower::ServiceExt::oneshot`.
-pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<(Router, Db, String)> {
+/// The application without a socket: database connected and migrated, the elevation policy
+/// installed (and recorded in the audit log if it changed), router built. Tests and benches
+/// drive `router` in-process with `tower::ServiceExt::oneshot`, and `state` directly (the
+/// grant clock's [`crate::elevation::tick`], policy reloads).
+pub struct App {
+    pub router: Router,
+    pub db: Db,
+    pub instance_id: String,
+    pub state: AppState,
+}
+
+pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
     let rp = RelyingParty::new(&config.webauthn)?;
     let db = Db::connect(&config.database_url, Create::IfMissing).await?;
     db.migrate().await?;
     let (instance_id, _) = db.ensure_instance_id().await?;
+    crate::audit::ensure_head(&db).await?;
+    let webhook = config
+        .webhook
+        .as_ref()
+        .map(crate::notify::Webhook::from_config)
+        .transpose()?;
+    let policy = crate::policy::SharedPolicy::default();
+    crate::policy::install(
+        &db,
+        &policy,
+        crate::policy::Policy::from_config(config),
+        clock.now_ms(),
+        "pawd (start)",
+    )
+    .await?;
     let state = AppState {
         db: db.clone(),
         instance_id: Arc::from(instance_id.as_str()),
         clock,
         rp: Arc::new(rp),
         auth: config.auth,
+        policy,
+        notifier: crate::notify::Notifier::new(webhook),
     };
-    Ok((api::router(state, &config.limits), db, instance_id))
+    Ok(App {
+        router: api::router(state.clone(), &config.limits),
+        db,
+        instance_id,
+        state,
+    })
+}
+
+/// How often the grant clock runs: grants start, warn and end within this of their time (the
+/// issue asks for 1 s; reads are exact regardless, see [`crate::elevation::effective`]).
+pub const GRANT_TICK: Duration = Duration::from_millis(200);
+
+/// Runs [`crate::elevation::tick`] forever. A failed tick (database briefly down) is logged
+/// and retried at the next one.
+async fn grant_clock(state: AppState) {
+    let mut every = tokio::time::interval(GRANT_TICK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = crate::elevation::tick(&state).await {
+            tracing::warn!(error = %e, "grant clock tick failed");
+        }
+    }
 }
 
 /// Binds and serves `config` until `shutdown` resolves. Use [`BoundServer::bind`] instead when

@@ -223,7 +223,7 @@ fn request(duration: u32) -> Action {
         target: "db-1".into(),
         role: "dba".into(),
         duration_secs: duration,
-        justification: "INC-1".into(),
+        justification: "INC-1 vacuum the orders table".into(),
         ticket: Some("INC-1".into()),
         start_at_ms: None,
     }

@@ -133,6 +133,68 @@ pub struct StepUpPrompt {
     pub expires_in_secs: u32,
 }
 
+/// An elevation the user asks for; like [`KeyAction`] it needs a step-up, and the core turns
+/// it into the exact `Action` the key signs (`prepare_elevation`), showing its words first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(deny_unknown_fields)]
+pub enum ElevationAction {
+    /// Ask for an entitlement (approval as its policy says).
+    Request {
+        entitlement: String,
+        target: String,
+        role: String,
+        duration_secs: u32,
+        justification: String,
+        ticket: Option<String>,
+        /// Unix ms by the broker's clock; `None` = as soon as approved.
+        #[ts(type = "number | null")]
+        start_at_ms: Option<i64>,
+    },
+    /// An approver's decision on someone else's request.
+    Decide {
+        request_id: String,
+        approve: bool,
+        comment: String,
+    },
+    /// Emergency access without approval: loud, audited, time-boxed, reviewed.
+    BreakGlass {
+        entitlement: String,
+        target: String,
+        role: String,
+        duration_secs: u32,
+        justification: String,
+    },
+}
+
+/// `revoke_grant` input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeGrantInput {
+    pub id: String,
+    pub reason: String,
+}
+
+/// `close_review` input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct CloseReviewInput {
+    pub id: String,
+    pub comment: String,
+}
+
+/// `live_events` output: live updates from the broker received since `since` (the UI passes
+/// back the `seq` it last saw), so pages refresh and the user is told at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct LiveFeed {
+    /// The sequence number of the newest event held; pass it as `since` next time.
+    #[ts(type = "number")]
+    pub seq: u64,
+    pub events: Vec<crate::elevation::LiveEvent>,
+    /// Whether the core's live connection to the broker is up (else the UI polls slower data).
+    pub connected: bool,
+}
+
 /// `key_prompt`: what the security key needs from the user right now. The UI asks while a
 /// key operation (sign-in, enrollment, step-up) is running and shows the matching prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -231,6 +293,10 @@ pub fn typescript_bindings() -> String {
         crate::elevation::RevokeGrantRequest::decl(),
         crate::elevation::CloseReviewRequest::decl(),
         crate::elevation::LiveEvent::decl(),
+        ElevationAction::decl(),
+        RevokeGrantInput::decl(),
+        CloseReviewInput::decl(),
+        LiveFeed::decl(),
         AppStatus::decl(),
         SettingsInput::decl(),
         CaInfo::decl(),

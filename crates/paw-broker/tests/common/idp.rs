@@ -39,6 +39,8 @@ impl Clock for TestClock {
 pub struct Broker {
     pub app: Router,
     pub db: Db,
+    /// The state the router holds (policy, notifier, clock), for the grant clock and reloads.
+    pub state: paw_broker::api::AppState,
     pub clock: Arc<TestClock>,
     pub config: Config,
     pub dir: tempfile::TempDir,
@@ -64,6 +66,42 @@ pub fn b64(b: &[u8]) -> String {
     B64.encode(b)
 }
 
+/// The elevation policy every test broker runs with: ada and eve may request; bob, carol, dan
+/// and ada's second account `ada-admin` approve database access (two of them needed); web root
+/// is automatic with two sessions per grant; admin-role users review break-glass.
+pub const POLICY: &str = r#"
+[groups]
+dba = ["ada", "eve", "ada-admin"]
+dba-leads = ["bob", "carol", "dan", "ada-admin"]
+sre = ["ada", "eve"]
+
+[people]
+ada-admin = "ada"
+
+[[entitlement]]
+id = "prod-db"
+description = "Administer the production databases"
+target_kind = "postgres"
+target = "db-*"
+role = "dba"
+max_duration_secs = 7200
+requesters = ["dba"]
+approval = { required = 2, groups = ["dba-leads"] }
+ticket = "INC-*"
+break_glass = { max_duration_secs = 900 }
+
+[[entitlement]]
+id = "web-root"
+description = "Root on the web servers"
+target_kind = "ssh"
+target = "web-*"
+role = "root"
+max_duration_secs = 3600
+requesters = ["sre"]
+approval = "auto"
+max_sessions = 2
+"#;
+
 impl Broker {
     pub async fn start() -> Self {
         Self::start_with("").await
@@ -71,27 +109,37 @@ impl Broker {
 
     /// `extra`: TOML appended to the config (for example an `[auth]` table).
     pub async fn start_with(extra: &str) -> Self {
+        Self::start_on(None, extra).await
+    }
+
+    /// [`Broker::start_with`] on the database at `url` (SQLite in a temporary file if `None`).
+    pub async fn start_on(url: Option<String>, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("vk-ca.pem");
         std::fs::write(&ca, attestation_ca_pem().unwrap()).unwrap();
         let text = format!(
             "listen = \"127.0.0.1:0\"\n\
-             database_url = \"sqlite://{db}?mode=rwc\"\n\
+             database_url = \"{db}\"\n\
              [tls]\ncert = \"unused.pem\"\nkey = \"unused.key\"\n\
              [webauthn]\nrp_id = \"{RP_ID}\"\norigin = \"{ORIGIN}\"\n\
-             attestation_ca = [\"{ca}\"]\nallowed_aaguids = [\"{aaguid}\"]\n{extra}",
-            db = dir.path().join("t.db").display(),
+             attestation_ca = [\"{ca}\"]\nallowed_aaguids = [\"{aaguid}\"]\n{extra}\n{POLICY}",
+            db = url.unwrap_or_else(|| format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("t.db").display()
+            )),
             ca = ca.display(),
             aaguid = aaguid_string(VIRTUAL_KEY_AAGUID),
         );
         let config = Config::from_toml(&text, dir.path(), Vec::new()).unwrap();
         let clock = Arc::new(TestClock(AtomicI64::new(T0)));
-        let (app, db, _) = paw_broker::server::app(&config, clock.clone())
+        let built = paw_broker::server::app(&config, clock.clone())
             .await
             .unwrap();
+        let (app, db, state) = (built.router, built.db, built.state);
         Self {
             app,
             db,
+            state,
             clock,
             config,
             dir,

@@ -148,6 +148,26 @@ export type LiveEvent = {
  */
 kind: string, grant_id: string, state: string, message: string, at_ms: number, };
 
+export type ElevationAction = { "op": "request", entitlement: string, target: string, role: string, duration_secs: number, justification: string, ticket: string | null, 
+/**
+ * Unix ms by the broker's clock; `None` = as soon as approved.
+ */
+start_at_ms: number | null, } | { "op": "decide", request_id: string, approve: boolean, comment: string, } | { "op": "break_glass", entitlement: string, target: string, role: string, duration_secs: number, justification: string, };
+
+export type RevokeGrantInput = { id: string, reason: string, };
+
+export type CloseReviewInput = { id: string, comment: string, };
+
+export type LiveFeed = { 
+/**
+ * The sequence number of the newest event held; pass it as `since` next time.
+ */
+seq: number, events: Array<LiveEvent>, 
+/**
+ * Whether the core's live connection to the broker is up (else the UI polls slower data).
+ */
+connected: boolean, };
+
 export type AppStatus = { broker: BrokerStatus, user: SessionUser | null, grant: GrantSummary | null, build: BuildInfo, };
 
 export type SettingsInput = { 
