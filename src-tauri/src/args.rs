@@ -90,6 +90,38 @@ mod tests {
     }
 
     #[test]
+    fn f2_elevation_arguments_are_checked_for_shape() {
+        use paw_proto::ipc::{ElevationAction, RevokeGrantInput};
+        for raw in [
+            json!(-1),
+            json!(1.5),
+            json!("7"),
+            json!(u64::MAX as f64 * 2.0),
+        ] {
+            let e = decode::<u64>("since", Some(raw.clone())).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadRequest, "{raw}");
+        }
+        assert_eq!(decode::<u64>("since", Some(json!(42))).unwrap(), 42);
+        for raw in [
+            json!({"op": "grant_everything"}),
+            json!({"op": "decide", "request_id": "r1", "approve": "yes", "comment": ""}),
+            json!({"op": "decide", "request_id": "r1", "approve": true, "comment": "", "x": 1}),
+            json!({"op": "break_glass", "entitlement": "e"}),
+        ] {
+            let e = decode::<ElevationAction>("action", Some(raw.clone())).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadRequest, "{raw}");
+        }
+        let a: ElevationAction = decode(
+            "action",
+            Some(json!({"op": "decide", "request_id": "r1", "approve": false, "comment": "no"})),
+        )
+        .unwrap();
+        assert!(matches!(a, ElevationAction::Decide { approve: false, .. }));
+        let e = decode::<RevokeGrantInput>("input", Some(json!({"id": "g1"}))).unwrap_err();
+        assert!(e.message.contains("reason"), "{}", e.message);
+    }
+
+    #[test]
     fn good_arguments_decode() {
         let v: LoginInput = decode("input", Some(json!({"user": "alice"}))).unwrap();
         assert_eq!(v.user, "alice");

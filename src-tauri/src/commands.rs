@@ -5,8 +5,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use paw_client::Core;
+use paw_proto::elevation::{EntitlementList, GrantList, GrantView, Inbox};
 use paw_proto::ipc::{
-    AppStatus, KeyPromptView, SecurityKeyView, SessionUser, SettingsView, StepUpPrompt,
+    AppStatus, KeyPromptView, LiveFeed, SecurityKeyView, SessionUser, SettingsView, StepUpPrompt,
 };
 use paw_proto::ApiError;
 use serde_json::Value;
@@ -112,4 +113,76 @@ pub fn submit_pin(core: State<'_, Core>, input: Option<Value>) -> Result<(), Api
 #[tauri::command]
 pub fn cancel_key_prompt(core: State<'_, Core>) {
     core.cancel_key_prompt();
+}
+
+#[tauri::command]
+pub async fn list_entitlements(core: State<'_, Core>) -> Result<EntitlementList, ApiError> {
+    Ok(core.entitlements().await?)
+}
+
+#[tauri::command]
+pub async fn list_grants(core: State<'_, Core>) -> Result<GrantList, ApiError> {
+    Ok(core.grants().await?)
+}
+
+#[tauri::command]
+pub async fn approvals_inbox(core: State<'_, Core>) -> Result<Inbox, ApiError> {
+    Ok(core.inbox().await?)
+}
+
+#[tauri::command]
+pub async fn prepare_elevation(
+    core: State<'_, Core>,
+    action: Option<Value>,
+) -> Result<StepUpPrompt, ApiError> {
+    Ok(core.prepare_elevation(decode("action", action)?).await?)
+}
+
+#[tauri::command]
+pub async fn confirm_elevation(
+    core: State<'_, Core>,
+    id: Option<Value>,
+) -> Result<GrantView, ApiError> {
+    Ok(core.confirm_elevation(decode("id", id)?).await?)
+}
+
+#[tauri::command]
+pub async fn cancel_request(
+    core: State<'_, Core>,
+    id: Option<Value>,
+) -> Result<GrantView, ApiError> {
+    Ok(core.cancel_request(decode("id", id)?).await?)
+}
+
+#[tauri::command]
+pub async fn release_grant(
+    core: State<'_, Core>,
+    id: Option<Value>,
+) -> Result<GrantView, ApiError> {
+    Ok(core.release_grant(decode("id", id)?).await?)
+}
+
+#[tauri::command]
+pub async fn revoke_grant(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<GrantView, ApiError> {
+    Ok(core.revoke_grant(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn close_review(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<GrantView, ApiError> {
+    Ok(core.close_review(decode("input", input)?).await?)
+}
+
+/// Local: reads what the core's live stream received; no broker call.
+#[tauri::command]
+pub async fn live_events(
+    core: State<'_, Core>,
+    since: Option<Value>,
+) -> Result<LiveFeed, ApiError> {
+    Ok(core.live_events(decode("since", since)?).await)
 }

@@ -102,6 +102,16 @@ fn run() -> Result<(), String> {
             commands::key_prompt,
             commands::submit_pin,
             commands::cancel_key_prompt,
+            commands::list_entitlements,
+            commands::list_grants,
+            commands::approvals_inbox,
+            commands::prepare_elevation,
+            commands::confirm_elevation,
+            commands::cancel_request,
+            commands::release_grant,
+            commands::revoke_grant,
+            commands::close_review,
+            commands::live_events,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

@@ -16,11 +16,17 @@ use crate::ClientError;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Largest error body read from a stream endpoint that refused (an `ApiError` is far smaller).
+const MAX_STREAM_ERROR_BYTES: usize = 16 * 1024;
+
 /// A client bound to one broker URL and pinned to one CA. Cheap to clone.
 #[derive(Clone)]
 pub struct BrokerClient {
     base: String,
     http: reqwest::Client,
+    /// Same trust and rules, without the overall request timeout, which would cut a long-lived
+    /// event stream after [`REQUEST_TIMEOUT`]. The reader bounds the silence instead.
+    stream_http: reqwest::Client,
 }
 
 impl BrokerClient {
@@ -40,20 +46,12 @@ impl BrokerClient {
             .with_root_certificates(roots)
             .with_no_client_auth();
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .https_only(true)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            // The broker never redirects; following one could leak a token to another host.
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("paw/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Storage(format!("HTTP client setup: {e}")))?;
+        let http = http_client(tls.clone(), Some(REQUEST_TIMEOUT))?;
+        let stream_http = http_client(tls, None)?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             http,
+            stream_http,
         })
     }
 
@@ -100,15 +98,11 @@ impl BrokerClient {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> Result<T, ClientError> {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base));
-        for (name, value) in headers {
-            let mut value = reqwest::header::HeaderValue::from_str(value)
-                .map_err(|_| ClientError::Internal(format!("header {name} is not ASCII")))?;
-            value.set_sensitive(true);
-            req = req.header(*name, value);
-        }
+        let mut req = with_headers(
+            self.http
+                .request(method.clone(), format!("{}{path}", self.base)),
+            headers,
+        )?;
         if let Some(body) = body {
             req = req
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -128,11 +122,58 @@ impl BrokerClient {
                 ))
             });
         }
-        match serde_json::from_slice::<ApiError>(&body) {
-            Ok(e) => Err(ClientError::Broker(e)),
-            Err(_) => Err(ClientError::Protocol(format!(
-                "{method} {path}: HTTP {status}"
-            ))),
+        Err(refusal(&method, path, status, &body))
+    }
+
+    /// GETs a server-sent-events `path` with `headers` (secrets, as for
+    /// [`BrokerClient::request_json`]) and returns the open response for the caller to read.
+    /// No overall timeout: the stream is meant to stay open.
+    pub(crate) async fn open_stream(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<reqwest::Response, ClientError> {
+        let req = with_headers(
+            self.stream_http
+                .get(format!("{}{path}", self.base))
+                .header(reqwest::header::ACCEPT, "text/event-stream"),
+            headers,
+        )?;
+        // The connection is up once the headers are in; bound that part like any request.
+        let mut resp = tokio::time::timeout(REQUEST_TIMEOUT, req.send())
+            .await
+            .map_err(|_| ClientError::Unreachable("timed out".into()))?
+            .map_err(classify)?;
+        let status = resp.status();
+        if status.is_success() {
+            let sse = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            if !sse {
+                return Err(ClientError::Protocol(format!(
+                    "GET {path}: not an event stream"
+                )));
+            }
+            return Ok(resp);
+        }
+        // A refusal is a small JSON error; read at most a bounded amount of it.
+        let mut body = Vec::new();
+        let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_STREAM_ERROR_BYTES {
+                    break;
+                }
+            }
+            Ok::<(), ClientError>(())
+        })
+        .await;
+        match read {
+            Ok(Ok(())) => Err(refusal(&Method::GET, path, status, &body)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ClientError::Unreachable("timed out".into())),
         }
     }
 
@@ -140,6 +181,47 @@ impl BrokerClient {
     /// (`https://host[:port]`), which the broker pins as its relying-party origin.
     pub fn origin(&self) -> Result<url::Url, ClientError> {
         url::Url::parse(&self.base).map_err(|e| ClientError::Internal(format!("broker URL: {e}")))
+    }
+}
+
+fn http_client(
+    tls: rustls::ClientConfig,
+    timeout: Option<Duration>,
+) -> Result<reqwest::Client, ClientError> {
+    let mut b = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .https_only(true)
+        .connect_timeout(CONNECT_TIMEOUT)
+        // The broker never redirects; following one could leak a token to another host.
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(concat!("paw/", env!("CARGO_PKG_VERSION")));
+    if let Some(t) = timeout {
+        b = b.timeout(t);
+    }
+    b.build()
+        .map_err(|e| ClientError::Storage(format!("HTTP client setup: {e}")))
+}
+
+/// Adds `headers`, marked sensitive so that reqwest never shows them (they carry the bearer).
+fn with_headers(
+    mut req: reqwest::RequestBuilder,
+    headers: &[(&str, &str)],
+) -> Result<reqwest::RequestBuilder, ClientError> {
+    for (name, value) in headers {
+        let mut value = reqwest::header::HeaderValue::from_str(value)
+            .map_err(|_| ClientError::Internal(format!("header {name} is not ASCII")))?;
+        value.set_sensitive(true);
+        req = req.header(*name, value);
+    }
+    Ok(req)
+}
+
+/// A non-success answer: the broker's own `{code, message}` when it sent one.
+fn refusal(method: &Method, path: &str, status: reqwest::StatusCode, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ApiError>(body) {
+        Ok(e) => ClientError::Broker(e),
+        Err(_) => ClientError::Protocol(format!("{method} {path}: HTTP {status}")),
     }
 }
 

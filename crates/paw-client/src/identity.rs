@@ -9,14 +9,14 @@
 //! - The action a step-up signs is built here from the user's request, its hash is compared
 //!   with the broker's, and the prompt's words come from [`Action::describe`] on the core's own
 //!   copy: what the user reads is what the key signs.
-//! - A step-up prompt is single use: `confirm_step_up` removes it before anything else.
+//! - A step-up prompt is single use: `confirm_step_up` (or `confirm_elevation`) removes it
+//!   before anything else, and only a prompt of its own kind ([`crate::pending`]).
 //! - Authenticator calls block (touch, PIN): they run on a blocking thread, one at a time, and
 //!   the virtual key's state goes back to the keyring after every call (its counter must never
 //!   go back).
 //! - Tokens are read and rotated under one lock, so two requests never spend the same refresh
 //!   token (which the broker treats as theft and answers by ending the session, case B11).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::keystore::KeyStore;
+use crate::pending::{PendingKind, PendingOp, PendingStepUp, PendingStepUps};
 use crate::prompts::KeyPrompts;
 use crate::secret::{AccessToken, Pin, RefreshToken};
 use crate::{clock, BrokerClient, ClientError, Core, DeviceKey, Tokens};
@@ -53,8 +54,6 @@ pub const VIRTUAL_KEY_ENTRY: &str = "virtual-key";
 
 /// How long a step-up prompt stays confirmable: the broker's challenge lifetime (5 min).
 pub const STEP_UP_TTL: Duration = Duration::from_secs(5 * 60);
-/// Prompts kept at once; a UI that never confirms or cancels cannot grow this without bound.
-const MAX_PENDING: usize = 16;
 /// Longest security key name the broker accepts.
 const MAX_KEY_NAME: usize = 64;
 /// The access token is refreshed this long before the broker would refuse it.
@@ -65,7 +64,7 @@ pub(crate) struct Identity {
     pub(crate) keystore: Arc<dyn KeyStore>,
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
     device: std::sync::Mutex<Option<Arc<DeviceKey>>>,
-    pending: std::sync::Mutex<HashMap<String, PendingStepUp>>,
+    pending: std::sync::Mutex<PendingStepUps>,
     /// Held while tokens are read and possibly rotated.
     token_lock: tokio::sync::Mutex<()>,
     /// Held while the authenticator is in use and its state is written back.
@@ -83,7 +82,7 @@ impl Identity {
             keystore,
             authenticator,
             device: std::sync::Mutex::new(None),
-            pending: std::sync::Mutex::new(HashMap::new()),
+            pending: std::sync::Mutex::new(PendingStepUps::new(STEP_UP_TTL)),
             token_lock: tokio::sync::Mutex::new(()),
             key_lock: tokio::sync::Mutex::new(()),
             prompts: Arc::new(KeyPrompts::default()),
@@ -95,14 +94,6 @@ impl Identity {
             p.clear();
         }
     }
-}
-
-/// A step-up the user was shown and has not answered yet.
-struct PendingStepUp {
-    action: Action,
-    op: KeyAction,
-    challenge: ChallengeResponse,
-    created: Instant,
 }
 
 /// Loads the INSECURE virtual key from the keyring entry [`VIRTUAL_KEY_ENTRY`] (a new, empty
@@ -174,7 +165,7 @@ impl Core {
             .await?;
         check_challenge(&start, &Action::Login { user: input.user })?;
         let credential = self.assert(&client, &start).await?;
-        let _tokens = self.identity.token_lock.lock().await;
+        let _tokens = self.inner.identity.token_lock.lock().await;
         let resp: TokenResponse = client
             .post_json(
                 "/v1/login/finish",
@@ -186,14 +177,18 @@ impl Core {
             )
             .await?;
         let user = self.store_tokens(resp).await?;
-        self.state.write().await.user = Some(user.clone());
+        self.inner.state.write().await.user = Some(user.clone());
         tracing::info!(user = %user.name, "signed in");
+        // Another user may have been signed in before: their events and grants are gone
+        // (signed_out), and this user's stream starts now.
+        self.stop_live();
+        self.ensure_live();
         Ok(user)
     }
 
     /// Forgets the tokens and the user. Pending step-ups go too.
     pub async fn logout(&self) -> Result<(), ClientError> {
-        let _tokens = self.identity.token_lock.lock().await;
+        let _tokens = self.inner.identity.token_lock.lock().await;
         self.signed_out().await
     }
 
@@ -239,6 +234,17 @@ impl Core {
                 }
             }
         };
+        self.start_step_up(canonical, PendingOp::Key(action)).await
+    }
+
+    /// Starts a step-up for `canonical` at the broker, checks the challenge is for exactly that
+    /// action, and keeps it as a prompt for the confirm call of `op`'s kind. The prompt's words
+    /// come from the core's own copy of the action, never from the broker or the UI.
+    pub(crate) async fn start_step_up(
+        &self,
+        canonical: Action,
+        op: PendingOp,
+    ) -> Result<StepUpPrompt, ClientError> {
         let body = encode(&StepUpStartRequest {
             action: canonical.clone(),
         })?;
@@ -254,35 +260,37 @@ impl Core {
             action_hash: hex(&canonical.hash()),
             expires_in_secs: u32::try_from(STEP_UP_TTL.as_secs()).unwrap_or(u32::MAX),
         };
-        let mut pending = self.pending()?;
-        pending.retain(|_, p| p.created.elapsed() < STEP_UP_TTL);
-        if pending.len() >= MAX_PENDING {
-            return Err(ClientError::InvalidInput {
-                field: "step_up",
-                reason: "too many confirmations are open; cancel some first".into(),
-            });
-        }
-        pending.insert(
+        self.pending()?.insert(
             id,
             PendingStepUp {
                 action: canonical,
-                op: action,
+                op,
                 challenge,
                 created: Instant::now(),
             },
-        );
+            Instant::now(),
+        )?;
         Ok(prompt)
+    }
+
+    /// Removes the live prompt `id` of `kind` (single use); `StepUpUnknown` otherwise.
+    pub(crate) fn take_pending(
+        &self,
+        id: &str,
+        kind: PendingKind,
+    ) -> Result<PendingStepUp, ClientError> {
+        self.pending()?.take(id, kind, Instant::now())
     }
 
     /// Answers a prepared step-up with the security key and performs the action. The prompt
     /// is removed first, so it can never be confirmed twice.
     pub async fn confirm_step_up(&self, id: String) -> Result<Vec<SecurityKeyView>, ClientError> {
-        let pending = self.pending()?.remove(&id);
-        let p = pending
-            .filter(|p| p.created.elapsed() < STEP_UP_TTL)
-            .ok_or(ClientError::StepUpUnknown)?;
+        let p = self.take_pending(&id, PendingKind::Key)?;
+        let PendingOp::Key(op) = &p.op else {
+            return Err(ClientError::StepUpUnknown);
+        };
         let client = self.client().await?;
-        let list: SecurityKeyList = match &p.op {
+        let list: SecurityKeyList = match op {
             KeyAction::Revoke { id } => {
                 let credential = self.assert(&client, &p.challenge).await?;
                 let body = encode(&RevokeKeyRequest {
@@ -320,22 +328,23 @@ impl Core {
 
     /// What the security key needs from the user right now (PIN, touch, nothing).
     pub fn key_prompt(&self) -> KeyPromptView {
-        self.identity.prompts.view()
+        self.inner.identity.prompts.view()
     }
 
     /// The PIN the key asked for. Refused (`bad_request`) when no PIN is being asked for.
     pub fn submit_pin(&self, input: PinInput) -> Result<(), ClientError> {
-        self.identity.prompts.submit_pin(Pin::from(input.pin))
+        self.inner.identity.prompts.submit_pin(Pin::from(input.pin))
     }
 
     /// The user closed the PIN prompt: the operation ends as `key_cancelled`.
     pub fn cancel_key_prompt(&self) {
-        self.identity.prompts.cancel();
+        self.inner.identity.prompts.cancel();
     }
 
-    /// Drops a prepared step-up (the user said no). Unknown ids are fine: the result is the same.
+    /// Drops a prepared step-up of any kind, key management or elevation (the user said no).
+    /// Unknown ids are fine: the result is the same.
     pub async fn cancel_step_up(&self, id: String) -> Result<(), ClientError> {
-        self.pending()?.remove(&id);
+        self.pending()?.cancel(&id);
         Ok(())
     }
 
@@ -348,38 +357,39 @@ impl Core {
                     name: me.user,
                     roles: me.roles,
                 };
-                self.state.write().await.user = Some(user.clone());
+                self.inner.state.write().await.user = Some(user.clone());
                 Some(user)
             }
             Err(ClientError::NotSignedIn) => None,
             Err(e) if session_over(&e) => None,
             Err(e) => {
                 tracing::debug!(code = %e.code(), "could not confirm the session");
-                self.state.read().await.user.clone()
+                self.inner.state.read().await.user.clone()
             }
         }
     }
 
     // ---- plumbing -------------------------------------------------------------------------
 
-    fn authenticator(&self) -> Result<Arc<dyn Authenticator>, ClientError> {
-        self.identity
+    pub(crate) fn authenticator(&self) -> Result<Arc<dyn Authenticator>, ClientError> {
+        self.inner
+            .identity
             .authenticator
             .clone()
             .ok_or(ClientError::NoAuthenticator)
     }
 
-    fn pending(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, PendingStepUp>>, ClientError> {
-        self.identity
+    fn pending(&self) -> Result<std::sync::MutexGuard<'_, PendingStepUps>, ClientError> {
+        self.inner
+            .identity
             .pending
             .lock()
             .map_err(|_| ClientError::Internal("step-up state poisoned".into()))
     }
 
-    async fn client(&self) -> Result<BrokerClient, ClientError> {
-        self.state
+    pub(crate) async fn client(&self) -> Result<BrokerClient, ClientError> {
+        self.inner
+            .state
             .read()
             .await
             .client
@@ -392,9 +402,10 @@ impl Core {
         if let Some(d) = self.device_cached()? {
             return Ok(d);
         }
-        let store = self.identity.keystore.clone();
+        let store = self.inner.identity.keystore.clone();
         let key = Arc::new(blocking(move || DeviceKey::load_or_create(store.as_ref())).await?);
         let mut slot = self
+            .inner
             .identity
             .device
             .lock()
@@ -404,6 +415,7 @@ impl Core {
 
     fn device_cached(&self) -> Result<Option<Arc<DeviceKey>>, ClientError> {
         Ok(self
+            .inner
             .identity
             .device
             .lock()
@@ -414,6 +426,7 @@ impl Core {
     /// The broker's time now, syncing the estimate first when it is missing or stale.
     async fn broker_now(&self, client: &BrokerClient) -> Result<i64, ClientError> {
         let stale = self
+            .inner
             .state
             .read()
             .await
@@ -425,7 +438,8 @@ impl Core {
             self.sync_clock(client, h.time_ms, sent, Instant::now())
                 .await;
         }
-        self.state
+        self.inner
+            .state
             .read()
             .await
             .clock
@@ -440,9 +454,9 @@ impl Core {
         f: impl FnOnce(&dyn Authenticator, &dyn KeyPrompt) -> Result<T, FidoError> + Send + 'static,
     ) -> Result<T, ClientError> {
         let auth = self.authenticator()?;
-        let store = self.identity.keystore.clone();
-        let prompts = self.identity.prompts.clone();
-        let _one_at_a_time = self.identity.key_lock.lock().await;
+        let store = self.inner.identity.keystore.clone();
+        let prompts = self.inner.identity.prompts.clone();
+        let _one_at_a_time = self.inner.identity.key_lock.lock().await;
         blocking(move || {
             let out = f(auth.as_ref(), prompts.as_ref())?;
             if let Some(state) = auth.persistent_state()? {
@@ -480,7 +494,7 @@ impl Core {
 
     /// Answers an assertion challenge; returns the `PublicKeyCredential` JSON. The client data
     /// carries the action hash (`pawActionHash`), so the key's signature covers the action.
-    async fn assert(
+    pub(crate) async fn assert(
         &self,
         client: &BrokerClient,
         challenge: &ChallengeResponse,
@@ -535,24 +549,16 @@ impl Core {
 
     /// An authenticated request: bearer access token (refreshed first when due) and a device
     /// proof over exactly these bytes. A broker answer that the session is over signs out.
-    async fn authed<T: DeserializeOwned>(
+    pub(crate) async fn authed<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<T, ClientError> {
         let client = self.client().await?;
-        let device = self.device().await?;
-        let access = self.access_token(&client, &device).await?;
-        let now = self.broker_now(&client).await?;
-        let proof = device.sign_request(
-            method.as_str(),
-            path,
-            body.as_deref().unwrap_or_default(),
-            now,
-            access.expose(),
-        )?;
-        let bearer = Zeroizing::new(format!("Bearer {}", access.expose()));
+        let (bearer, proof) = self
+            .credentials(&client, &method, path, body.as_deref().unwrap_or_default())
+            .await?;
         let result = client
             .request_json(
                 method,
@@ -564,9 +570,52 @@ impl Core {
                 ],
             )
             .await;
+        self.after_authed(result).await
+    }
+
+    /// An authenticated GET whose answer is a stream (server-sent events), authenticated like
+    /// [`Core::authed`] (bearer plus a device proof over the empty body). Returns the open
+    /// response and the client it came through; the caller reads the body.
+    pub(crate) async fn authed_stream(
+        &self,
+        path: &str,
+    ) -> Result<(BrokerClient, reqwest::Response), ClientError> {
+        let client = self.client().await?;
+        let (bearer, proof) = self.credentials(&client, &Method::GET, path, &[]).await?;
+        let result = client
+            .open_stream(
+                path,
+                &[
+                    ("authorization", bearer.as_str()),
+                    (device_proof::HEADER, proof.as_str()),
+                ],
+            )
+            .await;
+        let resp = self.after_authed(result).await?;
+        Ok((client, resp))
+    }
+
+    /// The bearer header value and the device proof for one request.
+    async fn credentials(
+        &self,
+        client: &BrokerClient,
+        method: &Method,
+        path: &str,
+        body: &[u8],
+    ) -> Result<(Zeroizing<String>, String), ClientError> {
+        let device = self.device().await?;
+        let access = self.access_token(client, &device).await?;
+        let now = self.broker_now(client).await?;
+        let proof = device.sign_request(method.as_str(), path, body, now, access.expose())?;
+        let bearer = Zeroizing::new(format!("Bearer {}", access.expose()));
+        Ok((bearer, proof))
+    }
+
+    /// A broker answer that the session is over signs out.
+    async fn after_authed<T>(&self, result: Result<T, ClientError>) -> Result<T, ClientError> {
         if let Err(e) = &result {
             if session_over(e) {
-                let _tokens = self.identity.token_lock.lock().await;
+                let _tokens = self.inner.identity.token_lock.lock().await;
                 self.signed_out().await?;
             }
         }
@@ -579,7 +628,7 @@ impl Core {
         client: &BrokerClient,
         device: &DeviceKey,
     ) -> Result<AccessToken, ClientError> {
-        let _tokens = self.identity.token_lock.lock().await;
+        let _tokens = self.inner.identity.token_lock.lock().await;
         let ts = self.token_store();
         let tokens = blocking(move || ts.load())
             .await?
@@ -621,7 +670,7 @@ impl Core {
             }
         };
         let user = self.store_tokens(resp).await?;
-        self.state.write().await.user = Some(user);
+        self.inner.state.write().await.user = Some(user);
         let ts = self.token_store();
         blocking(move || ts.load())
             .await?
@@ -646,16 +695,18 @@ impl Core {
         })
     }
 
-    /// Clears tokens, user and prompts. Call with the token lock held.
+    /// Clears tokens, user, prompts, the live stream with its events, and the cached grants.
+    /// Call with the token lock held.
     async fn signed_out(&self) -> Result<(), ClientError> {
-        self.state.write().await.user = None;
-        self.identity.clear_pending();
+        self.inner.state.write().await.user = None;
+        self.inner.identity.clear_pending();
+        self.stop_live();
         let ts = self.token_store();
         blocking(move || ts.clear()).await
     }
 
     fn token_store(&self) -> crate::TokenStore {
-        crate::TokenStore::new(self.identity.keystore.clone())
+        crate::TokenStore::new(self.inner.identity.keystore.clone())
     }
 }
 
@@ -681,7 +732,7 @@ fn user_entity(user: &Value) -> Result<UserEntity, ClientError> {
 }
 
 /// The broker says the session is gone: sign in again.
-fn session_over(e: &ClientError) -> bool {
+pub(crate) fn session_over(e: &ClientError) -> bool {
     matches!(e, ClientError::Broker(a)
         if matches!(a.code, ErrorCode::Unauthenticated | ErrorCode::ReauthenticationRequired))
 }
@@ -768,7 +819,7 @@ fn str_field(v: &Value, name: &str) -> Result<String, ClientError> {
         .ok_or_else(|| ClientError::Protocol(format!("the broker's options lack {name}")))
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, ClientError> {
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, ClientError> {
     serde_json::to_vec(v).map_err(|e| ClientError::Internal(format!("encode request: {e}")))
 }
 
@@ -923,5 +974,27 @@ mod tests {
         }));
         send(&core.confirm_step_up(String::new()));
         send(&core.cancel_step_up(String::new()));
+        send(&core.entitlements());
+        send(&core.grants());
+        send(&core.inbox());
+        send(
+            &core.prepare_elevation(paw_proto::ipc::ElevationAction::Decide {
+                request_id: String::new(),
+                approve: true,
+                comment: String::new(),
+            }),
+        );
+        send(&core.confirm_elevation(String::new()));
+        send(&core.cancel_request(String::new()));
+        send(&core.release_grant(String::new()));
+        send(&core.revoke_grant(paw_proto::ipc::RevokeGrantInput {
+            id: String::new(),
+            reason: String::new(),
+        }));
+        send(&core.close_review(paw_proto::ipc::CloseReviewInput {
+            id: String::new(),
+            comment: String::new(),
+        }));
+        send(&core.live_events(0));
     }
 }

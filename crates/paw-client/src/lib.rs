@@ -17,14 +17,22 @@
 
 mod broker;
 mod clock;
+#[cfg(test)]
+mod core_tests;
 mod device;
+mod elevation;
 mod error;
 mod external;
+#[cfg(test)]
+mod fake_broker;
 mod identity;
 pub mod keystore;
+mod live;
+mod pending;
 mod prompts;
 pub mod secret;
 mod settings;
+mod sse;
 mod tokens;
 
 use std::path::PathBuf;
@@ -49,13 +57,23 @@ pub use secret::{AccessToken, Pin, RefreshToken, Secret};
 pub use settings::{load_ca, Settings, SettingsStore};
 pub use tokens::{TokenStore, Tokens};
 
-/// The app's core state: settings on disk, the broker client built from them, and the
-/// identity side (keyring, authenticator, pending step-ups).
+/// The app's core state: settings on disk, the broker client built from them, the identity
+/// side (keyring, authenticator, pending step-ups) and the live updates from the broker.
+///
+/// A handle on shared state: the live-events task holds a weak reference to the same state, so
+/// it can authenticate its reconnections like any other call and ends when the core is dropped.
 pub struct Core {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     store: SettingsStore,
     state: RwLock<State>,
     build: BuildInfo,
     identity: identity::Identity,
+    live: live::Live,
+    /// The user's grants as last fetched, for the status bar.
+    grants: std::sync::Mutex<elevation::GrantCache>,
 }
 
 struct State {
@@ -102,22 +120,26 @@ impl Core {
             Settings::Unconfigured => None,
         };
         Ok(Self {
-            store,
-            state: RwLock::new(State {
-                settings,
-                client,
-                clock: BrokerClock::new(),
-                user: None,
+            inner: Arc::new(Inner {
+                store,
+                state: RwLock::new(State {
+                    settings,
+                    client,
+                    clock: BrokerClock::new(),
+                    user: None,
+                }),
+                build,
+                identity: identity::Identity::new(keystore, authenticator),
+                live: live::Live::new(),
+                grants: std::sync::Mutex::new(elevation::GrantCache::default()),
             }),
-            build,
-            identity: identity::Identity::new(keystore, authenticator),
         })
     }
 
     /// Everything the frame and status bar show, with a fresh broker health check.
     pub async fn status(&self) -> AppStatus {
         let (url, client) = {
-            let st = self.state.read().await;
+            let st = self.inner.state.read().await;
             (
                 st.settings.broker_url().map(str::to_owned),
                 st.client.clone(),
@@ -166,18 +188,26 @@ impl Core {
                 }
             }
         };
-        // Asked of the broker only when it answered; otherwise the last known user.
-        let user = if connected {
-            self.current_user().await
+        // Asked of the broker only when it answered; otherwise the last known user, and no
+        // grant countdown (what the broker would say about it is unknown).
+        let (user, grant) = if connected {
+            let user = self.current_user().await;
+            let grant = match user {
+                Some(_) => {
+                    self.ensure_live();
+                    self.grant_summary().await
+                }
+                None => None,
+            };
+            (user, grant)
         } else {
-            self.state.read().await.user.clone()
+            (self.inner.state.read().await.user.clone(), None)
         };
         AppStatus {
             broker,
             user,
-            // Grants arrive with the elevation feature.
-            grant: None,
-            build: self.build.clone(),
+            grant,
+            build: self.inner.build.clone(),
         }
     }
 
@@ -190,7 +220,7 @@ impl Core {
         sent: Instant,
         received: Instant,
     ) {
-        let mut st = self.state.write().await;
+        let mut st = self.inner.state.write().await;
         if st.client.as_ref().is_some_and(|c| c.same_broker(checked)) {
             st.clock
                 .record(broker_time_ms, sent, received, clock::local_wall_ms());
@@ -203,11 +233,11 @@ impl Core {
     /// The broker's current time as estimated from the last health check (`None` before one
     /// succeeded). Device proofs and expiry checks use this, never the local clock (case B8).
     pub async fn broker_time_ms(&self) -> Option<i64> {
-        self.state.read().await.clock.now_ms()
+        self.inner.state.read().await.clock.now_ms()
     }
 
     pub async fn settings(&self) -> Result<SettingsView, ClientError> {
-        self.state.read().await.settings.view()
+        self.inner.state.read().await.settings.view()
     }
 
     /// Validates and persists new settings, then switches the broker client over to them.
@@ -222,17 +252,21 @@ impl Core {
             Settings::Unconfigured => None,
         };
         // Tokens belong to the broker that issued them: another broker never sees them.
-        let changed = self.state.read().await.settings.broker_url() != settings.broker_url();
+        let changed = self.inner.state.read().await.settings.broker_url() != settings.broker_url();
         if changed {
             self.logout().await?;
         }
-        let mut st = self.state.write().await;
-        self.store.save(&settings)?;
+        let mut st = self.inner.state.write().await;
+        self.inner.store.save(&settings)?;
         let view = settings.view()?;
         st.settings = settings;
         st.client = client;
         // Another broker, another clock.
         st.clock.reset();
+        drop(st);
+        // The live stream and the cached grants came through the previous client (another CA,
+        // perhaps): start over with the new one at the next status.
+        self.stop_live();
         Ok(view)
     }
 }

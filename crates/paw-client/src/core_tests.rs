@@ -1,0 +1,503 @@
+//! The elevation use cases, the live stream and the status bar's grant through the real `Core`
+//! and HTTPS client, against [`crate::fake_broker`]. What the real broker decides is tested in
+//! the `tests` crate; here it is what the core sends, when, and what it keeps.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use paw_fido::{Authenticator, UserEntity};
+use paw_proto::action::{Action, Purpose};
+use paw_proto::elevation::{GrantView, LiveEvent, SignedElevation};
+use paw_proto::http::StepUpStartRequest;
+use paw_proto::ipc::{
+    BuildInfo, ElevationAction, KeyAction, RevokeGrantInput, SessionUser, SettingsInput,
+};
+use paw_proto::ErrorCode;
+use serde_json::{json, Value};
+
+use crate::fake_broker::{FakeBroker, Reply};
+use crate::secret::{AccessToken, RefreshToken};
+use crate::{clock, ClientError, Core, MemoryKeyStore, TokenStore, Tokens};
+
+struct Setup {
+    core: Core,
+    keystore: Arc<MemoryKeyStore>,
+    _dir: tempfile::TempDir,
+}
+
+/// A core pointed at `fb`, signed in as alice (tokens in its store, as after a login).
+async fn signed_in(fb: &FakeBroker, auth: Option<Arc<dyn Authenticator>>) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let keystore = Arc::new(MemoryKeyStore::new());
+    let core = Core::open(
+        dir.path().join("cfg"),
+        BuildInfo {
+            version: "t".into(),
+            debug: true,
+            virtual_key: false,
+        },
+        keystore.clone(),
+        auth,
+    )
+    .unwrap();
+    core.save_settings(SettingsInput {
+        broker_url: fb.url.clone(),
+        ca_path: fb.ca_path.display().to_string(),
+    })
+    .await
+    .unwrap();
+    let now = clock::local_wall_ms();
+    TokenStore::new(keystore.clone())
+        .save(&Tokens {
+            access: AccessToken::new("access-1"),
+            access_expires_ms: now + 3_600_000,
+            refresh: RefreshToken::new("refresh-1"),
+            refresh_expires_ms: now + 12 * 3_600_000,
+        })
+        .unwrap();
+    core.inner.state.write().await.user = Some(SessionUser {
+        name: "alice".into(),
+        roles: vec![],
+    });
+    Setup {
+        core,
+        keystore,
+        _dir: dir,
+    }
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn sse(kind: &str, grant_id: &str) -> Vec<u8> {
+    let ev = LiveEvent {
+        kind: kind.into(),
+        grant_id: grant_id.into(),
+        state: "active".into(),
+        message: "m".into(),
+        at_ms: 1,
+    };
+    format!(
+        "event: {kind}\r\ndata: {}\r\n\r\n",
+        serde_json::to_string(&ev).unwrap()
+    )
+    .into_bytes()
+}
+
+type Senders = Arc<Mutex<Vec<std::sync::mpsc::Sender<Vec<u8>>>>>;
+
+/// A fake broker whose every `/v1/events` is a stream the test feeds through `Senders`.
+fn streaming_broker(
+    extra: impl Fn(&crate::fake_broker::Req) -> Option<Reply> + Send + Sync + 'static,
+) -> (FakeBroker, Senders) {
+    let senders: Senders = Arc::default();
+    let s = senders.clone();
+    let fb = FakeBroker::start(move |req| {
+        if req.path == "/v1/events" {
+            let (tx, rx) = std::sync::mpsc::channel();
+            s.lock().unwrap().push(tx);
+            return Some(Reply::Stream(rx));
+        }
+        extra(req)
+    });
+    (fb, senders)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_stream_receives_reconnects_and_stops_at_sign_out() {
+    let (fb, senders) = streaming_broker(|_| None);
+    let s = signed_in(&fb, None).await;
+    let core = &s.core;
+    let feed = core.live_events(0).await;
+    assert!(feed.events.is_empty());
+
+    eventually("the stream opens", || senders.lock().unwrap().len() == 1).await;
+    let req = &fb.requests("/v1/events")[0];
+    assert_eq!(req.method, "GET");
+    assert_eq!(req.header("authorization"), Some("Bearer access-1"));
+    assert!(req.header(paw_proto::device_proof::HEADER).is_some());
+    assert_eq!(req.header("accept"), Some("text/event-stream"));
+    assert!(req.body.is_empty());
+
+    // One event split across writes, and a keep-alive.
+    let bytes = sse("grant_started", "g1");
+    let tx = senders.lock().unwrap()[0].clone();
+    let (a, b) = bytes.split_at(17);
+    tx.send(a.to_vec()).unwrap();
+    tx.send(b":keep-alive\n\n".to_vec()).unwrap();
+    tx.send(b.to_vec()).unwrap();
+    let mut feed = core.live_events(0).await;
+    for _ in 0..200 {
+        if feed.events.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        feed = core.live_events(0).await;
+    }
+    assert!(feed.connected);
+    let kinds: Vec<&str> = feed.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["resync", "grant_started"],
+        "a connection starts with a reload"
+    );
+    assert_eq!(feed.events[1].grant_id, "g1");
+    let seen = feed.seq;
+    assert!(core.live_events(seen).await.events.is_empty());
+
+    // The broker ends the stream: the core reconnects (after ~1 s) and says to reload.
+    drop(tx);
+    senders.lock().unwrap().remove(0);
+    eventually("a reconnection", || fb.requests("/v1/events").len() == 2).await;
+    let mut feed = core.live_events(seen).await;
+    for _ in 0..100 {
+        if !feed.events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        feed = core.live_events(seen).await;
+    }
+    assert_eq!(feed.events[0].kind, "resync");
+    assert!(feed.seq > seen);
+
+    // Sign-out ends the stream and forgets the events; no reconnection follows.
+    core.logout().await.unwrap();
+    let feed = core.live_events(0).await;
+    assert!(feed.events.is_empty(), "{feed:?}");
+    assert!(!feed.connected);
+    eventually("the stream closes", || {
+        fb.open_streams.load(Ordering::SeqCst) == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(fb.requests("/v1/events").len(), 2);
+    assert!(TokenStore::new(s.keystore.clone())
+        .load()
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_stream_signs_out_and_does_not_retry() {
+    let fb = FakeBroker::start(|req| {
+        (req.path == "/v1/events").then(|| {
+            Reply::Json(
+                401,
+                json!({"code": "unauthenticated", "message": "unknown access token"}),
+            )
+        })
+    });
+    let s = signed_in(&fb, None).await;
+    s.core.live_events(0).await;
+    let ks = s.keystore.clone();
+    eventually("sign-out", || {
+        TokenStore::new(ks.clone()).load().unwrap().is_none()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(fb.requests("/v1/events").len(), 1);
+    assert!(s.core.inner.state.read().await.user.is_none());
+    let feed = s.core.live_events(0).await;
+    assert!(!feed.connected && feed.events.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_core_ends_its_stream() {
+    let (fb, senders) = streaming_broker(|_| None);
+    let s = signed_in(&fb, None).await;
+    s.core.live_events(0).await;
+    eventually("the stream opens", || senders.lock().unwrap().len() == 1).await;
+    eventually("the stream is open", || {
+        fb.open_streams.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    drop(s);
+    eventually("the stream closes", || {
+        fb.open_streams.load(Ordering::SeqCst) == 0
+    })
+    .await;
+}
+
+fn grant_json(id: &str, state: &str, now: i64) -> Value {
+    serde_json::to_value(GrantView {
+        id: id.into(),
+        user: "alice".into(),
+        entitlement: "prod-db-admin".into(),
+        target_kind: "postgres".into(),
+        target: "db-prod-1".into(),
+        role: "dba".into(),
+        duration_secs: 3600,
+        justification: "INC-42 vacuum the orders table".into(),
+        ticket: None,
+        break_glass: false,
+        state: state.into(),
+        created_at_ms: now,
+        start_at_ms: None,
+        starts_at_ms: Some(now - 1_000),
+        ends_at_ms: Some(now + 600_000),
+        ended_at_ms: None,
+        end_reason: None,
+        decisions: vec![],
+        rule: "auto".into(),
+        approvals_missing: 0,
+        reviewers: vec![],
+        review_closed: false,
+    })
+    .unwrap()
+}
+
+/// A fake broker for the step-up flow: challenges for whatever action is asked (bound to its
+/// hash, for the credential `cred`), refuses break-glass as policy would, and checks that a
+/// signed elevation carries exactly the action the challenge was for.
+fn elevation_broker(cred: Vec<u8>) -> (FakeBroker, Senders) {
+    let asked: Arc<Mutex<Option<Action>>> = Arc::default();
+    streaming_broker(move |req| {
+        let now = clock::local_wall_ms();
+        match (req.method.as_str(), req.path.as_str()) {
+            ("POST", "/v1/stepup/start") => {
+                let action = req.json::<StepUpStartRequest>().action;
+                if matches!(action, Action::BreakGlass { .. }) {
+                    return Some(Reply::Json(
+                        403,
+                        json!({"code": "forbidden", "message": "the entitlement has no break-glass"}),
+                    ));
+                }
+                *asked.lock().unwrap() = Some(action.clone());
+                Some(Reply::Json(
+                    200,
+                    json!({
+                        "challenge": "ch-1",
+                        "purpose": action.purpose(),
+                        "action_hash": B64.encode(action.hash()),
+                        "description": "(the broker's words are not shown)",
+                        "options": {"publicKey": {
+                            "rpId": "localhost", "challenge": "ch-1",
+                            "allowCredentials": [{"type": "public-key", "id": B64.encode(&cred)}]
+                        }}
+                    }),
+                ))
+            }
+            ("POST", p) if p == "/v1/requests" || p.ends_with("/decide") => {
+                let signed: SignedElevation = req.json();
+                let want = asked
+                    .lock()
+                    .unwrap()
+                    .take()
+                    .expect("a challenge was issued");
+                assert_eq!(signed.stepup.action, want);
+                assert_eq!(signed.stepup.challenge, "ch-1");
+                let cdj = B64
+                    .decode(
+                        signed.stepup.credential["response"]["clientDataJSON"]
+                            .as_str()
+                            .unwrap(),
+                    )
+                    .unwrap();
+                let cdj: Value = serde_json::from_slice(&cdj).unwrap();
+                assert_eq!(cdj["pawActionHash"], B64.encode(want.hash()));
+                Some(Reply::Json(200, grant_json("g-new", "active", now)))
+            }
+            ("GET", "/v1/me") => Some(Reply::Json(
+                200,
+                json!({"user": "alice", "roles": [], "session_expires_at_ms": now + 3_600_000}),
+            )),
+            ("GET", "/v1/grants") => Some(Reply::Json(
+                200,
+                json!({"grants": [grant_json("g-new", "active", now)], "now_ms": now}),
+            )),
+            _ => None,
+        }
+    })
+}
+
+fn virtual_key_with_credential() -> (Arc<dyn Authenticator>, Vec<u8>) {
+    let store = MemoryKeyStore::new();
+    let key = crate::load_virtual_authenticator(&store, None)
+        .unwrap()
+        .unwrap();
+    let reg = key
+        .make_credential(
+            "localhost",
+            &UserEntity::default(),
+            b"{}",
+            &paw_fido::NoPrompt,
+        )
+        .unwrap();
+    (key, reg.credential_id)
+}
+
+fn request() -> ElevationAction {
+    ElevationAction::Request {
+        entitlement: "prod-db-admin".into(),
+        target: "db-prod-1".into(),
+        role: "dba".into(),
+        duration_secs: 3600,
+        justification: "INC-42 vacuum the orders table".into(),
+        ticket: None,
+        start_at_ms: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elevation_step_ups_sign_the_core_s_action_and_go_to_their_endpoint() {
+    let (key, cred) = virtual_key_with_credential();
+    let (fb, _senders) = elevation_broker(cred);
+    let s = signed_in(&fb, Some(key)).await;
+    let core = &s.core;
+
+    // Prepare: the words come from the core's own action.
+    let prompt = core.prepare_elevation(request()).await.unwrap();
+    let action = crate::elevation::canonical_action(&request()).unwrap();
+    assert_eq!(prompt.purpose, Purpose::Request);
+    assert_eq!(prompt.description, action.describe());
+    let start = &fb.requests("/v1/stepup/start")[0];
+    assert_eq!(start.json::<StepUpStartRequest>().action, action);
+
+    // Not a key-management prompt; still usable by its own confirm call, then spent.
+    let e = core.confirm_step_up(prompt.id.clone()).await.unwrap_err();
+    assert!(matches!(e, ClientError::StepUpUnknown), "{e:?}");
+    let view = core.confirm_elevation(prompt.id.clone()).await.unwrap();
+    assert_eq!(view.id, "g-new");
+    assert_eq!(fb.requests("/v1/requests").len(), 1);
+    let e = core.confirm_elevation(prompt.id).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ChallengeInvalid);
+
+    // A decision goes to its request's endpoint.
+    let prompt = core
+        .prepare_elevation(ElevationAction::Decide {
+            request_id: "r-7".into(),
+            approve: true,
+            comment: "ok".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(prompt.purpose, Purpose::Approve);
+    core.confirm_elevation(prompt.id).await.unwrap();
+    assert_eq!(fb.requests("/v1/requests/r-7/decide").len(), 1);
+
+    // A key-management prompt cannot be confirmed as an elevation; cancel works for it.
+    let prompt = core
+        .prepare_step_up(KeyAction::Revoke { id: "k1".into() })
+        .await
+        .unwrap();
+    let e = core.confirm_elevation(prompt.id.clone()).await.unwrap_err();
+    assert!(matches!(e, ClientError::StepUpUnknown), "{e:?}");
+    core.cancel_step_up(prompt.id.clone()).await.unwrap();
+    let e = core.confirm_step_up(prompt.id).await.unwrap_err();
+    assert!(matches!(e, ClientError::StepUpUnknown), "{e:?}");
+
+    // The broker's policy refusal at step-up start is passed on as it is.
+    let e = core
+        .prepare_elevation(ElevationAction::BreakGlass {
+            entitlement: "prod-db-admin".into(),
+            target: "db-prod-1".into(),
+            role: "dba".into(),
+            duration_secs: 600,
+            justification: "primary is down, INC-9".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Forbidden);
+    assert!(e.to_string().contains("no break-glass"), "{e}");
+
+    // Bad input never reaches the broker.
+    let before = fb.seen.lock().unwrap().len();
+    let e = core
+        .prepare_elevation(ElevationAction::Decide {
+            request_id: "../keys".into(),
+            approve: true,
+            comment: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        ClientError::InvalidInput {
+            field: "request_id",
+            ..
+        }
+    ));
+    for e in [
+        core.cancel_request(String::new()).await.unwrap_err(),
+        core.release_grant("a/b".into()).await.unwrap_err(),
+        core.revoke_grant(RevokeGrantInput {
+            id: "g1".into(),
+            reason: " ".into(),
+        })
+        .await
+        .unwrap_err(),
+    ] {
+        assert_eq!(e.code(), ErrorCode::BadRequest, "{e}");
+    }
+    assert_eq!(fb.seen.lock().unwrap().len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_bar_grant_is_refetched_only_on_change() {
+    let (key, cred) = virtual_key_with_credential();
+    let (fb, senders) = elevation_broker(cred);
+    let s = signed_in(&fb, Some(key)).await;
+    let core = &s.core;
+
+    let st = core.status().await;
+    let g = st.grant.expect("an active grant");
+    assert_eq!((g.id.as_str(), g.role.as_str()), ("g-new", "dba"));
+    assert!(
+        g.remaining_ms > 590_000 && g.remaining_ms <= 600_000,
+        "{g:?}"
+    );
+    assert_eq!(fb.requests("/v1/grants").len(), 1);
+
+    // Steady polling does not ask again (GET /v1/grants would count as user activity).
+    eventually("the stream is connected", || {
+        core.inner.live.with_ring(|r| r.since(0, 0).connected)
+    })
+    .await;
+    // The connection's own resync is consumed by the next status.
+    for _ in 0..3 {
+        core.status().await;
+    }
+    let settled = fb.requests("/v1/grants").len();
+    for _ in 0..3 {
+        core.status().await;
+    }
+    assert_eq!(fb.requests("/v1/grants").len(), settled);
+    assert!(settled <= 2, "{settled}");
+
+    // A warning changes nothing; a grant event for this user does.
+    let tx = senders.lock().unwrap()[0].clone();
+    tx.send(sse("grant_warning", "g-new")).unwrap();
+    tx.send(sse("grant_ended", "g-new")).unwrap();
+    eventually("the events arrive", || {
+        core.inner.live.with_ring(|r| r.after(0).1.len() >= 3)
+    })
+    .await;
+    core.status().await;
+    assert_eq!(fb.requests("/v1/grants").len(), settled + 1);
+    core.status().await;
+    assert_eq!(fb.requests("/v1/grants").len(), settled + 1);
+
+    // The user's own request marks it changed too.
+    let prompt = core.prepare_elevation(request()).await.unwrap();
+    core.confirm_elevation(prompt.id).await.unwrap();
+    core.status().await;
+    assert_eq!(fb.requests("/v1/grants").len(), settled + 2);
+
+    // Signed out: no grant, no fetch.
+    core.logout().await.unwrap();
+    let st = core.status().await;
+    assert!(st.user.is_none() && st.grant.is_none());
+    assert_eq!(fb.requests("/v1/grants").len(), settled + 2);
+}

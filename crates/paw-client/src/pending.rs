@@ -1,0 +1,256 @@
+//! Step-ups the user was shown and has not answered yet: key management and elevation alike.
+//!
+//! Rules:
+//! - One map for every kind, so the bound and the expiry apply to all of them, and cancelling
+//!   needs no kind.
+//! - A prompt is confirmed only by the confirm call of its own kind: a key-management prompt
+//!   cannot be spent by `confirm_elevation`, nor an elevation prompt by `confirm_step_up`. The
+//!   UI is untrusted and the two calls post to different endpoints; a mix-up must fail here,
+//!   not at the broker after the key was touched.
+//! - Single use: a prompt leaves the map before anything is signed.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use paw_proto::action::Action;
+use paw_proto::http::ChallengeResponse;
+use paw_proto::ipc::KeyAction;
+
+use crate::ClientError;
+
+/// Prompts kept at once; a UI that never confirms or cancels cannot grow this without bound.
+pub(crate) const MAX_PENDING: usize = 16;
+
+/// Which confirm call a prompt belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PendingKind {
+    Key,
+    Elevation,
+}
+
+/// What confirming a prompt does besides sending the signed action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PendingOp {
+    /// Security-key management (`confirm_step_up`).
+    Key(KeyAction),
+    /// A request, decision or break-glass (`confirm_elevation`); the endpoint follows from the
+    /// action itself.
+    Elevation,
+}
+
+impl PendingOp {
+    pub(crate) fn kind(&self) -> PendingKind {
+        match self {
+            Self::Key(_) => PendingKind::Key,
+            Self::Elevation => PendingKind::Elevation,
+        }
+    }
+}
+
+/// A step-up the user was shown and has not answered yet.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingStepUp {
+    /// The core's own copy of the action, which the broker's challenge was checked against.
+    pub(crate) action: Action,
+    pub(crate) op: PendingOp,
+    pub(crate) challenge: ChallengeResponse,
+    pub(crate) created: Instant,
+}
+
+/// The open prompts by id.
+#[derive(Debug)]
+pub(crate) struct PendingStepUps {
+    map: HashMap<String, PendingStepUp>,
+    ttl: Duration,
+}
+
+impl PendingStepUps {
+    /// Prompts live for `ttl` (the broker's challenge lifetime).
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            map: HashMap::new(),
+            ttl,
+        }
+    }
+
+    fn alive(ttl: Duration, p: &PendingStepUp, now: Instant) -> bool {
+        now.saturating_duration_since(p.created) < ttl
+    }
+
+    /// Keeps `p` under `id`, after dropping expired prompts; refused when too many are open.
+    pub(crate) fn insert(
+        &mut self,
+        id: String,
+        p: PendingStepUp,
+        now: Instant,
+    ) -> Result<(), ClientError> {
+        let ttl = self.ttl;
+        self.map.retain(|_, q| Self::alive(ttl, q, now));
+        if self.map.len() >= MAX_PENDING {
+            return Err(ClientError::InvalidInput {
+                field: "step_up",
+                reason: "too many confirmations are open; cancel some first".into(),
+            });
+        }
+        self.map.insert(id, p);
+        Ok(())
+    }
+
+    /// Removes and returns the live prompt `id` of `kind`. A prompt of the other kind stays
+    /// where it is (its own confirm call may still spend it) and the answer is
+    /// [`ClientError::StepUpUnknown`], as for an unknown, used or expired id.
+    pub(crate) fn take(
+        &mut self,
+        id: &str,
+        kind: PendingKind,
+        now: Instant,
+    ) -> Result<PendingStepUp, ClientError> {
+        match self.map.get(id) {
+            Some(p) if p.op.kind() == kind => {}
+            _ => return Err(ClientError::StepUpUnknown),
+        }
+        let p = self.map.remove(id).ok_or(ClientError::StepUpUnknown)?;
+        if Self::alive(self.ttl, &p, now) {
+            Ok(p)
+        } else {
+            Err(ClientError::StepUpUnknown)
+        }
+    }
+
+    /// Drops prompt `id` of any kind; an unknown id is fine (the result is the same).
+    pub(crate) fn cancel(&mut self, id: &str) {
+        self.map.remove(id);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.map.clear();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use paw_proto::action::Purpose;
+    use serde_json::Value;
+
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(300);
+
+    fn pending(op: PendingOp, created: Instant) -> PendingStepUp {
+        let action = match &op {
+            PendingOp::Key(_) => Action::KeyManagement {
+                operation: "revoke".into(),
+                credential: "k1".into(),
+            },
+            PendingOp::Elevation => Action::Approve {
+                request_id: "r1".into(),
+                approve: true,
+                comment: String::new(),
+            },
+        };
+        PendingStepUp {
+            challenge: ChallengeResponse {
+                challenge: "c".into(),
+                purpose: action.purpose(),
+                action_hash: String::new(),
+                description: action.describe(),
+                options: Value::Null,
+            },
+            action,
+            op,
+            created,
+        }
+    }
+
+    fn key_op() -> PendingOp {
+        PendingOp::Key(KeyAction::Revoke { id: "k1".into() })
+    }
+
+    #[test]
+    fn an_elevation_prompt_cannot_be_confirmed_as_a_key_prompt() {
+        let now = Instant::now();
+        let mut m = PendingStepUps::new(TTL);
+        m.insert("e".into(), pending(PendingOp::Elevation, now), now)
+            .unwrap();
+        assert!(matches!(
+            m.take("e", PendingKind::Key, now),
+            Err(ClientError::StepUpUnknown)
+        ));
+        // Still there for its own confirm call, and then spent.
+        let p = m.take("e", PendingKind::Elevation, now).unwrap();
+        assert_eq!(p.action.purpose(), Purpose::Approve);
+        assert!(matches!(
+            m.take("e", PendingKind::Elevation, now),
+            Err(ClientError::StepUpUnknown)
+        ));
+    }
+
+    #[test]
+    fn a_key_prompt_cannot_be_confirmed_as_an_elevation() {
+        let now = Instant::now();
+        let mut m = PendingStepUps::new(TTL);
+        m.insert("k".into(), pending(key_op(), now), now).unwrap();
+        assert!(matches!(
+            m.take("k", PendingKind::Elevation, now),
+            Err(ClientError::StepUpUnknown)
+        ));
+        let p = m.take("k", PendingKind::Key, now).unwrap();
+        assert_eq!(p.op, key_op());
+        assert!(m.take("k", PendingKind::Key, now).is_err(), "single use");
+    }
+
+    #[test]
+    fn cancel_drops_either_kind_and_unknown_ids_are_fine() {
+        let now = Instant::now();
+        let mut m = PendingStepUps::new(TTL);
+        m.insert("k".into(), pending(key_op(), now), now).unwrap();
+        m.insert("e".into(), pending(PendingOp::Elevation, now), now)
+            .unwrap();
+        m.cancel("k");
+        m.cancel("e");
+        m.cancel("nope");
+        assert_eq!(m.len(), 0);
+        assert!(m.take("k", PendingKind::Key, now).is_err());
+        assert!(m.take("e", PendingKind::Elevation, now).is_err());
+    }
+
+    #[test]
+    fn expired_prompts_are_refused_and_pruned() {
+        let then = Instant::now();
+        let later = then + TTL;
+        let mut m = PendingStepUps::new(TTL);
+        m.insert("e".into(), pending(PendingOp::Elevation, then), then)
+            .unwrap();
+        assert!(matches!(
+            m.take("e", PendingKind::Elevation, later),
+            Err(ClientError::StepUpUnknown)
+        ));
+        assert_eq!(m.len(), 0, "an expired prompt is removed when tried");
+        for i in 0..MAX_PENDING {
+            m.insert(i.to_string(), pending(key_op(), then), then)
+                .unwrap();
+        }
+        let e = m
+            .insert("x".into(), pending(key_op(), then), then)
+            .unwrap_err();
+        assert!(matches!(e, ClientError::InvalidInput { .. }));
+        // Once the old ones expired there is room again.
+        m.insert("x".into(), pending(key_op(), later), later)
+            .unwrap();
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn clear_forgets_everything() {
+        let now = Instant::now();
+        let mut m = PendingStepUps::new(TTL);
+        m.insert("k".into(), pending(key_op(), now), now).unwrap();
+        m.clear();
+        assert!(m.take("k", PendingKind::Key, now).is_err());
+    }
+}
