@@ -9,11 +9,36 @@ async function boot(): Promise<void> {
   // `npm run dev` in a plain browser has no core: use the fake one. Production builds drop
   // this branch entirely (import.meta.env.DEV is false), so the mock never ships.
   if (import.meta.env.DEV && !hasCore()) {
-    const { installMockCore } = await import('./lib/ipc/mock');
+    const { defaultGrants, installMockCore, mockGrant } = await import('./lib/ipc/mock');
+    const me = 'Ada Admin';
+    const min = 60_000;
     installMockCore({
       settings: { broker_url: 'https://pawd.example.com', ca_path: '/etc/paw/broker-ca.pem', ca: null },
-      user: { name: 'Ada Admin', roles: ['admin'] },
-      grant: { id: 'g-1', target: 'ssh prod-db-1', role: 'root', remaining_ms: 14 * 60_000 + 32_000 },
+      user: { name: me, roles: ['admin'] },
+      // The status bar shows the active grant below, counting down by the mock broker's clock.
+      grants: (now) => [
+        mockGrant({
+          id: 'gr-ada-3',
+          user: me,
+          target: 'web-2',
+          state: 'active',
+          created_at_ms: now - 46 * min,
+          starts_at_ms: now - 45 * min - 28_000,
+          ends_at_ms: now + 14 * min + 32_000,
+        }),
+        ...defaultGrants(now),
+        mockGrant({
+          id: 'gr-ada-1',
+          user: me,
+          target: 'web-1',
+          state: 'expired',
+          created_at_ms: now - 26 * 60 * min,
+          starts_at_ms: now - 26 * 60 * min,
+          ends_at_ms: now - 25 * 60 * min,
+          ended_at_ms: now - 25 * 60 * min,
+          end_reason: 'expired',
+        }),
+      ],
     });
   }
   const target = document.getElementById('app');

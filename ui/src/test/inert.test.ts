@@ -1,6 +1,7 @@
 import { screen, waitFor } from '@testing-library/svelte';
 import { afterEach, describe, expect, it } from 'vitest';
-import { renderApp } from './helpers';
+import { mockGrant } from '../lib/ipc/mock';
+import { CONFIGURED, renderApp } from './helpers';
 
 // G1 at the UI level: strings from the core (names, roles, targets, messages, certificate
 // subjects) are text. Nothing in them may become markup or run.
@@ -57,6 +58,58 @@ describe('user-supplied text renders inert', () => {
     screen.getByTestId('settings-save').click();
     const error = await screen.findByTestId('settings-error');
     expect(error.textContent).toContain(IMG);
+    assertInert(container);
+  });
+});
+
+describe('elevation text renders inert', () => {
+  const hostile = (now: number) => [
+    mockGrant({
+      id: 'gr-mine',
+      user: 'ada',
+      target: SVG,
+      role: SCRIPT,
+      justification: IMG,
+      ticket: SCRIPT,
+      state: 'active',
+      break_glass: true,
+      starts_at_ms: now,
+      ends_at_ms: now + 600_000,
+      rule: IMG,
+      decisions: [{ approver: IMG, approve: true, comment: SCRIPT, at_ms: now }],
+    }),
+    mockGrant({
+      id: 'gr-theirs',
+      user: IMG,
+      target: SVG,
+      role: SCRIPT,
+      justification: IMG,
+      ticket: SVG,
+      state: 'pending',
+      created_at_ms: now,
+      rule: SCRIPT,
+      decisions: [{ approver: SVG, approve: true, comment: IMG, at_ms: now }],
+    }),
+    mockGrant({ id: 'gr-review', user: SVG, target: IMG, role: SCRIPT, justification: SVG, break_glass: true, state: 'released', reviewers: [IMG] }),
+  ];
+
+  it('on the access page, in the break-glass banner and in toasts', async () => {
+    const { container, core } = renderApp({ settings: CONFIGURED, user: { name: 'ada', roles: [] }, grants: hostile }, '#/access');
+    await waitFor(() => expect(screen.getAllByTestId('grant-row').length).toBeGreaterThan(0));
+    expect(screen.getByTestId('break-glass-banner').textContent).toContain(`${SCRIPT} on ${SVG}`);
+    expect(screen.getAllByTestId('grant-row')[0]?.textContent).toContain(IMG);
+    await waitFor(() => expect(core.calls.some((c) => c.cmd === 'live_events')).toBe(true));
+    core.elevation.emit('break_glass', core.elevation.grant('gr-mine'), IMG);
+    await waitFor(() => expect(screen.getByTestId('live-toast').textContent).toContain(IMG), { timeout: 3000 });
+    assertInert(container);
+  });
+
+  it('on the approvals page', async () => {
+    const { container } = renderApp({ settings: CONFIGURED, user: { name: 'ada', roles: [] }, grants: hostile }, '#/approvals');
+    const item = await screen.findByTestId('inbox-item');
+    expect(item.textContent).toContain(IMG);
+    expect(screen.getByTestId('inbox-rule').textContent).toBe(SCRIPT);
+    expect(screen.getByTestId('review-item').textContent).toContain(SVG);
     assertInert(container);
   });
 });

@@ -11,13 +11,21 @@ import { invoke } from '@tauri-apps/api/core';
 import type {
   ApiError,
   AppStatus,
+  CloseReviewInput,
+  ElevationAction,
   EnrollInput,
+  EntitlementList,
   ErrorCode,
+  GrantList,
+  GrantView,
+  Inbox,
   KeyAction,
   KeyPromptView,
+  LiveFeed,
   LoginInput,
   PinInput,
   RenameKeyInput,
+  RevokeGrantInput,
   SecurityKeyView,
   SessionUser,
   SettingsInput,
@@ -163,7 +171,8 @@ async function keyOperation<T>(run: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Calls `listener(true)` when the first key operation (`login`, `enroll`, `confirmStepUp`)
+ * Calls `listener(true)` when the first key operation (`login`, `enroll`, `confirmStepUp`,
+ * `confirmElevation`)
  * starts and `listener(false)` when the last one ends; at once with `true` if one is already
  * running. Returns the unsubscribe function.
  */
@@ -226,8 +235,66 @@ export function confirmStepUp(id: string): Promise<SecurityKeyView[]> {
   return keyOperation(() => call<SecurityKeyView[]>('confirm_step_up', { id }));
 }
 
+/** Cancels a prepared step-up, key management or elevation alike (best effort in the core). */
 export async function cancelStepUp(id: string): Promise<void> {
   await call<null>('cancel_step_up', { id });
+}
+
+/*
+ * Just-in-time elevation. The broker decides and keeps the clock: `GrantList.now_ms` and
+ * `Inbox.now_ms` are its time at answer, for countdowns that the workstation clock cannot
+ * stretch. Requests, decisions and break-glass go through a step-up like key management:
+ * `prepareElevation` (the core words the action) → the user approves → `confirmElevation`.
+ */
+
+/** The entitlements the signed-in user may request. */
+export function listEntitlements(): Promise<EntitlementList> {
+  return call<EntitlementList>('list_entitlements');
+}
+
+/** The signed-in user's requests and grants, newest first, with the broker's time. */
+export function listGrants(): Promise<GrantList> {
+  return call<GrantList>('list_grants');
+}
+
+/** Requests the caller may decide, and break-glass uses awaiting the caller's review. */
+export function approvalsInbox(): Promise<Inbox> {
+  return call<Inbox>('approvals_inbox');
+}
+
+/** Asks the broker for a step-up challenge for an elevation `action`; nothing is signed yet. */
+export function prepareElevation(action: ElevationAction): Promise<StepUpPrompt> {
+  return call<StepUpPrompt>('prepare_elevation', { action });
+}
+
+/** Signs the prepared elevation on the security key; the broker answers with the grant as stored. */
+export function confirmElevation(id: string): Promise<GrantView> {
+  return keyOperation(() => call<GrantView>('confirm_elevation', { id }));
+}
+
+/** Withdraws one of the caller's own requests before it was used. */
+export function cancelRequest(id: string): Promise<GrantView> {
+  return call<GrantView>('cancel_request', { id });
+}
+
+/** Ends one of the caller's own active grants early. */
+export function releaseGrant(id: string): Promise<GrantView> {
+  return call<GrantView>('release_grant', { id });
+}
+
+/** Ends someone's grant (administrators), with a reason for the audit trail. */
+export function revokeGrant(input: RevokeGrantInput): Promise<GrantView> {
+  return call<GrantView>('revoke_grant', { input });
+}
+
+/** The caller's review of someone else's break-glass use; two make it closed. */
+export function closeReview(input: CloseReviewInput): Promise<GrantView> {
+  return call<GrantView>('close_review', { input });
+}
+
+/** Live updates received since `since` (the `seq` of the previous answer; 0 at first). */
+export function liveEvents(since: number): Promise<LiveFeed> {
+  return call<LiveFeed>('live_events', { since });
 }
 
 /** True inside the desktop shell (the core injected its IPC bridge). */

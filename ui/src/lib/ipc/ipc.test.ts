@@ -1,20 +1,30 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   appStatus,
+  approvalsInbox,
   cancelKeyPrompt,
+  cancelRequest,
   cancelStepUp,
+  closeReview,
+  confirmElevation,
   confirmStepUp,
   enroll,
   ERROR_CODES,
   getSettings,
   keyPrompt,
+  listEntitlements,
+  listGrants,
   listKeys,
+  liveEvents,
   login,
   logout,
   onKeyOperation,
   openExternal,
+  prepareElevation,
   prepareStepUp,
+  releaseGrant,
   renameKey,
+  revokeGrant,
   saveSettings,
   submitPin,
   toApiError,
@@ -158,6 +168,108 @@ describe('typed commands over the mock core', () => {
     });
     await expect(login({ user: 'ada' })).resolves.toMatchObject({ name: 'ada' });
     unsubscribe();
+  });
+
+  it('sends the exact names and argument keys of the elevation commands', async () => {
+    const core = installMockCore({ user: { name: 'ada', roles: ['admin'] }, grants: () => [] });
+    const { entitlements } = await listEntitlements();
+    expect(entitlements.map((e) => e.id)).toEqual(['web-deploy', 'db-prod-dba', 'app-prod-root']);
+    expect(entitlements[0]).not.toHaveProperty('approvals_required'); // the mock's own bookkeeping stays inside
+    const request = {
+      op: 'request',
+      entitlement: 'web-deploy',
+      target: 'web-1',
+      role: 'deploy',
+      duration_secs: 600,
+      justification: 'restart the worker',
+      ticket: null,
+      start_at_ms: null,
+    } as const;
+    const prompt = await prepareElevation(request);
+    expect(prompt.purpose).toBe('request');
+    const active = await confirmElevation(prompt.id);
+    expect(active.state).toBe('active');
+    const list = await listGrants();
+    expect(list.grants.map((g) => g.id)).toEqual([active.id]);
+    expect(typeof list.now_ms).toBe('number');
+    const released = await releaseGrant(active.id);
+    expect(released.state).toBe('released');
+    const pending = await confirmElevation(
+      (await prepareElevation({ ...request, entitlement: 'app-prod-root', target: 'app-prod-1', role: 'root' })).id,
+    );
+    expect(pending.state).toBe('pending');
+    await cancelRequest(pending.id);
+    const other = core.elevation.requestAs('bob', { entitlement: 'app-prod-root', target: 'app-prod-2', role: 'root' });
+    const inbox = await approvalsInbox();
+    expect(inbox.requests.map((i) => i.request.id)).toEqual([other.id]);
+    const decide = await prepareElevation({ op: 'decide', request_id: other.id, approve: true, comment: '' });
+    expect(decide.purpose).toBe('approve');
+    await cancelStepUp(decide.id);
+    const glass = await prepareElevation({
+      op: 'break_glass',
+      entitlement: 'db-prod-dba',
+      target: 'db-prod-1',
+      role: 'dba',
+      duration_secs: 600,
+      justification: 'disk full on primary',
+    });
+    expect(glass.purpose).toBe('break_glass');
+    const bg = await confirmElevation(glass.id);
+    await revokeGrant({ id: bg.id, reason: 'done' });
+    const review = core.elevation.requestAs('carol', { break_glass: true, state: 'released' });
+    await closeReview({ id: review.id, comment: 'justified' });
+    const feed = await liveEvents(0);
+    expect(feed.connected).toBe(true);
+    expect(feed.seq).toBe(feed.events.length);
+    const sent = core.calls.map((c) => [c.cmd, c.args]);
+    expect(sent).toEqual([
+      ['list_entitlements', {}],
+      ['prepare_elevation', { action: request }],
+      ['confirm_elevation', { id: prompt.id }],
+      ['list_grants', {}],
+      ['release_grant', { id: active.id }],
+      ['prepare_elevation', { action: { ...request, entitlement: 'app-prod-root', target: 'app-prod-1', role: 'root' } }],
+      ['confirm_elevation', { id: expect.any(String) }],
+      ['cancel_request', { id: pending.id }],
+      ['approvals_inbox', {}],
+      ['prepare_elevation', { action: { op: 'decide', request_id: other.id, approve: true, comment: '' } }],
+      ['cancel_step_up', { id: decide.id }],
+      ['prepare_elevation', { action: expect.objectContaining({ op: 'break_glass' }) }],
+      ['confirm_elevation', { id: glass.id }],
+      ['revoke_grant', { input: { id: bg.id, reason: 'done' } }],
+      ['close_review', { input: { id: review.id, comment: 'justified' } }],
+      ['live_events', { since: 0 }],
+    ]);
+  });
+
+  it('counts confirmElevation as a key operation', async () => {
+    installMockCore({ user: { name: 'ada', roles: [] }, pin: '1234' });
+    const prompt = await prepareElevation({
+      op: 'request',
+      entitlement: 'web-deploy',
+      target: 'web-1',
+      role: 'deploy',
+      duration_secs: 600,
+      justification: 'restart the worker',
+      ticket: null,
+      start_at_ms: null,
+    });
+    const seen: boolean[] = [];
+    const unsubscribe = onKeyOperation((running) => seen.push(running));
+    const confirming = confirmElevation(prompt.id);
+    expect(seen).toEqual([true]);
+    expect(await keyPrompt()).toEqual({ kind: 'pin', retries: 8, wrong: false });
+    await submitPin('1234');
+    await expect(confirming).resolves.toMatchObject({ state: 'active' });
+    expect(seen).toEqual([true, false]);
+    unsubscribe();
+  });
+
+  it('rejects elevation commands with unauthenticated when nobody is signed in', async () => {
+    installMockCore();
+    await expect(listGrants()).rejects.toMatchObject({ code: 'unauthenticated' });
+    await expect(approvalsInbox()).rejects.toMatchObject({ code: 'unauthenticated' });
+    await expect(liveEvents(0)).rejects.toMatchObject({ code: 'unauthenticated' });
   });
 
   it('rejects key commands with unauthenticated when nobody is signed in', async () => {

@@ -21,8 +21,11 @@ import type {
   StepUpPrompt,
 } from './bindings';
 import type { StepUpAction } from './index';
+import { ElevationModel, fakeHash, type ElevationOptions } from './mock-elevation';
 
-export interface MockOptions {
+export { defaultGrants, mockGrant, MOCK_ENTITLEMENTS, type MockEntitlement } from './mock-elevation';
+
+export interface MockOptions extends ElevationOptions {
   /** Broker state to report once a broker URL is configured. Default `connected`. */
   brokerState?: Exclude<BrokerState, 'unconfigured'>;
   settings?: Partial<SettingsView>;
@@ -54,8 +57,12 @@ export interface MockCore {
   /**
    * The active grant as of the moment it is assigned. Like the broker, the mock keeps its own
    * clock: `app_status` reports `remaining_ms` minus the time elapsed since (performance.now()).
+   * When neither `MockOptions.grant` nor this was set, `app_status` reports the user's active
+   * grant from `elevation` that ends first.
    */
   grant: GrantSummary | null;
+  /** The broker side of elevation: entitlements, grants, its clock and the live feed. */
+  readonly elevation: ElevationModel;
   build: BuildInfo;
   /** When set, `app_status` rejects with this value (any shape, to test normalisation). */
   statusFailure: unknown;
@@ -64,7 +71,10 @@ export interface MockCore {
   keys: SecurityKeyView[];
   invites: Record<string, string>;
   users: string[];
-  /** When set, the next `login` / `enroll` / `prepare_step_up` / `confirm_step_up` rejects with it. */
+  /**
+   * When set, the next `login` / `enroll` / `prepare_step_up` / `confirm_step_up` rejects with it;
+   * `prepareFailure` and `confirmFailure` also serve `prepare_elevation` / `confirm_elevation`.
+   */
   loginFailure: unknown;
   enrollFailure: unknown;
   prepareFailure: unknown;
@@ -147,7 +157,7 @@ export const MOCK_KEYS: readonly SecurityKeyView[] = [
 ];
 
 /** Commands that use the security key: they may ask for its PIN and a touch. */
-const KEY_COMMANDS: ReadonlySet<string> = new Set(['login', 'enroll', 'confirm_step_up']);
+const KEY_COMMANDS: ReadonlySet<string> = new Set(['login', 'enroll', 'confirm_step_up', 'confirm_elevation']);
 /** Commands the core answers locally and at once (no broker, no key): never delayed. */
 const PROMPT_COMMANDS: ReadonlySet<string> = new Set(['key_prompt', 'submit_pin', 'cancel_key_prompt']);
 const PIN_RETRIES = 8;
@@ -172,19 +182,10 @@ function stringField(value: unknown, key: string): string | null {
   return typeof field === 'string' ? field : null;
 }
 
-function fakeHash(text: string): string {
-  let h = 2166136261;
-  for (const ch of text) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
-  let out = '';
-  for (let i = 0; i < 8; i++) {
-    h = Math.imul(h ^ (h >>> 15), 2246822519) >>> 0;
-    out += h.toString(16).padStart(8, '0');
-  }
-  return out;
-}
-
 export function installMockCore(options: MockOptions = {}): MockCore {
   let grant: GrantSummary | null = options.grant ?? null;
+  /** Whether `grant` was given; if not, the status shows the elevation model's active grant. */
+  let grantGiven = options.grant !== undefined;
   let grantSetAt = performance.now();
   let prompt: KeyPromptView = IDLE;
   /** Set while a key operation waits for the PIN. */
@@ -198,8 +199,14 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     },
     set grant(value: GrantSummary | null) {
       grant = value;
+      grantGiven = true;
       grantSetAt = performance.now();
     },
+    elevation: new ElevationModel(
+      () => core.user?.name ?? null,
+      () => core.user?.roles.includes('admin') === true,
+      options,
+    ),
     build: options.build ?? { version: '0.1.0', debug: true, virtual_key: false },
     keys: structuredClone(options.keys ?? [...MOCK_KEYS]),
     invites: { ...(options.invites ?? { 'PAW-INVITE-1': 'ada' }) },
@@ -242,8 +249,11 @@ export function installMockCore(options: MockOptions = {}): MockCore {
         error: errors[state] ?? null,
       },
       user: core.user,
-      grant:
-        grant === null
+      grant: !grantGiven
+        ? core.user === null
+          ? null
+          : core.elevation.summary()
+        : grant === null
           ? null
           : { ...grant, remaining_ms: Math.max(0, Math.round(grant.remaining_ms - (performance.now() - grantSetAt))) },
       build: core.build,
@@ -327,6 +337,18 @@ export function installMockCore(options: MockOptions = {}): MockCore {
   };
 
   const handle = (cmd: string, args: unknown): unknown => {
+    if (cmd === 'prepare_elevation') {
+      requireUser();
+      takeFailure('prepareFailure');
+    } else if (cmd === 'confirm_elevation') {
+      requireUser();
+      takeFailure('confirmFailure');
+    }
+    const elevation = core.elevation.handle(cmd, args, () => {
+      requireUser();
+      return core.user?.name ?? '';
+    });
+    if (elevation !== undefined) return elevation;
     switch (cmd) {
       case 'key_prompt':
         if (core.promptFailure !== undefined) throw core.promptFailure;
@@ -376,6 +398,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
       case 'logout':
         core.user = null;
         core.pending.clear();
+        core.elevation.pending.clear();
         return null;
       case 'list_keys':
         requireUser();
@@ -442,7 +465,10 @@ export function installMockCore(options: MockOptions = {}): MockCore {
       }
       case 'cancel_step_up': {
         const id = arg(args, 'id');
-        if (typeof id === 'string') core.pending.delete(id);
+        if (typeof id === 'string') {
+          core.pending.delete(id);
+          core.elevation.pending.delete(id);
+        }
         return null;
       }
       case 'app_status':

@@ -1,10 +1,14 @@
 import {
   cancelStepUp,
+  confirmElevation,
   confirmStepUp,
+  prepareElevation,
   prepareStepUp,
   type ApiError,
-  type StepUpAction,
+  type ElevationAction,
+  type GrantView,
   type SecurityKeyView,
+  type StepUpAction,
   type StepUpPrompt,
 } from '../ipc';
 
@@ -20,24 +24,36 @@ const TERMINAL: ReadonlySet<ApiError['code']> = new Set([
   'conflict',
 ]);
 
+/**
+ * For an elevation the signed action is fixed: when the policy refuses it (`forbidden`) or a
+ * rule is broken (`bad_request`), signing the same thing again cannot succeed either.
+ */
+const TERMINAL_ELEVATION: ReadonlySet<ApiError['code']> = new Set([...TERMINAL, 'forbidden', 'bad_request']);
+
 export type StepUpPhase = 'ready' | 'confirming';
+
+/** What the open step-up is for: the security keys page, or an elevation (request, decision, break-glass). */
+export type StepUpKind = 'key' | 'elevation';
 
 interface Open {
   prompt: StepUpPrompt;
-  resolve: (keys: SecurityKeyView[] | null) => void;
-  /** `performance.now()` when the prompt arrived. */
-  receivedAt: number;
+  /** Signs `prompt` on the key and performs the action; resolves with what the caller gets. */
+  confirm: (id: string) => Promise<unknown>;
+  resolve: (result: unknown) => void;
 }
 
 /**
- * One step-up at a time: `request(action)` prepares it in the core, shows the modal and
- * settles when the user approved (the updated key list) or cancelled (`null`). A failure to
- * prepare rejects with the `ApiError`, for the caller to show next to what was clicked.
+ * One step-up at a time, for every purpose: `request(keyAction)` (security keys) and
+ * `elevate(elevationAction)` (access requests, approvals, break-glass) prepare it in the core,
+ * show the one step-up modal and settle when the user approved (the core's answer: the
+ * updated key list, or the grant as stored) or cancelled (`null`). A failure to prepare
+ * rejects with the `ApiError`, for the caller to show next to what was clicked.
  *
  * The countdown uses `performance.now()` (monotonic), like the grant countdown.
  */
 export class StepUpStore {
   prompt = $state.raw<StepUpPrompt | null>(null);
+  kind = $state<StepUpKind>('key');
   phase = $state<StepUpPhase>('ready');
   error = $state.raw<ApiError | null>(null);
   private now = $state(0);
@@ -53,20 +69,38 @@ export class StepUpStore {
   });
   expired = $derived(this.prompt !== null && this.remainingMs <= 0);
   /** The prompt can no longer be approved (expired, or the core said it is spent). */
-  dead = $derived(this.expired || (this.error !== null && TERMINAL.has(this.error.code)));
+  dead = $derived(
+    this.expired ||
+      (this.error !== null && (this.kind === 'elevation' ? TERMINAL_ELEVATION : TERMINAL).has(this.error.code)),
+  );
 
-  async request(action: StepUpAction): Promise<SecurityKeyView[] | null> {
+  /** A key-management step-up; settles with the updated key list, or `null` when cancelled. */
+  request(action: StepUpAction): Promise<SecurityKeyView[] | null> {
+    return this.run('key', () => prepareStepUp(action), confirmStepUp);
+  }
+
+  /** An elevation step-up; settles with the grant as the broker stored it, or `null` when cancelled. */
+  elevate(action: ElevationAction): Promise<GrantView | null> {
+    return this.run('elevation', () => prepareElevation(action), confirmElevation);
+  }
+
+  private async run<T>(
+    kind: StepUpKind,
+    prepare: () => Promise<StepUpPrompt>,
+    confirm: (id: string) => Promise<T>,
+  ): Promise<T | null> {
     if (this.open !== null) this.settle(null, true);
     const active = document.activeElement;
     this.returnFocus = active instanceof HTMLElement && active !== document.body ? active : null;
-    const prompt = await prepareStepUp(action); // rejects with ApiError
-    return new Promise((resolve) => {
+    const prompt = await prepare(); // rejects with ApiError
+    return new Promise<T | null>((resolve) => {
       const at = performance.now();
-      this.open = { prompt, resolve, receivedAt: at };
+      this.open = { prompt, confirm, resolve: resolve as (result: unknown) => void };
       this.receivedAt = at;
       this.now = at;
       this.error = null;
       this.phase = 'ready';
+      this.kind = kind;
       this.prompt = prompt;
       clearInterval(this.timer);
       this.timer = setInterval(() => {
@@ -83,9 +117,9 @@ export class StepUpStore {
     this.phase = 'confirming';
     this.error = null;
     try {
-      const keys = await confirmStepUp(open.prompt.id);
+      const result = await open.confirm(open.prompt.id);
       if (this.open !== open) return;
-      this.settle(keys, false);
+      this.settle(result, false);
     } catch (reason) {
       if (this.open !== open) return;
       this.error = reason as ApiError;
@@ -104,7 +138,7 @@ export class StepUpStore {
     clearInterval(this.timer);
   }
 
-  private settle(keys: SecurityKeyView[] | null, cancel: boolean): void {
+  private settle(result: unknown, cancel: boolean): void {
     const open = this.open;
     if (open === null) return;
     this.open = null;
@@ -114,6 +148,6 @@ export class StepUpStore {
     this.error = null;
     this.phase = 'ready';
     if (cancel) void cancelStepUp(open.prompt.id).catch(() => undefined);
-    open.resolve(keys);
+    open.resolve(result);
   }
 }

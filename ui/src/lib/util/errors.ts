@@ -62,3 +62,25 @@ export function pinErrorText(error: ApiError): string {
   if (error.code === 'bad_request') return 'The PIN was not taken. Check it and try again.';
   return authErrorText(error);
 }
+
+/**
+ * What to tell the user for an error from the elevation commands (requests, decisions,
+ * break-glass, release, reviews). Branches on `code` only; for `bad_request` the core's
+ * message names the rule that was broken, so callers show it prominently as detail.
+ */
+export function elevationErrorText(error: ApiError): string {
+  switch (error.code) {
+    case 'forbidden':
+      return 'The access policy does not allow this.';
+    case 'bad_request':
+      return 'The broker refused this because a rule is not met:';
+    case 'conflict':
+      return 'This request or grant has changed in the meantime. Check its current state.';
+    case 'not_found':
+      return 'That entitlement, request or grant no longer exists.';
+    case 'challenge_invalid':
+      return 'This confirmation is no longer valid. Start again.';
+    default:
+      return authErrorText(error);
+  }
+}

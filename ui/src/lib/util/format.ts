@@ -57,3 +57,45 @@ export function formatDateMs(ms: number): string {
   if (Number.isNaN(date.getTime())) return '—';
   return date.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 }
+
+/** 5400 → "1 h 30 min"; 90 → "1 min 30 s" (the broker's own words for durations). */
+export function formatDuration(secs: number): string {
+  const total = Math.max(0, Math.round(secs));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const parts: string[] = [];
+  if (h > 0) parts.push(`${h} h`);
+  if (m > 0) parts.push(`${m} min`);
+  if (s > 0 || parts.length === 0) parts.push(`${s} s`);
+  return parts.join(' ');
+}
+
+/**
+ * A moment (ms since the epoch, by the broker's clock) in local words: the time alone when it
+ * falls on the same day as `todayMs`, else the date and the time.
+ */
+export function formatMomentMs(ms: number, todayMs: number | null = null): string {
+  const date = new Date(ms);
+  if (Number.isNaN(date.getTime())) return '—';
+  const time = date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  if (todayMs !== null && new Date(todayMs).toDateString() === date.toDateString()) return time;
+  const day = date.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+  return `${day}, ${time}`;
+}
+
+/** "3 min ago", "2 h ago", "4 days ago" from two broker times. */
+export function formatAgo(ms: number, nowMs: number): string {
+  const secs = Math.max(0, Math.round((nowMs - ms) / 1000));
+  if (secs < 60) return 'just now';
+  const mins = Math.floor(secs / 60);
+  if (mins < 60) return `${mins} min ago`;
+  const hours = Math.floor(mins / 60);
+  if (hours < 48) return `${hours} h ago`;
+  return `${Math.floor(hours / 24)} days ago`;
+}
+
+/** "1 approval" / "2 approvals". */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
