@@ -38,6 +38,36 @@ fn real_main() -> Result<()> {
 }
 
 /// Builds everything once and starts a local broker and the app against it.
+/// The demo broker's elevation policy: `admin` may take root on the web servers at once, and
+/// the databases with one approval from `approver` (or by break-glass).
+const DEMO_POLICY: &str = r#"
+[groups]
+ops = ["admin"]
+approvers = ["approver"]
+
+[[entitlement]]
+id = "web-root"
+description = "Root on the web servers"
+target_kind = "ssh"
+target = "web-*"
+role = "root"
+max_duration_secs = 3600
+requesters = ["ops"]
+approval = "auto"
+
+[[entitlement]]
+id = "prod-db"
+description = "Administer the production databases"
+target_kind = "postgres"
+target = "db-*"
+role = "dba"
+max_duration_secs = 7200
+requesters = ["ops"]
+approval = { required = 1, groups = ["approvers"] }
+ticket = "INC-*"
+break_glass = { max_duration_secs = 900 }
+"#;
+
 fn run() -> Result<()> {
     setup::ensure(setup::Purpose::Run)?;
     util::npm(&["run", "build"]).status_ok()?;
@@ -67,6 +97,10 @@ fn run() -> Result<()> {
             .arg(&broker_dir)
             .args(["--listen", "127.0.0.1:8443"])
             .status_ok()?;
+        // A small elevation policy so every screen has something real to show.
+        let mut text = std::fs::read_to_string(&config)?;
+        text.push_str(DEMO_POLICY);
+        std::fs::write(&config, text)?;
         let out = util::cmd(&pawd)
             .args(["invite", "--config"])
             .arg(&config)
@@ -100,7 +134,8 @@ fn run() -> Result<()> {
         println!("first start: enroll as `admin` with invite code {code} (single use, 24 h)");
     }
     println!(
-        "new invite codes: target/debug/pawd invite --config {} NAME --role admin",
+        "new invite codes (an `approver` can decide admin's database requests): \
+         target/debug/pawd invite --config {} NAME --role admin",
         config.display()
     );
     let app = util::cmd(root.join("target/debug/paw"))

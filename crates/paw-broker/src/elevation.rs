@@ -65,6 +65,8 @@ pub struct GrantRow {
     pub ticket: Option<String>,
     pub start_at: Option<i64>,
     pub break_glass: bool,
+    /// The security key (base64url credential id) whose step-up asked for it (case A16).
+    pub credential_id: String,
     pub state: String,
     pub created_at: i64,
     pub starts_at: Option<i64>,
@@ -84,8 +86,8 @@ struct DecisionRow {
 }
 
 const GRANT_COLUMNS: &str = "id, user_id, user_name, person, entitlement, target_kind, target, \
-    role, duration_secs, justification, ticket, start_at, break_glass, state, created_at, \
-    starts_at, ends_at, ended_at, end_reason, warned";
+    role, duration_secs, justification, ticket, start_at, break_glass, credential_id, state, \
+    created_at, starts_at, ends_at, ended_at, end_reason, warned";
 
 fn parse_state(s: &str) -> Result<GrantState> {
     GrantState::ALL
@@ -239,7 +241,7 @@ pub async fn request(
             "start time must be within the next 30 days",
         ));
     }
-    let row = new_row(auth, &policy, action, &e, now, false)?;
+    let row = new_row(auth, &policy, action, &e, now, proof.credential_id())?;
     let auto = matches!(plan.next, NextStep::AutoApprove);
     let id = row.id.clone();
     let mut tx = state.db.begin().await?;
@@ -321,7 +323,7 @@ pub async fn break_glass(
     let policy = state.policy.get();
     let (_plan, e) = check_action(&policy, auth, action)?;
     let now = state.clock.now_ms();
-    let row = new_row(auth, &policy, action, &e, now, true)?;
+    let row = new_row(auth, &policy, action, &e, now, proof.credential_id())?;
     let id = row.id.clone();
     let mut tx = state.db.begin().await?;
     audit::lock(&mut tx).await?;
@@ -387,8 +389,9 @@ fn new_row(
     action: &Action,
     e: &Entitlement,
     now: i64,
-    break_glass: bool,
+    credential_id: &str,
 ) -> Result<GrantRow> {
+    let break_glass = matches!(action, Action::BreakGlass { .. });
     let (target, role, duration, justification, ticket, start_at) = match action {
         Action::Request {
             target,
@@ -429,6 +432,7 @@ fn new_row(
         ticket,
         start_at,
         break_glass,
+        credential_id: credential_id.to_owned(),
         state: GrantState::Pending.as_str().to_owned(),
         created_at: now,
         starts_at: None,
@@ -484,8 +488,8 @@ async fn insert_grant(tx: &mut Tx, r: &GrantRow) -> Result<()> {
     with_tx!(tx, t => {
         sqlx::query(
             "INSERT INTO grants (id, user_id, user_name, person, entitlement, target_kind, target, \
-             role, duration_secs, justification, ticket, start_at, break_glass, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             role, duration_secs, justification, ticket, start_at, break_glass, credential_id, state, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&r.id)
         .bind(&r.user_id)
@@ -500,6 +504,7 @@ async fn insert_grant(tx: &mut Tx, r: &GrantRow) -> Result<()> {
         .bind(&r.ticket)
         .bind(r.start_at)
         .bind(r.break_glass)
+        .bind(&r.credential_id)
         .bind(&r.state)
         .bind(r.created_at)
         .execute(&mut **t)
@@ -1233,6 +1238,52 @@ async fn advance(state: &AppState, policy: &Policy, row: GrantRow, now: i64) -> 
     Ok(changed)
 }
 
+/// Ends every open request or grant of `user_id` that the security key `credential_id` asked
+/// for (case A16: revoking a key revokes what it activated). Runs in the caller's transaction,
+/// which holds the audit lock. Returns the grant ids.
+pub async fn void_activated_by(
+    tx: &mut Tx,
+    user_id: &str,
+    credential_id: &str,
+    now: i64,
+    why: &str,
+) -> Result<Vec<String>> {
+    let q = format!(
+        "SELECT {GRANT_COLUMNS} FROM grants WHERE user_id = $1 AND credential_id = $2 \
+         AND state IN ('pending', 'approved', 'active')"
+    );
+    let open: Vec<GrantRow> = with_tx!(tx, t => {
+        sqlx::query_as(&q).bind(user_id).bind(credential_id).fetch_all(&mut **t).await?
+    });
+    end_all(tx, &open, now, why).await
+}
+
+/// Cancels pending requests and revokes approved or active grants among `rows` (skipping any
+/// the clock has already expired), ending their session tickets.
+async fn end_all(tx: &mut Tx, rows: &[GrantRow], now: i64, why: &str) -> Result<Vec<String>> {
+    let mut ended = Vec::new();
+    for row in rows {
+        let mut r = row.clone();
+        let current = effective(&r, now)?;
+        if current == GrantState::Expired {
+            continue;
+        }
+        if current == GrantState::Active && r.state == GrantState::Approved.as_str() {
+            sync_active(tx, &r).await?;
+            r.state = GrantState::Active.as_str().to_owned();
+        }
+        let event = if current == GrantState::Pending {
+            GrantEvent::Cancel
+        } else {
+            GrantEvent::Revoke
+        };
+        move_state(tx, &r, event, None, Some((now, why))).await?;
+        end_tickets(tx, &r.id, now).await?;
+        ended.push(r.id);
+    }
+    Ok(ended)
+}
+
 /// Disables a user (case B12): their sessions and tokens end, pending requests are cancelled
 /// and approved or active grants revoked, in one audited transaction.
 pub async fn disable_user(state: &AppState, actor: &str, user_name: &str) -> Result<usize> {
@@ -1246,7 +1297,8 @@ pub async fn disable_user(state: &AppState, actor: &str, user_name: &str) -> Res
         "SELECT {GRANT_COLUMNS} FROM grants WHERE user_id = $1 AND state IN ('pending', 'approved', 'active')"
     );
     let open: Vec<GrantRow> = with_tx!(&mut tx, t => {
-        sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL")
+        // Locked too, so every lock check (login, step-up, tokens) refuses them from now on.
+        sqlx::query("UPDATE users SET disabled_at = $1, locked = TRUE WHERE id = $2 AND disabled_at IS NULL")
             .bind(now).bind(&user.id).execute(&mut **t).await?;
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
             .bind(now).bind(&user.id).execute(&mut **t).await?;

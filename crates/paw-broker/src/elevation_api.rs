@@ -24,6 +24,9 @@ use crate::tokens::AuthContext;
 
 type ApiResult<T> = Result<Json<T>, ApiFailure>;
 
+/// How often a live event stream re-checks its session.
+const SESSION_CHECK: Duration = Duration::from_secs(5);
+
 /// Authenticates, then verifies the body's step-up for purpose `K` by the caller.
 async fn signed<K: Kind>(
     state: &AppState,
@@ -54,7 +57,9 @@ pub async fn entitlements(
     req: Signed,
 ) -> ApiResult<EntitlementList> {
     req.no_body()?;
-    let auth = req.auth(&state).await?;
+    // Reading is not activity: pages that refresh themselves must not keep an idle session
+    // alive (case A15).
+    let auth = req.probe(&state).await?;
     Ok(Json(elevation::entitlements(&state, &auth)))
 }
 
@@ -66,7 +71,7 @@ pub async fn entitlements(
     ))]
 pub async fn grants(State(state): State<AppState>, req: Signed) -> ApiResult<GrantList> {
     req.no_body()?;
-    let auth = req.auth(&state).await?;
+    let auth = req.probe(&state).await?;
     Ok(Json(elevation::mine(&state, &auth).await?))
 }
 
@@ -133,7 +138,7 @@ pub async fn decide(
     ))]
 pub async fn approvals(State(state): State<AppState>, req: Signed) -> ApiResult<Inbox> {
     req.no_body()?;
-    let auth = req.auth(&state).await?;
+    let auth = req.probe(&state).await?;
     Ok(Json(elevation::inbox(&state, &auth).await?))
 }
 
@@ -263,25 +268,44 @@ pub async fn events(
     req: Signed,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiFailure> {
     req.no_body()?;
-    let auth = req.auth(&state).await?;
+    let auth = req.probe(&state).await?;
     let policy = state.policy.clone();
     let rx = state.notifier.subscribe();
-    let stream = BroadcastStream::new(rx).filter_map(move |n| {
-        let out = match n {
-            Ok(n)
-                if n.audience
-                    .includes(&policy.get(), &auth.user_name, &auth.roles) =>
-            {
-                serde_json::to_string(&n.event)
-                    .ok()
-                    .map(|data| Ok(Event::default().event(n.event.kind.clone()).data(data)))
+    // The stream authenticated once; it ends when its session does (revoked, idle, past 12 h,
+    // user locked or disabled), checked every few seconds.
+    let ended = {
+        let state = state.clone();
+        let session = auth.session_id.clone();
+        async move {
+            loop {
+                tokio::time::sleep(SESSION_CHECK).await;
+                if !crate::tokens::session_alive(&state, &session)
+                    .await
+                    .unwrap_or(false)
+                {
+                    break;
+                }
             }
-            // A subscriber that fell behind is told to reload rather than silently miss events.
-            Err(_) => Some(Ok(Event::default().event("resync").data("{}"))),
-            Ok(_) => None,
-        };
-        std::future::ready(out)
-    });
+        }
+    };
+    let stream = BroadcastStream::new(rx)
+        .filter_map(move |n| {
+            let out = match n {
+                Ok(n)
+                    if n.audience
+                        .includes(&policy.get(), &auth.user_name, &auth.roles) =>
+                {
+                    serde_json::to_string(&n.event)
+                        .ok()
+                        .map(|data| Ok(Event::default().event(n.event.kind.clone()).data(data)))
+                }
+                // A subscriber that fell behind is told to reload rather than silently miss events.
+                Err(_) => Some(Ok(Event::default().event("resync").data("{}"))),
+                Ok(_) => None,
+            };
+            std::future::ready(out)
+        })
+        .take_until(ended);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 

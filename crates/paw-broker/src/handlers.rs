@@ -100,7 +100,7 @@ impl Signed {
     }
 
     /// Authenticated, but not user activity: the app's background status poll.
-    async fn probe(&self, state: &AppState) -> Result<AuthContext, ApiFailure> {
+    pub(crate) async fn probe(&self, state: &AppState) -> Result<AuthContext, ApiFailure> {
         Ok(tokens::authenticate_as(state, &self.0, tokens::Activity::Probe).await?)
     }
 }

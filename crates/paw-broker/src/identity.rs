@@ -392,6 +392,14 @@ pub async fn unlock(db: &Db, user_name: &str, key: Option<&str>) -> Result<Unloc
     let user = user_by_name(db, user_name)
         .await?
         .ok_or_else(|| refuse(ErrorCode::NotFound, "no such user"))?;
+    let disabled: Option<i64> = with_pool!(db, pool => sqlx::query_scalar(
+        "SELECT disabled_at FROM users WHERE id = $1").bind(&user.id).fetch_one(pool).await?);
+    if disabled.is_some() {
+        return Err(refuse(
+            ErrorCode::Conflict,
+            "the user is disabled; unlocking does not re-enable them",
+        ));
+    }
     let account_unlocked = user.locked || user.failed_attempts > 0;
     let key_unlocked = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;

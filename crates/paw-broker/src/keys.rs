@@ -66,13 +66,40 @@ pub async fn revoke(state: &AppState, proof: &StepUp<kind::KeyManagement>, id: &
         return Err(stepup::wrong_action());
     }
     let now = state.clock.now_ms();
-    let n = with_pool!(&state.db, pool => sqlx::query(
-        "UPDATE credentials SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
-        .bind(now).bind(id).bind(&proof.user().id).execute(pool).await?.rows_affected());
-    if n == 0 {
+    let user = proof.user();
+    // One audited transaction: the key stops working and everything it asked for ends with it
+    // (case A16), or nothing changes.
+    let mut tx = state.db.begin().await?;
+    crate::audit::lock(&mut tx).await?;
+    let cred: Option<String> = crate::with_tx!(&mut tx, t => sqlx::query_scalar(
+        "UPDATE credentials SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL \
+         RETURNING cred_id")
+        .bind(now).bind(id).bind(&user.id).fetch_optional(&mut **t).await?);
+    let Some(cred) = cred else {
         return Err(refuse(ErrorCode::NotFound, "no such active security key"));
-    }
-    tracing::warn!(user = %proof.user().name, key_id = %id, "security key revoked");
+    };
+    let voided = crate::elevation::void_activated_by(
+        &mut tx,
+        &user.id,
+        &cred,
+        now,
+        "the security key that asked for it was revoked",
+    )
+    .await?;
+    crate::audit::append(
+        &mut tx,
+        now,
+        crate::audit::Entry::new(
+            &user.name,
+            "security_key_revoked",
+            id,
+            paw_audit::Outcome::Success,
+            serde_json::json!({ "grants_revoked": voided }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::warn!(user = %user.name, key_id = %id, grants = voided.len(), "security key revoked");
     Ok(())
 }
 

@@ -142,6 +142,24 @@ async fn check_session_alive(state: &AppState, s: &SessionRow, now: i64) -> Resu
     Ok(())
 }
 
+/// Whether a session can still be used and its user is neither locked nor disabled: checked
+/// again and again by long-lived responses (the event stream), which authenticate only once.
+pub async fn session_alive(state: &AppState, session_id: &str) -> Result<bool> {
+    let now = state.clock.now_ms();
+    let row = with_pool!(&state.db, pool => sqlx::query_as::<_, SessionRow>(
+        "SELECT s.id, s.user_id, s.device_key, s.created_at, s.last_seen_at, s.revoked_at, \
+         CAST(NULL AS BIGINT) AS token_expires_at, CAST(NULL AS BIGINT) AS token_used_at \
+         FROM sessions s WHERE s.id = $1")
+        .bind(session_id).fetch_optional(pool).await?);
+    let Some(row) = row else { return Ok(false) };
+    if check_session_alive(state, &row, now).await.is_err() {
+        return Ok(false);
+    }
+    Ok(identity::user_by_id(&state.db, &row.user_id)
+        .await?
+        .is_some_and(|u| !u.locked))
+}
+
 async fn session_by_access(state: &AppState, token: &str) -> Result<Option<SessionRow>> {
     Ok(
         with_pool!(&state.db, pool => sqlx::query_as::<_, SessionRow>(

@@ -46,16 +46,22 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Result<Self> {
-        Self::start_with(false)
+        Self::start_with(false, "")
     }
 
     /// A broker that trusts the INSECURE virtual security key's attestation CA, as a demo
     /// broker does, so the app can enroll with the virtual key.
     pub fn start_trusting_virtual_key() -> Result<Self> {
-        Self::start_with(true)
+        Self::start_with(true, "")
     }
 
-    fn start_with(trust_virtual_key: bool) -> Result<Self> {
+    /// [`Broker::start_trusting_virtual_key`] with `policy` (TOML: `[groups]`,
+    /// `[[entitlement]]`, …) appended to the config that `pawd init` wrote.
+    pub fn start_with_policy(policy: &str) -> Result<Self> {
+        Self::start_with(true, policy)
+    }
+
+    fn start_with(trust_virtual_key: bool, policy: &str) -> Result<Self> {
         let pawd = env_path("PAW_E2E_PAWD")?;
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("broker");
@@ -74,6 +80,13 @@ impl Broker {
         let st = init.status()?;
         if !st.success() {
             bail!("pawd init failed: {st}");
+        }
+        if !policy.is_empty() {
+            let config = data.join("pawd.toml");
+            let mut text = std::fs::read_to_string(&config)?;
+            text.push('\n');
+            text.push_str(policy);
+            std::fs::write(&config, text)?;
         }
         let mut child = Command::new(&pawd)
             .arg("serve")

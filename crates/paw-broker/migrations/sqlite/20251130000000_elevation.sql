@@ -15,6 +15,7 @@ CREATE TABLE grants (
     ticket         TEXT,
     start_at       BIGINT,                     -- requested start; NULL = when approved
     break_glass    BOOLEAN NOT NULL DEFAULT FALSE,
+    credential_id  TEXT NOT NULL,              -- the security key that signed the request
     state          TEXT NOT NULL,
     created_at     BIGINT NOT NULL,
     starts_at      BIGINT,
@@ -25,6 +26,7 @@ CREATE TABLE grants (
 );
 CREATE INDEX grants_user ON grants (user_id, created_at);
 CREATE INDEX grants_state ON grants (state);
+CREATE INDEX grants_credential ON grants (credential_id);
 
 CREATE TABLE decisions (
     grant_id    TEXT NOT NULL REFERENCES grants (id),

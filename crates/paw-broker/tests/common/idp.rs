@@ -114,6 +114,11 @@ impl Broker {
 
     /// [`Broker::start_with`] on the database at `url` (SQLite in a temporary file if `None`).
     pub async fn start_on(url: Option<String>, extra: &str) -> Self {
+        Self::start_raw(url, &format!("{extra}\n{POLICY}")).await
+    }
+
+    /// A broker whose config ends with `extra` and nothing else (no [`POLICY`]).
+    pub async fn start_raw(url: Option<String>, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("vk-ca.pem");
         std::fs::write(&ca, attestation_ca_pem().unwrap()).unwrap();
@@ -122,7 +127,7 @@ impl Broker {
              database_url = \"{db}\"\n\
              [tls]\ncert = \"unused.pem\"\nkey = \"unused.key\"\n\
              [webauthn]\nrp_id = \"{RP_ID}\"\norigin = \"{ORIGIN}\"\n\
-             attestation_ca = [\"{ca}\"]\nallowed_aaguids = [\"{aaguid}\"]\n{extra}\n{POLICY}",
+             attestation_ca = [\"{ca}\"]\nallowed_aaguids = [\"{aaguid}\"]\n{extra}",
             db = url.unwrap_or_else(|| format!(
                 "sqlite://{}?mode=rwc",
                 dir.path().join("t.db").display()
@@ -162,19 +167,7 @@ impl Broker {
         body: Vec<u8>,
         headers: &[(String, String)],
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(path);
-        if !body.is_empty() {
-            req = req.header("content-type", "application/json");
-        }
-        for (k, v) in headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let res = self
-            .app
-            .clone()
-            .oneshot(req.body(Body::from(body)).unwrap())
-            .await
-            .unwrap();
+        let res = self.respond(method, path, body, headers).await;
         let status = res.status();
         let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
             .await
@@ -185,6 +178,28 @@ impl Broker {
             "5xx for {method} {path}: {value}"
         );
         (status, value)
+    }
+
+    /// The raw response, body unread (for streams).
+    pub async fn respond(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(String, String)],
+    ) -> axum::response::Response {
+        let mut req = Request::builder().method(method).uri(path);
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        self.app
+            .clone()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap()
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
@@ -202,8 +217,13 @@ impl Broker {
 
     /// Invite, register the virtual key and the device key, log in.
     pub async fn enrolled(&self, user: &str) -> Client {
+        self.enrolled_as(user, &["admin"]).await
+    }
+
+    /// [`Broker::enrolled`] with these roles.
+    pub async fn enrolled_as(&self, user: &str, roles: &[&str]) -> Client {
         let mut c = Client::new(user);
-        let code = self.invite(user, &["admin"]).await;
+        let code = self.invite(user, roles).await;
         c.enroll(self, &code).await.unwrap();
         c.login(self).await.unwrap();
         c
@@ -240,6 +260,54 @@ pub struct Client {
     pub access: Option<String>,
     pub refresh: Option<String>,
     pub aaguid: [u8; 16],
+}
+
+/// A client's session without its security key: enough for authenticated calls.
+#[derive(Clone)]
+pub struct Caller {
+    device: SigningKey,
+    access: Option<String>,
+}
+
+impl Caller {
+    /// Bearer token and a fresh device proof for this exact request.
+    pub fn headers(
+        &self,
+        b: &Broker,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Vec<(String, String)> {
+        let token = self.access.clone().unwrap_or_default();
+        let proof = proof(
+            &self.device,
+            method,
+            path,
+            body,
+            &token,
+            b.now(),
+            rand_nonce(),
+        );
+        vec![
+            ("authorization".into(), format!("Bearer {token}")),
+            (device_proof::HEADER.into(), proof),
+        ]
+    }
+
+    /// An authenticated request with a fresh device proof.
+    pub async fn call(
+        &self,
+        b: &Broker,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let bytes = body
+            .map(|v| serde_json::to_vec(v).unwrap())
+            .unwrap_or_default();
+        let headers = self.headers(b, method, path, &bytes);
+        b.send(method, path, bytes, &headers).await
+    }
 }
 
 pub fn client_data(
@@ -407,29 +475,15 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
-        let bytes = body
-            .map(|v| serde_json::to_vec(v).unwrap())
-            .unwrap_or_default();
-        let token = self.access.clone().unwrap_or_default();
-        let proof = proof(
-            &self.device,
-            method,
-            path,
-            &bytes,
-            &token,
-            b.now(),
-            rand_nonce(),
-        );
-        b.send(
-            method,
-            path,
-            bytes,
-            &[
-                ("authorization".into(), format!("Bearer {token}")),
-                (device_proof::HEADER.into(), proof),
-            ],
-        )
-        .await
+        self.caller().call(b, method, path, body).await
+    }
+
+    /// What authenticated calls need (device key and access token), to move into a task.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            device: self.device.clone(),
+            access: self.access.clone(),
+        }
     }
 
     pub async fn refresh(&mut self, b: &Broker) -> (StatusCode, Value) {
