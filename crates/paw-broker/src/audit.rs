@@ -71,16 +71,6 @@ fn decode_hash(hex_hash: &str) -> Result<[u8; 32]> {
         .map_err(|_| BrokerError::Internal("audit head hash is not 32 bytes".into()))
 }
 
-/// Creates the head row (the empty chain) if it is missing. Called at start-up.
-pub async fn ensure_head(db: &Db) -> Result<()> {
-    let genesis = hex::encode(paw_audit::genesis_hash());
-    with_pool!(db, pool => {
-        sqlx::query("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, $1) ON CONFLICT (id) DO NOTHING")
-            .bind(&genesis).execute(pool).await?;
-    });
-    Ok(())
-}
-
 /// Takes the audit lock in `tx`: must be its first statement.
 pub async fn lock(tx: &mut Tx) -> Result<()> {
     with_tx!(tx, t => {
@@ -207,6 +197,17 @@ mod tests {
         assert_eq!(r1.prev_hash, paw_audit::genesis_hash());
         let r2 = seal(1, &hex::encode(r1.hash), 6, e).unwrap();
         paw_audit::verify(&[r1, r2]).unwrap();
+    }
+
+    #[test]
+    fn the_migrations_seed_the_genesis_value() {
+        let genesis = hex::encode(paw_audit::genesis_hash());
+        for sql in [
+            include_str!("../migrations/sqlite/20251130000000_elevation.sql"),
+            include_str!("../migrations/postgres/20251130000000_elevation.sql"),
+        ] {
+            assert!(sql.contains(&genesis));
+        }
     }
 
     #[test]

@@ -1204,24 +1204,29 @@ async fn advance(state: &AppState, policy: &Policy, row: GrantRow, now: i64) -> 
             ));
             changed += 1;
         } else if let Some(end) = row.ends_at {
-            for (before, bit) in WARNINGS {
-                if end - now <= before && row.warned & bit == 0 {
-                    row.warned |= bit;
-                    with_tx!(&mut tx, t => {
-                        sqlx::query("UPDATE grants SET warned = $1 WHERE id = $2")
-                            .bind(row.warned).bind(&row.id).execute(&mut **t).await?;
-                    });
-                    notices.push((
-                        "grant_warning",
-                        format!(
-                            "{} on {} ends in {} min",
-                            row.role,
-                            row.target,
-                            (end - now + 59_999) / 60_000
-                        ),
-                    ));
-                    changed += 1;
-                }
+            // One warning per threshold crossed, but only the most urgent when a tick (or a
+            // short grant) crosses several at once: "ends in 1 min" twice helps nobody.
+            let due: Vec<i64> = WARNINGS
+                .iter()
+                .filter(|(before, bit)| end - now <= *before && row.warned & bit == 0)
+                .map(|(_, bit)| *bit)
+                .collect();
+            if !due.is_empty() {
+                row.warned |= due.iter().fold(0, |a, b| a | b);
+                with_tx!(&mut tx, t => {
+                    sqlx::query("UPDATE grants SET warned = $1 WHERE id = $2")
+                        .bind(row.warned).bind(&row.id).execute(&mut **t).await?;
+                });
+                notices.push((
+                    "grant_warning",
+                    format!(
+                        "{} on {} ends in {} min",
+                        row.role,
+                        row.target,
+                        (end - now + 59_999) / 60_000
+                    ),
+                ));
+                changed += 1;
             }
         }
     }

@@ -155,13 +155,31 @@ pub async fn create_invite(
     }
     let code = random_secret()?;
     let expires_at = now_ms + INVITE_TTL_MS;
-    let roles = serde_json::to_string(roles).map_err(|e| BrokerError::Internal(e.to_string()))?;
-    with_pool!(db, pool => {
+    let roles_json =
+        serde_json::to_string(roles).map_err(|e| BrokerError::Internal(e.to_string()))?;
+    // Roles decide who may revoke, review and request: granting them is audited with the
+    // invite, in the same transaction.
+    let mut tx = db.begin().await?;
+    crate::audit::lock(&mut tx).await?;
+    crate::with_tx!(&mut tx, t => {
         sqlx::query("INSERT INTO invites (code_hash, user_name, roles, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5)")
-            .bind(secret_hash(&code)).bind(user).bind(&roles).bind(now_ms).bind(expires_at)
-            .execute(pool).await?;
+            .bind(secret_hash(&code)).bind(user).bind(&roles_json).bind(now_ms).bind(expires_at)
+            .execute(&mut **t).await?;
     });
+    crate::audit::append(
+        &mut tx,
+        now_ms,
+        crate::audit::Entry::new(
+            "pawd (cli)",
+            "invite_created",
+            user,
+            paw_audit::Outcome::Success,
+            serde_json::json!({ "roles": roles, "expires_at": expires_at }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
     Ok((code, expires_at))
 }
 
@@ -260,38 +278,52 @@ pub async fn enroll_finish(
     let key_id = new_id();
     let cred_id = webauthn::cred_id_b64(&passkey);
     let passkey_json = webauthn::to_json(&passkey)?;
-    let user = with_pool!(&state.db, pool => {
-        let mut tx = pool.begin().await?;
+    // One audited transaction: the account and its roles exist only with their record.
+    let mut tx = state.db.begin().await?;
+    crate::audit::lock(&mut tx).await?;
+    let (user, roles) = crate::with_tx!(&mut tx, t => {
         let invite = sqlx::query_as::<_, (String, String)>(
             "UPDATE invites SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
              AND expires_at > $1 RETURNING user_name, roles")
-            .bind(now).bind(&ctx.code_hash).fetch_optional(&mut *tx).await?;
+            .bind(now).bind(&ctx.code_hash).fetch_optional(&mut **t).await?;
         let Some((user_name, roles)) = invite else {
             return Err(refuse(ErrorCode::InviteInvalid, "the enrollment code is unknown, used or expired"));
         };
         let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE name = $1")
-            .bind(&user_name).fetch_one(&mut *tx).await?;
+            .bind(&user_name).fetch_one(&mut **t).await?;
         if exists > 0 {
             return Err(refuse(ErrorCode::Conflict, format!("user {user_name} exists already")));
         }
         let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM credentials WHERE cred_id = $1")
-            .bind(&cred_id).fetch_one(&mut *tx).await?;
+            .bind(&cred_id).fetch_one(&mut **t).await?;
         if taken > 0 {
             return Err(refuse(ErrorCode::Conflict, "this security key is registered already"));
         }
         sqlx::query("INSERT INTO users (id, name, roles, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&ctx.user_id).bind(&user_name).bind(&roles).bind(now)
-            .execute(&mut *tx).await?;
+            .execute(&mut **t).await?;
         sqlx::query("INSERT INTO credentials (id, user_id, cred_id, name, passkey_json, counter, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&key_id).bind(&ctx.user_id).bind(&cred_id).bind(&req.name).bind(&passkey_json)
-            .bind(0i64).bind(now).execute(&mut *tx).await?;
+            .bind(0i64).bind(now).execute(&mut **t).await?;
         sqlx::query("INSERT INTO device_keys (user_id, public_key, created_at) VALUES ($1, $2, $3)")
             .bind(&ctx.user_id).bind(&ctx.device_public_key).bind(now)
-            .execute(&mut *tx).await?;
-        tx.commit().await?;
-        user_name
+            .execute(&mut **t).await?;
+        (user_name, roles)
     });
+    crate::audit::append(
+        &mut tx,
+        now,
+        crate::audit::Entry::new(
+            &user,
+            "user_enrolled",
+            &user,
+            paw_audit::Outcome::Success,
+            serde_json::json!({ "roles": serde_json::from_str::<serde_json::Value>(&roles).unwrap_or_default(), "key_id": key_id }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
     tracing::info!(user = %user, key_id = %key_id, "user enrolled");
     Ok(EnrollFinishResponse { user, key_id })
 }

@@ -125,7 +125,6 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
     let db = Db::connect(&config.database_url, Create::IfMissing).await?;
     db.migrate().await?;
     let (instance_id, _) = db.ensure_instance_id().await?;
-    crate::audit::ensure_head(&db).await?;
     let webhook = config
         .webhook
         .as_ref()

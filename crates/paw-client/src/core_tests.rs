@@ -317,6 +317,15 @@ fn elevation_broker(cred: Vec<u8>) -> (FakeBroker, Senders) {
                 200,
                 json!({"grants": [grant_json("g-new", "active", now)], "now_ms": now}),
             )),
+            ("GET", "/v1/approvals") => {
+                let mut r7 = grant_json("r-7", "pending", now);
+                r7["user"] = json!("bob");
+                Some(Reply::Json(
+                    200,
+                    json!({"requests": [{"request": r7, "requester_recent": [], "rule": "needs 1"}],
+                           "reviews": [], "now_ms": now}),
+                ))
+            }
             _ => None,
         }
     })
@@ -384,7 +393,24 @@ async fn elevation_step_ups_sign_the_core_s_action_and_go_to_their_endpoint() {
         .await
         .unwrap();
     assert_eq!(prompt.purpose, Purpose::Approve);
+    // The approver reads what the request is, not just its id.
+    assert!(
+        prompt.description.starts_with("Approve bob's request:"),
+        "{}",
+        prompt.description
+    );
+    assert!(prompt.description.contains("r-7"), "{}", prompt.description);
     core.confirm_elevation(prompt.id).await.unwrap();
+    // A request that is not waiting for this approver is refused before any step-up.
+    let e = core
+        .prepare_elevation(ElevationAction::Decide {
+            request_id: "r-8".into(),
+            approve: true,
+            comment: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::BadRequest);
     assert_eq!(fb.requests("/v1/requests/r-7/decide").len(), 1);
 
     // A key-management prompt cannot be confirmed as an elevation; cancel works for it.

@@ -83,7 +83,34 @@ impl Core {
     ) -> Result<StepUpPrompt, ClientError> {
         self.authenticator()?;
         let canonical = canonical_action(&action)?;
-        self.start_step_up(canonical, PendingOp::Elevation).await
+        // A decision signs the request's id; the broker holds the request itself, unchangeable
+        // (case B3). So that the approver reads what they approve, not an id, the prompt names
+        // the stored request as the broker's inbox shows it — and a request that is not waiting
+        // for this user is refused before the key is touched.
+        let context = match &action {
+            ElevationAction::Decide {
+                request_id,
+                approve,
+                ..
+            } => {
+                let inbox = self.inbox().await?;
+                let item = inbox
+                    .requests
+                    .iter()
+                    .find(|i| &i.request.id == request_id)
+                    .ok_or_else(|| ClientError::InvalidInput {
+                        field: "request_id",
+                        reason: "this request is not waiting for your decision".into(),
+                    })?;
+                Some(decision_words(*approve, &item.request))
+            }
+            _ => None,
+        };
+        let mut prompt = self.start_step_up(canonical, PendingOp::Elevation).await?;
+        if let Some(words) = context {
+            prompt.description = format!("{words} ({})", prompt.description);
+        }
+        Ok(prompt)
     }
 
     /// Answers a prepared elevation with the security key and sends it. The prompt is removed
@@ -529,6 +556,24 @@ fn misleading(c: char) -> bool {
             | '\u{202A}'..='\u{202E}'
             | '\u{2060}'..='\u{2069}'
             | '\u{FEFF}')
+}
+
+/// "Approve bob's request: dba on db-7 for 10 min, because …" — what a decision is about.
+fn decision_words(approve: bool, g: &paw_proto::elevation::GrantView) -> String {
+    let minutes = g.duration_secs.div_ceil(60);
+    let ticket = g
+        .ticket
+        .as_deref()
+        .map(|t| format!(", ticket {t}"))
+        .unwrap_or_default();
+    format!(
+        "{} {}'s request: {} on {} for {minutes} min{ticket}, because \u{201c}{}\u{201d}",
+        if approve { "Approve" } else { "Deny" },
+        g.user,
+        g.role,
+        g.target,
+        g.justification
+    )
 }
 
 #[cfg(test)]

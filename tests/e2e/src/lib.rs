@@ -323,6 +323,26 @@ impl App {
         }
     }
 
+    /// Clicks the element, retrying for a few seconds while something transient (a toast
+    /// sliding in, a dialog closing) covers it; fails with a screenshot.
+    pub async fn click(&self, css: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let el = self.wait_for(css).await?;
+            match el.click().await {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => {
+                    let shot = self.failure_screenshot().await;
+                    bail!("clicking {css}: {e} (screen: {shot})");
+                }
+            }
+        }
+    }
+
     /// Saves what the window shows under target/e2e-failures, for the person reading a red run.
     pub async fn failure_screenshot(&self) -> String {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e-failures");

@@ -31,7 +31,7 @@ break_glass = { max_duration_secs = 900 }
 "#;
 
 async fn click(app: &App, css: &str) {
-    app.wait_for(css).await.unwrap().click().await.unwrap();
+    app.click(css).await.unwrap();
 }
 
 async fn type_into(app: &App, css: &str, text: &str) {
@@ -199,6 +199,14 @@ async fn b_request_approve_countdown_expire_and_break_glass() {
     app.wait_for("[data-testid=grant-row][data-state=active] [data-testid=grant-countdown]")
         .await
         .unwrap();
+    app.client
+        .execute(
+            "document.querySelector('[data-testid=grant-row][data-state=active]')\
+             .scrollIntoView({block: 'center'});",
+            vec![],
+        )
+        .await
+        .unwrap();
     app.screenshot("grant-active").await.unwrap();
     wait_until("the grant to expire", async || {
         app.text_of("[data-testid=grant-row][data-state=active]")
@@ -216,7 +224,7 @@ async fn b_request_approve_countdown_expire_and_break_glass() {
     app.wait_for("[data-testid=break-glass-form]")
         .await
         .unwrap();
-    select(&app, "[data-testid=break-glass-entitlement]", "prod-db").await;
+    // With one break-glass entitlement the panel offers no choice.
     type_into(&app, "[data-testid=break-glass-target]", "db-1").await;
     type_into(
         &app,

@@ -9,7 +9,7 @@ use fantoccini::Locator;
 use paw_e2e::{App, Broker};
 
 async fn click(app: &App, css: &str) {
-    app.wait_for(css).await.unwrap().click().await.unwrap();
+    app.click(css).await.unwrap();
 }
 
 async fn type_into(app: &App, css: &str, text: &str) {

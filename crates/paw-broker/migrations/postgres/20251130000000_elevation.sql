@@ -80,3 +80,7 @@ CREATE TABLE audit_head (
     seq  BIGINT NOT NULL,
     hash TEXT NOT NULL
 );
+-- The empty chain: seq 0 and paw-audit's genesis value, SHA-256("paw-audit-genesis-v1\0")
+-- (a unit test checks this constant against paw-audit).
+INSERT INTO audit_head (id, seq, hash)
+VALUES (1, 0, 'c064d5d8897f4dcc213ffe0778875a315a5269995b307c4d411a19cef5b1061f');
