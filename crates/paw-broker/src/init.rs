@@ -361,6 +361,10 @@ pub struct CheckReport {
     pub cert: tls::CertSummary,
     pub instance_id: Option<String>,
     pub webauthn: crate::config::WebauthnConfig,
+    /// Entitlement ids, in config order.
+    pub entitlements: Vec<String>,
+    pub groups: usize,
+    pub webhook: Option<String>,
 }
 
 impl std::fmt::Display for CheckReport {
@@ -394,6 +398,18 @@ impl std::fmt::Display for CheckReport {
             } else {
                 ""
             }
+        )?;
+        writeln!(
+            f,
+            "  elevation   {} entitlement(s){}, {} group(s), webhook {}",
+            self.entitlements.len(),
+            if self.entitlements.is_empty() {
+                " (nobody can elevate)".to_owned()
+            } else {
+                format!(": {}", self.entitlements.join(", "))
+            },
+            self.groups,
+            self.webhook.as_deref().unwrap_or("none")
         )?;
         write!(
             f,
@@ -446,5 +462,8 @@ pub async fn check_config(config_path: &Path, config: &Config) -> Result<CheckRe
         cert,
         instance_id,
         webauthn: config.webauthn.clone(),
+        entitlements: config.entitlements.iter().map(|e| e.id().to_owned()).collect(),
+        groups: config.groups.len(),
+        webhook: config.webhook.as_ref().map(|w| w.url.clone()),
     })
 }
