@@ -19,6 +19,7 @@ pub const COMMANDS: &[&str] = &[
     "list_entitlements",
     "list_grants",
     "approvals_inbox",
+    "list_oversight",
     "prepare_elevation",
     "confirm_elevation",
     "cancel_request",

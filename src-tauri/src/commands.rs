@@ -131,6 +131,11 @@ pub async fn approvals_inbox(core: State<'_, Core>) -> Result<Inbox, ApiError> {
 }
 
 #[tauri::command]
+pub async fn list_oversight(core: State<'_, Core>) -> Result<GrantList, ApiError> {
+    Ok(core.oversight().await?)
+}
+
+#[tauri::command]
 pub async fn prepare_elevation(
     core: State<'_, Core>,
     action: Option<Value>,

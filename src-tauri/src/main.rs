@@ -105,6 +105,7 @@ fn run() -> Result<(), String> {
             commands::list_entitlements,
             commands::list_grants,
             commands::approvals_inbox,
+            commands::list_oversight,
             commands::prepare_elevation,
             commands::confirm_elevation,
             commands::cancel_request,

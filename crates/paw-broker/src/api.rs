@@ -219,6 +219,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(elevation_api::cancel))
         .routes(routes!(elevation_api::decide))
         .routes(routes!(elevation_api::approvals))
+        .routes(routes!(elevation_api::oversight))
         .routes(routes!(elevation_api::release))
         .routes(routes!(elevation_api::revoke))
         .routes(routes!(elevation_api::break_glass))

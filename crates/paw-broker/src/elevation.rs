@@ -45,6 +45,8 @@ pub const TICKET_TTL_MS: i64 = 60_000;
 pub const WARNINGS: [(i64, i64); 2] = [(5 * 60_000, 1), (60_000, 2)];
 /// How many of the requester's recent grants an approver sees.
 const RECENT: i64 = 5;
+/// The most grants the oversight list holds (newest first).
+const OVERSIGHT_LIMIT: i64 = 200;
 /// The role that may revoke any grant and reads every break-glass review.
 pub const ADMIN_ROLE: &str = "admin";
 /// The role that reads history but requests nothing (case: help-desk).
@@ -1522,6 +1524,71 @@ pub async fn inbox(state: &AppState, auth: &AuthContext) -> Result<Inbox> {
     Ok(Inbox {
         requests,
         reviews,
+        now_ms: now,
+    })
+}
+
+/// The oversight list: other people's grants that are approved or active by the broker's clock,
+/// for entitlements the caller approves for (every entitlement for an admin), newest first. It
+/// applies the same rule as [`revoke`], so what it shows is what the caller may end, and it
+/// never shows the caller's own grants (nor those of their other accounts): ending your own
+/// access is a release, not an act of oversight.
+pub async fn oversight(state: &AppState, auth: &AuthContext) -> Result<GrantList> {
+    let policy = state.policy.get();
+    let now = state.clock.now_ms();
+    let me = policy.person_of(&auth.user_name);
+    // The filter is in SQL, before the limit, so grants the caller cannot act on never crowd
+    // out the ones they can.
+    let scope: Option<Vec<&str>> = if is_admin(&auth.roles) {
+        None
+    } else {
+        Some(
+            policy
+                .entitlements
+                .iter()
+                .filter(|e| policy.is_approver_of(&auth.user_name, e))
+                .map(Entitlement::id)
+                .collect(),
+        )
+    };
+    if scope.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(GrantList {
+            grants: Vec::new(),
+            now_ms: now,
+        });
+    }
+    let within = scope.as_ref().map_or_else(String::new, |ids| {
+        let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 4)).collect();
+        format!(" AND entitlement IN ({})", marks.join(", "))
+    });
+    // `ends_at > now` drops grants the ticker has not expired yet; `effective` below is the
+    // rule, this only keeps them from taking places under the limit.
+    let q = format!(
+        "SELECT {GRANT_COLUMNS} FROM grants WHERE state IN ('approved', 'active') \
+         AND user_id <> $1 AND person <> $2 AND (ends_at IS NULL OR ends_at > $3){within} \
+         ORDER BY created_at DESC, id LIMIT {OVERSIGHT_LIMIT}"
+    );
+    let ids = scope.unwrap_or_default();
+    let mut tx = state.db.begin().await?;
+    let rows: Vec<GrantRow> = with_tx!(&mut tx, t => {
+        let mut query = sqlx::query_as(&q).bind(&auth.user_id).bind(me.as_str()).bind(now);
+        for id in &ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(&mut **t).await?
+    });
+    let mut grants = Vec::with_capacity(rows.len());
+    for row in rows {
+        if matches!(
+            effective(&row, now)?,
+            GrantState::Approved | GrantState::Active
+        ) {
+            grants.push(view_of(&mut tx, &policy, row, now).await?);
+        }
+    }
+    tx.commit().await?;
+    Ok(GrantList {
+        grants,
         now_ms: now,
     })
 }

@@ -142,6 +142,21 @@ pub async fn approvals(State(state): State<AppState>, req: Signed) -> ApiResult<
     Ok(Json(elevation::inbox(&state, &auth).await?))
 }
 
+#[utoipa::path(get, path = "/v1/oversight", tag = "elevation",
+    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    responses(
+        (status = 200, description = "Other people's approved or active grants the caller may revoke \
+            (of entitlements they approve for; every one for an admin), newest first, at most 200, \
+            with the broker's time", body = GrantList),
+        (status = 401, description = "`unauthenticated`", body = ApiError),
+    ))]
+pub async fn oversight(State(state): State<AppState>, req: Signed) -> ApiResult<GrantList> {
+    req.no_body()?;
+    // The approvals page refreshes it on its own: reading is not activity (case A15).
+    let auth = req.probe(&state).await?;
+    Ok(Json(elevation::oversight(&state, &auth).await?))
+}
+
 #[utoipa::path(post, path = "/v1/grants/{id}/release", tag = "elevation",
     params(("id" = String, Path, description = "Grant id"),
            ("paw-device-proof" = String, Header, description = "Device-key proof")),

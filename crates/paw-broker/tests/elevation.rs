@@ -1213,3 +1213,185 @@ async fn break_glass_is_posted_to_the_webhook_signed() {
         paw_broker::notify::sign(secret.as_bytes(), t, b"{}").unwrap()
     );
 }
+
+// ---- Oversight: the grants an approver or admin may revoke ----------------------------------
+
+/// `(id, state)` of each grant in `c`'s oversight list, in order; the list's time is the broker's.
+async fn oversees(c: &Client, b: &Broker) -> Vec<(String, String)> {
+    let (s, v) = c.call(b, "GET", "/v1/oversight", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["now_ms"].as_i64(), Some(b.now()), "{v}");
+    v["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (id(g), g["state"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(i, s)| ((*i).to_owned(), (*s).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn oversight_lists_what_the_caller_may_revoke_sqlite() {
+    oversight_lists(Broker::start().await).await;
+}
+
+// The list's SQL is built per caller (an `IN` list for approvers): run it on PostgreSQL too.
+#[tokio::test]
+async fn oversight_lists_what_the_caller_may_revoke_postgres() {
+    let pg = paw_tests::postgres::TempPostgres::start().unwrap();
+    oversight_lists(Broker::start_on(Some(pg.url()), "").await).await;
+}
+
+async fn oversight_lists(b: Broker) {
+    let mut ada = b.enrolled_as("ada", &[]).await;
+    // Approvers of prod-db, no admin role.
+    let mut bob = b.enrolled_as("bob", &[]).await;
+    let mut carol = b.enrolled_as("carol", &[]).await;
+    // Approves prod-db too, but is ada's second account.
+    let ada_admin = b.enrolled_as("ada-admin", &[]).await;
+    // An admin who also requests.
+    let mut eve = b.enrolled("eve").await;
+    // Neither an approver nor an admin.
+    let frank = b.enrolled_as("frank", &[]).await;
+
+    let db = approved_db_grant(&b, &mut ada, &mut bob, &mut carol).await;
+    b.advance(1_000);
+    // Automatic: nobody approves web-root, so only admins oversee it.
+    let web = id(&request(&mut ada, &b, &req_web(30)).await);
+    b.advance(1_000);
+    let _eves = id(&request(&mut eve, &b, &req_web(30)).await);
+    b.advance(1_000);
+    // Pending: nothing to revoke yet.
+    let _pending = id(&request(&mut eve, &b, &req_db("db-2", 30)).await);
+    b.advance(1_000);
+    let starts = b.now() + 10 * 60_000;
+    let later = id(&request(
+        &mut ada,
+        &b,
+        &Action::Request {
+            entitlement: "prod-db".into(),
+            target: "db-3".into(),
+            role: "dba".into(),
+            duration_secs: 30 * 60,
+            justification: JUSTIFICATION.into(),
+            ticket: Some("INC-7".into()),
+            start_at_ms: Some(starts),
+        },
+    )
+    .await);
+    assert_eq!(decide(&mut bob, &b, &later, true).await.0, StatusCode::OK);
+    let (_, v) = decide(&mut carol, &b, &later, true).await;
+    assert_eq!(v["state"], "approved", "{v}");
+
+    // Approvers see their entitlement's approved and active grants, newest first.
+    let bobs = pairs(&[(&later, "approved"), (&db, "active")]);
+    assert_eq!(oversees(&bob, &b).await, bobs);
+    assert_eq!(oversees(&carol, &b).await, bobs);
+    let (_, v) = bob.call(&b, "GET", "/v1/oversight", None).await;
+    let g = &v["grants"][1];
+    assert_eq!(
+        (g["user"].as_str(), g["role"].as_str(), g["target"].as_str()),
+        (Some("ada"), Some("dba"), Some("db-1"))
+    );
+    assert_eq!(g["justification"], JUSTIFICATION);
+    assert!(g["ends_at_ms"].as_i64().unwrap() > b.now(), "{g}");
+    // An admin sees every entitlement's, but never their own.
+    assert_eq!(
+        oversees(&eve, &b).await,
+        pairs(&[(&later, "approved"), (&web, "active"), (&db, "active")])
+    );
+    // The grants' holder sees none of them, from either of her accounts.
+    assert!(oversees(&ada, &b).await.is_empty());
+    assert!(oversees(&ada_admin, &b).await.is_empty());
+    // Neither approver nor admin: nothing.
+    assert!(oversees(&frank, &b).await.is_empty());
+
+    // The broker's clock decides, before the ticker runs: the later grant is active now.
+    b.advance(10 * 60_000);
+    assert_eq!(
+        oversees(&bob, &b).await,
+        pairs(&[(&later, "active"), (&db, "active")])
+    );
+}
+
+#[tokio::test]
+async fn oversight_revocation_ends_the_grant_and_ended_grants_drop_out() {
+    let b = Broker::start().await;
+    let mut ada = b.enrolled_as("ada", &[]).await;
+    let mut bob = b.enrolled_as("bob", &[]).await;
+    let mut carol = b.enrolled_as("carol", &[]).await;
+    let eve = b.enrolled("eve").await;
+    let frank = b.enrolled_as("frank", &[]).await;
+    let db = approved_db_grant(&b, &mut ada, &mut bob, &mut carol).await;
+    assert_eq!(redeem(&mut ada, &b, &db, "db-1").await.0, StatusCode::OK);
+    b.advance(1_000);
+    let web = id(&request(&mut ada, &b, &req_web(2)).await);
+    let path = format!("/v1/grants/{db}/revoke");
+
+    // Not theirs to revoke: refused, and nothing changes.
+    let (s, v) = frank
+        .call(&b, "POST", &path, Some(&json!({"reason": "curious"})))
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "{v}");
+    let (s, v) = bob
+        .call(
+            &b,
+            "POST",
+            &format!("/v1/grants/{web}/revoke"),
+            Some(&json!({"reason": "not my entitlement"})),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "{v}");
+    assert_eq!(oversees(&bob, &b).await, pairs(&[(&db, "active")]));
+
+    // The approver revokes what they see: the grant ends, naming them, and its tickets go.
+    let (s, v) = bob
+        .call(
+            &b,
+            "POST",
+            &path,
+            Some(&json!({"reason": "incident closed"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "revoked");
+    assert_eq!(v["end_reason"], "revoked by bob: incident closed");
+    assert_eq!(grant_states(&b, &[&db]).await, ["revoked"]);
+    assert_eq!(open_tickets(&b, &db).await, 0);
+    let revoked = audit::records(&b.db, 0, 1_000_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.event.subject == db && r.event.action == "grant_revoked")
+        .expect("the revocation is audited");
+    assert_eq!(revoked.event.actor, "bob");
+    let (_, mine) = ada.call(&b, "GET", "/v1/grants", None).await;
+    let held = mine["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == db.as_str())
+        .unwrap();
+    assert_eq!(held["state"], "revoked");
+
+    // Revoked grants leave every list; a second revocation is a conflict.
+    assert!(oversees(&bob, &b).await.is_empty());
+    assert_eq!(oversees(&eve, &b).await, pairs(&[(&web, "active")]));
+    let (s, v) = bob
+        .call(&b, "POST", &path, Some(&json!({"reason": "again"})))
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "conflict"), "{v}");
+
+    // Expired by the broker's clock, before the ticker runs, it leaves too.
+    b.advance(2 * 60_000 - 1);
+    assert_eq!(oversees(&eve, &b).await, pairs(&[(&web, "active")]));
+    b.advance(1);
+    assert!(oversees(&eve, &b).await.is_empty());
+    tick(&b).await;
+    assert!(oversees(&eve, &b).await.is_empty());
+}

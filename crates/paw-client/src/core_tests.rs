@@ -527,3 +527,53 @@ async fn the_status_bar_grant_is_refetched_only_on_change() {
     assert!(st.user.is_none() && st.grant.is_none());
     assert_eq!(fb.requests("/v1/grants").len(), settled + 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversight_reads_other_people_s_grants_and_leaves_the_status_bar_alone() {
+    let refuse = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refusing = refuse.clone();
+    let (fb, _senders) = streaming_broker(move |req| {
+        let now = clock::local_wall_ms();
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/v1/oversight") if refusing.load(Ordering::SeqCst) => Some(Reply::Json(
+                403,
+                json!({"code": "forbidden", "message": "no"}),
+            )),
+            ("GET", "/v1/oversight") => {
+                let mut g = grant_json("g-bob", "active", now);
+                g["user"] = json!("bob");
+                Some(Reply::Json(200, json!({"grants": [g], "now_ms": now})))
+            }
+            ("GET", "/v1/grants") => Some(Reply::Json(200, json!({"grants": [], "now_ms": now}))),
+            ("GET", "/v1/me") => Some(Reply::Json(
+                200,
+                json!({"user": "alice", "roles": ["admin"], "session_expires_at_ms": now + 3_600_000}),
+            )),
+            _ => None,
+        }
+    });
+    let s = signed_in(&fb, None).await;
+    let core = &s.core;
+
+    let list = core.oversight().await.unwrap();
+    let got: Vec<(&str, &str, &str)> = list
+        .grants
+        .iter()
+        .map(|g| (g.id.as_str(), g.user.as_str(), g.state.as_str()))
+        .collect();
+    assert_eq!(got, [("g-bob", "bob", "active")]);
+    assert!(list.now_ms > 0);
+    let sent = fb.requests("/v1/oversight");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].method, "GET");
+    assert!(sent[0].header("authorization").is_some());
+
+    // Bob's grant is not alice's: the status bar still shows none of hers.
+    let st = core.status().await;
+    assert!(st.grant.is_none(), "{:?}", st.grant);
+
+    // The broker's refusal comes back as its code.
+    refuse.store(true, Ordering::SeqCst);
+    let e = core.oversight().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Forbidden, "{e}");
+}

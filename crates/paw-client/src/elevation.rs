@@ -74,6 +74,13 @@ impl Core {
         self.authed(Method::GET, "/v1/approvals", None).await
     }
 
+    /// Other people's approved or active grants the user may revoke (as an approver of their
+    /// entitlement, or an admin), with the broker's time. Not the status bar's cache: none of
+    /// these grants is the user's.
+    pub async fn oversight(&self) -> Result<GrantList, ClientError> {
+        self.authed(Method::GET, "/v1/oversight", None).await
+    }
+
     /// Asks the broker for a step-up for an elevation and returns what the user is about to
     /// sign. The broker refuses here a request or break-glass that its policy would refuse,
     /// so nobody touches their key for nothing; that error is passed on as it is.

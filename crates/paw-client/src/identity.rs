@@ -977,6 +977,7 @@ mod tests {
         send(&core.entitlements());
         send(&core.grants());
         send(&core.inbox());
+        send(&core.oversight());
         send(
             &core.prepare_elevation(paw_proto::ipc::ElevationAction::Decide {
                 request_id: String::new(),

@@ -262,6 +262,14 @@ export function approvalsInbox(): Promise<Inbox> {
   return call<Inbox>('approvals_inbox');
 }
 
+/**
+ * Other people's approved or active grants the caller may revoke (as an approver of their
+ * entitlement, or an administrator), newest first, with the broker's time. Never the caller's own.
+ */
+export function listOversight(): Promise<GrantList> {
+  return call<GrantList>('list_oversight');
+}
+
 /** Asks the broker for a step-up challenge for an elevation `action`; nothing is signed yet. */
 export function prepareElevation(action: ElevationAction): Promise<StepUpPrompt> {
   return call<StepUpPrompt>('prepare_elevation', { action });
@@ -282,7 +290,7 @@ export function releaseGrant(id: string): Promise<GrantView> {
   return call<GrantView>('release_grant', { id });
 }
 
-/** Ends someone's grant (administrators), with a reason for the audit trail. */
+/** Ends someone's grant (an approver of its entitlement, or an administrator), with a reason for the audit trail. */
 export function revokeGrant(input: RevokeGrantInput): Promise<GrantView> {
   return call<GrantView>('revoke_grant', { input });
 }

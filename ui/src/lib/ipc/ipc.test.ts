@@ -15,6 +15,7 @@ import {
   listEntitlements,
   listGrants,
   listKeys,
+  listOversight,
   liveEvents,
   login,
   logout,
@@ -202,6 +203,9 @@ describe('typed commands over the mock core', () => {
     const other = core.elevation.requestAs('bob', { entitlement: 'app-prod-root', target: 'app-prod-2', role: 'root' });
     const inbox = await approvalsInbox();
     expect(inbox.requests.map((i) => i.request.id)).toEqual([other.id]);
+    const overseen = await listOversight();
+    expect(overseen.grants).toEqual([]); // bob's request is pending; the rest are ada's own
+    expect(typeof overseen.now_ms).toBe('number');
     const decide = await prepareElevation({ op: 'decide', request_id: other.id, approve: true, comment: '' });
     expect(decide.purpose).toBe('approve');
     await cancelStepUp(decide.id);
@@ -232,6 +236,7 @@ describe('typed commands over the mock core', () => {
       ['confirm_elevation', { id: expect.any(String) }],
       ['cancel_request', { id: pending.id }],
       ['approvals_inbox', {}],
+      ['list_oversight', {}],
       ['prepare_elevation', { action: { op: 'decide', request_id: other.id, approve: true, comment: '' } }],
       ['cancel_step_up', { id: decide.id }],
       ['prepare_elevation', { action: expect.objectContaining({ op: 'break_glass' }) }],
@@ -269,6 +274,7 @@ describe('typed commands over the mock core', () => {
     installMockCore();
     await expect(listGrants()).rejects.toMatchObject({ code: 'unauthenticated' });
     await expect(approvalsInbox()).rejects.toMatchObject({ code: 'unauthenticated' });
+    await expect(listOversight()).rejects.toMatchObject({ code: 'unauthenticated' });
     await expect(liveEvents(0)).rejects.toMatchObject({ code: 'unauthenticated' });
   });
 

@@ -4,7 +4,8 @@
  *
  * It follows the broker's rules closely enough for the UI's paths to be exercised (the checks
  * run in the broker's order and refuse with the same codes), and no further: groups are not
- * modelled, so anyone but the requester may approve. Test and dev use only.
+ * modelled, so anyone but the requester may approve; who oversees (and may revoke) grants is
+ * `ElevationOptions.approverOf` plus every administrator. Test and dev use only.
  */
 import type {
   ApiError,
@@ -105,7 +106,10 @@ export function mockGrant(fields: Partial<GrantView> & { id: string; user: strin
   };
 }
 
-/** Colleagues' requests and a break-glass use to review, so the approvals page has something to show. */
+/**
+ * Colleagues' requests, a break-glass use to review and someone's active grant to oversee, so the
+ * approvals page has something to show.
+ */
 export function defaultGrants(now: number): GrantView[] {
   const db = MOCK_ENTITLEMENTS[1];
   const rule = db?.rule ?? '';
@@ -123,6 +127,19 @@ export function defaultGrants(now: number): GrantView[] {
       decisions: [{ approver: 'carol', approve: true, comment: 'Checked the ticket.', at_ms: now - 4 * MIN }],
       rule,
       approvals_missing: 1,
+    }),
+    mockGrant({
+      id: 'gr-dave-1',
+      user: 'dave',
+      entitlement: 'app-prod-root',
+      target: 'app-prod-3',
+      duration_secs: 3600,
+      justification: 'INC-4702: the payment worker leaks file handles, restart it by hand',
+      state: 'active',
+      created_at_ms: now - 25 * MIN,
+      starts_at_ms: now - 20 * MIN,
+      ends_at_ms: now + 40 * MIN,
+      decisions: [{ approver: 'erin', approve: true, comment: '', at_ms: now - 20 * MIN }],
     }),
     mockGrant({
       id: 'gr-carol-1',
@@ -180,6 +197,11 @@ export interface ElevationOptions {
   clockOffsetMs?: number;
   /** What `live_events` reports as `connected`. Default true. */
   liveConnected?: boolean;
+  /**
+   * Entitlements the signed-in user approves for: they oversee (and may revoke) their grants.
+   * Administrators oversee every entitlement. Default: none.
+   */
+  approverOf?: string[];
 }
 
 function apiError(code: ApiError['code'], message: string): ApiError {
@@ -237,6 +259,8 @@ export class ElevationModel {
   /** Broker clock minus the workstation clock; change it to move the broker's time. */
   clockOffsetMs: number;
   liveConnected: boolean;
+  /** Entitlements the signed-in user approves for (see `ElevationOptions.approverOf`). */
+  approverOf: string[];
   /** Every live event, in order; `seq` counts from 1. */
   readonly events: { seq: number; event: LiveEvent }[] = [];
   /** Prepared elevation step-ups not yet confirmed or cancelled, by id. */
@@ -261,6 +285,7 @@ export class ElevationModel {
     this.perf = performance.now();
     this.clockOffsetMs = options.clockOffsetMs ?? 0;
     this.liveConnected = options.liveConnected ?? true;
+    this.approverOf = [...(options.approverOf ?? [])];
     this.entitlements = structuredClone(options.entitlements ?? [...MOCK_ENTITLEMENTS]);
     const now = this.now();
     this.grants = structuredClone((options.grants ?? defaultGrants)(now));
@@ -392,6 +417,8 @@ export class ElevationModel {
       }
       case 'approvals_inbox':
         return this.inbox(requireUser());
+      case 'list_oversight':
+        return this.oversight(requireUser());
       case 'cancel_request': {
         const me = requireUser();
         const grant = this.own(me, field(args, 'id'));
@@ -414,7 +441,9 @@ export class ElevationModel {
         const me = requireUser();
         const input = field(args, 'input');
         const grant = this.grant(str(input, 'id') ?? '');
-        if (!this.isAdmin()) throw apiError('forbidden', 'only administrators revoke grants');
+        if (!this.oversees(grant)) {
+          throw apiError('forbidden', 'only an approver of this entitlement or an admin can revoke');
+        }
         const reason = str(input, 'reason') ?? '';
         if (reason.trim() === '') throw apiError('bad_request', 'a reason is required to revoke a grant');
         if (grant.state !== 'active' && grant.state !== 'approved') {
@@ -501,6 +530,20 @@ export class ElevationModel {
       ),
     );
     return { requests, reviews, now_ms: this.now() };
+  }
+
+  /** Whether the signed-in user may revoke `grant`: the broker's rule in `revoke`. */
+  private oversees(grant: GrantView): boolean {
+    return this.isAdmin() || this.approverOf.includes(grant.entitlement);
+  }
+
+  /** Other people's approved or active grants the user may revoke, newest first (broker: at most 200). */
+  private oversight(me: string): GrantList {
+    const grants = this.grants
+      .filter((g) => g.user !== me && (g.state === 'approved' || g.state === 'active') && this.oversees(g))
+      .sort((a, b) => b.created_at_ms - a.created_at_ms)
+      .slice(0, 200);
+    return { grants: structuredClone(grants), now_ms: this.now() };
   }
 
   /** The broker's checks, in its order (paw-policy `check_request`), before anything is signed. */
@@ -676,6 +719,7 @@ export const ELEVATION_COMMANDS: ReadonlySet<string> = new Set([
   'list_entitlements',
   'list_grants',
   'approvals_inbox',
+  'list_oversight',
   'prepare_elevation',
   'confirm_elevation',
   'cancel_request',

@@ -1,12 +1,13 @@
-import { listGrants, type ApiError, type GrantView } from '../ipc';
+import { listGrants, type ApiError, type GrantList, type GrantView } from '../ipc';
 
 export const GRANT_TICK_MS = 1_000;
 /** After a countdown passed its end the broker is asked again, at most this often, until it agrees. */
 const BOUNDARY_RELOAD_MS = 5_000;
 
 /**
- * The signed-in user's requests and grants (`list_grants`), shared by the Access page and
- * the break-glass banner, with the broker's clock.
+ * A list of grants with the broker's clock: by default the signed-in user's requests and grants
+ * (`list_grants`), shared by the Access page and the break-glass banner; the Approvals page runs
+ * its own over `list_oversight`, so both count down the same way.
  *
  * `now_ms` is the broker's time when it answered; from there we count with `performance.now()`
  * (monotonic), never `Date`, so a wrong or adjusted workstation clock cannot stretch a grant on
@@ -25,6 +26,13 @@ export class GrantsStore {
   private seq = 0;
   private running = false;
   private boundaryReloadAt = -Infinity;
+
+  /** Where the list comes from: one answer of the broker, with its time. */
+  private readonly source: () => Promise<GrantList>;
+
+  constructor(source: () => Promise<GrantList> = listGrants) {
+    this.source = source;
+  }
 
   /** Estimated broker time now (ms since the epoch), or `null` before the first answer. */
   brokerNow = $derived(this.brokerAt === null ? null : this.brokerAt + (this.tickAt - this.receivedAt));
@@ -66,7 +74,7 @@ export class GrantsStore {
     const seq = ++this.seq;
     this.loading = true;
     try {
-      const list = await listGrants();
+      const list = await this.source();
       if (seq !== this.seq) return; // a newer request owns the state
       const at = performance.now();
       this.grants = list.grants;
