@@ -783,7 +783,7 @@ async fn end_own(
     tx.commit().await?;
     let view = grant_view(state, &policy, id).await?;
     state.notifier.send(Notice {
-        audience: Audience::user(&row.user_name),
+        audience: Audience::user_and_approvers(&row.user_name, &row.entitlement),
         event: live("grant_ended", &view, why.to_owned(), now),
     });
     Ok(view)
@@ -881,7 +881,7 @@ pub async fn revoke(
     tx.commit().await?;
     let view = grant_view(state, &policy, id).await?;
     state.notifier.send(Notice {
-        audience: Audience::user(&row.user_name),
+        audience: Audience::user_and_approvers(&row.user_name, &row.entitlement),
         event: live(
             "grant_ended",
             &view,
@@ -1173,7 +1173,10 @@ async fn advance(state: &AppState, policy: &Policy, row: GrantRow, now: i64) -> 
         .await?;
         notices.push((
             "grant_started",
-            format!("{} on {} is active", row.role, row.target),
+            format!(
+                "{}: {} on {} is active",
+                row.user_name, row.role, row.target
+            ),
         ));
         changed += 1;
     }
@@ -1202,7 +1205,10 @@ async fn advance(state: &AppState, policy: &Policy, row: GrantRow, now: i64) -> 
             .await?;
             notices.push((
                 "grant_ended",
-                format!("{} on {} has expired", row.role, row.target),
+                format!(
+                    "{}: {} on {} has expired",
+                    row.user_name, row.role, row.target
+                ),
             ));
             changed += 1;
         } else if let Some(end) = row.ends_at {
@@ -1237,7 +1243,11 @@ async fn advance(state: &AppState, policy: &Policy, row: GrantRow, now: i64) -> 
         let view = grant_view(state, policy, &row.id).await?;
         for (kind, message) in notices {
             state.notifier.send(Notice {
-                audience: Audience::user(&row.user_name),
+                audience: if kind == "grant_warning" {
+                    Audience::user(&row.user_name)
+                } else {
+                    Audience::user_and_approvers(&row.user_name, &row.entitlement)
+                },
                 event: live(kind, &view, message, now),
             });
         }

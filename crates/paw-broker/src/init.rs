@@ -462,7 +462,11 @@ pub async fn check_config(config_path: &Path, config: &Config) -> Result<CheckRe
         cert,
         instance_id,
         webauthn: config.webauthn.clone(),
-        entitlements: config.entitlements.iter().map(|e| e.id().to_owned()).collect(),
+        entitlements: config
+            .entitlements
+            .iter()
+            .map(|e| e.id().to_owned())
+            .collect(),
         groups: config.groups.len(),
         webhook: config.webhook.as_ref().map(|w| w.url.clone()),
     })

@@ -49,6 +49,15 @@ impl Audience {
         }
     }
 
+    /// The grant's user and the approvers of its entitlement (their oversight list changes).
+    pub fn user_and_approvers(user: &str, entitlement: &str) -> Self {
+        Self {
+            users: vec![user.to_owned()],
+            approvers_of: Some(entitlement.to_owned()),
+            ..Self::default()
+        }
+    }
+
     pub fn admins_and(user: &str) -> Self {
         Self {
             users: vec![user.to_owned()],

@@ -384,7 +384,10 @@ async fn d2_admin_commands_are_audited_and_audit_verify_names_a_tampered_record(
         .arg(&config)
         .args(["ada", "--role", "admin"]));
     assert!(out.status.success());
-    let out = run(pawd().args(["user", "disable", "--config"]).arg(&config).arg("nobody"));
+    let out = run(pawd()
+        .args(["user", "disable", "--config"])
+        .arg(&config)
+        .arg("nobody"));
     assert!(!out.status.success(), "an unknown user cannot be disabled");
     let out = run(pawd().args(["audit", "verify", "--config"]).arg(&config));
     assert!(out.status.success());
@@ -403,7 +406,10 @@ async fn d2_admin_commands_are_audited_and_audit_verify_names_a_tampered_record(
     assert_eq!(n, 1);
     pool.close().await;
     let out = run(pawd().args(["audit", "verify", "--config"]).arg(&config));
-    assert!(!out.status.success(), "a tampered log must fail verification");
+    assert!(
+        !out.status.success(),
+        "a tampered log must fail verification"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("record #1"), "{err}");
 }
