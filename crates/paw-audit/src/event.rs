@@ -71,6 +71,14 @@ pub fn canonical(event: &Event) -> Vec<u8> {
     out
 }
 
+/// The canonical bytes of a detail value alone: the store compares these before and after a
+/// JSON round trip, so a value that would read back differently is refused, not stored.
+pub(crate) fn canonical_detail(detail: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_value(&mut out, detail);
+    out
+}
+
 fn put_len(out: &mut Vec<u8>, len: usize) {
     // usize is at most 64 bits on every supported target.
     out.extend_from_slice(&(len as u64).to_be_bytes());
