@@ -74,6 +74,8 @@ pub struct AppState {
     pub policy: crate::policy::SharedPolicy,
     /// Live updates (server-sent events) and the webhook.
     pub notifier: crate::notify::Notifier,
+    /// The key that cosigns workstations' audit checkpoints.
+    pub witness: Arc<crate::witness::Witness>,
 }
 
 /// An error on its way to the client as `{code, message}` with the code's HTTP status.
@@ -190,6 +192,8 @@ fn truncate(mut text: String) -> String {
         (name = "keys", description = "The caller's security keys"),
         (name = "elevation", description = "Just-in-time elevation: entitlements, requests, \
             approvals, grants, break-glass and its review, session tickets, live events"),
+        (name = "audit", description = "The broker as witness of each workstation's audit \
+            trail: it cosigns checkpoints that continue the last one it cosigned"),
     )
 )]
 struct ApiDoc;
@@ -197,7 +201,7 @@ struct ApiDoc;
 /// The documented routes. Handlers are registered here with `routes!` so the OpenAPI document
 /// is generated from them and cannot drift.
 fn documented_routes() -> OpenApiRouter<AppState> {
-    use crate::{elevation_api, handlers};
+    use crate::{audit_api, elevation_api, handlers};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(handlers::enroll_start))
@@ -227,6 +231,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(elevation_api::redeem))
         .routes(routes!(elevation_api::end_session))
         .routes(routes!(elevation_api::events))
+        .routes(routes!(audit_api::checkpoint))
+        .routes(routes!(audit_api::witness))
 }
 
 /// The OpenAPI document, without a database or a server.
@@ -583,6 +589,9 @@ mod tests {
             auth: AuthConfig::default(),
             policy: crate::policy::SharedPolicy::default(),
             notifier: crate::notify::Notifier::new(None),
+            witness: Arc::new(crate::witness::Witness::from_key(
+                ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+            )),
         };
         (router(state, &limits()), db)
     }
@@ -650,6 +659,8 @@ mod tests {
             ("/v1/keys/{id}/revoke", "post"),
             ("/v1/keys/register/start", "post"),
             ("/v1/keys/register/finish", "post"),
+            ("/v1/audit/checkpoint", "post"),
+            ("/v1/audit/witness", "get"),
         ] {
             assert!(doc["paths"][path][method].is_object(), "{method} {path}");
         }

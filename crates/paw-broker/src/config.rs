@@ -60,6 +60,34 @@ pub struct Config {
     /// `[webhook]`: where elevation events are also posted (chat, ticketing), signed.
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
+    /// `[audit]`: the witness key that cosigns workstations' audit checkpoints.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The witness key file, resolved against the config file's directory. Created at the first
+    /// start when missing (see [`crate::witness`]).
+    #[serde(default = "default_witness_key")]
+    pub witness_key: PathBuf,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            witness_key: default_witness_key(),
+        }
+    }
+}
+
+/// `pawd init` writes the key here, next to `pawd.toml`.
+pub const WITNESS_KEY_FILE: &str = "witness.key";
+
+fn default_witness_key() -> PathBuf {
+    PathBuf::from(WITNESS_KEY_FILE)
 }
 
 /// `[webhook]`: an outgoing HTTPS POST per elevation event, its body signed with HMAC-SHA256.
@@ -464,6 +492,7 @@ impl Config {
         for ca in &mut config.webauthn.attestation_ca {
             *ca = resolve(base_dir, ca);
         }
+        config.audit.witness_key = resolve(base_dir, &config.audit.witness_key);
         if let Some(w) = &mut config.webhook {
             w.secret_file = resolve(base_dir, &w.secret_file);
             if let Some(ca) = &mut w.ca_file {
@@ -669,6 +698,15 @@ origin = "https://paw.example:8443"
         assert_eq!(c.log, LogConfig::default());
         assert_eq!(c.limits.max_body_bytes, 65_536);
         assert_eq!(c.database_url.kind().unwrap(), DatabaseKind::Sqlite);
+    }
+
+    #[test]
+    fn witness_key_defaults_next_to_the_config_and_resolves_relative() {
+        let c = Config::from_toml(BASE, Path::new("/etc/pawd"), no_env()).unwrap();
+        assert_eq!(c.audit.witness_key, PathBuf::from("/etc/pawd/witness.key"));
+        let text = format!("{BASE}\n[audit]\nwitness_key = \"keys/w.key\"\n");
+        let c = Config::from_toml(&text, Path::new("/etc/pawd"), no_env()).unwrap();
+        assert_eq!(c.audit.witness_key, PathBuf::from("/etc/pawd/keys/w.key"));
     }
 
     #[test]

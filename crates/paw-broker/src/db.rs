@@ -301,7 +301,7 @@ mod tests {
     async fn migrations_and_meta_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let db = temp_db(&dir).await;
-        assert_eq!(db.pending_migrations().await.unwrap().len(), 3);
+        assert_eq!(db.pending_migrations().await.unwrap().len(), 4);
         db.migrate().await.unwrap();
         assert!(db.pending_migrations().await.unwrap().is_empty());
         db.ping().await.unwrap();

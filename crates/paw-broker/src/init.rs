@@ -49,6 +49,12 @@ pub struct InitReport {
     pub instance_id: String,
     /// False when the database already had an instance id (re-init with `--force`).
     pub instance_id_created: bool,
+    pub witness_key_path: PathBuf,
+    /// SHA-256 of the witness public key, `AB:CD:…`.
+    pub witness_fingerprint: String,
+    /// False when an existing witness key was kept (re-init with `--force` never replaces it:
+    /// apps have pinned it).
+    pub witness_created: bool,
 }
 
 impl std::fmt::Display for InitReport {
@@ -78,6 +84,21 @@ impl std::fmt::Display for InitReport {
         } else {
             "kept from the existing database"
         };
+        writeln!(
+            f,
+            "{} {} (audit witness key)",
+            if self.witness_created {
+                "created"
+            } else {
+                "kept"
+            },
+            self.witness_key_path.display()
+        )?;
+        writeln!(
+            f,
+            "  witness SHA-256 fingerprint: {}",
+            self.witness_fingerprint
+        )?;
         write!(f, "instance id {} ({id_note})", self.instance_id)
     }
 }
@@ -192,7 +213,8 @@ pub async fn init_with(opts: &InitOptions, extras: &InitExtras) -> Result<InitRe
     )?;
 
     // What we wrote must load: this catches a template bug before the operator does.
-    Config::load_with_env(&config_path, Vec::new())?;
+    let config = Config::load_with_env(&config_path, Vec::new())?;
+    let (witness, witness_origin) = crate::witness::load_or_create(&config.audit.witness_key)?;
 
     Ok(InitReport {
         dir,
@@ -206,6 +228,9 @@ pub async fn init_with(opts: &InitOptions, extras: &InitExtras) -> Result<InitRe
         database_kind,
         instance_id,
         instance_id_created,
+        witness_key_path: config.audit.witness_key.clone(),
+        witness_fingerprint: witness.fingerprint(),
+        witness_created: witness_origin == crate::witness::Origin::Created,
     })
 }
 
@@ -304,11 +329,16 @@ fn config_text(
          [limits]\n\
          max_body_bytes = 65536\n\
          request_timeout_secs = 30\n\
+         \n\
+         [audit]\n\
+         # The key that cosigns workstations' audit checkpoints (mode 0600, never logged).\n\
+         witness_key = {witness}\n\
          {webauthn}",
         listen = toml_string(&listen.to_string()),
         db = toml_string(database_url.expose()),
         cert = toml_string(SERVER_CERT_FILE),
         key = toml_string(SERVER_KEY_FILE),
+        witness = toml_string(crate::config::WITNESS_KEY_FILE),
     )
 }
 
@@ -365,6 +395,9 @@ pub struct CheckReport {
     pub entitlements: Vec<String>,
     pub groups: usize,
     pub webhook: Option<String>,
+    pub witness_key_path: PathBuf,
+    /// `None`: no key yet; `pawd serve` generates one at its first start.
+    pub witness_fingerprint: Option<String>,
 }
 
 impl std::fmt::Display for CheckReport {
@@ -411,6 +444,18 @@ impl std::fmt::Display for CheckReport {
             self.groups,
             self.webhook.as_deref().unwrap_or("none")
         )?;
+        match &self.witness_fingerprint {
+            Some(fp) => writeln!(
+                f,
+                "  witness     {} (SHA-256 {fp})",
+                self.witness_key_path.display()
+            )?,
+            None => writeln!(
+                f,
+                "  witness     {} missing; `pawd serve` generates it at its first start",
+                self.witness_key_path.display()
+            )?,
+        }
         write!(
             f,
             "  instance id {}",
@@ -436,6 +481,14 @@ pub async fn check_config(config_path: &Path, config: &Config) -> Result<CheckRe
     let cert = tls::check_leaf(&config.tls.cert, OffsetDateTime::now_utc())?;
     // Reads and parses every attestation CA, so a bad file fails here and not at enrollment.
     crate::webauthn::RelyingParty::new(&config.webauthn)?;
+    // Loaded, not created: check changes nothing. A missing key is reported, not an error,
+    // since the first start makes one; an unreadable or too-open one is an error.
+    let witness_path = &config.audit.witness_key;
+    let witness_fingerprint = if witness_path.exists() {
+        Some(crate::witness::load(witness_path)?.fingerprint())
+    } else {
+        None
+    };
 
     let db = Db::connect(&config.database_url, Create::Never).await?;
     let outcome = async {
@@ -469,5 +522,7 @@ pub async fn check_config(config_path: &Path, config: &Config) -> Result<CheckRe
             .collect(),
         groups: config.groups.len(),
         webhook: config.webhook.as_ref().map(|w| w.url.clone()),
+        witness_key_path: witness_path.clone(),
+        witness_fingerprint,
     })
 }

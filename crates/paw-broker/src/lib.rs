@@ -19,6 +19,8 @@
 
 pub mod api;
 pub mod audit;
+pub mod audit_api;
+pub mod checkpoints;
 pub mod config;
 pub mod db;
 pub mod elevation;
@@ -39,6 +41,7 @@ pub mod tls;
 pub mod tokens;
 mod util;
 pub mod webauthn;
+pub mod witness;
 
 pub use config::Config;
 pub use error::BrokerError;

@@ -122,6 +122,7 @@ pub struct App {
 
 pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
     let rp = RelyingParty::new(&config.webauthn)?;
+    let witness = crate::witness::load_at_start(&config.audit.witness_key)?;
     let db = Db::connect(&config.database_url, Create::IfMissing).await?;
     db.migrate().await?;
     let (instance_id, _) = db.ensure_instance_id().await?;
@@ -147,6 +148,7 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         auth: config.auth,
         policy,
         notifier: crate::notify::Notifier::new(webhook),
+        witness: Arc::new(witness),
     };
     Ok(App {
         router: api::router(state.clone(), &config.limits),

@@ -44,6 +44,9 @@ pub struct AuthContext {
     pub roles: Vec<String>,
     pub session_id: String,
     pub session_expires_at_ms: i64,
+    /// The session's device key (base64url), the one this request's device proof verified
+    /// under: what the workstation signs its audit checkpoints with.
+    pub device_key: String,
 }
 
 /// A session looked up through one of its tokens.
@@ -230,6 +233,7 @@ pub async fn authenticate_as(
         roles: user.roles(),
         session_id: session.id,
         session_expires_at_ms: session.created_at + SESSION_ABSOLUTE_MS,
+        device_key: session.device_key,
     })
 }
 

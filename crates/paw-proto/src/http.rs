@@ -242,3 +242,87 @@ pub struct WhoAmI {
     pub roles: Vec<String>,
     pub session_expires_at_ms: i64,
 }
+
+// ---- Audit witness: the broker cosigns each workstation's local-trail checkpoints ---------
+//
+// Binary fields: hashes are lowercase hex (as paw-audit prints them), keys and signatures
+// base64url without padding (as every other key in this API).
+
+/// Most records one `POST /v1/audit/checkpoint` may carry. A workstation further behind
+/// uploads in steps, each ending with a checkpoint at the last record it carries.
+pub const MAX_CHECKPOINT_RECORDS: usize = 10_000;
+/// Longest accepted checkpoint origin, in bytes.
+pub const MAX_CHECKPOINT_ORIGIN: usize = 128;
+
+/// A signed checkpoint of a workstation's local trail (paw-audit's `Checkpoint`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointDto {
+    /// The trail's id: 1 to 128 characters of `A-Z a-z 0-9 . _ : -`. Bound to the user on the
+    /// first cosigned checkpoint; a random id per trail (for example a UUID) is recommended.
+    pub origin: String,
+    /// Seq of the head record (0: the empty trail).
+    pub seq: u64,
+    /// Hash of the head record (or the genesis value), 64 hex digits.
+    pub hash: String,
+    /// The workstation's clock, Unix milliseconds.
+    pub time_ms: i64,
+    /// The signing ed25519 public key, base64url (32 bytes): must be this session's device key.
+    pub key: String,
+    /// ed25519 signature over the checkpoint body, base64url (64 bytes).
+    pub signature: String,
+}
+
+/// One record of the local trail (paw-audit's `Record`, its event fields flattened).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecordDto {
+    pub seq: u64,
+    pub time_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    /// `started`, `success`, `failure` or `denied`.
+    pub outcome: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    /// 64 hex digits.
+    pub prev_hash: String,
+    /// 64 hex digits.
+    pub hash: String,
+}
+
+/// `POST /v1/audit/checkpoint`: a new checkpoint and every record after the last checkpoint
+/// the broker cosigned for this origin, in order, up to the new head. For an origin's first
+/// checkpoint the records are optional: when sent they must run from the genesis to the head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointUploadRequest {
+    pub checkpoint: CheckpointDto,
+    #[serde(default)]
+    pub records: Vec<AuditRecordDto>,
+}
+
+/// The broker's cosignature of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointCosigned {
+    /// paw-audit `Cosignature::to_bytes` (witness key, time, signature; 104 bytes), base64url.
+    pub cosignature: String,
+    /// The witness public key, base64url (32 bytes).
+    pub witness_key: String,
+    /// The broker's time of the cosignature, Unix milliseconds.
+    pub cosigned_at_ms: i64,
+    /// Seq of the previously cosigned checkpoint of this origin; absent for the first.
+    pub previous_seq: Option<u64>,
+}
+
+/// `GET /v1/audit/witness`: the key the broker cosigns checkpoints with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessKey {
+    /// ed25519 public key, base64url (32 bytes).
+    pub public_key: String,
+    /// SHA-256 of the public key, `AB:CD:…`, as `pawd check` prints it.
+    pub fingerprint: String,
+}
