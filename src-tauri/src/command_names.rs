@@ -27,4 +27,7 @@ pub const COMMANDS: &[&str] = &[
     "revoke_grant",
     "close_review",
     "live_events",
+    "audit_query",
+    "audit_verify",
+    "audit_export",
 ];

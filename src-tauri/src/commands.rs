@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use paw_client::Core;
 use paw_proto::elevation::{EntitlementList, GrantList, GrantView, Inbox};
 use paw_proto::ipc::{
-    AppStatus, KeyPromptView, LiveFeed, SecurityKeyView, SessionUser, SettingsView, StepUpPrompt,
+    AppStatus, AuditPage, AuditVerifyView, KeyPromptView, LiveFeed, SecurityKeyView, SessionUser,
+    SettingsView, StepUpPrompt,
 };
 use paw_proto::ApiError;
 use serde_json::Value;
@@ -190,4 +191,26 @@ pub async fn live_events(
     since: Option<Value>,
 ) -> Result<LiveFeed, ApiError> {
     Ok(core.live_events(decode("since", since)?).await)
+}
+
+/// Local: one page of the workstation's audit trail.
+#[tauri::command]
+pub async fn audit_query(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<AuditPage, ApiError> {
+    Ok(core.audit_query(decode("input", input)?).await?)
+}
+
+/// Local: verifies the whole audit chain and names the first bad record.
+#[tauri::command]
+pub async fn audit_verify(core: State<'_, Core>) -> Result<AuditVerifyView, ApiError> {
+    Ok(core.audit_verify().await?)
+}
+
+/// Local: the records matching a filter as inert JSON lines. The text goes back to the UI,
+/// which saves it as a download: no file path crosses IPC.
+#[tauri::command]
+pub async fn audit_export(core: State<'_, Core>, input: Option<Value>) -> Result<String, ApiError> {
+    Ok(core.audit_export(decode("input", input)?).await?)
 }

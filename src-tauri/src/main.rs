@@ -113,6 +113,9 @@ fn run() -> Result<(), String> {
             commands::revoke_grant,
             commands::close_review,
             commands::live_events,
+            commands::audit_query,
+            commands::audit_verify,
+            commands::audit_export,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

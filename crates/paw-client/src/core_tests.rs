@@ -577,3 +577,410 @@ async fn oversight_reads_other_people_s_grants_and_leaves_the_status_bar_alone()
     let e = core.oversight().await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::Forbidden, "{e}");
 }
+
+// ---- local audit trail (cases D1, D2, D5) ------------------------------------------------
+
+fn all_records() -> paw_proto::ipc::AuditQueryInput {
+    paw_proto::ipc::AuditQueryInput {
+        from_ms: None,
+        until_ms: None,
+        kind: None,
+        target: None,
+        outcome: None,
+        text: None,
+        limit: 500,
+        offset: 0,
+    }
+}
+
+fn trail_path(s: &Setup) -> std::path::PathBuf {
+    s._dir.path().join("cfg").join("audit.db")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d1_a_privileged_action_writes_started_then_its_outcome() {
+    use paw_proto::ipc::AuditOutcome;
+    let (key, cred) = virtual_key_with_credential();
+    let (fb, _senders) = elevation_broker(cred);
+    let s = signed_in(&fb, Some(key)).await;
+    let core = &s.core;
+
+    let prompt = core.prepare_elevation(request()).await.unwrap();
+    // Preparing is not the action: nothing is recorded yet.
+    assert!(core
+        .audit_query(all_records())
+        .await
+        .unwrap()
+        .records
+        .is_empty());
+    core.confirm_elevation(prompt.id).await.unwrap();
+    // The fake broker has no release endpoint: a failure, recorded with its code.
+    let e = core.release_grant("g-new".into()).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound);
+
+    let page = core.audit_query(all_records()).await.unwrap();
+    let r = &page.records;
+    assert_eq!(r.len(), 4, "{r:#?}");
+    assert!(!page.has_more);
+    // Newest first.
+    assert_eq!(r.iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 3, 2, 1]);
+    let (started, done) = (&r[3], &r[2]);
+    assert_eq!(started.kind, "elevation.request");
+    assert_eq!(started.target, "db-prod-1");
+    assert_eq!(started.actor, "alice");
+    assert_eq!(started.outcome, AuditOutcome::Started);
+    let action = crate::elevation::canonical_action(&request()).unwrap();
+    assert!(
+        started.detail.contains(&action.describe()),
+        "{}",
+        started.detail
+    );
+    assert!(
+        started
+            .detail
+            .contains(&crate::identity::hex(&action.hash())),
+        "{}",
+        started.detail
+    );
+    assert_eq!(done.kind, "elevation.request");
+    assert_eq!(done.outcome, AuditOutcome::Success);
+    assert!(done.detail.contains("g-new"), "{}", done.detail);
+    assert_eq!(
+        (r[1].kind.as_str(), r[1].outcome, r[1].target.as_str()),
+        ("grant.release", AuditOutcome::Started, "g-new")
+    );
+    assert_eq!(r[0].outcome, AuditOutcome::Failure);
+    assert!(r[0].detail.contains("not_found"), "{}", r[0].detail);
+
+    // Filters and paging.
+    let q = |f: &dyn Fn(&mut paw_proto::ipc::AuditQueryInput)| {
+        let mut i = all_records();
+        f(&mut i);
+        i
+    };
+    let seqs = |p: paw_proto::ipc::AuditPage| p.records.iter().map(|r| r.seq).collect::<Vec<_>>();
+    let found = core
+        .audit_query(q(&|i| i.text = Some("vacuum orders".into())))
+        .await
+        .unwrap();
+    assert_eq!(seqs(found), [1]);
+    let found = core
+        .audit_query(q(&|i| i.kind = Some("grant.release".into())))
+        .await
+        .unwrap();
+    assert_eq!(seqs(found), [4, 3]);
+    let found = core
+        .audit_query(q(&|i| i.target = Some("PROD".into())))
+        .await
+        .unwrap();
+    assert_eq!(seqs(found), [2, 1]);
+    let found = core
+        .audit_query(q(&|i| i.outcome = Some(AuditOutcome::Failure)))
+        .await
+        .unwrap();
+    assert_eq!(seqs(found), [4]);
+    let page = core
+        .audit_query(q(&|i| {
+            i.limit = 3;
+            i.offset = 0;
+        }))
+        .await
+        .unwrap();
+    assert!(page.has_more);
+    let page = core
+        .audit_query(q(&|i| {
+            i.limit = 3;
+            i.offset = 3;
+        }))
+        .await
+        .unwrap();
+    assert_eq!((seqs(page.clone()), page.has_more), (vec![1], false));
+    let e = core.audit_query(q(&|i| i.limit = 0)).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::BadRequest);
+
+    // The chain verifies, and no secret reached it.
+    let v = core.audit_verify().await.unwrap();
+    assert!(v.ok && v.records == 4 && v.first_bad.is_none(), "{v:?}");
+    let export = core.audit_export(all_records()).await.unwrap();
+    assert_eq!(export.lines().count(), 4);
+    for secret in [
+        "access-1",
+        "refresh-1",
+        "ch-1",
+        "clientDataJSON",
+        "signature",
+    ] {
+        assert!(!export.contains(secret), "{secret} in {export}");
+    }
+}
+
+/// Replaces the trail with something the store refuses, runs a privileged action, and checks
+/// it was refused with `audit_unavailable` naming `why`, before any request to the broker.
+async fn refused_before_the_broker(s: &Setup, fb: &FakeBroker, why: &str) {
+    let before = fb.seen.lock().unwrap().len();
+    for e in [
+        s.core.release_grant("g1".into()).await.unwrap_err(),
+        s.core.cancel_request("r1".into()).await.unwrap_err(),
+        s.core
+            .revoke_grant(RevokeGrantInput {
+                id: "g1".into(),
+                reason: "leaving the team".into(),
+            })
+            .await
+            .unwrap_err(),
+        s.core
+            .close_review(paw_proto::ipc::CloseReviewInput {
+                id: "g1".into(),
+                comment: "reviewed, fine".into(),
+            })
+            .await
+            .unwrap_err(),
+        s.core
+            .login(paw_proto::ipc::LoginInput {
+                user: "alice".into(),
+            })
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(e.code(), ErrorCode::AuditUnavailable, "{e}");
+        assert!(e.to_string().contains(why), "{e}");
+    }
+    assert_eq!(
+        fb.seen.lock().unwrap().len(),
+        before,
+        "the broker was asked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d1_a_corrupt_trail_refuses_privileged_actions_before_the_broker() {
+    let (key, cred) = virtual_key_with_credential();
+    let (fb, _senders) = elevation_broker(cred);
+    let s = signed_in(&fb, Some(key)).await;
+    let prompt = s.core.prepare_elevation(request()).await.unwrap();
+    std::fs::write(trail_path(&s), vec![0x5a_u8; 8192]).unwrap();
+
+    let e = s.core.confirm_elevation(prompt.id).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AuditUnavailable, "{e}");
+    assert!(e.to_string().contains("corrupt"), "{e}");
+    assert!(fb.requests("/v1/requests").is_empty());
+    refused_before_the_broker(&s, &fb, "corrupt").await;
+    // Verification says the file is damaged rather than calling it fine.
+    let v = s.core.audit_verify().await.unwrap();
+    assert!(!v.ok, "{v:?}");
+    assert!(v.problem.unwrap().contains("corrupt"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d1_a_read_only_trail_refuses_privileged_actions_before_the_broker() {
+    let fb = FakeBroker::start(|_| None);
+    let s = signed_in(&fb, None).await;
+    let path = trail_path(&s);
+    let t = paw_audit::LocalTrail::open(&path).await.unwrap();
+    t.close().await;
+    let _undo = ReadOnly::make(&path);
+    // The login would need a security key; the trail refuses before that matters.
+    let (key, _) = virtual_key_with_credential();
+    drop(s.core);
+    let core = Core::open(
+        s._dir.path().join("cfg"),
+        BuildInfo {
+            version: "t".into(),
+            debug: true,
+            virtual_key: false,
+        },
+        s.keystore.clone(),
+        Some(key),
+    )
+    .unwrap();
+    core.inner.state.write().await.user = Some(SessionUser {
+        name: "alice".into(),
+        roles: vec![],
+    });
+    let s = Setup {
+        core,
+        keystore: s.keystore,
+        _dir: s._dir,
+    };
+    refused_before_the_broker(&s, &fb, "read-only").await;
+}
+
+/// Makes a file read-only, even for root (chattr +i), until dropped.
+struct ReadOnly(std::path::PathBuf);
+
+impl ReadOnly {
+    fn make(path: &std::path::Path) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let guard = Self(path.to_owned());
+        // chmod does not stop root (CI runs as root): make the file immutable as well.
+        if std::fs::OpenOptions::new().append(true).open(path).is_ok() {
+            assert!(
+                guard.chattr("+i"),
+                "running with DAC override and chattr +i failed"
+            );
+        }
+        guard
+    }
+
+    fn chattr(&self, flag: &str) -> bool {
+        std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(&self.0)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = self.chattr("-i");
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o644));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d2_verify_names_the_record_whose_byte_was_flipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir_all(&cfg).unwrap();
+    let t = paw_audit::LocalTrail::open(cfg.join("audit.db"))
+        .await
+        .unwrap();
+    for (i, words) in ["first entry", "MARKER-flip-me-7f3a", "third entry"]
+        .iter()
+        .enumerate()
+    {
+        t.append(
+            "alice",
+            "grant.release",
+            format!("g{i}"),
+            paw_audit::Outcome::Started,
+            json!({"justification": words}),
+            1_700_000_000_000,
+        )
+        .await
+        .unwrap();
+    }
+    t.close().await;
+    let core = Core::open(
+        cfg.clone(),
+        BuildInfo {
+            version: "t".into(),
+            debug: true,
+            virtual_key: false,
+        },
+        Arc::new(MemoryKeyStore::new()),
+        None,
+    )
+    .unwrap();
+    let v = core.audit_verify().await.unwrap();
+    assert!(v.ok && v.records == 3, "{v:?}");
+    drop(core);
+    // Let the trail thread close its connections before the file is edited.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let path = cfg.join("audit.db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let marker = b"MARKER-flip-me-7f3a";
+    let mut flipped = 0;
+    for i in 0..bytes.len().saturating_sub(marker.len()) {
+        if &bytes[i..i + marker.len()] == marker {
+            bytes[i + 7] ^= 0x01; // 'f' -> 'g': still text, still JSON
+            flipped += 1;
+        }
+    }
+    assert!(
+        flipped > 0,
+        "the record's text is in the main database file"
+    );
+    std::fs::write(&path, &bytes).unwrap();
+
+    let core = Core::open(
+        cfg,
+        BuildInfo {
+            version: "t".into(),
+            debug: true,
+            virtual_key: false,
+        },
+        Arc::new(MemoryKeyStore::new()),
+        None,
+    )
+    .unwrap();
+    let v = core.audit_verify().await.unwrap();
+    assert!(!v.ok, "{v:?}");
+    let bad = v.first_bad.expect("the record is named");
+    assert_eq!(bad.seq, 2, "{bad:?}");
+    assert!(bad.reason.contains("hash"), "{bad:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d5_exported_lines_and_shown_fields_are_inert() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir_all(&cfg).unwrap();
+    let hostile = "ok\n{\"seq\":99,\"forged\":true}\u{202E}evil\u{2028}x\u{1b}[31m\u{200B}";
+    let t = paw_audit::LocalTrail::open(cfg.join("audit.db"))
+        .await
+        .unwrap();
+    for subject in ["g1", "g\u{202E}2"] {
+        t.append(
+            "alice",
+            "elevation.request",
+            subject,
+            paw_audit::Outcome::Started,
+            json!({"text": {"justification": hostile}}),
+            1_700_000_000_000,
+        )
+        .await
+        .unwrap();
+    }
+    t.close().await;
+    let core = Core::open(
+        cfg,
+        BuildInfo {
+            version: "t".into(),
+            debug: true,
+            virtual_key: false,
+        },
+        Arc::new(MemoryKeyStore::new()),
+        None,
+    )
+    .unwrap();
+    let hostile_char =
+        |c: char| c.is_control() && c != '\n' || matches!(c, '\u{202E}' | '\u{2028}' | '\u{200B}');
+
+    let export = core.audit_export(all_records()).await.unwrap();
+    assert!(export.ends_with('\n'));
+    let lines: Vec<&str> = export.lines().collect();
+    assert_eq!(lines.len(), 2, "{export}");
+    assert!(!export.chars().any(hostile_char), "{export:?}");
+    for (line, subject) in lines.iter().zip(["g1", "g\u{202E}2"]) {
+        let ev: paw_audit::Event = serde_json::from_str(line).unwrap();
+        assert_eq!(ev.subject, subject);
+        assert_eq!(ev.detail["text"]["justification"], hostile);
+    }
+
+    // What the audit page shows is inert too, and still says what is there.
+    let page = core.audit_query(all_records()).await.unwrap();
+    for r in &page.records {
+        for field in [&r.actor, &r.kind, &r.target] {
+            assert!(
+                !field.chars().any(|c| hostile_char(c) || c == '\n'),
+                "{field:?}"
+            );
+        }
+        assert!(!r.detail.chars().any(hostile_char), "{:?}", r.detail);
+    }
+    assert_eq!(page.records[0].target, "g\\u{202e}2");
+    let found = core
+        .audit_query(paw_proto::ipc::AuditQueryInput {
+            text: Some("forged".into()),
+            ..all_records()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.records.len(), 2);
+}

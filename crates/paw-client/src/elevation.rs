@@ -31,10 +31,12 @@ use paw_proto::ipc::{
     CloseReviewInput, ElevationAction, GrantSummary, RevokeGrantInput, StepUpPrompt,
 };
 use reqwest::Method;
+use serde_json::json;
 
+use crate::audit::Audit;
 use crate::identity::encode;
 use crate::live::RESYNC;
-use crate::pending::{PendingKind, PendingOp};
+use crate::pending::{PendingKind, PendingOp, PendingStepUp};
 use crate::{ClientError, Core};
 
 /// Longest id (request, grant) accepted in a URL path; the broker's are UUIDs.
@@ -125,6 +127,36 @@ impl Core {
     pub async fn confirm_elevation(&self, id: String) -> Result<GrantView, ClientError> {
         let p = self.take_pending(&id, PendingKind::Elevation)?;
         let path = endpoint(&p.action)?;
+        let what = match &p.action {
+            Action::Request { target, .. } => {
+                Audit::for_action("elevation.request", target.clone(), &p.action)
+            }
+            Action::Approve {
+                request_id,
+                approve,
+                ..
+            } => Audit::for_action(
+                if *approve {
+                    "elevation.approve"
+                } else {
+                    "elevation.deny"
+                },
+                request_id.clone(),
+                &p.action,
+            ),
+            Action::BreakGlass { target, .. } => {
+                Audit::for_action("break_glass", target.clone(), &p.action)
+            }
+            other => Audit::for_action("elevation", String::new(), other),
+        };
+        self.audited(what, self.elevation_audited(&p, &path)).await
+    }
+
+    async fn elevation_audited(
+        &self,
+        p: &PendingStepUp,
+        path: &str,
+    ) -> Result<GrantView, ClientError> {
         let client = self.client().await?;
         let credential = self.assert(&client, &p.challenge).await?;
         let body = encode(&SignedElevation {
@@ -134,7 +166,7 @@ impl Core {
                 credential,
             },
         })?;
-        let view: GrantView = self.authed(Method::POST, &path, Some(body)).await?;
+        let view: GrantView = self.authed(Method::POST, path, Some(body)).await?;
         tracing::info!(
             purpose = p.action.purpose().as_str(),
             grant = %view.id,
@@ -150,8 +182,12 @@ impl Core {
     /// Withdraws one of the user's own pending requests.
     pub async fn cancel_request(&self, id: String) -> Result<GrantView, ClientError> {
         check_id("id", &id)?;
+        let what = Audit::new("request.cancel", id.clone(), json!({}));
         let view = self
-            .authed(Method::POST, &format!("/v1/requests/{id}/cancel"), None)
+            .audited(
+                what,
+                self.authed(Method::POST, &format!("/v1/requests/{id}/cancel"), None),
+            )
             .await?;
         self.grants_changed();
         Ok(view)
@@ -160,8 +196,12 @@ impl Core {
     /// Ends one of the user's own grants early; its sessions end.
     pub async fn release_grant(&self, id: String) -> Result<GrantView, ClientError> {
         check_id("id", &id)?;
+        let what = Audit::new("grant.release", id.clone(), json!({}));
         let view = self
-            .authed(Method::POST, &format!("/v1/grants/{id}/release"), None)
+            .audited(
+                what,
+                self.authed(Method::POST, &format!("/v1/grants/{id}/release"), None),
+            )
             .await?;
         self.grants_changed();
         Ok(view)
@@ -171,14 +211,22 @@ impl Core {
     pub async fn revoke_grant(&self, input: RevokeGrantInput) -> Result<GrantView, ClientError> {
         check_id("id", &input.id)?;
         check_comment("reason", &input.reason, true)?;
+        let what = Audit::new(
+            "grant.revoke",
+            input.id.clone(),
+            json!({"reason": input.reason}),
+        );
         let body = encode(&RevokeGrantRequest {
             reason: input.reason,
         })?;
         let view = self
-            .authed(
-                Method::POST,
-                &format!("/v1/grants/{}/revoke", input.id),
-                Some(body),
+            .audited(
+                what,
+                self.authed(
+                    Method::POST,
+                    &format!("/v1/grants/{}/revoke", input.id),
+                    Some(body),
+                ),
             )
             .await?;
         // It may be the user's own grant.
@@ -190,13 +238,21 @@ impl Core {
     pub async fn close_review(&self, input: CloseReviewInput) -> Result<GrantView, ClientError> {
         check_id("id", &input.id)?;
         check_comment("comment", &input.comment, true)?;
+        let what = Audit::new(
+            "review.close",
+            input.id.clone(),
+            json!({"comment": input.comment}),
+        );
         let body = encode(&CloseReviewRequest {
             comment: input.comment,
         })?;
-        self.authed(
-            Method::POST,
-            &format!("/v1/reviews/{}/close", input.id),
-            Some(body),
+        self.audited(
+            what,
+            self.authed(
+                Method::POST,
+                &format!("/v1/reviews/{}/close", input.id),
+                Some(body),
+            ),
         )
         .await
     }

@@ -44,6 +44,10 @@ pub enum ClientError {
     /// An input from the UI is invalid; the message names the field.
     #[error("{field}: {reason}")]
     InvalidInput { field: &'static str, reason: String },
+    /// The local audit trail cannot durably record a privileged action, so it was not started
+    /// (case D1); the message says why (disk full, read-only, locked, corrupt, …).
+    #[error("the local audit trail cannot record this action, so it was not started: {0}")]
+    AuditUnavailable(paw_audit::AuditError),
     /// A bug or an unexpected condition in the core (for example a failed background task).
     #[error("internal error: {0}")]
     Internal(String),
@@ -74,6 +78,7 @@ impl ClientError {
             Self::NotSignedIn => ErrorCode::Unauthenticated,
             Self::StepUpUnknown => ErrorCode::ChallengeInvalid,
             Self::InvalidInput { .. } => ErrorCode::BadRequest,
+            Self::AuditUnavailable(_) => ErrorCode::AuditUnavailable,
         }
     }
 

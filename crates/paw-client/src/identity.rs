@@ -43,6 +43,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
+use crate::audit::Audit;
 use crate::keystore::KeyStore;
 use crate::pending::{PendingKind, PendingOp, PendingStepUp, PendingStepUps};
 use crate::prompts::KeyPrompts;
@@ -124,6 +125,16 @@ impl Core {
     pub async fn enroll(&self, input: EnrollInput) -> Result<SessionUser, ClientError> {
         self.authenticator()?;
         check_key_name(&input.key_name)?;
+        // Never the invite code: it is a credential until used.
+        let what = Audit::new(
+            "enroll",
+            input.key_name.clone(),
+            json!({"key_name": input.key_name}),
+        );
+        self.audited(what, self.enroll_audited(input)).await
+    }
+
+    async fn enroll_audited(&self, input: EnrollInput) -> Result<SessionUser, ClientError> {
         let client = self.client().await?;
         let device = self.device().await?;
         let start: EnrollStartResponse = client
@@ -153,6 +164,17 @@ impl Core {
     /// Signs in with the security key; the tokens go to the keyring.
     pub async fn login(&self, input: LoginInput) -> Result<SessionUser, ClientError> {
         self.authenticator()?;
+        let what = Audit::for_action(
+            "login",
+            input.user.clone(),
+            &Action::Login {
+                user: input.user.clone(),
+            },
+        );
+        self.audited(what, self.login_audited(input)).await
+    }
+
+    async fn login_audited(&self, input: LoginInput) -> Result<SessionUser, ClientError> {
         let client = self.client().await?;
         let device = self.device().await?;
         let start: ChallengeResponse = client
@@ -289,6 +311,18 @@ impl Core {
         let PendingOp::Key(op) = &p.op else {
             return Err(ClientError::StepUpUnknown);
         };
+        let what = match op {
+            KeyAction::Add { name } => Audit::for_action("key.add", name.clone(), &p.action),
+            KeyAction::Revoke { id } => Audit::for_action("key.revoke", id.clone(), &p.action),
+        };
+        self.audited(what, self.key_step_up_audited(&p, op)).await
+    }
+
+    async fn key_step_up_audited(
+        &self,
+        p: &PendingStepUp,
+        op: &KeyAction,
+    ) -> Result<Vec<SecurityKeyView>, ClientError> {
         let client = self.client().await?;
         let list: SecurityKeyList = match op {
             KeyAction::Revoke { id } => {
@@ -844,7 +878,7 @@ fn random_id() -> Result<String, ClientError> {
     Ok(hex(&b))
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

@@ -14,7 +14,11 @@
 //!   rest only in the OS keyring ([`keystore`]); the settings file holds no secret.
 //! - The broker's clock decides validity: the workstation estimates it ([`BrokerClock`]) and
 //!   never trusts its own wall clock for an expiry.
+//! - A privileged use case (login, enrollment, key management, elevation, grant and review
+//!   changes) starts only after its `started` record is durably in the local audit trail, and
+//!   is refused with `audit_unavailable` otherwise (case D1; see the `audit` module).
 
+mod audit;
 mod broker;
 mod clock;
 #[cfg(test)]
@@ -74,6 +78,8 @@ struct Inner {
     live: live::Live,
     /// The user's grants as last fetched, for the status bar.
     grants: std::sync::Mutex<elevation::GrantCache>,
+    /// The local audit trail (`audit.db` in the config dir), opened on first use.
+    audit: audit::Trail,
 }
 
 struct State {
@@ -86,7 +92,8 @@ struct State {
 }
 
 impl Core {
-    /// Opens the core with settings kept in `config_dir` (created if missing).
+    /// Opens the core with settings kept in `config_dir` (created if missing), and the local
+    /// audit trail at `config_dir/audit.db` (opened at its first use; see [`audit`]).
     ///
     /// A settings file that cannot be read or no longer validates (for example its CA file was
     /// removed) leaves the broker unconfigured rather than refusing to start: the user can fix it
@@ -104,6 +111,7 @@ impl Core {
         authenticator: Option<Arc<dyn Authenticator>>,
     ) -> Result<Self, ClientError> {
         build.virtual_key = authenticator.as_ref().is_some_and(|a| a.is_virtual());
+        let audit = audit::Trail::new(config_dir.join(audit::TRAIL_FILE));
         let store = SettingsStore::new(config_dir)?;
         let settings = store.load()?;
         let client = match &settings {
@@ -132,6 +140,7 @@ impl Core {
                 identity: identity::Identity::new(keystore, authenticator),
                 live: live::Live::new(),
                 grants: std::sync::Mutex::new(elevation::GrantCache::default()),
+                audit,
             }),
         })
     }

@@ -72,6 +72,9 @@ pub enum ErrorCode {
     /// Policy does not allow this caller to do this (not a requester or approver of the
     /// entitlement, their own request, a target or role outside the entitlement).
     Forbidden,
+    /// The workstation's local audit trail cannot durably record the action (disk full,
+    /// read-only, locked, corrupt), so the privileged action was not started.
+    AuditUnavailable,
 }
 
 impl ErrorCode {
@@ -103,6 +106,7 @@ impl ErrorCode {
             Self::KeyTimeout => 408,
             Self::KeyringUnavailable => 503,
             Self::Forbidden => 403,
+            Self::AuditUnavailable => 503,
         }
     }
 
@@ -140,6 +144,7 @@ impl ErrorCode {
             Self::KeyTimeout => "key_timeout",
             Self::KeyringUnavailable => "keyring_unavailable",
             Self::Forbidden => "forbidden",
+            Self::AuditUnavailable => "audit_unavailable",
         }
     }
 }
@@ -198,6 +203,15 @@ mod tests {
             ErrorCode::AccountLocked,
             ErrorCode::RateLimited,
             ErrorCode::Conflict,
+            ErrorCode::SecurityKeyMissing,
+            ErrorCode::PinInvalid,
+            ErrorCode::PinBlocked,
+            ErrorCode::PinNotSet,
+            ErrorCode::KeyCancelled,
+            ErrorCode::KeyTimeout,
+            ErrorCode::KeyringUnavailable,
+            ErrorCode::Forbidden,
+            ErrorCode::AuditUnavailable,
         ];
         for code in all {
             let json = serde_json::to_string(&code).unwrap();

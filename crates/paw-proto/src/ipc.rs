@@ -263,6 +263,96 @@ pub struct SettingsView {
     pub ca: Option<CaInfo>,
 }
 
+/// How an audited action ended, or that it was about to start (the local trail's outcomes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    /// Written, durably, before the action started.
+    Started,
+    Success,
+    Failure,
+    /// Policy or authentication refused it.
+    Denied,
+}
+
+/// `audit_query` input, and `audit_export`'s filter (which ignores `limit` and `offset`).
+/// Unset fields match everything; set fields must all match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQueryInput {
+    /// Records at or after this time (Unix ms).
+    #[ts(type = "number | null")]
+    pub from_ms: Option<i64>,
+    /// Records before this time (Unix ms, exclusive).
+    #[ts(type = "number | null")]
+    pub until_ms: Option<i64>,
+    /// Exact kind (action), e.g. `grant.release`.
+    pub kind: Option<String>,
+    /// A substring of the target (subject), case-insensitive.
+    pub target: Option<String>,
+    pub outcome: Option<AuditOutcome>,
+    /// Words that must all occur in the details (justifications, comments, descriptions).
+    pub text: Option<String>,
+    /// Page size, 1 to 500.
+    pub limit: u32,
+    #[ts(type = "number")]
+    pub offset: u64,
+}
+
+/// One record of the local trail as the audit page shows it. Every field is plain text for
+/// the UI to render inert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AuditRecordView {
+    #[ts(type = "number")]
+    pub seq: u64,
+    #[ts(type = "number")]
+    pub time_ms: i64,
+    pub actor: String,
+    pub kind: String,
+    pub target: String,
+    pub outcome: AuditOutcome,
+    /// The record's detail as indented JSON text.
+    pub detail: String,
+    /// The record's hash, hex.
+    pub hash: String,
+    /// The previous record's hash, hex.
+    pub prev_hash: String,
+}
+
+/// `audit_query` output: one page, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AuditPage {
+    pub records: Vec<AuditRecordView>,
+    #[ts(type = "number")]
+    pub offset: u64,
+    /// More records match after this page.
+    pub has_more: bool,
+}
+
+/// The first record that fails verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AuditBadRecord {
+    #[ts(type = "number")]
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// `audit_verify` output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AuditVerifyView {
+    pub ok: bool,
+    /// Records verified (the chain's length when `ok`).
+    #[ts(type = "number")]
+    pub records: u64,
+    /// The chain head's hash, hex (empty when verification failed).
+    pub head_hash: String,
+    /// The first bad record, when one is named.
+    pub first_bad: Option<AuditBadRecord>,
+    /// Why verification could not complete when no record is named (the file is damaged below
+    /// the records, unreadable, …).
+    pub problem: Option<String>,
+}
+
 /// The TypeScript declarations of every IPC type, in a stable order. Committed as
 /// `ui/src/lib/ipc/bindings.ts`; regenerate with `cargo xtask bindings`.
 pub fn typescript_bindings() -> String {
@@ -301,6 +391,12 @@ pub fn typescript_bindings() -> String {
         SettingsInput::decl(),
         CaInfo::decl(),
         SettingsView::decl(),
+        AuditOutcome::decl(),
+        AuditQueryInput::decl(),
+        AuditRecordView::decl(),
+        AuditPage::decl(),
+        AuditBadRecord::decl(),
+        AuditVerifyView::decl(),
     ];
     let mut out = String::from(
         "// Generated from crates/paw-proto by `cargo xtask bindings`. Do not edit by hand:\n\

@@ -1,7 +1,7 @@
 // Generated from crates/paw-proto by `cargo xtask bindings`. Do not edit by hand:
 // the test suite fails when this file and the Rust types drift apart.
 
-export type ErrorCode = "bad_request" | "payload_too_large" | "unsupported_media_type" | "not_found" | "method_not_allowed" | "timeout" | "storage_unavailable" | "internal" | "invalid_config" | "invalid_settings" | "broker_not_configured" | "broker_unreachable" | "broker_untrusted" | "broker_protocol" | "url_rejected" | "unauthenticated" | "reauthentication_required" | "challenge_invalid" | "webauthn_rejected" | "invite_invalid" | "account_locked" | "rate_limited" | "conflict" | "security_key_missing" | "pin_invalid" | "pin_blocked" | "pin_not_set" | "key_cancelled" | "key_timeout" | "keyring_unavailable" | "forbidden";
+export type ErrorCode = "bad_request" | "payload_too_large" | "unsupported_media_type" | "not_found" | "method_not_allowed" | "timeout" | "storage_unavailable" | "internal" | "invalid_config" | "invalid_settings" | "broker_not_configured" | "broker_unreachable" | "broker_untrusted" | "broker_protocol" | "url_rejected" | "unauthenticated" | "reauthentication_required" | "challenge_invalid" | "webauthn_rejected" | "invite_invalid" | "account_locked" | "rate_limited" | "conflict" | "security_key_missing" | "pin_invalid" | "pin_blocked" | "pin_not_set" | "key_cancelled" | "key_timeout" | "keyring_unavailable" | "forbidden" | "audit_unavailable";
 
 export type ApiError = { code: ErrorCode, message: string, };
 
@@ -191,3 +191,72 @@ fingerprint_sha256: string,
 not_after: string, };
 
 export type SettingsView = { broker_url: string, ca_path: string, ca: CaInfo | null, };
+
+export type AuditOutcome = "started" | "success" | "failure" | "denied";
+
+export type AuditQueryInput = { 
+/**
+ * Records at or after this time (Unix ms).
+ */
+from_ms: number | null, 
+/**
+ * Records before this time (Unix ms, exclusive).
+ */
+until_ms: number | null, 
+/**
+ * Exact kind (action), e.g. `grant.release`.
+ */
+kind: string | null, 
+/**
+ * A substring of the target (subject), case-insensitive.
+ */
+target: string | null, outcome: AuditOutcome | null, 
+/**
+ * Words that must all occur in the details (justifications, comments, descriptions).
+ */
+text: string | null, 
+/**
+ * Page size, 1 to 500.
+ */
+limit: number, offset: number, };
+
+export type AuditRecordView = { seq: number, time_ms: number, actor: string, kind: string, target: string, outcome: AuditOutcome, 
+/**
+ * The record's detail as indented JSON text.
+ */
+detail: string, 
+/**
+ * The record's hash, hex.
+ */
+hash: string, 
+/**
+ * The previous record's hash, hex.
+ */
+prev_hash: string, };
+
+export type AuditPage = { records: Array<AuditRecordView>, offset: number, 
+/**
+ * More records match after this page.
+ */
+has_more: boolean, };
+
+export type AuditBadRecord = { seq: number, reason: string, };
+
+export type AuditVerifyView = { ok: boolean, 
+/**
+ * Records verified (the chain's length when `ok`).
+ */
+records: number, 
+/**
+ * The chain head's hash, hex (empty when verification failed).
+ */
+head_hash: string, 
+/**
+ * The first bad record, when one is named.
+ */
+first_bad: AuditBadRecord | null, 
+/**
+ * Why verification could not complete when no record is named (the file is damaged below
+ * the records, unreadable, …).
+ */
+problem: string | null, };

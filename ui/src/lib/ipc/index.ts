@@ -68,6 +68,7 @@ export const ERROR_CODES = [
   'key_timeout',
   'keyring_unavailable',
   'forbidden',
+  'audit_unavailable',
 ] as const satisfies readonly ErrorCode[];
 
 type MissingCode = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
