@@ -11,6 +11,9 @@ import { invoke } from '@tauri-apps/api/core';
 import type {
   ApiError,
   AppStatus,
+  AuditPage,
+  AuditQueryInput,
+  AuditVerifyView,
   CloseReviewInput,
   ElevationAction,
   EnrollInput,
@@ -307,6 +310,26 @@ export function liveEvents(since: number): Promise<LiveFeed> {
 }
 
 /** True inside the desktop shell (the core injected its IPC bridge). */
+/*
+ * The workstation's local audit trail. Local reads: no broker call, no sign-in needed by the
+ * core. The export comes back as text; the UI saves it as a download, so no path crosses IPC.
+ */
+
+/** One page of the local trail, newest first. */
+export function auditQuery(input: AuditQueryInput): Promise<AuditPage> {
+  return call<AuditPage>('audit_query', { input });
+}
+
+/** Verifies the whole hash chain; names the first bad record if there is one. */
+export function auditVerify(): Promise<AuditVerifyView> {
+  return call<AuditVerifyView>('audit_verify');
+}
+
+/** The records matching `input`'s filters (paging ignored) as inert JSON lines. */
+export function auditExport(input: AuditQueryInput): Promise<string> {
+  return call<string>('audit_export', { input });
+}
+
 export function hasCore(): boolean {
   return typeof window !== 'undefined' && '__TAURI_INTERNALS__' in window;
 }

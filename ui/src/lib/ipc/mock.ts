@@ -21,11 +21,13 @@ import type {
   StepUpPrompt,
 } from './bindings';
 import type { StepUpAction } from './index';
+import { AuditModel, type AuditOptions } from './mock-audit';
 import { ElevationModel, fakeHash, type ElevationOptions } from './mock-elevation';
 
+export { defaultAuditRecords, mockAuditRecord } from './mock-audit';
 export { defaultGrants, mockGrant, MOCK_ENTITLEMENTS, type MockEntitlement } from './mock-elevation';
 
-export interface MockOptions extends ElevationOptions {
+export interface MockOptions extends ElevationOptions, AuditOptions {
   /** Broker state to report once a broker URL is configured. Default `connected`. */
   brokerState?: Exclude<BrokerState, 'unconfigured'>;
   settings?: Partial<SettingsView>;
@@ -63,6 +65,8 @@ export interface MockCore {
   grant: GrantSummary | null;
   /** The broker side of elevation: entitlements, grants, its clock and the live feed. */
   readonly elevation: ElevationModel;
+  /** The workstation's local audit trail (`audit_*` commands). */
+  readonly audit: AuditModel;
   build: BuildInfo;
   /** When set, `app_status` rejects with this value (any shape, to test normalisation). */
   statusFailure: unknown;
@@ -207,6 +211,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
       () => core.user?.roles.includes('admin') === true,
       options,
     ),
+    audit: new AuditModel(options),
     build: options.build ?? { version: '0.1.0', debug: true, virtual_key: false },
     keys: structuredClone(options.keys ?? [...MOCK_KEYS]),
     invites: { ...(options.invites ?? { 'PAW-INVITE-1': 'ada' }) },
@@ -349,6 +354,8 @@ export function installMockCore(options: MockOptions = {}): MockCore {
       return core.user?.name ?? '';
     });
     if (elevation !== undefined) return elevation;
+    const audit = core.audit.handle(cmd, args);
+    if (audit !== undefined) return audit;
     switch (cmd) {
       case 'key_prompt':
         if (core.promptFailure !== undefined) throw core.promptFailure;
