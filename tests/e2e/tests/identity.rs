@@ -111,11 +111,25 @@ async fn a_enroll_login_and_step_up_with_the_virtual_key() {
     let v: serde_json::Value = serde_json::from_str(&settings).unwrap();
     let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["broker_url", "ca_path"]);
-    let files: Vec<_> = std::fs::read_dir(app.config_dir())
+    let mut files: Vec<_> = std::fs::read_dir(app.config_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(files, ["settings.json"], "only settings live on disk");
+    files.sort();
+    // The settings, and the local audit trail (SQLite in WAL mode), which records what was done
+    // but never a secret: the invite code that enrolled this user is nowhere in it.
+    assert_eq!(
+        files,
+        ["audit.db", "audit.db-shm", "audit.db-wal", "settings.json"],
+        "only settings and the audit trail live on disk"
+    );
+    for f in ["audit.db", "audit.db-wal"] {
+        let bytes = std::fs::read(app.config_dir().join(f)).unwrap();
+        assert!(
+            !bytes.windows(code.len()).any(|w| w == code.as_bytes()),
+            "the invite code leaked into {f}"
+        );
+    }
     app.close().await.unwrap();
 }
 
