@@ -759,13 +759,7 @@ async fn end_own(
         // Another user's id is indistinguishable from an unknown one (case B3).
         return Err(refuse(ErrorCode::NotFound, "no such request or grant"));
     }
-    // Releasing an approved grant whose start has passed: the stored state is behind the clock.
-    row.state = effective(&row, now)?.as_str().to_owned();
-    if row.state == GrantState::Active.as_str()
-        && parse_state(&load(&mut tx, id).await?.state)? == GrantState::Approved
-    {
-        sync_active(&mut tx, &row).await?;
-    }
+    catch_up(&mut tx, &mut row, now).await?;
     move_state(&mut tx, &row, event, None, Some((now, why))).await?;
     end_tickets(&mut tx, id, now).await?;
     audit::append(
@@ -789,14 +783,20 @@ async fn end_own(
     Ok(view)
 }
 
-/// Writes `active` for a grant whose start the clock has passed but the ticker has not yet
-/// recorded, so the next transition starts from the true state.
-async fn sync_active(tx: &mut Tx, row: &GrantRow) -> Result<()> {
-    with_tx!(tx, t => {
-        sqlx::query("UPDATE grants SET state = 'active' WHERE id = $1 AND state = 'approved'")
-            .bind(&row.id).execute(&mut **t).await?;
-    });
-    Ok(())
+/// Brings `row` up to the broker's clock before a transition and returns its state now: an
+/// approved grant whose start has passed but that the ticker has not reached yet is written
+/// `active` (so the state machine moves it from its true state); an expired one is left to
+/// the ticker.
+async fn catch_up(tx: &mut Tx, row: &mut GrantRow, now: i64) -> Result<GrantState> {
+    let current = effective(row, now)?;
+    if current == GrantState::Active && row.state == GrantState::Approved.as_str() {
+        with_tx!(tx, t => {
+            sqlx::query("UPDATE grants SET state = 'active' WHERE id = $1 AND state = 'approved'")
+                .bind(&row.id).execute(&mut **t).await?;
+        });
+        row.state = GrantState::Active.as_str().to_owned();
+    }
+    Ok(current)
 }
 
 fn event_action(event: GrantEvent) -> &'static str {
@@ -840,7 +840,7 @@ pub async fn revoke(
             "only an approver of this entitlement or an admin can revoke",
         ));
     }
-    let current = effective(&row, now)?;
+    let current = catch_up(&mut tx, &mut row, now).await?;
     if current == GrantState::Pending {
         // Revoking a request that was never granted denies it.
         move_state(
@@ -852,10 +852,6 @@ pub async fn revoke(
         )
         .await?;
     } else {
-        if current == GrantState::Active && row.state == GrantState::Approved.as_str() {
-            sync_active(&mut tx, &row).await?;
-            row.state = GrantState::Active.as_str().to_owned();
-        }
         move_state(
             &mut tx,
             &row,
@@ -1281,13 +1277,9 @@ async fn end_all(tx: &mut Tx, rows: &[GrantRow], now: i64, why: &str) -> Result<
     let mut ended = Vec::new();
     for row in rows {
         let mut r = row.clone();
-        let current = effective(&r, now)?;
+        let current = catch_up(tx, &mut r, now).await?;
         if current == GrantState::Expired {
             continue;
-        }
-        if current == GrantState::Active && r.state == GrantState::Approved.as_str() {
-            sync_active(tx, &r).await?;
-            r.state = GrantState::Active.as_str().to_owned();
         }
         let event = if current == GrantState::Pending {
             GrantEvent::Cancel
@@ -1321,24 +1313,7 @@ pub async fn disable_user(state: &AppState, actor: &str, user_name: &str) -> Res
             .bind(now).bind(&user.id).execute(&mut **t).await?;
         sqlx::query_as(&q).bind(&user.id).fetch_all(&mut **t).await?
     });
-    let why = format!("user disabled by {actor}");
-    for row in &open {
-        let event = if row.state == GrantState::Pending.as_str() {
-            GrantEvent::Cancel
-        } else {
-            GrantEvent::Revoke
-        };
-        let mut r = row.clone();
-        if effective(&r, now)? == GrantState::Active && r.state == GrantState::Approved.as_str() {
-            sync_active(&mut tx, &r).await?;
-            r.state = GrantState::Active.as_str().to_owned();
-        }
-        if effective(&r, now)? == GrantState::Expired {
-            continue;
-        }
-        move_state(&mut tx, &r, event, None, Some((now, &why))).await?;
-        end_tickets(&mut tx, &r.id, now).await?;
-    }
+    let voided = end_all(&mut tx, &open, now, &format!("user disabled by {actor}")).await?;
     audit::append(
         &mut tx,
         now,
@@ -1347,12 +1322,12 @@ pub async fn disable_user(state: &AppState, actor: &str, user_name: &str) -> Res
             "user_disabled",
             user_name,
             Outcome::Success,
-            json!({"grants_voided": open.iter().map(|g| &g.id).collect::<Vec<_>>()}),
+            json!({ "grants_voided": voided }),
         ),
     )
     .await?;
     tx.commit().await?;
-    Ok(open.len())
+    Ok(voided.len())
 }
 
 // ---- views ---------------------------------------------------------------------------------

@@ -493,31 +493,13 @@ async fn b9_a_locked_user_gets_no_grant_and_no_ticket() {
 }
 
 async fn lock(b: &Broker, user: &str) {
-    let db = &b.db;
-    match db {
-        paw_broker::db::Db::Sqlite(p) => {
-            sqlx_exec_sqlite(p, user).await;
-        }
-        paw_broker::db::Db::Postgres(p) => {
-            sqlx_exec_pg(p, user).await;
-        }
-    }
-}
-
-async fn sqlx_exec_sqlite(p: &sqlx::SqlitePool, user: &str) {
-    sqlx::query("UPDATE users SET locked = TRUE WHERE name = $1")
-        .bind(user)
-        .execute(p)
-        .await
-        .unwrap();
-}
-
-async fn sqlx_exec_pg(p: &sqlx::PgPool, user: &str) {
-    sqlx::query("UPDATE users SET locked = TRUE WHERE name = $1")
-        .bind(user)
-        .execute(p)
-        .await
-        .unwrap();
+    paw_broker::with_pool!(&b.db, p => {
+        sqlx::query("UPDATE users SET locked = TRUE WHERE name = $1")
+            .bind(user)
+            .execute(p)
+            .await
+            .unwrap();
+    });
 }
 
 #[tokio::test]
@@ -644,41 +626,28 @@ async fn b12_disabling_a_user_voids_their_grants_and_sessions() {
 async fn grant_states(b: &Broker, ids: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
     for i in ids {
-        let s: String = match &b.db {
-            paw_broker::db::Db::Sqlite(p) => {
-                sqlx::query_scalar("SELECT state FROM grants WHERE id = $1")
-                    .bind(i)
-                    .fetch_one(p)
-                    .await
-                    .unwrap()
-            }
-            paw_broker::db::Db::Postgres(p) => {
-                sqlx::query_scalar("SELECT state FROM grants WHERE id = $1")
-                    .bind(i)
-                    .fetch_one(p)
-                    .await
-                    .unwrap()
-            }
-        };
-        out.push(s);
+        let state: String = paw_broker::with_pool!(&b.db, p => {
+            sqlx::query_scalar("SELECT state FROM grants WHERE id = $1")
+                .bind(i)
+                .fetch_one(p)
+                .await
+                .unwrap()
+        });
+        out.push(state);
     }
     out
 }
 
 async fn open_tickets(b: &Broker, grant: &str) -> i64 {
-    let q = "SELECT COUNT(*) FROM session_tickets WHERE grant_id = $1 AND ended_at IS NULL";
-    match &b.db {
-        paw_broker::db::Db::Sqlite(p) => sqlx::query_scalar(q)
-            .bind(grant)
-            .fetch_one(p)
-            .await
-            .unwrap(),
-        paw_broker::db::Db::Postgres(p) => sqlx::query_scalar(q)
-            .bind(grant)
-            .fetch_one(p)
-            .await
-            .unwrap(),
-    }
+    paw_broker::with_pool!(&b.db, p => {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM session_tickets WHERE grant_id = $1 AND ended_at IS NULL",
+        )
+        .bind(grant)
+        .fetch_one(p)
+        .await
+        .unwrap()
+    })
 }
 
 #[tokio::test]
