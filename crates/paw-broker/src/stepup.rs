@@ -38,7 +38,7 @@ pub mod kind {
             }
         )*};
     }
-    kinds!(Login, Request, Approve, Session, BreakGlass, KeyManagement);
+    kinds!(Login, Request, Approve, Session, BreakGlass, KeyManagement, KillSession);
 }
 
 /// Proof that the user just approved `action` with a security key. Only [`verify`] makes one.
@@ -306,6 +306,7 @@ pub async fn verify_any(
         Purpose::Session => go!(kind::Session),
         Purpose::BreakGlass => go!(kind::BreakGlass),
         Purpose::KeyManagement => go!(kind::KeyManagement),
+        Purpose::KillSession => go!(kind::KillSession),
     }
 }
 

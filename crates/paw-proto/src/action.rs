@@ -24,6 +24,7 @@ pub enum Purpose {
     Session,
     BreakGlass,
     KeyManagement,
+    KillSession,
 }
 
 impl Purpose {
@@ -35,6 +36,7 @@ impl Purpose {
             Self::Session => "session",
             Self::BreakGlass => "break_glass",
             Self::KeyManagement => "key_management",
+            Self::KillSession => "kill_session",
         }
     }
 }
@@ -66,6 +68,11 @@ pub enum Action {
     Session {
         grant_id: String,
         target: String,
+    },
+    /// An admin ends someone's brokered session.
+    KillSession {
+        session_id: String,
+        reason: String,
     },
     BreakGlass {
         entitlement: String,
@@ -115,6 +122,7 @@ impl Action {
             Self::Request { .. } => Purpose::Request,
             Self::Approve { .. } => Purpose::Approve,
             Self::Session { .. } => Purpose::Session,
+            Self::KillSession { .. } => Purpose::KillSession,
             Self::BreakGlass { .. } => Purpose::BreakGlass,
             Self::KeyManagement { .. } => Purpose::KeyManagement,
         }
@@ -158,6 +166,10 @@ impl Action {
             Self::Session { grant_id, target } => {
                 e.str(1, grant_id);
                 e.str(2, target);
+            }
+            Self::KillSession { session_id, reason } => {
+                e.str(1, session_id);
+                e.str(2, reason);
             }
             Self::BreakGlass {
                 entitlement,
@@ -224,6 +236,9 @@ impl Action {
             ),
             Self::Session { target, grant_id } => {
                 format!("Open a session to {target} under grant {grant_id}")
+            }
+            Self::KillSession { session_id, reason } => {
+                format!("End session {session_id} now. Reason: {reason}")
             }
             Self::BreakGlass {
                 target,

@@ -397,6 +397,16 @@ pub fn typescript_bindings() -> String {
         AuditPage::decl(),
         AuditBadRecord::decl(),
         AuditVerifyView::decl(),
+        crate::session::SessionView::decl(),
+        crate::session::SessionList::decl(),
+        crate::session::OpenSessionInput::decl(),
+        crate::session::TerminalView::decl(),
+        crate::session::TerminalEvent::decl(),
+        crate::session::TerminalInput::decl(),
+        crate::session::TerminalResize::decl(),
+        crate::session::SessionIdInput::decl(),
+        crate::session::KillSessionInput::decl(),
+        crate::session::ForwardView::decl(),
     ];
     let mut out = String::from(
         "// Generated from crates/paw-proto by `cargo xtask bindings`. Do not edit by hand:\n\

@@ -14,5 +14,6 @@ pub mod elevation;
 pub mod error;
 pub mod http;
 pub mod ipc;
+pub mod session;
 
 pub use error::{ApiError, ErrorCode};
