@@ -23,6 +23,10 @@ export default defineConfig({
     assetsInlineLimit: 0,
     cssCodeSplit: false,
     sourcemap: false,
+    // xterm.js (the Sessions terminal) is most of the bundle: its own file, cached apart.
+    rollupOptions: {
+      output: { manualChunks: { xterm: ['@xterm/xterm', '@xterm/addon-fit'] } },
+    },
   },
   test: {
     environment: 'jsdom',

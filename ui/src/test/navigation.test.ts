@@ -86,7 +86,7 @@ describe('navigation', () => {
   });
 
   it('does not offer the Settings shortcut once the broker is connected', async () => {
-    renderApp({ settings: CONFIGURED, user: { name: 'ada', roles: [] } }, '#/sessions');
+    renderApp({ settings: CONFIGURED, user: { name: 'ada', roles: [] } }, '#/history');
     await waitFor(() => expect(screen.getByTestId('broker-state').dataset['state']).toBe('connected'));
     expect(screen.queryByTestId('goto-settings')).toBeNull();
     expect(screen.getByTestId('requirement-broker').dataset['check']).toBe('met');
@@ -95,7 +95,7 @@ describe('navigation', () => {
   it('marks "Sign-in with your security key" done in every upcoming area once signed in', async () => {
     renderApp({ settings: CONFIGURED, user: { name: 'ada', roles: [] } });
     await screen.findByTestId('account');
-    for (const id of ['sessions', 'history'] as const) {
+    for (const id of ['history'] as const) {
       await fireEvent.click(screen.getByTestId(`nav-${id}`));
       const check = screen.getByTestId('requirement-signin');
       expect(check.dataset['check']).toBe('met');

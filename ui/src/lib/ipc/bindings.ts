@@ -51,7 +51,7 @@ export type RenameKeyInput = { id: string, name: string, };
 
 export type KeyAction = { "op": "add", name: string, } | { "op": "revoke", id: string, };
 
-export type Purpose = "login" | "request" | "approve" | "session" | "break_glass" | "key_management";
+export type Purpose = "login" | "request" | "approve" | "session" | "break_glass" | "key_management" | "kill_session";
 
 export type StepUpPrompt = { 
 /**
@@ -260,3 +260,48 @@ first_bad: AuditBadRecord | null,
  * the records, unreadable, …).
  */
 problem: string | null, };
+
+export type SessionView = { id: string, grant_id: string, user: string, 
+/**
+ * `ssh` or `postgres`.
+ */
+target_kind: string, target: string, 
+/**
+ * The login (SSH principal) or database role the grant gives.
+ */
+role: string, started_at_ms: number, 
+/**
+ * When the grant ends; the broker closes the session then at the latest.
+ */
+grant_ends_at_ms: number, ended_at_ms: number | null, 
+/**
+ * Why it ended: `closed`, `grant_ended`, `revoked`, `killed`, `recording_failed`,
+ * `broker_restart`, `target_closed`.
+ */
+end_reason: string | null, 
+/**
+ * SHA-256 (hex) of the finished recording, also in the broker's audit log.
+ */
+recording_sha256: string | null, };
+
+export type SessionList = { sessions: Array<SessionView>, };
+
+export type OpenSessionInput = { grant_id: string, };
+
+export type TerminalView = { session_id: string, grant_id: string, target: string, role: string, grant_ends_at_ms: number, };
+
+export type TerminalEvent = { "type": "output", data: string, } | { "type": "warning", message: string, ends_at_ms: number, } | { "type": "ended", reason: string, message: string, };
+
+export type TerminalInput = { session_id: string, data: string, };
+
+export type TerminalResize = { session_id: string, cols: number, rows: number, };
+
+export type SessionIdInput = { session_id: string, };
+
+export type KillSessionInput = { session_id: string, reason: string, };
+
+export type ForwardView = { session_id: string, grant_id: string, target: string, database: string, 
+/**
+ * Always `127.0.0.1:PORT`.
+ */
+local_addr: string, grant_ends_at_ms: number, };

@@ -7,7 +7,7 @@
  *   so callers can branch on `code` and never on message text.
  * - Nothing here stores what it passes along: the UI presents, it never holds a secret.
  */
-import { invoke } from '@tauri-apps/api/core';
+import { Channel, invoke } from '@tauri-apps/api/core';
 import type {
   ApiError,
   AppStatus,
@@ -19,21 +19,31 @@ import type {
   EnrollInput,
   EntitlementList,
   ErrorCode,
+  ForwardView,
   GrantList,
   GrantView,
   Inbox,
   KeyAction,
+  KillSessionInput,
   KeyPromptView,
   LiveFeed,
   LoginInput,
+  OpenSessionInput,
   PinInput,
   RenameKeyInput,
   RevokeGrantInput,
   SecurityKeyView,
+  SessionIdInput,
+  SessionList,
   SessionUser,
+  SessionView,
   SettingsInput,
   SettingsView,
   StepUpPrompt,
+  TerminalEvent,
+  TerminalInput,
+  TerminalResize,
+  TerminalView,
 } from './bindings';
 
 export type * from './bindings';
@@ -309,7 +319,6 @@ export function liveEvents(since: number): Promise<LiveFeed> {
   return call<LiveFeed>('live_events', { since });
 }
 
-/** True inside the desktop shell (the core injected its IPC bridge). */
 /*
  * The workstation's local audit trail. Local reads: no broker call, no sign-in needed by the
  * core. The export comes back as text; the UI saves it as a download, so no path crosses IPC.
@@ -330,6 +339,73 @@ export function auditExport(input: AuditQueryInput): Promise<string> {
   return call<string>('audit_export', { input });
 }
 
+/*
+ * Brokered sessions. Opening one is a session-scoped step-up on an active grant:
+ * `prepareSession` (the broker words what is signed) → the user approves → `openTerminal`
+ * (SSH, output through a channel) or `openForward` (PostgreSQL on a loopback port). The key is
+ * touched in the open call, like `confirmElevation`. No credential ever reaches the UI.
+ */
+
+/** Asks for a session step-up on one of the caller's active grants; nothing is signed yet. */
+export function prepareSession(input: OpenSessionInput): Promise<StepUpPrompt> {
+  return call<StepUpPrompt>('prepare_session', { input });
+}
+
+/**
+ * Signs the prepared session step-up (`id`) and opens an SSH terminal. Output, warnings and the
+ * end arrive through `onEvent`, possibly before this resolves.
+ */
+export function openTerminal(id: string, onEvent: (event: TerminalEvent) => void): Promise<TerminalView> {
+  const channel = new Channel<TerminalEvent>();
+  channel.onmessage = onEvent;
+  return keyOperation(() => call<TerminalView>('open_terminal', { id, channel }));
+}
+
+/** Signs the prepared session step-up (`id`) and opens a local PostgreSQL port. */
+export function openForward(id: string): Promise<ForwardView> {
+  return keyOperation(() => call<ForwardView>('open_forward', { id }));
+}
+
+/** Keystrokes or pasted text for a terminal, as typed (not encoded). */
+export async function terminalInput(input: TerminalInput): Promise<void> {
+  await call<null>('terminal_input', { input });
+}
+
+export async function terminalResize(input: TerminalResize): Promise<void> {
+  await call<null>('terminal_resize', { input });
+}
+
+/** Closes one of the caller's terminals (its channel then reports `ended`, reason `closed`). */
+export async function closeTerminal(input: SessionIdInput): Promise<void> {
+  await call<null>('close_terminal', { input });
+}
+
+/** Stops one of the caller's local ports. */
+export async function stopForward(input: SessionIdInput): Promise<void> {
+  await call<null>('stop_forward', { input });
+}
+
+/** The caller's open local ports. */
+export function listForwards(): Promise<ForwardView[]> {
+  return call<ForwardView[]>('list_forwards');
+}
+
+/** Live sessions: everyone's for an administrator, the caller's own otherwise. */
+export function listLiveSessions(): Promise<SessionList> {
+  return call<SessionList>('list_live_sessions');
+}
+
+/** Asks for the step-up that ends someone's session (administrators), with a reason. */
+export function prepareKillSession(input: KillSessionInput): Promise<StepUpPrompt> {
+  return call<StepUpPrompt>('prepare_kill_session', { input });
+}
+
+/** Signs the prepared kill step-up; the broker answers with the session as it ended. */
+export function confirmKillSession(id: string): Promise<SessionView> {
+  return keyOperation(() => call<SessionView>('confirm_kill_session', { id }));
+}
+
+/** True inside the desktop shell (the core injected its IPC bridge). */
 export function hasCore(): boolean {
   return typeof window !== 'undefined' && '__TAURI_INTERNALS__' in window;
 }

@@ -23,11 +23,13 @@ import type {
 import type { StepUpAction } from './index';
 import { AuditModel, type AuditOptions } from './mock-audit';
 import { ElevationModel, fakeHash, type ElevationOptions } from './mock-elevation';
+import { SESSION_KEY_COMMANDS, SessionModel, type SessionOptions } from './mock-sessions';
 
 export { defaultAuditRecords, mockAuditRecord } from './mock-audit';
 export { defaultGrants, mockGrant, MOCK_ENTITLEMENTS, type MockEntitlement } from './mock-elevation';
+export { defaultSessions, mockSession } from './mock-sessions';
 
-export interface MockOptions extends ElevationOptions, AuditOptions {
+export interface MockOptions extends ElevationOptions, AuditOptions, SessionOptions {
   /** Broker state to report once a broker URL is configured. Default `connected`. */
   brokerState?: Exclude<BrokerState, 'unconfigured'>;
   settings?: Partial<SettingsView>;
@@ -67,6 +69,8 @@ export interface MockCore {
   readonly elevation: ElevationModel;
   /** The workstation's local audit trail (`audit_*` commands). */
   readonly audit: AuditModel;
+  /** Brokered sessions: terminals (with their channels), local ports, live sessions, kills. */
+  readonly sessions: SessionModel;
   build: BuildInfo;
   /** When set, `app_status` rejects with this value (any shape, to test normalisation). */
   statusFailure: unknown;
@@ -161,7 +165,13 @@ export const MOCK_KEYS: readonly SecurityKeyView[] = [
 ];
 
 /** Commands that use the security key: they may ask for its PIN and a touch. */
-const KEY_COMMANDS: ReadonlySet<string> = new Set(['login', 'enroll', 'confirm_step_up', 'confirm_elevation']);
+const KEY_COMMANDS: ReadonlySet<string> = new Set([
+  'login',
+  'enroll',
+  'confirm_step_up',
+  'confirm_elevation',
+  ...SESSION_KEY_COMMANDS,
+]);
 /** Commands the core answers locally and at once (no broker, no key): never delayed. */
 const PROMPT_COMMANDS: ReadonlySet<string> = new Set(['key_prompt', 'submit_pin', 'cancel_key_prompt']);
 const PIN_RETRIES = 8;
@@ -212,6 +222,9 @@ export function installMockCore(options: MockOptions = {}): MockCore {
       options,
     ),
     audit: new AuditModel(options),
+    get sessions(): SessionModel {
+      return sessions;
+    },
     build: options.build ?? { version: '0.1.0', debug: true, virtual_key: false },
     keys: structuredClone(options.keys ?? [...MOCK_KEYS]),
     invites: { ...(options.invites ?? { 'PAW-INVITE-1': 'ada' }) },
@@ -235,6 +248,12 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     opened: [],
     uninstall: () => resetMockCore(),
   };
+
+  const sessions = new SessionModel(
+    core.elevation,
+    () => core.user?.roles.includes('admin') === true,
+    options,
+  );
 
   const status = (): AppStatus => {
     const url = core.settings.broker_url === '' ? null : core.settings.broker_url;
@@ -354,6 +373,11 @@ export function installMockCore(options: MockOptions = {}): MockCore {
       return core.user?.name ?? '';
     });
     if (elevation !== undefined) return elevation;
+    const session = core.sessions.handle(cmd, args, () => {
+      requireUser();
+      return core.user?.name ?? '';
+    });
+    if (session !== undefined) return session;
     const audit = core.audit.handle(cmd, args);
     if (audit !== undefined) return audit;
     switch (cmd) {
@@ -406,6 +430,9 @@ export function installMockCore(options: MockOptions = {}): MockCore {
         core.user = null;
         core.pending.clear();
         core.elevation.pending.clear();
+        core.sessions.pending.clear();
+        for (const id of [...core.sessions.terminals.keys()]) core.sessions.end(id, 'closed', 'signed out');
+        core.sessions.forwards = [];
         return null;
       case 'list_keys':
         requireUser();
@@ -475,6 +502,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
         if (typeof id === 'string') {
           core.pending.delete(id);
           core.elevation.pending.delete(id);
+          core.sessions.pending.delete(id);
         }
         return null;
       }

@@ -1,12 +1,23 @@
 import {
   cancelStepUp,
   confirmElevation,
+  confirmKillSession,
   confirmStepUp,
+  openForward,
+  openTerminal,
   prepareElevation,
+  prepareKillSession,
+  prepareSession,
   prepareStepUp,
   type ApiError,
   type ElevationAction,
+  type ForwardView,
   type GrantView,
+  type KillSessionInput,
+  type OpenSessionInput,
+  type SessionView,
+  type TerminalEvent,
+  type TerminalView,
   type SecurityKeyView,
   type StepUpAction,
   type StepUpPrompt,
@@ -32,8 +43,12 @@ const TERMINAL_ELEVATION: ReadonlySet<ApiError['code']> = new Set([...TERMINAL, 
 
 export type StepUpPhase = 'ready' | 'confirming';
 
-/** What the open step-up is for: the security keys page, or an elevation (request, decision, break-glass). */
-export type StepUpKind = 'key' | 'elevation';
+/**
+ * What the open step-up is for: the security keys page, an elevation (request, decision,
+ * break-glass), or a session (open one on a grant, or end someone's). Sessions read errors
+ * in elevation words, and the same refusals are final.
+ */
+export type StepUpKind = 'key' | 'elevation' | 'session';
 
 interface Open {
   prompt: StepUpPrompt;
@@ -71,7 +86,7 @@ export class StepUpStore {
   /** The prompt can no longer be approved (expired, or the core said it is spent). */
   dead = $derived(
     this.expired ||
-      (this.error !== null && (this.kind === 'elevation' ? TERMINAL_ELEVATION : TERMINAL).has(this.error.code)),
+      (this.error !== null && (this.kind === 'key' ? TERMINAL : TERMINAL_ELEVATION).has(this.error.code)),
   );
 
   /** A key-management step-up; settles with the updated key list, or `null` when cancelled. */
@@ -82,6 +97,24 @@ export class StepUpStore {
   /** An elevation step-up; settles with the grant as the broker stored it, or `null` when cancelled. */
   elevate(action: ElevationAction): Promise<GrantView | null> {
     return this.run('elevation', () => prepareElevation(action), confirmElevation);
+  }
+
+  /**
+   * A session step-up on an active SSH grant; settles with the open terminal, or `null` when
+   * cancelled. `onEvent` receives the terminal's output from the start (maybe before this settles).
+   */
+  openTerminal(input: OpenSessionInput, onEvent: (event: TerminalEvent) => void): Promise<TerminalView | null> {
+    return this.run('session', () => prepareSession(input), (id) => openTerminal(id, onEvent));
+  }
+
+  /** A session step-up on an active PostgreSQL grant; settles with the local port, or `null`. */
+  openForward(input: OpenSessionInput): Promise<ForwardView | null> {
+    return this.run('session', () => prepareSession(input), openForward);
+  }
+
+  /** An administrator ends someone's session; settles with the session as it ended, or `null`. */
+  killSession(input: KillSessionInput): Promise<SessionView | null> {
+    return this.run('session', () => prepareKillSession(input), confirmKillSession);
   }
 
   private async run<T>(

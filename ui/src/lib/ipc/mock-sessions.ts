@@ -1,0 +1,358 @@
+/**
+ * The sessions half of the fake core (see mock.ts): session step-ups on active grants, SSH
+ * terminals whose output goes through a Tauri channel, local PostgreSQL ports, the live
+ * session list and an administrator's kill. Test and dev use only.
+ *
+ * The terminal is a toy shell: it echoes what is typed, answers `whoami\r` with the grant's
+ * role, and can be ended with any reason (`end`), or warned (`warn`), from a test.
+ */
+import type {
+  ApiError,
+  ForwardView,
+  GrantView,
+  SessionList,
+  SessionView,
+  StepUpPrompt,
+  TerminalEvent,
+  TerminalView,
+} from './bindings';
+import { fakeHash, type ElevationModel } from './mock-elevation';
+
+export interface SessionOptions {
+  /** Other people's live sessions the broker holds (an administrator sees them). Default: one of dave's. */
+  sessions?: (now: number) => SessionView[];
+}
+
+function apiError(code: ApiError['code'], message: string): ApiError {
+  return { code, message };
+}
+
+function field(value: unknown, key: string): unknown {
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+}
+
+function str(value: unknown, key: string): string | null {
+  const v = field(value, key);
+  return typeof v === 'string' ? v : null;
+}
+
+const MIN = 60_000;
+
+/** A session with every field filled; `fields` override. */
+export function mockSession(fields: Partial<SessionView> & { id: string; user: string }): SessionView {
+  return {
+    grant_id: 'gr-dave-1',
+    target_kind: 'ssh',
+    target: 'app-prod-3',
+    role: 'root',
+    started_at_ms: 0,
+    grant_ends_at_ms: 0,
+    ended_at_ms: null,
+    end_reason: null,
+    recording_sha256: null,
+    ...fields,
+  };
+}
+
+export function defaultSessions(now: number): SessionView[] {
+  return [
+    mockSession({
+      id: 'se-dave-1',
+      user: 'dave',
+      grant_id: 'gr-dave-1',
+      target: 'app-prod-3',
+      role: 'root',
+      started_at_ms: now - 12 * MIN,
+      grant_ends_at_ms: now + 40 * MIN,
+    }),
+  ];
+}
+
+/** What the channel side of `window.__TAURI_INTERNALS__` offers (mockIPC installs it). */
+interface Internals {
+  runCallback?: (id: number, data: unknown) => void;
+  callbacks?: Map<number, unknown>;
+}
+
+/** A mock terminal's channel: messages numbered like the core's, so the Channel keeps their order. */
+class MockChannel {
+  private index = 0;
+  constructor(private readonly id: number) {}
+
+  send(event: TerminalEvent): void {
+    const internals = (window as unknown as { __TAURI_INTERNALS__?: Internals }).__TAURI_INTERNALS__;
+    // A channel whose page (or mock core) is gone has nobody to tell, as in the real core.
+    if (internals?.callbacks?.has(this.id) !== true) return;
+    internals.runCallback?.(this.id, { index: this.index++, message: event });
+  }
+}
+
+function base64(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  let binary = '';
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+type Prepared =
+  | { op: 'session'; grant: GrantView; prompt: StepUpPrompt; at: number }
+  | { op: 'kill'; session: SessionView; reason: string; prompt: StepUpPrompt; at: number };
+
+interface Terminal {
+  view: SessionView;
+  channel: MockChannel;
+  /** The line typed so far (for `whoami`). */
+  line: string;
+}
+
+export const SESSION_COMMANDS: ReadonlySet<string> = new Set([
+  'prepare_session',
+  'open_terminal',
+  'open_forward',
+  'terminal_input',
+  'terminal_resize',
+  'close_terminal',
+  'stop_forward',
+  'list_forwards',
+  'list_live_sessions',
+  'prepare_kill_session',
+  'confirm_kill_session',
+]);
+
+/** Commands of this model that use the security key. */
+export const SESSION_KEY_COMMANDS: readonly string[] = ['open_terminal', 'open_forward', 'confirm_kill_session'];
+
+export class SessionModel {
+  /** Every session the broker holds (live and ended), all users. */
+  sessions: SessionView[];
+  /** Open terminals of the signed-in user, by session id. */
+  readonly terminals = new Map<string, Terminal>();
+  /** Open local ports of the signed-in user. */
+  forwards: ForwardView[] = [];
+  /** Prepared session and kill step-ups, by id. */
+  readonly pending = new Map<string, Prepared>();
+  /** When set, the next call of that command rejects with the value. */
+  readonly failures = new Map<string, unknown>();
+  /** Every `terminal_resize` received. */
+  readonly resizes: { session_id: string; cols: number; rows: number }[] = [];
+  private nextId = 1;
+  private nextPort = 54321;
+
+  constructor(
+    private readonly elevation: ElevationModel,
+    private readonly isAdmin: () => boolean,
+    options: SessionOptions = {},
+  ) {
+    this.sessions = structuredClone((options.sessions ?? defaultSessions)(elevation.now()));
+  }
+
+  failNext(cmd: string, failure: unknown): void {
+    this.failures.set(cmd, failure);
+  }
+
+  /** Sends output to a terminal, as the target would (text, UTF-8 encoded, base64 on the wire). */
+  output(sessionId: string, text: string): void {
+    this.terminal(sessionId).channel.send({ type: 'output', data: base64(text) });
+  }
+
+  /** The broker's warning that the session ends with its grant. */
+  warn(sessionId: string, endsInMs = 5 * MIN - 1_000): void {
+    const t = this.terminal(sessionId);
+    const mins = Math.ceil(endsInMs / MIN);
+    t.channel.send({
+      type: 'warning',
+      message: `the grant for ${t.view.role} on ${t.view.target} ends in ${mins} min`,
+      ends_at_ms: this.elevation.now() + endsInMs,
+    });
+  }
+
+  /** Ends a session (terminal or forward) with `reason`, as the broker would. */
+  end(sessionId: string, reason: string, message = reason.replace(/_/g, ' ')): void {
+    const session = this.sessions.find((s) => s.id === sessionId);
+    if (session !== undefined && session.ended_at_ms === null) {
+      session.ended_at_ms = this.elevation.now();
+      session.end_reason = reason;
+      session.recording_sha256 = fakeHash(`recording:${sessionId}`);
+    }
+    const t = this.terminals.get(sessionId);
+    if (t !== undefined) {
+      this.terminals.delete(sessionId);
+      t.channel.send({ type: 'ended', reason, message });
+    }
+    this.forwards = this.forwards.filter((f) => f.session_id !== sessionId);
+  }
+
+  /** Answers a session command; `undefined` when `cmd` is not one. */
+  handle(cmd: string, args: unknown, requireUser: () => string): unknown {
+    if (!SESSION_COMMANDS.has(cmd)) return undefined;
+    const failure = this.failures.get(cmd);
+    if (failure !== undefined) {
+      this.failures.delete(cmd);
+      throw failure;
+    }
+    const me = requireUser();
+    const input = field(args, 'input');
+    switch (cmd) {
+      case 'prepare_session': {
+        const grantId = str(input, 'grant_id') ?? '';
+        this.elevation.tick();
+        const grant = this.elevation.grants.find((g) => g.id === grantId && g.user === me);
+        if (grant === undefined) throw apiError('not_found', 'no such grant of yours');
+        if (grant.state !== 'active') throw apiError('conflict', `a ${grant.state} grant opens no session`);
+        const verb = grant.target_kind === 'postgres' ? 'Open a PostgreSQL session' : 'Open an SSH session';
+        const prompt: StepUpPrompt = {
+          id: `ss-${this.nextId++}`,
+          purpose: 'session',
+          description: `${verb} to ${grant.target} as ${grant.role} (grant ${grant.id}), recorded by the broker`,
+          action_hash: fakeHash(`session:${grant.id}`),
+          expires_in_secs: 60,
+        };
+        this.pending.set(prompt.id, { op: 'session', grant, prompt, at: performance.now() });
+        return structuredClone(prompt);
+      }
+      case 'open_terminal':
+      case 'open_forward': {
+        const pending = this.take(field(args, 'id'));
+        if (pending.op !== 'session') throw apiError('challenge_invalid', 'this step-up does not open a session');
+        const grant = pending.grant;
+        if (grant.state !== 'active' || grant.ends_at_ms === null) throw apiError('conflict', 'the grant is no longer active');
+        const wantsSsh = cmd === 'open_terminal';
+        if ((grant.target_kind === 'ssh') !== wantsSsh) {
+          throw apiError('bad_request', `a ${grant.target_kind} grant opens ${wantsSsh ? 'no terminal' : 'no local port'}`);
+        }
+        const session = mockSession({
+          id: `se-${this.nextId++}`,
+          user: me,
+          grant_id: grant.id,
+          target_kind: grant.target_kind,
+          target: grant.target,
+          role: grant.role,
+          started_at_ms: this.elevation.now(),
+          grant_ends_at_ms: grant.ends_at_ms,
+        });
+        this.sessions.unshift(session);
+        if (wantsSsh) {
+          const id = field(field(args, 'channel'), 'id');
+          if (typeof id !== 'number') throw apiError('bad_request', 'expected { id, channel }');
+          const terminal: Terminal = { view: session, channel: new MockChannel(id), line: '' };
+          this.terminals.set(session.id, terminal);
+          const view: TerminalView = {
+            session_id: session.id,
+            grant_id: grant.id,
+            target: grant.target,
+            role: grant.role,
+            grant_ends_at_ms: grant.ends_at_ms,
+          };
+          // The greeting arrives after the answer, like the first bytes from the target.
+          setTimeout(() => {
+            if (this.terminals.get(session.id) === terminal) {
+              this.output(session.id, `Connected to ${grant.target} as ${grant.role}. This session is recorded.\r\n$ `);
+            }
+          }, 0);
+          return view;
+        }
+        const forward: ForwardView = {
+          session_id: session.id,
+          grant_id: grant.id,
+          target: grant.target,
+          database: 'postgres',
+          local_addr: `127.0.0.1:${this.nextPort++}`,
+          grant_ends_at_ms: grant.ends_at_ms,
+        };
+        this.forwards.push(forward);
+        return structuredClone(forward);
+      }
+      case 'terminal_input': {
+        const t = this.terminal(str(input, 'session_id'));
+        const data = str(input, 'data');
+        if (data === null) throw apiError('bad_request', 'expected { input: { session_id, data } }');
+        let echo = '';
+        for (const ch of data) {
+          if (ch === '\r') {
+            echo += '\r\n';
+            if (t.line.trim() === 'whoami') echo += `${t.view.role}\r\n`;
+            echo += '$ ';
+            t.line = '';
+          } else {
+            echo += ch;
+            t.line += ch;
+          }
+        }
+        this.output(t.view.id, echo);
+        return null;
+      }
+      case 'terminal_resize': {
+        const t = this.terminal(str(input, 'session_id'));
+        const cols = field(input, 'cols');
+        const rows = field(input, 'rows');
+        if (typeof cols !== 'number' || typeof rows !== 'number' || cols < 1 || rows < 1) {
+          throw apiError('bad_request', 'cols and rows must be positive');
+        }
+        this.resizes.push({ session_id: t.view.id, cols, rows });
+        return null;
+      }
+      case 'close_terminal': {
+        const t = this.terminal(str(input, 'session_id'));
+        this.end(t.view.id, 'closed', 'closed by you');
+        return null;
+      }
+      case 'stop_forward': {
+        const id = str(input, 'session_id');
+        if (!this.forwards.some((f) => f.session_id === id)) throw apiError('not_found', 'no such local port of yours');
+        this.end(id ?? '', 'closed', 'stopped by you');
+        return null;
+      }
+      case 'list_forwards':
+        return structuredClone(this.forwards);
+      case 'list_live_sessions': {
+        const live = this.sessions.filter((s) => s.ended_at_ms === null && (this.isAdmin() || s.user === me));
+        const list: SessionList = { sessions: structuredClone(live) };
+        return list;
+      }
+      case 'prepare_kill_session': {
+        if (!this.isAdmin()) throw apiError('forbidden', 'only an administrator can end someone’s session');
+        const id = str(input, 'session_id') ?? '';
+        const reason = str(input, 'reason') ?? '';
+        const chars = [...reason.trim()].length;
+        if (chars < 3 || chars > 500) throw apiError('bad_request', 'a reason of 3 to 500 characters is required');
+        const session = this.sessions.find((s) => s.id === id);
+        if (session === undefined) throw apiError('not_found', 'no such session');
+        if (session.ended_at_ms !== null) throw apiError('conflict', 'this session has already ended');
+        const prompt: StepUpPrompt = {
+          id: `sk-${this.nextId++}`,
+          purpose: 'kill_session',
+          description: `End ${session.user}’s session ${session.id} to ${session.target} as ${session.role}. Reason: ${reason.trim()}`,
+          action_hash: fakeHash(`kill:${session.id}:${reason}`),
+          expires_in_secs: 60,
+        };
+        this.pending.set(prompt.id, { op: 'kill', session, reason: reason.trim(), prompt, at: performance.now() });
+        return structuredClone(prompt);
+      }
+      case 'confirm_kill_session': {
+        const pending = this.take(field(args, 'id'));
+        if (pending.op !== 'kill') throw apiError('challenge_invalid', 'this step-up ends no session');
+        if (pending.session.ended_at_ms !== null) throw apiError('conflict', 'this session has already ended');
+        this.end(pending.session.id, 'killed', `ended by ${me}: ${pending.reason}`);
+        return structuredClone(pending.session);
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  private take(id: unknown): Prepared {
+    const pending = typeof id === 'string' ? this.pending.get(id) : undefined;
+    if (pending === undefined) throw apiError('challenge_invalid', 'unknown or used step-up');
+    this.pending.delete(pending.prompt.id);
+    if (performance.now() - pending.at > pending.prompt.expires_in_secs * 1000) {
+      throw apiError('challenge_invalid', 'the step-up challenge expired');
+    }
+    return pending;
+  }
+
+  private terminal(id: string | null): Terminal {
+    const t = id === null ? undefined : this.terminals.get(id);
+    if (t === undefined) throw apiError('not_found', 'no such open terminal of yours');
+    return t;
+  }
+}
