@@ -35,6 +35,10 @@ const TEST: &[&str] = &[
     "xauth",
     "dbus-x11",
     "postgresql",
+    // Real sshd targets for the brokered-session tests; `asciinema cat` plays their recordings.
+    "openssh-server",
+    "openssh-client",
+    "asciinema",
     // A private Secret Service for the keyring tests (never the developer's own keyring).
     "gnome-keyring",
 ];

@@ -76,6 +76,10 @@ pub struct AppState {
     pub notifier: crate::notify::Notifier,
     /// The key that cosigns workstations' audit checkpoints.
     pub witness: Arc<crate::witness::Witness>,
+    /// The connections the SSH front door holds, to end them.
+    pub live_sessions: Arc<crate::sessions::Live>,
+    /// The SSH front door, when `[sessions]` is configured.
+    pub ssh: Option<Arc<crate::ssh_proxy::Running>>,
 }
 
 /// An error on its way to the client as `{code, message}` with the code's HTTP status.
@@ -230,6 +234,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(elevation_api::close_review))
         .routes(routes!(elevation_api::redeem))
         .routes(routes!(elevation_api::end_session))
+        .routes(routes!(crate::sessions_api::live))
+        .routes(routes!(crate::sessions_api::kill))
         .routes(routes!(elevation_api::events))
         .routes(routes!(audit_api::checkpoint))
         .routes(routes!(audit_api::witness))
@@ -592,6 +598,8 @@ mod tests {
             witness: Arc::new(crate::witness::Witness::from_key(
                 ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
             )),
+            live_sessions: Default::default(),
+            ssh: None,
         };
         (router(state, &limits()), db)
     }

@@ -63,6 +63,12 @@ pub struct Config {
     /// `[audit]`: the witness key that cosigns workstations' audit checkpoints.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// `[sessions]`: the SSH front door, CA, recordings. Absent: no sessions.
+    #[serde(default)]
+    pub sessions: Option<crate::session_config::SessionsConfig>,
+    /// `[[target]]`: what sessions may connect to.
+    #[serde(default, rename = "target")]
+    pub targets: Vec<crate::session_config::TargetConfig>,
 }
 
 /// `[audit]`.
@@ -493,6 +499,10 @@ impl Config {
             *ca = resolve(base_dir, ca);
         }
         config.audit.witness_key = resolve(base_dir, &config.audit.witness_key);
+        if let Some(sc) = &mut config.sessions {
+            sc.resolve(base_dir);
+        }
+        crate::session_config::resolve_targets(&mut config.targets, base_dir);
         if let Some(w) = &mut config.webhook {
             w.secret_file = resolve(base_dir, &w.secret_file);
             if let Some(ca) = &mut w.ca_file {
@@ -527,6 +537,7 @@ impl Config {
             )));
         }
         self.validate_elevation()?;
+        crate::session_config::validate_targets(&self.targets)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             BrokerError::Config(format!(
                 "log.level {:?} is not a filter: {e}",

@@ -469,7 +469,7 @@ fn grant_detail(row: &GrantRow, extra: serde_json::Value) -> serde_json::Value {
 
 /// Refuses a locked or disabled user inside the transaction (their row is read there, so a
 /// lock committed before this transaction is seen: case B5/B9).
-async fn live_user(tx: &mut Tx, user_id: &str) -> Result<()> {
+pub(crate) async fn live_user(tx: &mut Tx, user_id: &str) -> Result<()> {
     let row: Option<(bool, Option<i64>)> = with_tx!(tx, t => {
         sqlx::query_as("SELECT locked, disabled_at FROM users WHERE id = $1")
             .bind(user_id)
@@ -558,7 +558,7 @@ async fn move_state(
     Ok(to)
 }
 
-async fn load(tx: &mut Tx, id: &str) -> Result<GrantRow> {
+pub(crate) async fn load(tx: &mut Tx, id: &str) -> Result<GrantRow> {
     let q = format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1");
     let row: Option<GrantRow> = with_tx!(tx, t => {
         sqlx::query_as(&q).bind(id).fetch_optional(&mut **t).await?
@@ -761,7 +761,7 @@ async fn end_own(
     }
     catch_up(&mut tx, &mut row, now).await?;
     move_state(&mut tx, &row, event, None, Some((now, why))).await?;
-    end_tickets(&mut tx, id, now).await?;
+    end_tickets(&mut tx, id, now, "released").await?;
     audit::append(
         &mut tx,
         now,
@@ -861,7 +861,7 @@ pub async fn revoke(
         )
         .await?;
     }
-    end_tickets(&mut tx, id, now).await?;
+    end_tickets(&mut tx, id, now, "revoked").await?;
     audit::append(
         &mut tx,
         now,
@@ -888,10 +888,12 @@ pub async fn revoke(
     Ok(view)
 }
 
-async fn end_tickets(tx: &mut Tx, grant_id: &str, now: i64) -> Result<()> {
+/// Ends a grant's sessions in the grant's transaction; the SSH front door sees `ended_at` and
+/// closes the live connections (see [`crate::sessions::watch_ends`]).
+async fn end_tickets(tx: &mut Tx, grant_id: &str, now: i64, reason: &str) -> Result<()> {
     with_tx!(tx, t => {
-        sqlx::query("UPDATE session_tickets SET ended_at = $1 WHERE grant_id = $2 AND ended_at IS NULL")
-            .bind(now).bind(grant_id).execute(&mut **t).await?;
+        sqlx::query("UPDATE session_tickets SET ended_at = $1, end_reason = $3 WHERE grant_id = $2 AND ended_at IS NULL")
+            .bind(now).bind(grant_id).bind(reason).execute(&mut **t).await?;
     });
     Ok(())
 }
@@ -1042,10 +1044,19 @@ pub async fn redeem(
     )
     .await?;
     tx.commit().await?;
+    let (ssh_addr, ssh_host_key) = match &state.ssh {
+        Some(f) => (
+            Some(f.addr.clone()),
+            f.front.host_public_key().to_openssh().ok(),
+        ),
+        None => (None, None),
+    };
     Ok(RedeemResponse {
         session_id,
         ticket,
         expires_at_ms: expires,
+        ssh_addr,
+        ssh_host_key,
     })
 }
 
@@ -1186,7 +1197,7 @@ async fn advance(state: &AppState, policy: &Policy, row: GrantRow, now: i64) -> 
                 Some((now, "expired")),
             )
             .await?;
-            end_tickets(&mut tx, &row.id, now).await?;
+            end_tickets(&mut tx, &row.id, now, "grant_ended").await?;
             audit::append(
                 &mut tx,
                 now,
@@ -1287,7 +1298,7 @@ async fn end_all(tx: &mut Tx, rows: &[GrantRow], now: i64, why: &str) -> Result<
             GrantEvent::Revoke
         };
         move_state(tx, &r, event, None, Some((now, why))).await?;
-        end_tickets(tx, &r.id, now).await?;
+        end_tickets(tx, &r.id, now, "revoked").await?;
         ended.push(r.id);
     }
     Ok(ended)

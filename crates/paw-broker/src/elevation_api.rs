@@ -22,13 +22,13 @@ use crate::handlers::Signed;
 use crate::stepup::{self, kind, Kind, StepUp};
 use crate::tokens::AuthContext;
 
-type ApiResult<T> = Result<Json<T>, ApiFailure>;
+pub(crate) type ApiResult<T> = Result<Json<T>, ApiFailure>;
 
 /// How often a live event stream re-checks its session.
 const SESSION_CHECK: Duration = Duration::from_secs(5);
 
 /// Authenticates, then verifies the body's step-up for purpose `K` by the caller.
-async fn signed<K: Kind>(
+pub(crate) async fn signed<K: Kind>(
     state: &AppState,
     req: &Signed,
 ) -> Result<(AuthContext, StepUp<K>), ApiFailure> {

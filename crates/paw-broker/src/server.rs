@@ -30,6 +30,7 @@ pub struct BoundServer {
     db: Db,
     instance_id: String,
     state: AppState,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl BoundServer {
@@ -47,6 +48,7 @@ impl BoundServer {
             db,
             instance_id,
             state,
+            tasks,
         } = app(config, clock).await?;
         let listener = TcpListener::bind(config.listen)
             .map_err(|e| BrokerError::io(format!("cannot listen on {}", config.listen), e))?;
@@ -64,6 +66,7 @@ impl BoundServer {
             db,
             instance_id,
             state,
+            tasks,
         })
     }
 
@@ -104,6 +107,9 @@ impl BoundServer {
                 .await;
         watcher.abort();
         ticker.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
         self.db.close().await;
         result.map_err(|e| BrokerError::io("server failed", e))
     }
@@ -118,6 +124,9 @@ pub struct App {
     pub db: Db,
     pub instance_id: String,
     pub state: AppState,
+    /// The SSH front door and the session watcher, when `[sessions]` is configured; they run
+    /// from here on (in-process tests use them as they are).
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
@@ -140,6 +149,23 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         "pawd (start)",
     )
     .await?;
+    let mut tasks = Vec::new();
+    let mut ssh_listener = None;
+    let ssh = match &config.sessions {
+        Some(sc) => {
+            let front = Arc::new(crate::ssh_proxy::SshFront::load(sc, &config.targets)?);
+            let listener = crate::ssh_proxy::bind(sc).await?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| BrokerError::io("ssh local_addr", e))?;
+            ssh_listener = Some(listener);
+            Some(Arc::new(crate::ssh_proxy::Running {
+                front,
+                addr: sc.ssh_public.clone().unwrap_or_else(|| bound.to_string()),
+            }))
+        }
+        None => None,
+    };
     let state = AppState {
         db: db.clone(),
         instance_id: Arc::from(instance_id.as_str()),
@@ -149,12 +175,30 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         policy,
         notifier: crate::notify::Notifier::new(webhook),
         witness: Arc::new(witness),
+        live_sessions: Default::default(),
+        ssh: ssh.clone(),
     };
+    if let (Some(listener), Some(run)) = (ssh_listener, ssh) {
+        let ended = crate::sessions::close_orphans(&state).await?;
+        if ended > 0 {
+            tracing::warn!(
+                sessions = ended,
+                "ended sessions a previous broker process held"
+            );
+        }
+        tasks.push(tokio::spawn(crate::ssh_proxy::serve(
+            listener,
+            state.clone(),
+            run.front.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::sessions::watch_ends(state.clone())));
+    }
     Ok(App {
         router: api::router(state.clone(), &config.limits),
         db,
         instance_id,
         state,
+        tasks,
     })
 }
 

@@ -38,7 +38,15 @@ pub mod kind {
             }
         )*};
     }
-    kinds!(Login, Request, Approve, Session, BreakGlass, KeyManagement, KillSession);
+    kinds!(
+        Login,
+        Request,
+        Approve,
+        Session,
+        BreakGlass,
+        KeyManagement,
+        KillSession
+    );
 }
 
 /// Proof that the user just approved `action` with a security key. Only [`verify`] makes one.

@@ -49,6 +49,8 @@ pub enum ClientError {
     #[error("the local audit trail cannot record this action, so it was not started: {0}")]
     AuditUnavailable(paw_audit::AuditError),
     /// A bug or an unexpected condition in the core (for example a failed background task).
+    #[error("session: {0}")]
+    Session(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -73,6 +75,7 @@ impl ClientError {
             Self::UrlRejected(_) => ErrorCode::UrlRejected,
             Self::KeyringUnavailable(_) => ErrorCode::KeyringUnavailable,
             Self::Random(_) | Self::Internal(_) => ErrorCode::Internal,
+            Self::Session(_) => ErrorCode::TargetUnavailable,
             Self::Key(e) => key_error_code(e),
             Self::NoAuthenticator => ErrorCode::SecurityKeyMissing,
             Self::NotSignedIn => ErrorCode::Unauthenticated,

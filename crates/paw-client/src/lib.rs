@@ -279,3 +279,5 @@ impl Core {
         Ok(view)
     }
 }
+
+pub mod terminal;

@@ -143,6 +143,14 @@ pub struct RedeemResponse {
     pub session_id: String,
     pub ticket: String,
     pub expires_at_ms: i64,
+    /// Where the broker's SSH front door listens (`host:port`); log in as `session_id` with
+    /// `ticket` as the password, once. `None` when the broker opens no sessions.
+    #[serde(default)]
+    pub ssh_addr: Option<String>,
+    /// The front door's host key (OpenSSH format), learnt over the broker's TLS: the client
+    /// pins it instead of trusting on first use.
+    #[serde(default)]
+    pub ssh_host_key: Option<String>,
 }
 
 /// A live update (server-sent event `data`), for the user it concerns.

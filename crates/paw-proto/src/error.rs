@@ -75,6 +75,8 @@ pub enum ErrorCode {
     /// The workstation's local audit trail cannot durably record the action (disk full,
     /// read-only, locked, corrupt), so the privileged action was not started.
     AuditUnavailable,
+    /// The session's target could not be reached or refused the broker's credential.
+    TargetUnavailable,
 }
 
 impl ErrorCode {
@@ -107,6 +109,7 @@ impl ErrorCode {
             Self::KeyringUnavailable => 503,
             Self::Forbidden => 403,
             Self::AuditUnavailable => 503,
+            Self::TargetUnavailable => 502,
         }
     }
 
@@ -145,6 +148,7 @@ impl ErrorCode {
             Self::KeyringUnavailable => "keyring_unavailable",
             Self::Forbidden => "forbidden",
             Self::AuditUnavailable => "audit_unavailable",
+            Self::TargetUnavailable => "target_unavailable",
         }
     }
 }
@@ -212,6 +216,7 @@ mod tests {
             ErrorCode::KeyringUnavailable,
             ErrorCode::Forbidden,
             ErrorCode::AuditUnavailable,
+            ErrorCode::TargetUnavailable,
         ];
         for code in all {
             let json = serde_json::to_string(&code).unwrap();

@@ -7,8 +7,6 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use utoipa::ToSchema;
 
-use crate::http::StepUpFinishRequest;
-
 /// One brokered session, live or ended, as the live-sessions page and the history show it.
 /// Times are the broker's clock (Unix ms).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
@@ -38,14 +36,6 @@ pub struct SessionView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
 pub struct SessionList {
     pub sessions: Vec<SessionView>,
-}
-
-/// `POST /v1/sessions/{id}/kill`: an admin ends someone's session, with a step-up (the action
-/// signed is `kill_session` naming the session and the reason).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KillSessionRequest {
-    pub step_up: StepUpFinishRequest,
 }
 
 /// IPC: open a session on an active grant (a session-scoped step-up follows).

@@ -44,6 +44,8 @@ pub struct Broker {
     pub clock: Arc<TestClock>,
     pub config: Config,
     pub dir: tempfile::TempDir,
+    /// The SSH front door and session watcher tasks, when `[sessions]` is configured.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 pub fn aaguid_string(b: [u8; 16]) -> String {
@@ -140,7 +142,7 @@ impl Broker {
         let built = paw_broker::server::app(&config, clock.clone())
             .await
             .unwrap();
-        let (app, db, state) = (built.router, built.db, built.state);
+        let (app, db, state, tasks) = (built.router, built.db, built.state, built.tasks);
         Self {
             app,
             db,
@@ -148,7 +150,12 @@ impl Broker {
             clock,
             config,
             dir,
+            tasks,
         }
+    }
+
+    pub fn state_tasks(&self) -> &[tokio::task::JoinHandle<()>] {
+        &self.tasks
     }
 
     pub fn now(&self) -> i64 {

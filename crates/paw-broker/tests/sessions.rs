@@ -1,0 +1,542 @@
+//! Brokered SSH sessions against a real OpenSSH `sshd` on loopback (cases C1–C4, C6, C7, E2).
+//!
+//! The broker's clock is set to the real time here (sshd checks the certificate's validity with
+//! its own clock); ending a grant moves the broker's clock past the end and runs its tick, as
+//! the 200 ms grant clock would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use common::idp::*;
+use paw_broker::audit;
+use paw_client::terminal::{self, Credential, TermEvent};
+use paw_proto::action::Action;
+use paw_tests::sshd::TempSshd;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+struct Setup {
+    b: Broker,
+    sshd: TempSshd,
+    ada: Client,
+}
+
+fn real_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A broker with `[sessions]`, whose CA a fresh sshd trusts, and ada enrolled.
+async fn setup(extra: &str) -> Setup {
+    let keys = tempfile::tempdir().unwrap();
+    let ca_path = keys.path().join("ssh_user_ca");
+    let ca = paw_broker::ssh_ca::load_or_create(&ca_path, "test CA").unwrap();
+    let sshd = TempSshd::start(&ca.public_key().to_openssh().unwrap()).unwrap();
+    let cfg = format!(
+        "[sessions]\nssh_listen = \"127.0.0.1:0\"\nssh_ca_key = \"{ca}\"\n{extra}\n\
+         [[target]]\nname = \"web-1\"\nkind = \"ssh\"\naddress = \"{addr}\"\nhost_key = \"{hk}\"\n",
+        ca = ca_path.display(),
+        addr = sshd.address(),
+        hk = sshd.host_key(),
+    );
+    let b = Broker::start_with(&cfg).await;
+    // Keep the key dir alive as long as the broker: leak it into the broker's temp dir.
+    std::mem::forget(keys);
+    b.clock
+        .0
+        .store(real_now_ms(), std::sync::atomic::Ordering::SeqCst);
+    let ada = b.enrolled_as("ada", &[]).await;
+    Setup { b, sshd, ada }
+}
+
+fn req_web(minutes: u32) -> Action {
+    Action::Request {
+        entitlement: "web-root".into(),
+        target: "web-1".into(),
+        role: "root".into(),
+        duration_secs: minutes * 60,
+        justification: "restart the stuck worker pool".into(),
+        ticket: None,
+        start_at_ms: None,
+    }
+}
+
+async fn signed(c: &mut Client, b: &Broker, path: &str, action: &Action) -> (StatusCode, Value) {
+    let body = c.stepup(b, action, &Tweak::default()).await;
+    c.call(b, "POST", path, Some(&json!({ "stepup": body })))
+        .await
+}
+
+async fn active_grant(s: &mut Setup) -> String {
+    let (st, v) = signed(&mut s.ada, &s.b, "/v1/requests", &req_web(30)).await;
+    assert_eq!(
+        (st, v["state"].as_str()),
+        (StatusCode::OK, Some("active")),
+        "{v}"
+    );
+    v["id"].as_str().unwrap().to_owned()
+}
+
+async fn redeem(s: &mut Setup, grant: &str) -> Value {
+    let action = Action::Session {
+        grant_id: grant.into(),
+        target: "web-1".into(),
+    };
+    let (st, v) = signed(
+        &mut s.ada,
+        &s.b,
+        &format!("/v1/grants/{grant}/redeem"),
+        &action,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v
+}
+
+fn cred(v: &Value) -> Credential {
+    Credential {
+        addr: v["ssh_addr"].as_str().unwrap().into(),
+        host_key: v["ssh_host_key"].as_str().unwrap().into(),
+        session_id: v["session_id"].as_str().unwrap().into(),
+        ticket: v["ticket"].as_str().unwrap().to_owned().into(),
+    }
+}
+
+/// Opens a terminal; returns it and the stream of its events.
+async fn open(
+    c: Credential,
+    command: Option<&str>,
+) -> Result<(terminal::Terminal, mpsc::UnboundedReceiver<TermEvent>), paw_client::ClientError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let t = terminal::open(c, 80, 24, command.map(str::to_owned), move |e| {
+        let _ = tx.send(e);
+    })
+    .await?;
+    Ok((t, rx))
+}
+
+/// Collects output until the session ends (or `limit` passes); returns output and the end.
+async fn drain(
+    rx: &mut mpsc::UnboundedReceiver<TermEvent>,
+    limit: Duration,
+) -> (String, Option<(String, String)>) {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(TermEvent::Output(d))) => out.extend(d),
+            Ok(Some(TermEvent::Ended { reason, message })) => {
+                return (
+                    String::from_utf8_lossy(&out).into(),
+                    Some((reason, message)),
+                )
+            }
+            Ok(None) | Err(_) => return (String::from_utf8_lossy(&out).into(), None),
+        }
+    }
+}
+
+/// Waits until output contains `needle`.
+async fn wait_for(rx: &mut mpsc::UnboundedReceiver<TermEvent>, needle: &str) -> String {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(TermEvent::Output(d))) => {
+                out.extend(d);
+                if String::from_utf8_lossy(&out).contains(needle) {
+                    return String::from_utf8_lossy(&out).into();
+                }
+            }
+            other => panic!(
+                "waiting for {needle:?}: {other:?}; so far {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+}
+
+async fn audited(b: &Broker, subject: &str) -> Vec<(String, String, Value)> {
+    audit::records(&b.db, 0, 1_000_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event.subject == subject)
+        .map(|r| {
+            (
+                r.event.action,
+                r.event.outcome.as_str().to_owned(),
+                r.event.detail,
+            )
+        })
+        .collect()
+}
+
+/// After every test: no connection held, no session left open in the database.
+async fn no_residual_sessions(b: &Broker) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !b.state.live_sessions.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "a session connection is still held"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let open: i64 = paw_broker::with_pool!(&b.db, p => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM session_tickets WHERE used_at IS NOT NULL AND recording_closed_at IS NULL")
+            .fetch_one(p).await.unwrap()
+    });
+    assert_eq!(open, 0, "sessions left open");
+}
+
+async fn session_end(b: &Broker, sid: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some((_, _, d)) = audited(b, sid)
+            .await
+            .into_iter()
+            .find(|(a, _, _)| a == "session_end")
+        {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "no session_end record for {sid}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_c7_whoami_through_a_certificate_signed_for_this_session_and_recorded() {
+    let mut s = setup("").await;
+    let g = active_grant(&mut s).await;
+    let v = redeem(&mut s, &g).await;
+    let sid = v["session_id"].as_str().unwrap().to_owned();
+    // C4: nothing the API returns holds a private key.
+    assert!(!v.to_string().contains("PRIVATE KEY"), "{v}");
+    let (_t, mut rx) = open(cred(&v), Some("whoami")).await.unwrap();
+    let (out, end) = drain(&mut rx, Duration::from_secs(10)).await;
+    assert_eq!(out.trim(), "root");
+    assert!(end.is_some());
+
+    // C1: sshd accepted a certificate from the broker CA whose key id names user, grant, session.
+    let log = s.sshd.log();
+    let want = format!("ID paw user=ada grant={g} session={sid}");
+    assert!(
+        log.contains("Accepted publickey for root") && log.contains(&want),
+        "{log}"
+    );
+
+    // The recording: its hash is in the audit log, it matches the file, and asciinema plays it.
+    let d = session_end(&s.b, &sid).await;
+    let file =
+        s.b.dir
+            .path()
+            .join("recordings")
+            .join(format!("{sid}.cast"));
+    let sha = paw_broker::recording::file_sha256(&file).unwrap();
+    assert_eq!(d["recording_sha256"], sha, "{d}");
+    // asciinema 2.2 wants a terminal even for `cat`: give it one with util-linux's `script`.
+    let played = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("asciinema cat {}", file.display()),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        played.status.success(),
+        "{}",
+        String::from_utf8_lossy(&played.stderr)
+    );
+    assert!(String::from_utf8_lossy(&played.stdout).contains("root"));
+
+    // C7: the broker's directory holds no session key or certificate, only its own keys,
+    // the database and recordings.
+    for entry in walk(s.b.dir.path()) {
+        let text = std::fs::read(&entry).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        assert!(
+            !text.contains("-cert-v01@openssh.com"),
+            "a certificate on disk: {}",
+            entry.display()
+        );
+    }
+    no_residual_sessions(&s.b).await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c3_a_session_credential_works_once_and_only_for_its_session() {
+    let mut s = setup("").await;
+    let g = active_grant(&mut s).await;
+    let v = redeem(&mut s, &g).await;
+    let v2 = redeem(&mut s, &g).await;
+    // Another session's id with this ticket: refused (and the ticket is not used up by it).
+    let mut crossed = cred(&v);
+    crossed.session_id = v2["session_id"].as_str().unwrap().into();
+    assert!(open(crossed, Some("true")).await.is_err());
+    // A made-up ticket: refused.
+    let mut wrong = cred(&v);
+    wrong.ticket = "not-the-ticket".to_owned().into();
+    assert!(open(wrong, Some("true")).await.is_err());
+    // First use works...
+    let (_t, mut rx) = open(cred(&v), Some("echo once")).await.unwrap();
+    let (out, _) = drain(&mut rx, Duration::from_secs(10)).await;
+    assert_eq!(out.trim(), "once");
+    // ...a second use, from this or any other client, does not.
+    assert!(open(cred(&v), Some("echo twice")).await.is_err());
+    let sid = v["session_id"].as_str().unwrap();
+    let denied = audited(&s.b, sid)
+        .await
+        .into_iter()
+        .filter(|(a, o, _)| a == "session_start" && o == "denied")
+        .count();
+    assert!(denied >= 2, "refusals are audited");
+    // An expired ticket (never used within its minute): refused.
+    s.b.advance(61_000);
+    let v3 = cred(&v2);
+    assert!(open(v3, Some("true")).await.is_err());
+    no_residual_sessions(&s.b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_no_agent_x11_port_forwarding_or_subsystem_is_relayed() {
+    let mut s = setup("").await;
+    let g = active_grant(&mut s).await;
+    let v = redeem(&mut s, &g).await;
+    let c = cred(&v);
+    // Drive russh directly to ask for what paw's own client never asks for.
+    struct Any(russh::keys::PublicKey);
+    impl russh::client::Handler for Any {
+        type Error = russh::Error;
+        async fn check_server_key(
+            &mut self,
+            k: &russh::keys::PublicKeyOrCertificate,
+        ) -> Result<bool, Self::Error> {
+            Ok(
+                matches!(k, russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } if key.key_data() == self.0.key_data()),
+            )
+        }
+    }
+    let hk = russh::keys::PublicKey::from_openssh(&c.host_key).unwrap();
+    let mut h = russh::client::connect(
+        std::sync::Arc::new(Default::default()),
+        c.addr.as_str(),
+        Any(hk),
+    )
+    .await
+    .unwrap();
+    assert!(h
+        .authenticate_password(c.session_id.clone(), c.ticket.as_str())
+        .await
+        .unwrap()
+        .success());
+    assert!(
+        h.channel_open_direct_tcpip("127.0.0.1", 22, "127.0.0.1", 5000)
+            .await
+            .is_err(),
+        "direct-tcpip"
+    );
+    assert!(
+        !h.tcpip_forward("127.0.0.1", 0).await.is_ok_and(|p| p > 0),
+        "remote forward"
+    );
+    let ch = h.channel_open_session().await.unwrap();
+    ch.agent_forward(true).await.unwrap();
+    ch.request_x11(true, false, "MIT-MAGIC-COOKIE-1", "00", 0)
+        .await
+        .unwrap();
+    ch.request_subsystem(true, "sftp").await.unwrap();
+    let mut ch = ch;
+    let mut failures = 0;
+    while failures < 3 {
+        match tokio::time::timeout(Duration::from_secs(5), ch.wait()).await {
+            Ok(Some(russh::ChannelMsg::Failure)) => failures += 1,
+            Ok(Some(russh::ChannelMsg::Success)) => panic!("a forwarding request was granted"),
+            Ok(Some(_)) => {}
+            other => panic!("no answer: {other:?}"),
+        }
+    }
+    // A second session channel on the same credential is refused too.
+    assert!(h.channel_open_session().await.is_err());
+    drop(ch);
+    let _ = h.disconnect(russh::Disconnect::ByApplication, "", "").await;
+    no_residual_sessions(&s.b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2_the_session_ends_within_a_second_of_the_grant_end_revocation_or_kill() {
+    let mut s = setup("").await;
+    let mut admin = s.b.enrolled_as("bob", &["admin"]).await;
+
+    // Grant end.
+    let g = active_grant(&mut s).await;
+    let v = redeem(&mut s, &g).await;
+    let (_t, mut rx) = open(cred(&v), None).await.unwrap();
+    let t = _t;
+    t.input(b"echo ready-$((6*7))\n".to_vec()).await.unwrap();
+    wait_for(&mut rx, "ready-42").await;
+    s.b.advance(31 * 60_000);
+    let t0 = Instant::now();
+    paw_broker::elevation::tick(&s.b.state).await.unwrap();
+    let (_, end) = drain(&mut rx, Duration::from_secs(5)).await;
+    let overrun = t0.elapsed();
+    assert_eq!(end.unwrap().0, "grant_ended");
+    assert!(overrun <= Duration::from_secs(1), "overrun {overrun:?}");
+    let sid = v["session_id"].as_str().unwrap();
+    assert_eq!(session_end(&s.b, sid).await["reason"], "grant_ended");
+
+    // Revocation by an admin.
+    s.b.clock
+        .0
+        .store(real_now_ms(), std::sync::atomic::Ordering::SeqCst);
+    let g = active_grant(&mut s).await;
+    let v = redeem(&mut s, &g).await;
+    let (t, mut rx) = open(cred(&v), None).await.unwrap();
+    t.input(b"echo up\n".to_vec()).await.unwrap();
+    wait_for(&mut rx, "up").await;
+    let t0 = Instant::now();
+    let (st, body) = admin
+        .call(
+            &s.b,
+            "POST",
+            &format!("/v1/grants/{g}/revoke"),
+            Some(&json!({"reason": "wrong host"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let (_, end) = drain(&mut rx, Duration::from_secs(5)).await;
+    assert_eq!(end.unwrap().0, "revoked");
+    assert!(
+        t0.elapsed() <= Duration::from_secs(1),
+        "overrun {:?}",
+        t0.elapsed()
+    );
+
+    // An admin's kill, with a step-up naming the session.
+    let g = active_grant(&mut s).await;
+    let v = redeem(&mut s, &g).await;
+    let sid = v["session_id"].as_str().unwrap().to_owned();
+    let (t, mut rx) = open(cred(&v), None).await.unwrap();
+    t.input(b"echo up\n".to_vec()).await.unwrap();
+    wait_for(&mut rx, "up").await;
+    let (st, live) = admin.call(&s.b, "GET", "/v1/sessions", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        live["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == sid.as_str()),
+        "{live}"
+    );
+    // ada (not an admin) cannot kill.
+    let kill = Action::KillSession {
+        session_id: sid.clone(),
+        reason: "suspicious".into(),
+    };
+    let (st, _) = signed(&mut s.ada, &s.b, &format!("/v1/sessions/{sid}/kill"), &kill).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let t0 = Instant::now();
+    let (st, body) = signed(&mut admin, &s.b, &format!("/v1/sessions/{sid}/kill"), &kill).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let (_, end) = drain(&mut rx, Duration::from_secs(5)).await;
+    assert_eq!(end.unwrap().0, "killed");
+    assert!(
+        t0.elapsed() <= Duration::from_secs(1),
+        "overrun {:?}",
+        t0.elapsed()
+    );
+    let kills = audited(&s.b, &sid).await;
+    assert!(
+        kills
+            .iter()
+            .any(|(a, _, d)| a == "session_kill" && d["reason"] == "suspicious"),
+        "{kills:?}"
+    );
+    no_residual_sessions(&s.b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c6_a_recording_that_cannot_be_written_refuses_the_session() {
+    // The recordings "directory" is a file: nothing can be created in it.
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("recordings");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let mut s = setup(&format!("recordings = \"{}\"", blocker.display())).await;
+    let g = active_grant(&mut s).await;
+    let v = redeem(&mut s, &g).await;
+    let sid = v["session_id"].as_str().unwrap().to_owned();
+    let (_t, mut rx) = open(cred(&v), Some("touch /tmp/paw-c6-should-not-exist"))
+        .await
+        .unwrap();
+    let (out, end) = drain(&mut rx, Duration::from_secs(10)).await;
+    assert!(out.contains("cannot be recorded"), "{out}");
+    assert_eq!(end.unwrap().0, "recording_failed");
+    // The target never saw a login.
+    assert!(
+        !s.sshd.log().contains("Accepted publickey"),
+        "{}",
+        s.sshd.log()
+    );
+    let d = session_end(&s.b, &sid).await;
+    assert_eq!(d["reason"], "recording_failed");
+    assert!(d["recording_error"].is_string());
+    no_residual_sessions(&s.b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2_a_broker_restart_keeps_the_grant_and_ends_the_sessions_it_held() {
+    let mut s = setup("").await;
+    let g = active_grant(&mut s).await;
+    let (_, before) = s.ada.call(&s.b, "GET", "/v1/grants", None).await;
+    let v = redeem(&mut s, &g).await;
+    let (_t, mut rx) = open(cred(&v), None).await.unwrap();
+    _t.input(b"echo up\n".to_vec()).await.unwrap();
+    wait_for(&mut rx, "up").await;
+    // A second broker process on the same database and keys: the first one "crashed" (its
+    // tasks stop; the database says the session is still open).
+    for t in s.b.state_tasks() {
+        t.abort();
+    }
+    let restarted = paw_broker::server::app(&s.b.config, s.b.clock.clone())
+        .await
+        .unwrap();
+    let sid = v["session_id"].as_str().unwrap();
+    let d = session_end(&s.b, sid).await;
+    assert_eq!(d["reason"], "broker_restart");
+    let (_, after) = s.ada.call(&s.b, "GET", "/v1/grants", None).await;
+    let find = |l: &Value| {
+        l["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == g.as_str())
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(find(&before)["ends_at_ms"], find(&after)["ends_at_ms"]);
+    assert_eq!(find(&after)["state"], "active");
+    for t in &restarted.tasks {
+        t.abort();
+    }
+}
