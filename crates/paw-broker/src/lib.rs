@@ -33,6 +33,7 @@ pub mod identity;
 pub mod init;
 pub mod keys;
 pub mod notify;
+pub mod pg_sessions;
 pub mod policy;
 pub mod recording;
 pub mod server;

@@ -186,11 +186,13 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
                 "ended sessions a previous broker process held"
             );
         }
-        tasks.push(tokio::spawn(crate::ssh_proxy::serve(
-            listener,
-            state.clone(),
-            run.front.clone(),
-        )));
+        let (st, front) = (state.clone(), run.front.clone());
+        tasks.push(tokio::spawn(async move {
+            // Roles a previous process left are dropped before anyone can log in, so the
+            // sweep never races a new session's role. Connections wait in the backlog.
+            crate::pg_sessions::sweep_all(&front).await;
+            crate::ssh_proxy::serve(listener, st, front).await
+        }));
         tasks.push(tokio::spawn(crate::sessions::watch_ends(state.clone())));
     }
     Ok(App {

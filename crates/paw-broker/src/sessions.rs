@@ -134,6 +134,36 @@ pub async fn finish(
     recording: Option<&crate::recording::Finished>,
     recording_error: Option<&str>,
 ) -> Result<()> {
+    finish_with(
+        state,
+        info,
+        reason,
+        recording,
+        recording_error,
+        EndDetail::default(),
+    )
+    .await
+}
+
+/// What a kind of session adds to its `session_end` record (a database session: the role
+/// dropped and the backends terminated).
+#[derive(Debug, Default)]
+pub struct EndDetail {
+    /// Merged into the record's detail; these keys never replace the common ones.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// The clean-up failed: the record's outcome is `failure`.
+    pub failed: bool,
+}
+
+/// [`finish`] with the detail a kind of session adds.
+pub async fn finish_with(
+    state: &AppState,
+    info: &SessionInfo,
+    reason: &str,
+    recording: Option<&crate::recording::Finished>,
+    recording_error: Option<&str>,
+    extra: EndDetail,
+) -> Result<()> {
     let now = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
     audit::lock(&mut tx).await?;
@@ -148,28 +178,28 @@ pub async fn finish(
         sqlx::query_scalar("SELECT end_reason FROM session_tickets WHERE id = $1")
             .bind(&info.id).fetch_one(&mut **t).await?
     });
-    let outcome = if recording_error.is_some() {
+    let outcome = if recording_error.is_some() || extra.failed {
         Outcome::Failure
     } else {
         Outcome::Success
     };
+    let mut detail = json!({
+        "grant_id": info.grant_id,
+        "target": info.target,
+        "reason": final_reason.as_deref().unwrap_or(reason),
+        "recording_sha256": sha,
+        "recording_bytes": recording.map(|r| r.bytes),
+        "recording_error": recording_error,
+    });
+    if let Some(d) = detail.as_object_mut() {
+        for (k, v) in extra.fields {
+            d.entry(k).or_insert(v);
+        }
+    }
     audit::append(
         &mut tx,
         now,
-        Entry::new(
-            &info.user,
-            "session_end",
-            &info.id,
-            outcome,
-            json!({
-                "grant_id": info.grant_id,
-                "target": info.target,
-                "reason": final_reason.as_deref().unwrap_or(reason),
-                "recording_sha256": sha,
-                "recording_bytes": recording.map(|r| r.bytes),
-                "recording_error": recording_error,
-            }),
-        ),
+        Entry::new(&info.user, "session_end", &info.id, outcome, detail),
     )
     .await?;
     tx.commit().await

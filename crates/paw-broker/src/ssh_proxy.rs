@@ -35,6 +35,7 @@ pub struct SshFront {
     targets: HashMap<String, TargetConfig>,
     recordings: PathBuf,
     public_addr: Option<String>,
+    pg_admins: crate::pg_sessions::Admins,
 }
 
 impl std::fmt::Debug for SshFront {
@@ -59,6 +60,7 @@ impl SshFront {
                 .collect(),
             recordings: config.recordings.clone(),
             public_addr: config.ssh_public.clone(),
+            pg_admins: Default::default(),
         })
     }
 
@@ -80,6 +82,15 @@ impl SshFront {
 
     pub fn target(&self, name: &str) -> Option<&TargetConfig> {
         self.targets.get(name)
+    }
+
+    pub fn targets(&self) -> impl Iterator<Item = &TargetConfig> {
+        self.targets.values()
+    }
+
+    /// The admin pools of the postgres targets.
+    pub fn pg_admins(&self) -> &crate::pg_sessions::Admins {
+        &self.pg_admins
     }
 }
 
@@ -116,6 +127,7 @@ pub async fn serve(listener: TcpListener, state: AppState, front: Arc<SshFront>)
             peer,
             session: None,
             channel_taken: false,
+            pg: None,
         };
         let config = config.clone();
         tokio::spawn(async move {
@@ -137,6 +149,8 @@ struct Conn {
     peer: SocketAddr,
     session: Option<SessionInfo>,
     channel_taken: bool,
+    /// A postgres session: its role and the task that ends it (dropped with the connection).
+    pg: Option<crate::pg_sessions::PgConn>,
 }
 
 impl russh::server::Handler for Conn {
@@ -152,6 +166,13 @@ impl russh::server::Handler for Conn {
         }
         match sessions::claim(&self.state, user, password, &self.peer.to_string()).await {
             Ok(info) => {
+                if info.target_kind == "postgres" {
+                    // On error the session is ended and on record already.
+                    match crate::pg_sessions::open(&self.state, &self.front, &info).await {
+                        Ok(pg) => self.pg = Some(pg),
+                        Err(_) => return Ok(Auth::reject()),
+                    }
+                }
                 self.session = Some(info);
                 Ok(Auth::Accept)
             }
@@ -160,6 +181,34 @@ impl russh::server::Handler for Conn {
                 Ok(Auth::reject())
             }
         }
+    }
+
+    async fn auth_succeeded(
+        &mut self,
+        session: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        if let Some(pg) = &mut self.pg {
+            pg.logged_in(session.handle());
+        }
+        Ok(())
+    }
+
+    // Postgres sessions only; the host and port the client names are ignored. Anything else
+    // is refused by dropping `reply` (C1: no port forwarding on SSH sessions).
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        _host_to_connect: &str,
+        _port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        if let Some(pg) = &self.pg {
+            pg.open_channel(&self.state, channel, reply).await;
+        }
+        Ok(())
     }
 
     async fn channel_open_session(
@@ -270,7 +319,7 @@ impl russh::server::Handler for Conn {
 }
 
 /// The reasons a session ends, in words for the user's terminal.
-fn reason_words(reason: &str) -> &'static str {
+pub(crate) fn reason_words(reason: &str) -> &'static str {
     match reason {
         "grant_ended" => "the grant ended",
         "revoked" => "the grant was revoked",

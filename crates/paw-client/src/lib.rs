@@ -280,4 +280,5 @@ impl Core {
     }
 }
 
+pub mod forward;
 pub mod terminal;

@@ -67,7 +67,7 @@ pub struct Credential {
     pub ticket: zeroize::Zeroizing<String>,
 }
 
-struct Pinned {
+pub(crate) struct Pinned {
     key: PublicKey,
     disconnect: Option<oneshot::Sender<String>>,
 }
@@ -97,8 +97,10 @@ impl client::Handler for Pinned {
     }
 }
 
-/// Connects and logs in with the one-time credential.
-async fn login(
+/// Connects and logs in with the one-time credential (terminals and local forwards). The
+/// receiver yields the broker's disconnect message, or fails when the connection ends
+/// without one.
+pub(crate) async fn login(
     cred: &Credential,
 ) -> Result<(Handle<Pinned>, oneshot::Receiver<String>), ClientError> {
     let key = PublicKey::from_openssh(&cred.host_key)
@@ -197,7 +199,7 @@ pub async fn open(
 }
 
 /// The broker says `paw: session ended (<code>): <words>` when it ends a session.
-fn ended(said: Option<&str>, exit: Option<u32>) -> TermEvent {
+pub(crate) fn ended(said: Option<&str>, exit: Option<u32>) -> TermEvent {
     if let Some(rest) = said.and_then(|s| s.strip_prefix("paw: session ended (")) {
         if let Some((code, words)) = rest.split_once("): ") {
             return TermEvent::Ended {

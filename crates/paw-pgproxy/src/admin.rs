@@ -153,7 +153,9 @@ impl Admin {
             self.connection_limit,
             quoted(granted_role),
         );
-        sqlx::raw_sql(&statement).execute(&mut *tx).await?;
+        // Through the trait's boxed future: `RawSql::execute`'s own future cannot be proven
+        // `Send` for every lifetime, so callers could not spawn this function.
+        sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(&statement)).await?;
         tx.commit().await?;
         tracing::info!(role = %name, granted = %granted_role, %valid_until, "temporary role created");
         Ok(TempRole {
@@ -246,7 +248,8 @@ impl Admin {
             format!("DROP OWNED BY {quoted_name}"),
             format!("DROP ROLE IF EXISTS {quoted_name}"),
         ] {
-            match sqlx::raw_sql(&statement).execute(&mut *tx).await {
+            // Boxed through the trait, as in `create_temp_role`: keeps this future `Send`.
+            match sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(&statement)).await {
                 Ok(_) => {}
                 // Dropped concurrently (another sweep): the goal is reached.
                 Err(e) if is_undefined_object(&e) => {
