@@ -10,6 +10,7 @@ use paw_proto::ipc::{
     AppStatus, AuditPage, AuditVerifyView, KeyPromptView, LiveFeed, SecurityKeyView, SessionUser,
     SettingsView, StepUpPrompt,
 };
+use paw_proto::session::{ForwardView, SessionList, SessionView, TerminalEvent, TerminalView};
 use paw_proto::ApiError;
 use serde_json::Value;
 use tauri::State;
@@ -213,4 +214,84 @@ pub async fn audit_verify(core: State<'_, Core>) -> Result<AuditVerifyView, ApiE
 #[tauri::command]
 pub async fn audit_export(core: State<'_, Core>, input: Option<Value>) -> Result<String, ApiError> {
     Ok(core.audit_export(decode("input", input)?).await?)
+}
+
+// Brokered sessions. Terminal bytes travel over a `Channel`, not JSON events, so bulk output
+// stays fast; the one-time credential stays in the core.
+
+#[tauri::command]
+pub async fn prepare_session(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<StepUpPrompt, ApiError> {
+    Ok(core.prepare_session(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn open_terminal(
+    core: State<'_, Core>,
+    id: Option<Value>,
+    channel: tauri::ipc::Channel<TerminalEvent>,
+) -> Result<TerminalView, ApiError> {
+    let id: String = decode("id", id)?;
+    Ok(core
+        .open_terminal(id, move |e| {
+            // A closed window drops the channel; the session ends with the terminal's close.
+            let _ = channel.send(e);
+        })
+        .await?)
+}
+
+#[tauri::command]
+pub async fn terminal_input(core: State<'_, Core>, input: Option<Value>) -> Result<(), ApiError> {
+    Ok(core.terminal_input(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn terminal_resize(core: State<'_, Core>, input: Option<Value>) -> Result<(), ApiError> {
+    Ok(core.terminal_resize(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn close_terminal(core: State<'_, Core>, input: Option<Value>) -> Result<(), ApiError> {
+    Ok(core.close_terminal(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn list_live_sessions(core: State<'_, Core>) -> Result<SessionList, ApiError> {
+    Ok(core.live_sessions().await?)
+}
+
+#[tauri::command]
+pub async fn prepare_kill_session(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<StepUpPrompt, ApiError> {
+    Ok(core.prepare_kill_session(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn confirm_kill_session(
+    core: State<'_, Core>,
+    id: Option<Value>,
+) -> Result<SessionView, ApiError> {
+    Ok(core.confirm_kill_session(decode("id", id)?).await?)
+}
+
+#[tauri::command]
+pub async fn open_forward(
+    core: State<'_, Core>,
+    id: Option<Value>,
+) -> Result<ForwardView, ApiError> {
+    Ok(core.open_forward(decode("id", id)?).await?)
+}
+
+#[tauri::command]
+pub async fn stop_forward(core: State<'_, Core>, input: Option<Value>) -> Result<(), ApiError> {
+    Ok(core.stop_forward(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub fn list_forwards(core: State<'_, Core>) -> Vec<ForwardView> {
+    core.list_forwards()
 }

@@ -116,6 +116,17 @@ fn run() -> Result<(), String> {
             commands::audit_query,
             commands::audit_verify,
             commands::audit_export,
+            commands::prepare_session,
+            commands::open_terminal,
+            commands::terminal_input,
+            commands::terminal_resize,
+            commands::close_terminal,
+            commands::list_live_sessions,
+            commands::prepare_kill_session,
+            commands::confirm_kill_session,
+            commands::open_forward,
+            commands::stop_forward,
+            commands::list_forwards,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

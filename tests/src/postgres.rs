@@ -182,6 +182,30 @@ impl TempPostgres {
         self.port
     }
 
+    /// Runs `sql` with `psql` as the superuser in the test database; returns its unaligned output.
+    pub fn psql(&self, sql: &str) -> Result<String> {
+        let out = self
+            .client_command("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+            ])
+            .args(["-d", DATABASE, "-v", "ON_ERROR_STOP=1", "-Atc", sql])
+            .output()
+            .context("running psql")?;
+        ensure_success("psql", &out)?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The test database's name.
+    pub fn database(&self) -> &'static str {
+        DATABASE
+    }
+
     /// The temporary directory holding the cluster; gone after drop.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_ref().map(|d| d.path())

@@ -11,6 +11,7 @@
 //! neither is possible the exact command is printed and the task stops.
 
 mod bench;
+mod demo;
 mod setup;
 mod util;
 
@@ -122,6 +123,16 @@ fn run() -> Result<()> {
             serde_json::json!({"broker_url": "https://localhost:8443", "ca_path": ca}).to_string(),
         )?;
     }
+    // Demo targets: a local sshd trusting the broker's CA and a local PostgreSQL cluster, so
+    // sessions are real. They live as long as this command.
+    // Best effort: without them (no root for sshd, say) everything else still runs.
+    let _targets = match demo::start_targets(&broker_dir, &config) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("xtask: demo session targets not started ({e:#}); sessions will not open");
+            None
+        }
+    };
     let broker = util::cmd(&pawd)
         .args(["serve", "--config"])
         .arg(&config)

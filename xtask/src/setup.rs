@@ -43,10 +43,14 @@ const TEST: &[&str] = &[
     "gnome-keyring",
 ];
 
+/// The demo's session targets (`cargo xtask run`): a local sshd and PostgreSQL cluster.
+const DEMO: &[&str] = &["openssh-server", "openssh-client", "postgresql"];
+
 pub fn ensure(purpose: Purpose) -> Result<()> {
     let mut wanted: Vec<&str> = BUILD.to_vec();
-    if purpose == Purpose::Test {
-        wanted.extend_from_slice(TEST);
+    match purpose {
+        Purpose::Test => wanted.extend_from_slice(TEST),
+        Purpose::Run => wanted.extend_from_slice(DEMO),
     }
     apt(&wanted)?;
     npm_ci()?;

@@ -1051,12 +1051,18 @@ pub async fn redeem(
         ),
         None => (None, None),
     };
+    let database = state
+        .ssh
+        .as_ref()
+        .and_then(|f| f.front.target(target))
+        .and_then(|t| t.database.clone());
     Ok(RedeemResponse {
         session_id,
         ticket,
         expires_at_ms: expires,
         ssh_addr,
         ssh_host_key,
+        database,
     })
 }
 

@@ -161,7 +161,14 @@ impl russh::server::Handler for Conn {
         user: &str,
         password: &str,
     ) -> std::result::Result<Auth, Self::Error> {
-        if self.session.is_some() {
+        // A session id is a UUID and a ticket 43 base64url characters: anything else is refused
+        // before it reaches the database or the audit log.
+        let plausible = |s: &str, max: usize| {
+            !s.is_empty()
+                && s.len() <= max
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if self.session.is_some() || !plausible(user, 64) || !plausible(password, 128) {
             return Ok(Auth::reject());
         }
         match sessions::claim(&self.state, user, password, &self.peer.to_string()).await {

@@ -410,6 +410,30 @@ impl Core {
         result
     }
 
+    /// A record of something that happened without a step of the user's (a session the broker
+    /// ended). Best effort: the thing has already happened; a failure is logged.
+    pub(crate) async fn audit_note(&self, what: Audit, outcome: Outcome) {
+        let actor = self
+            .inner
+            .state
+            .read()
+            .await
+            .user
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |u| u.name.clone());
+        let event = NewEvent::new(
+            actor,
+            what.action,
+            what.subject,
+            outcome,
+            what.detail,
+            clock::local_wall_ms(),
+        );
+        if let Err(e) = self.inner.audit.append(event).await {
+            tracing::error!(action = what.action, error = %e, "audit record not written");
+        }
+    }
+
     /// One page of the local trail, newest first.
     pub async fn audit_query(&self, input: AuditQueryInput) -> Result<AuditPage, ClientError> {
         if input.limit == 0 || input.limit > MAX_PAGE {

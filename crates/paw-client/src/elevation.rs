@@ -494,7 +494,7 @@ fn bad(field: &'static str, reason: impl Into<String>) -> ClientError {
 }
 
 /// A request or grant id: it goes into a URL path, so only the characters ids are made of.
-fn check_id(field: &'static str, id: &str) -> Result<(), ClientError> {
+pub(crate) fn check_id(field: &'static str, id: &str) -> Result<(), ClientError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ID_CHARS
         && id

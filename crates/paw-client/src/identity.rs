@@ -210,6 +210,8 @@ impl Core {
 
     /// Forgets the tokens and the user. Pending step-ups go too.
     pub async fn logout(&self) -> Result<(), ClientError> {
+        // Sessions opened by this user end with the sign-out.
+        self.close_sessions().await;
         let _tokens = self.inner.identity.token_lock.lock().await;
         self.signed_out().await
     }

@@ -70,7 +70,7 @@ pub struct Core {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     store: SettingsStore,
     state: RwLock<State>,
     build: BuildInfo,
@@ -80,6 +80,8 @@ struct Inner {
     grants: std::sync::Mutex<elevation::GrantCache>,
     /// The local audit trail (`audit.db` in the config dir), opened on first use.
     audit: audit::Trail,
+    /// Open terminals and local forwards by session id.
+    sessions: sessions::Open,
 }
 
 struct State {
@@ -140,6 +142,7 @@ impl Core {
                 identity: identity::Identity::new(keystore, authenticator),
                 live: live::Live::new(),
                 grants: std::sync::Mutex::new(elevation::GrantCache::default()),
+                sessions: sessions::Open::default(),
                 audit,
             }),
         })
@@ -281,4 +284,5 @@ impl Core {
 }
 
 pub mod forward;
+pub mod sessions;
 pub mod terminal;

@@ -26,6 +26,8 @@ pub(crate) const MAX_PENDING: usize = 16;
 pub(crate) enum PendingKind {
     Key,
     Elevation,
+    Session,
+    KillSession,
 }
 
 /// What confirming a prompt does besides sending the signed action.
@@ -36,6 +38,10 @@ pub(crate) enum PendingOp {
     /// A request, decision or break-glass (`confirm_elevation`); the endpoint follows from the
     /// action itself.
     Elevation,
+    /// Opening a brokered session (`open_terminal` / `open_forward`).
+    Session,
+    /// An admin ending someone's session (`confirm_kill_session`).
+    KillSession,
 }
 
 impl PendingOp {
@@ -43,6 +49,8 @@ impl PendingOp {
         match self {
             Self::Key(_) => PendingKind::Key,
             Self::Elevation => PendingKind::Elevation,
+            Self::Session => PendingKind::Session,
+            Self::KillSession => PendingKind::KillSession,
         }
     }
 }
@@ -152,6 +160,14 @@ mod tests {
                 approve: true,
                 comment: String::new(),
             },
+            PendingOp::Session => Action::Session {
+                grant_id: "g1".into(),
+                target: "web-1".into(),
+            },
+            PendingOp::KillSession => Action::KillSession {
+                session_id: "s1".into(),
+                reason: "left open".into(),
+            },
         };
         PendingStepUp {
             challenge: ChallengeResponse {
@@ -252,5 +268,26 @@ mod tests {
         m.insert("k".into(), pending(key_op(), now), now).unwrap();
         m.clear();
         assert!(m.take("k", PendingKind::Key, now).is_err());
+    }
+
+    #[test]
+    fn a_session_prompt_is_not_a_kill_and_a_kill_is_not_a_session() {
+        let now = Instant::now();
+        let mut m = PendingStepUps::new(TTL);
+        m.insert("s".into(), pending(PendingOp::Session, now), now)
+            .unwrap();
+        m.insert("k".into(), pending(PendingOp::KillSession, now), now)
+            .unwrap();
+        assert!(m.take("s", PendingKind::KillSession, now).is_err());
+        assert!(m.take("k", PendingKind::Session, now).is_err());
+        assert!(m.take("k", PendingKind::Elevation, now).is_err());
+        assert!(matches!(
+            m.take("s", PendingKind::Session, now).unwrap().action,
+            Action::Session { .. }
+        ));
+        assert!(matches!(
+            m.take("k", PendingKind::KillSession, now).unwrap().action,
+            Action::KillSession { .. }
+        ));
     }
 }

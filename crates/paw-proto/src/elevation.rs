@@ -151,6 +151,10 @@ pub struct RedeemResponse {
     /// pins it instead of trusting on first use.
     #[serde(default)]
     pub ssh_host_key: Option<String>,
+    /// For a database target: the database a local client connects to (not a secret; the
+    /// role and password are the broker's).
+    #[serde(default)]
+    pub database: Option<String>,
 }
 
 /// A live update (server-sent event `data`), for the user it concerns.

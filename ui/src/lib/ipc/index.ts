@@ -82,6 +82,7 @@ export const ERROR_CODES = [
   'keyring_unavailable',
   'forbidden',
   'audit_unavailable',
+  'target_unavailable',
 ] as const satisfies readonly ErrorCode[];
 
 type MissingCode = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;

@@ -32,6 +32,8 @@ export function authErrorText(error: ApiError): string {
       return 'The access policy does not allow you to do this.';
     case 'audit_unavailable':
       return 'Not started: the local audit trail cannot record it (the detail says why). Free disk space or fix the file, then try again.';
+    case 'target_unavailable':
+      return 'The target could not be reached, or refused the broker (the detail says why).';
     case 'reauthentication_required':
       return 'Sign in again with your security key to continue.';
     case 'unauthenticated':

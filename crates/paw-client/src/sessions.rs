@@ -1,0 +1,481 @@
+//! Brokered sessions from the workstation: the session step-up, the one-time credential from
+//! the broker, the embedded terminal (bytes to and from the UI), the live-sessions list and an
+//! admin's kill.
+//!
+//! Rules: the one-time credential goes from the broker's answer straight into the SSH login
+//! and is dropped; the UI gets ids, names and bytes of the terminal, never a credential (the
+//! UI rule of DESIGN.md). Opening is audited locally like any privileged action (the started
+//! record is durable before the key is touched), and the session's end is noted with the
+//! broker's reason.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use base64::Engine;
+use paw_audit::Outcome;
+use paw_proto::action::Action;
+use paw_proto::elevation::{RedeemResponse, SignedElevation};
+use paw_proto::http::StepUpFinishRequest;
+use paw_proto::ipc::StepUpPrompt;
+use paw_proto::session::{
+    ForwardView, KillSessionInput, OpenSessionInput, SessionIdInput, SessionList, SessionView,
+    TerminalEvent, TerminalInput, TerminalResize, TerminalView,
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::audit::{Audit, Summary};
+use crate::elevation::check_id;
+use crate::forward::{self, Forward};
+use crate::identity::encode;
+use crate::pending::{PendingKind, PendingOp, PendingStepUp};
+use crate::terminal::{self, Credential, TermEvent, Terminal};
+use crate::{ClientError, Core};
+
+/// Most input one IPC call may carry (a large paste).
+const MAX_INPUT_BYTES: usize = 64 * 1024;
+/// A kill's reason, as the broker's audit log keeps it.
+const REASON_CHARS: std::ops::RangeInclusive<usize> = 3..=500;
+
+/// The sessions this core holds open.
+#[derive(Default)]
+pub(crate) struct Open {
+    terminals: Mutex<HashMap<String, Arc<Terminal>>>,
+    forwards: Mutex<HashMap<String, (Arc<Forward>, ForwardView)>>,
+}
+
+impl Open {
+    fn get(&self, id: &str) -> Result<Arc<Terminal>, ClientError> {
+        self.terminals
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).cloned())
+            .ok_or_else(|| ClientError::InvalidInput {
+                field: "session_id",
+                reason: "no such open terminal".into(),
+            })
+    }
+
+    fn put(&self, id: &str, t: Arc<Terminal>) {
+        if let Ok(mut m) = self.terminals.lock() {
+            m.insert(id.to_owned(), t);
+        }
+    }
+
+    fn remove(&self, id: &str) -> Option<Arc<Terminal>> {
+        self.terminals.lock().ok().and_then(|mut m| m.remove(id))
+    }
+
+    fn put_forward(&self, f: Arc<Forward>, v: ForwardView) {
+        if let Ok(mut m) = self.forwards.lock() {
+            m.insert(v.session_id.clone(), (f, v));
+        }
+    }
+
+    fn remove_forward(&self, id: &str) -> Option<Arc<Forward>> {
+        self.forwards
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(id))
+            .map(|(f, _)| f)
+    }
+
+    fn forward_views(&self) -> Vec<ForwardView> {
+        self.forwards
+            .lock()
+            .map(|m| m.values().map(|(_, v)| v.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Closes everything (sign-out).
+    pub(crate) async fn close_all(&self) {
+        let forwards: Vec<Arc<Forward>> = self
+            .forwards
+            .lock()
+            .map(|mut m| m.drain().map(|(_, (f, _))| f).collect())
+            .unwrap_or_default();
+        for f in forwards {
+            f.stop();
+        }
+        let all: Vec<Arc<Terminal>> = self
+            .terminals
+            .lock()
+            .map(|mut m| m.drain().map(|(_, t)| t).collect())
+            .unwrap_or_default();
+        for t in all {
+            t.close().await;
+        }
+    }
+}
+
+impl Summary for TerminalView {
+    fn summary(&self) -> Value {
+        json!({"session": self.session_id, "grant": self.grant_id, "target": self.target})
+    }
+}
+
+impl Summary for ForwardView {
+    fn summary(&self) -> Value {
+        json!({"session": self.session_id, "grant": self.grant_id, "target": self.target, "local": self.local_addr})
+    }
+}
+
+impl Summary for SessionView {
+    fn summary(&self) -> Value {
+        json!({"session": self.id, "user": self.user, "target": self.target, "ended": self.end_reason})
+    }
+}
+
+impl Core {
+    /// Asks for a session step-up on one of the user's active grants.
+    pub async fn prepare_session(
+        &self,
+        input: OpenSessionInput,
+    ) -> Result<StepUpPrompt, ClientError> {
+        check_id("grant_id", &input.grant_id)?;
+        self.authenticator()?;
+        let grants = self.grants().await?;
+        let g = grants
+            .grants
+            .iter()
+            .find(|g| g.id == input.grant_id && g.state == "active")
+            .ok_or_else(|| ClientError::InvalidInput {
+                field: "grant_id",
+                reason: "no active grant with this id".into(),
+            })?;
+        let action = Action::Session {
+            grant_id: g.id.clone(),
+            target: g.target.clone(),
+        };
+        self.start_step_up(action, PendingOp::Session).await
+    }
+
+    /// Signs the prepared session step-up, gets the one-time credential and opens an embedded
+    /// terminal; its events go to `on_event` until it ends.
+    pub async fn open_terminal(
+        &self,
+        id: String,
+        on_event: impl Fn(TerminalEvent) + Send + Sync + 'static,
+    ) -> Result<TerminalView, ClientError> {
+        let p = self.take_pending(&id, PendingKind::Session)?;
+        let Action::Session { grant_id, target } = p.action.clone() else {
+            return Err(ClientError::StepUpUnknown);
+        };
+        let what = Audit::for_action("session.open", target.clone(), &p.action);
+        let grant_end = self
+            .grants()
+            .await?
+            .grants
+            .into_iter()
+            .find(|g| g.id == grant_id)
+            .map(|g| (g.role, g.ends_at_ms.unwrap_or_default()));
+        let (role, ends) = grant_end.unwrap_or_default();
+        let weak = Arc::downgrade(&self.inner);
+        self.audited(what, async {
+            let r = self.redeem(&p, &grant_id).await?;
+            let session_id = r.session_id.clone();
+            let cred = credential(r)?;
+            let sid = session_id.clone();
+            let target_for_end = target.clone();
+            let sink = move |e: TermEvent| match e {
+                TermEvent::Output(bytes) => on_event(TerminalEvent::Output {
+                    data: base64::engine::general_purpose::STANDARD.encode(bytes),
+                }),
+                TermEvent::Ended { reason, message } => {
+                    on_event(TerminalEvent::Ended {
+                        reason: reason.clone(),
+                        message: message.clone(),
+                    });
+                    note_end(
+                        weak.clone(),
+                        sid.clone(),
+                        target_for_end.clone(),
+                        reason,
+                        message,
+                    );
+                }
+            };
+            let t = terminal::open(cred, 80, 24, None, sink).await?;
+            self.inner.sessions.put(&session_id, Arc::new(t));
+            Ok(TerminalView {
+                session_id,
+                grant_id,
+                target,
+                role,
+                grant_ends_at_ms: ends,
+            })
+        })
+        .await
+    }
+
+    async fn redeem(
+        &self,
+        p: &PendingStepUp,
+        grant_id: &str,
+    ) -> Result<RedeemResponse, ClientError> {
+        let client = self.client().await?;
+        let credential = self.assert(&client, &p.challenge).await?;
+        let body = encode(&SignedElevation {
+            stepup: StepUpFinishRequest {
+                challenge: p.challenge.challenge.clone(),
+                action: p.action.clone(),
+                credential,
+            },
+        })?;
+        self.authed(
+            Method::POST,
+            &format!("/v1/grants/{grant_id}/redeem"),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Signs the prepared session step-up for a database grant and opens its local port on
+    /// 127.0.0.1 (case C9): the same port for the same target whenever it is free, so saved
+    /// client settings keep working; any free port otherwise.
+    pub async fn open_forward(&self, id: String) -> Result<ForwardView, ClientError> {
+        let p = self.take_pending(&id, PendingKind::Session)?;
+        let Action::Session { grant_id, target } = p.action.clone() else {
+            return Err(ClientError::StepUpUnknown);
+        };
+        let grant = self
+            .grants()
+            .await?
+            .grants
+            .into_iter()
+            .find(|g| g.id == grant_id)
+            .ok_or_else(|| ClientError::InvalidInput {
+                field: "grant_id",
+                reason: "no such grant".into(),
+            })?;
+        if grant.target_kind != "postgres" {
+            return Err(ClientError::InvalidInput {
+                field: "grant_id",
+                reason: "a local port is for database grants; open a terminal for SSH".into(),
+            });
+        }
+        let what = Audit::for_action("session.forward", target.clone(), &p.action);
+        let weak = Arc::downgrade(&self.inner);
+        self.audited(what, async {
+            let r = self.redeem(&p, &grant_id).await?;
+            let database = r.database.clone().unwrap_or_default();
+            let session_id = r.session_id.clone();
+            let cred = credential(r)?;
+            let f = match forward::start(clone_cred(&cred), fixed_port(&target)).await {
+                Ok(f) => f,
+                // The usual port is taken: any free one (nothing was spent; the port is bound
+                // before the one-time credential is used).
+                Err(_) => forward::start(cred, 0).await?,
+            };
+            let view = ForwardView {
+                session_id: session_id.clone(),
+                grant_id,
+                target: target.clone(),
+                database,
+                local_addr: f.local_addr().to_string(),
+                grant_ends_at_ms: grant.ends_at_ms.unwrap_or_default(),
+            };
+            let f = Arc::new(f);
+            self.inner.sessions.put_forward(f.clone(), view.clone());
+            watch_forward(weak, f, session_id, target);
+            Ok(view)
+        })
+        .await
+    }
+
+    /// The local ports open now.
+    pub fn list_forwards(&self) -> Vec<ForwardView> {
+        self.inner.sessions.forward_views()
+    }
+
+    pub async fn stop_forward(&self, input: SessionIdInput) -> Result<(), ClientError> {
+        if let Some(f) = self.inner.sessions.remove_forward(&input.session_id) {
+            f.stop();
+        }
+        Ok(())
+    }
+
+    /// Keystrokes or pasted text for a terminal.
+    pub async fn terminal_input(&self, input: TerminalInput) -> Result<(), ClientError> {
+        if input.data.len() > MAX_INPUT_BYTES {
+            return Err(ClientError::InvalidInput {
+                field: "data",
+                reason: format!("at most {MAX_INPUT_BYTES} bytes at a time"),
+            });
+        }
+        let t = self.inner.sessions.get(&input.session_id)?;
+        t.input(input.data.into_bytes()).await
+    }
+
+    pub async fn terminal_resize(&self, input: TerminalResize) -> Result<(), ClientError> {
+        if !(2..=1000).contains(&input.cols) || !(1..=1000).contains(&input.rows) {
+            return Err(ClientError::InvalidInput {
+                field: "cols",
+                reason: "a terminal of 2–1000 columns and 1–1000 rows".into(),
+            });
+        }
+        let t = self.inner.sessions.get(&input.session_id)?;
+        t.resize(u32::from(input.cols), u32::from(input.rows)).await
+    }
+
+    pub async fn close_terminal(&self, input: SessionIdInput) -> Result<(), ClientError> {
+        match self.inner.sessions.remove(&input.session_id) {
+            Some(t) => {
+                t.close().await;
+                Ok(())
+            }
+            // Already ended (the broker closed it): nothing left to close.
+            None => Ok(()),
+        }
+    }
+
+    /// Live sessions: everyone's for an admin, the user's own otherwise.
+    pub async fn live_sessions(&self) -> Result<SessionList, ClientError> {
+        self.authed(Method::GET, "/v1/sessions", None).await
+    }
+
+    /// Asks for a step-up to end someone's session.
+    pub async fn prepare_kill_session(
+        &self,
+        input: KillSessionInput,
+    ) -> Result<StepUpPrompt, ClientError> {
+        check_id("session_id", &input.session_id)?;
+        let reason = input.reason.trim().to_owned();
+        if !REASON_CHARS.contains(&reason.chars().count()) {
+            return Err(ClientError::InvalidInput {
+                field: "reason",
+                reason: "a reason of 3–500 characters".into(),
+            });
+        }
+        self.authenticator()?;
+        let action = Action::KillSession {
+            session_id: input.session_id,
+            reason,
+        };
+        self.start_step_up(action, PendingOp::KillSession).await
+    }
+
+    pub async fn confirm_kill_session(&self, id: String) -> Result<SessionView, ClientError> {
+        let p = self.take_pending(&id, PendingKind::KillSession)?;
+        let Action::KillSession { session_id, .. } = p.action.clone() else {
+            return Err(ClientError::StepUpUnknown);
+        };
+        let what = Audit::for_action("session.kill", session_id.clone(), &p.action);
+        self.audited(what, async {
+            let client = self.client().await?;
+            let credential = self.assert(&client, &p.challenge).await?;
+            let body = encode(&SignedElevation {
+                stepup: StepUpFinishRequest {
+                    challenge: p.challenge.challenge.clone(),
+                    action: p.action.clone(),
+                    credential,
+                },
+            })?;
+            self.authed(
+                Method::POST,
+                &format!("/v1/sessions/{session_id}/kill"),
+                Some(body),
+            )
+            .await
+        })
+        .await
+    }
+
+    /// Closes every terminal (sign-out, broker change).
+    pub(crate) async fn close_sessions(&self) {
+        self.inner.sessions.close_all().await;
+    }
+}
+
+/// Forgets an ended terminal and notes its end in the local trail. A free function: a task
+/// spawned inside a method that borrows `self` would borrow it too.
+fn note_end(
+    core: Weak<crate::Inner>,
+    sid: String,
+    target: String,
+    reason: String,
+    message: String,
+) {
+    tokio::spawn(async move {
+        // The core is gone (the app is closing): nothing to note it in.
+        let Some(inner) = core.upgrade() else { return };
+        let core = Core { inner };
+        core.inner.sessions.remove(&sid);
+        core.audit_note(
+            Audit::new(
+                "session.end",
+                target,
+                json!({"session": sid, "reason": reason, "message": message}),
+            ),
+            Outcome::Success,
+        )
+        .await;
+    });
+}
+
+/// Forgets a forward when its session ends and notes the end in the local trail.
+fn watch_forward(core: Weak<crate::Inner>, f: Arc<Forward>, sid: String, target: String) {
+    tokio::spawn(async move {
+        let end = f.ended().await;
+        drop(f);
+        let Some(inner) = core.upgrade() else { return };
+        inner.sessions.remove_forward(&sid);
+        let core = Core { inner };
+        core.audit_note(
+            Audit::new(
+                "session.end",
+                target,
+                json!({"session": sid, "reason": end.reason, "message": end.message}),
+            ),
+            Outcome::Success,
+        )
+        .await;
+    });
+}
+
+/// The local port a target's forward prefers: stable per target name, in 15000–24999.
+fn fixed_port(target: &str) -> u16 {
+    let h = target.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    15_000 + (h % 10_000) as u16
+}
+
+fn clone_cred(c: &Credential) -> Credential {
+    Credential {
+        addr: c.addr.clone(),
+        host_key: c.host_key.clone(),
+        session_id: c.session_id.clone(),
+        ticket: c.ticket.clone(),
+    }
+}
+
+/// The login from a redeem answer; a broker that opens no sessions says so.
+fn credential(r: RedeemResponse) -> Result<Credential, ClientError> {
+    match (r.ssh_addr, r.ssh_host_key) {
+        (Some(addr), Some(host_key)) => Ok(Credential {
+            addr,
+            host_key,
+            session_id: r.session_id,
+            ticket: r.ticket.into(),
+        }),
+        _ => Err(ClientError::Session(
+            "this broker does not open sessions (no [sessions] in its config)".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_targets_local_port_is_stable_and_in_range() {
+        let a = fixed_port("db-1");
+        assert_eq!(a, fixed_port("db-1"));
+        assert_ne!(a, fixed_port("db-2"));
+        for t in ["db-1", "x", "a-very-long-target-name.example"] {
+            assert!((15_000..25_000).contains(&fixed_port(t)));
+        }
+    }
+}
