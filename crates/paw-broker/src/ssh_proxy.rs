@@ -525,6 +525,18 @@ async fn run(
     }
     if reason == "target_closed" || reason == "closed" {
         let _ = handle.close(cid).await;
+        // The command ended by itself: let the client read the last output and close its
+        // side before the connection goes (a disconnect can overtake data still queued).
+        if reason == "target_closed" {
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                while let Some(m) = client_rx.wait().await {
+                    if matches!(m, ChannelMsg::Close) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
     }
     match rec.finish() {
         Ok(f) => (reason, Some(f), record_error),
