@@ -3,7 +3,7 @@ import { svelteTesting } from '@testing-library/svelte/vite';
 import { defineConfig } from 'vitest/config';
 
 // The desktop shell serves dist/ at the app origin under a strict CSP
-// (`default-src 'self'; script-src 'self'; style-src 'self'`), so the build must emit
+// (`default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'`), so the build must emit
 // every script and stylesheet as a file: no inline <script>, no injected <style>.
 export default defineConfig({
   plugins: [svelte(), svelteTesting()],
@@ -23,9 +23,10 @@ export default defineConfig({
     assetsInlineLimit: 0,
     cssCodeSplit: false,
     sourcemap: false,
-    // xterm.js (the Sessions terminal) is most of the bundle: its own file, cached apart.
+    // xterm.js (the Sessions terminal) is most of the bundle: its own file, cached apart. The
+    // replay player (with its WebAssembly terminal) is loaded only when a replay opens.
     rollupOptions: {
-      output: { manualChunks: { xterm: ['@xterm/xterm', '@xterm/addon-fit'] } },
+      output: { manualChunks: { xterm: ['@xterm/xterm', '@xterm/addon-fit'], asciinema: ['asciinema-player'] } },
     },
   },
   test: {

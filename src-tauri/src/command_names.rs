@@ -41,4 +41,6 @@ pub const COMMANDS: &[&str] = &[
     "open_forward",
     "stop_forward",
     "list_forwards",
+    "session_history",
+    "session_recording",
 ];

@@ -10,7 +10,10 @@ use paw_proto::ipc::{
     AppStatus, AuditPage, AuditVerifyView, KeyPromptView, LiveFeed, SecurityKeyView, SessionUser,
     SettingsView, StepUpPrompt,
 };
-use paw_proto::session::{ForwardView, SessionList, SessionView, TerminalEvent, TerminalView};
+use paw_proto::session::{
+    ForwardView, SessionHistory, SessionList, SessionRecording, SessionView, TerminalEvent,
+    TerminalView,
+};
 use paw_proto::ApiError;
 use serde_json::Value;
 use tauri::State;
@@ -294,4 +297,20 @@ pub async fn stop_forward(core: State<'_, Core>, input: Option<Value>) -> Result
 #[tauri::command]
 pub fn list_forwards(core: State<'_, Core>) -> Vec<ForwardView> {
     core.list_forwards()
+}
+
+#[tauri::command]
+pub async fn session_history(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<SessionHistory, ApiError> {
+    Ok(core.session_history(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn session_recording(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<SessionRecording, ApiError> {
+    Ok(core.session_recording(decode("input", input)?).await?)
 }

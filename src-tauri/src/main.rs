@@ -127,6 +127,8 @@ fn run() -> Result<(), String> {
             commands::open_forward,
             commands::stop_forward,
             commands::list_forwards,
+            commands::session_history,
+            commands::session_recording,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

@@ -23,7 +23,9 @@ fn g1_csp_forbids_remote_and_inline_script() {
     let c = conf();
     let csp = csp(&c);
     assert_eq!(csp["default-src"], "'self'");
-    assert_eq!(csp["script-src"], "'self'");
+    // 'wasm-unsafe-eval' lets the page compile WebAssembly (the replay player's terminal
+    // emulator, bundled in dist/) and nothing else: no eval, no inline or remote script.
+    assert_eq!(csp["script-src"], "'self' 'wasm-unsafe-eval'");
     assert_eq!(csp["object-src"], "'none'");
     assert_eq!(csp["connect-src"], "ipc: http://ipc.localhost");
     assert_eq!(csp["base-uri"], "'none'");

@@ -1,5 +1,6 @@
 // Fails the build if dist/ would break under the app's CSP
-// (`default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'`):
+// (`default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; object-src 'none'`;
+// 'wasm-unsafe-eval' is for the replay player's bundled WebAssembly terminal and allows no eval):
 // inline <script> or <style>, style="" attributes, inline event handlers, remote or data: URLs
 // in index.html, or eval-like code in emitted scripts.
 import { readFileSync, readdirSync } from 'node:fs';

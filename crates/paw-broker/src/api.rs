@@ -236,6 +236,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(elevation_api::end_session))
         .routes(routes!(crate::sessions_api::live))
         .routes(routes!(crate::sessions_api::kill))
+        .routes(routes!(crate::sessions_api::history))
+        .routes(routes!(crate::sessions_api::recording))
         .routes(routes!(elevation_api::events))
         .routes(routes!(audit_api::checkpoint))
         .routes(routes!(audit_api::witness))

@@ -538,6 +538,9 @@ impl Config {
         }
         self.validate_elevation()?;
         crate::session_config::validate_targets(&self.targets)?;
+        if let Some(sessions) = &self.sessions {
+            sessions.validate()?;
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             BrokerError::Config(format!(
                 "log.level {:?} is not a filter: {e}",

@@ -29,6 +29,7 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod handlers;
+pub mod history;
 pub mod identity;
 pub mod init;
 pub mod keys;

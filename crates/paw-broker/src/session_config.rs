@@ -31,6 +31,10 @@ pub struct SessionsConfig {
     /// Directory of asciicast v2 recordings, one file per SSH session.
     #[serde(default = "default_recordings")]
     pub recordings: PathBuf,
+    /// Regular expressions (Rust `regex` syntax) whose matches help-desk never sees in a
+    /// replay: tokens, passwords typed in the clear. Masked in output and input alike.
+    #[serde(default)]
+    pub mask: Vec<String>,
 }
 
 fn default_host_key() -> PathBuf {
@@ -65,6 +69,11 @@ pub struct TargetConfig {
 }
 
 impl SessionsConfig {
+    /// Checks what serde cannot: every mask pattern compiles and matches something.
+    pub fn validate(&self) -> Result<()> {
+        crate::history::Masks::compile(&self.mask).map(|_| ())
+    }
+
     pub fn resolve(&mut self, base: &Path) {
         for p in [
             &mut self.ssh_host_key,
@@ -149,6 +158,21 @@ pub fn resolve_targets(targets: &mut [TargetConfig], base: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mask_patterns_are_checked_at_load() {
+        let parse = |mask: &str| -> SessionsConfig {
+            toml::from_str(&format!("ssh_listen = \"127.0.0.1:0\"\nmask = {mask}\n")).unwrap()
+        };
+        assert!(parse(r#"["token=[A-Za-z0-9]+"]"#).validate().is_ok());
+        assert!(parse("[]").validate().is_ok());
+        for bad in [r#"["("]"#, r#"[".*"]"#] {
+            assert!(
+                matches!(parse(bad).validate(), Err(BrokerError::Config(_))),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn c8_option_like_or_multiline_names_are_not_plain() {

@@ -36,6 +36,8 @@ pub struct SshFront {
     recordings: PathBuf,
     public_addr: Option<String>,
     pg_admins: crate::pg_sessions::Admins,
+    /// `[sessions] mask`, compiled once: what replays hide.
+    masks: crate::history::Masks,
 }
 
 impl std::fmt::Debug for SshFront {
@@ -61,6 +63,7 @@ impl SshFront {
             recordings: config.recordings.clone(),
             public_addr: config.ssh_public.clone(),
             pg_admins: Default::default(),
+            masks: crate::history::Masks::compile(&config.mask)?,
         })
     }
 
@@ -78,6 +81,10 @@ impl SshFront {
 
     pub fn recordings_dir(&self) -> &std::path::Path {
         &self.recordings
+    }
+
+    pub fn masks(&self) -> &crate::history::Masks {
+        &self.masks
     }
 
     pub fn target(&self, name: &str) -> Option<&TargetConfig> {
@@ -166,7 +173,8 @@ impl russh::server::Handler for Conn {
         let plausible = |s: &str, max: usize| {
             !s.is_empty()
                 && s.len() <= max
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
         if self.session.is_some() || !plausible(user, 64) || !plausible(password, 128) {
             return Ok(Auth::reject());

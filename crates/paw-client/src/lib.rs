@@ -27,6 +27,7 @@ mod device;
 mod elevation;
 mod error;
 mod external;
+mod history;
 #[cfg(test)]
 mod fake_broker;
 mod identity;

@@ -77,6 +77,9 @@ pub enum ErrorCode {
     AuditUnavailable,
     /// The session's target could not be reached or refused the broker's credential.
     TargetUnavailable,
+    /// A session recording no longer matches the SHA-256 its audit record holds (changed or
+    /// deleted after the session ended); the broker does not replay it.
+    RecordingTampered,
 }
 
 impl ErrorCode {
@@ -110,6 +113,7 @@ impl ErrorCode {
             Self::Forbidden => 403,
             Self::AuditUnavailable => 503,
             Self::TargetUnavailable => 502,
+            Self::RecordingTampered => 409,
         }
     }
 
@@ -149,6 +153,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::AuditUnavailable => "audit_unavailable",
             Self::TargetUnavailable => "target_unavailable",
+            Self::RecordingTampered => "recording_tampered",
         }
     }
 }
@@ -217,6 +222,7 @@ mod tests {
             ErrorCode::Forbidden,
             ErrorCode::AuditUnavailable,
             ErrorCode::TargetUnavailable,
+            ErrorCode::RecordingTampered,
         ];
         for code in all {
             let json = serde_json::to_string(&code).unwrap();

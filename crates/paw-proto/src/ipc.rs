@@ -407,6 +407,10 @@ pub fn typescript_bindings() -> String {
         crate::session::SessionIdInput::decl(),
         crate::session::KillSessionInput::decl(),
         crate::session::ForwardView::decl(),
+        crate::session::SessionHistoryQuery::decl(),
+        crate::session::SessionHistoryEntry::decl(),
+        crate::session::SessionHistory::decl(),
+        crate::session::SessionRecording::decl(),
     ];
     let mut out = String::from(
         "// Generated from crates/paw-proto by `cargo xtask bindings`. Do not edit by hand:\n\

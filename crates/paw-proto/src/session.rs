@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// One brokered session, live or ended, as the live-sessions page and the history show it.
 /// Times are the broker's clock (Unix ms).
@@ -116,4 +116,77 @@ pub struct ForwardView {
     pub local_addr: String,
     #[ts(type = "number")]
     pub grant_ends_at_ms: i64,
+}
+
+// ---- Help-desk: session history and replays ----------------------------------------------
+
+/// `GET /v1/sessions/history` query, and the `session_history` IPC input. Unset fields match
+/// everything; set fields must all match. Unknown parameters are rejected (case F1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams, TS)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SessionHistoryQuery {
+    /// A part of the user's name, case-insensitive.
+    pub user: Option<String>,
+    /// A part of the target's name, case-insensitive.
+    pub target: Option<String>,
+    /// Why it ended, exactly (see [`SessionView::end_reason`]), or `live` for sessions that
+    /// have not ended.
+    pub reason: Option<String>,
+    /// Sessions that started at or after this time (Unix ms).
+    #[ts(type = "number | null")]
+    pub from_ms: Option<i64>,
+    /// Sessions that started before this time (Unix ms, exclusive).
+    #[ts(type = "number | null")]
+    pub until_ms: Option<i64>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    #[ts(type = "number | null")]
+    pub offset: Option<u64>,
+}
+
+/// One past or live session as the history shows it. Times are the broker's clock (Unix ms).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct SessionHistoryEntry {
+    pub id: String,
+    pub grant_id: String,
+    pub user: String,
+    /// `ssh` or `postgres`.
+    pub target_kind: String,
+    pub target: String,
+    /// The login (SSH principal) or database role the grant gave.
+    pub role: String,
+    #[ts(type = "number")]
+    pub started_at_ms: i64,
+    #[ts(type = "number | null")]
+    pub ended_at_ms: Option<i64>,
+    /// As in [`SessionView::end_reason`]; `null` while the session is live.
+    pub end_reason: Option<String>,
+    /// SHA-256 (hex) of the finished recording, as the broker's audit log holds it.
+    pub recording_sha256: Option<String>,
+    /// A finished recording is on the broker's disk and can be replayed.
+    pub has_recording: bool,
+}
+
+/// `GET /v1/sessions/history` answer: one page, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct SessionHistory {
+    pub sessions: Vec<SessionHistoryEntry>,
+    #[ts(type = "number")]
+    pub offset: u64,
+    /// More sessions match after this page.
+    pub has_more: bool,
+}
+
+/// `GET /v1/sessions/{id}/recording`: an SSH session's recording as help-desk sees it, after
+/// the broker checked it against its recorded SHA-256 and masked the configured patterns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct SessionRecording {
+    pub session_id: String,
+    /// The SHA-256 (hex) the file on disk matched, before masking.
+    pub sha256: String,
+    /// How many passages were replaced by `••••`.
+    pub masked: u32,
+    /// asciicast v2 text (a JSON header line, then one JSON event per line).
+    pub cast: String,
 }

@@ -1,7 +1,7 @@
 // Generated from crates/paw-proto by `cargo xtask bindings`. Do not edit by hand:
 // the test suite fails when this file and the Rust types drift apart.
 
-export type ErrorCode = "bad_request" | "payload_too_large" | "unsupported_media_type" | "not_found" | "method_not_allowed" | "timeout" | "storage_unavailable" | "internal" | "invalid_config" | "invalid_settings" | "broker_not_configured" | "broker_unreachable" | "broker_untrusted" | "broker_protocol" | "url_rejected" | "unauthenticated" | "reauthentication_required" | "challenge_invalid" | "webauthn_rejected" | "invite_invalid" | "account_locked" | "rate_limited" | "conflict" | "security_key_missing" | "pin_invalid" | "pin_blocked" | "pin_not_set" | "key_cancelled" | "key_timeout" | "keyring_unavailable" | "forbidden" | "audit_unavailable" | "target_unavailable";
+export type ErrorCode = "bad_request" | "payload_too_large" | "unsupported_media_type" | "not_found" | "method_not_allowed" | "timeout" | "storage_unavailable" | "internal" | "invalid_config" | "invalid_settings" | "broker_not_configured" | "broker_unreachable" | "broker_untrusted" | "broker_protocol" | "url_rejected" | "unauthenticated" | "reauthentication_required" | "challenge_invalid" | "webauthn_rejected" | "invite_invalid" | "account_locked" | "rate_limited" | "conflict" | "security_key_missing" | "pin_invalid" | "pin_blocked" | "pin_not_set" | "key_cancelled" | "key_timeout" | "keyring_unavailable" | "forbidden" | "audit_unavailable" | "target_unavailable" | "recording_tampered";
 
 export type ApiError = { code: ErrorCode, message: string, };
 
@@ -305,3 +305,72 @@ export type ForwardView = { session_id: string, grant_id: string, target: string
  * Always `127.0.0.1:PORT`.
  */
 local_addr: string, grant_ends_at_ms: number, };
+
+export type SessionHistoryQuery = { 
+/**
+ * A part of the user's name, case-insensitive.
+ */
+user: string | null, 
+/**
+ * A part of the target's name, case-insensitive.
+ */
+target: string | null, 
+/**
+ * Why it ended, exactly (see [`SessionView::end_reason`]), or `live` for sessions that
+ * have not ended.
+ */
+reason: string | null, 
+/**
+ * Sessions that started at or after this time (Unix ms).
+ */
+from_ms: number | null, 
+/**
+ * Sessions that started before this time (Unix ms, exclusive).
+ */
+until_ms: number | null, 
+/**
+ * Page size, 1 to 200 (default 50).
+ */
+limit: number | null, offset: number | null, };
+
+export type SessionHistoryEntry = { id: string, grant_id: string, user: string, 
+/**
+ * `ssh` or `postgres`.
+ */
+target_kind: string, target: string, 
+/**
+ * The login (SSH principal) or database role the grant gave.
+ */
+role: string, started_at_ms: number, ended_at_ms: number | null, 
+/**
+ * As in [`SessionView::end_reason`]; `null` while the session is live.
+ */
+end_reason: string | null, 
+/**
+ * SHA-256 (hex) of the finished recording, as the broker's audit log holds it.
+ */
+recording_sha256: string | null, 
+/**
+ * A finished recording is on the broker's disk and can be replayed.
+ */
+has_recording: boolean, };
+
+export type SessionHistory = { sessions: Array<SessionHistoryEntry>, offset: number, 
+/**
+ * More sessions match after this page.
+ */
+has_more: boolean, };
+
+export type SessionRecording = { session_id: string, 
+/**
+ * The SHA-256 (hex) the file on disk matched, before masking.
+ */
+sha256: string, 
+/**
+ * How many passages were replaced by `••••`.
+ */
+masked: number, 
+/**
+ * asciicast v2 text (a JSON header line, then one JSON event per line).
+ */
+cast: string, };

@@ -33,8 +33,11 @@ import type {
   RenameKeyInput,
   RevokeGrantInput,
   SecurityKeyView,
+  SessionHistory,
+  SessionHistoryQuery,
   SessionIdInput,
   SessionList,
+  SessionRecording,
   SessionUser,
   SessionView,
   SettingsInput,
@@ -83,6 +86,7 @@ export const ERROR_CODES = [
   'forbidden',
   'audit_unavailable',
   'target_unavailable',
+  'recording_tampered',
 ] as const satisfies readonly ErrorCode[];
 
 type MissingCode = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
@@ -404,6 +408,22 @@ export function prepareKillSession(input: KillSessionInput): Promise<StepUpPromp
 /** Signs the prepared kill step-up; the broker answers with the session as it ended. */
 export function confirmKillSession(id: string): Promise<SessionView> {
   return keyOperation(() => call<SessionView>('confirm_kill_session', { id }));
+}
+
+/**
+ * One page of the broker's session history, newest first: everyone's for help-desk and
+ * administrators, the caller's own otherwise.
+ */
+export function sessionHistory(input: SessionHistoryQuery): Promise<SessionHistory> {
+  return call<SessionHistory>('session_history', { input });
+}
+
+/**
+ * A session's recording (asciicast v2) for the replay player: checked by the broker against its
+ * audit record, with the configured secrets masked. The broker audits every replay.
+ */
+export function sessionRecording(sessionId: string): Promise<SessionRecording> {
+  return call<SessionRecording>('session_recording', { input: { session_id: sessionId } });
 }
 
 /** True inside the desktop shell (the core injected its IPC bridge). */

@@ -23,13 +23,15 @@ import type {
 import type { StepUpAction } from './index';
 import { AuditModel, type AuditOptions } from './mock-audit';
 import { ElevationModel, fakeHash, type ElevationOptions } from './mock-elevation';
+import { HistoryModel, type HistoryOptions } from './mock-history';
 import { SESSION_KEY_COMMANDS, SessionModel, type SessionOptions } from './mock-sessions';
 
 export { defaultAuditRecords, mockAuditRecord } from './mock-audit';
 export { defaultGrants, mockGrant, MOCK_ENTITLEMENTS, type MockEntitlement } from './mock-elevation';
 export { defaultSessions, mockSession } from './mock-sessions';
+export { defaultHistory, mockCast, mockHistoryEntry } from './mock-history';
 
-export interface MockOptions extends ElevationOptions, AuditOptions, SessionOptions {
+export interface MockOptions extends ElevationOptions, AuditOptions, SessionOptions, HistoryOptions {
   /** Broker state to report once a broker URL is configured. Default `connected`. */
   brokerState?: Exclude<BrokerState, 'unconfigured'>;
   settings?: Partial<SettingsView>;
@@ -71,6 +73,8 @@ export interface MockCore {
   readonly audit: AuditModel;
   /** Brokered sessions: terminals (with their channels), local ports, live sessions, kills. */
   readonly sessions: SessionModel;
+  /** The broker's session history and recordings (help-desk view). */
+  readonly history: HistoryModel;
   build: BuildInfo;
   /** When set, `app_status` rejects with this value (any shape, to test normalisation). */
   statusFailure: unknown;
@@ -222,6 +226,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
       options,
     ),
     audit: new AuditModel(options),
+    history: new HistoryModel(options, () => core.user?.roles.some((r) => r === 'admin' || r === 'helpdesk') === true),
     get sessions(): SessionModel {
       return sessions;
     },
@@ -380,6 +385,11 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     if (session !== undefined) return session;
     const audit = core.audit.handle(cmd, args);
     if (audit !== undefined) return audit;
+    const history = core.history.handle(cmd, args, () => {
+      requireUser();
+      return core.user?.name ?? '';
+    });
+    if (history !== undefined) return history;
     switch (cmd) {
       case 'key_prompt':
         if (core.promptFailure !== undefined) throw core.promptFailure;

@@ -1,0 +1,165 @@
+/**
+ * The help-desk half of the fake core (see mock.ts): `session_history` over an in-memory list,
+ * filtering like the broker (case-insensitive parts of user and target, exact end reason or
+ * `live`, start time in [from, until), newest first), and `session_recording` answering
+ * asciicast text the broker has already masked. Test and dev use only.
+ */
+import type { ApiError, SessionHistory, SessionHistoryEntry, SessionHistoryQuery, SessionRecording } from './bindings';
+
+const MIN = 60_000;
+const MAX_LIMIT = 200;
+
+/** An entry with every field filled; `fields` override. */
+export function mockHistoryEntry(fields: Partial<SessionHistoryEntry> & { id: string }): SessionHistoryEntry {
+  return {
+    grant_id: `gr-${fields.id}`,
+    user: 'dave',
+    target_kind: 'ssh',
+    target: 'app-prod-3',
+    role: 'root',
+    started_at_ms: 0,
+    ended_at_ms: null,
+    end_reason: null,
+    recording_sha256: null,
+    has_recording: false,
+    ...fields,
+  };
+}
+
+function sha(seed: string): string {
+  let h = 2166136261;
+  for (const ch of seed) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
+  return h.toString(16).padStart(8, '0').repeat(8);
+}
+
+/** A small organisation's week: SSH sessions with recordings, a database session, a kill, a live one. */
+export function defaultHistory(now: number): SessionHistoryEntry[] {
+  const ended = (id: string, user: string, target: string, startMinsAgo: number, mins: number, reason: string, extra: Partial<SessionHistoryEntry> = {}) =>
+    mockHistoryEntry({
+      id,
+      user,
+      target,
+      started_at_ms: now - startMinsAgo * MIN,
+      ended_at_ms: now - (startMinsAgo - mins) * MIN,
+      end_reason: reason,
+      recording_sha256: sha(id),
+      has_recording: true,
+      ...extra,
+    });
+  return [
+    mockHistoryEntry({ id: 'se-live-1', user: 'dave', target: 'app-prod-3', started_at_ms: now - 4 * MIN }),
+    ended('se-ada-2', 'ada', 'web-1', 95, 12, 'closed'),
+    ended('se-eve-1', 'eve', 'db-prod-1', 6 * 60, 40, 'grant_ended', {
+      target_kind: 'postgres',
+      role: 'dba',
+      recording_sha256: null,
+      has_recording: false,
+    }),
+    ended('se-dave-0', 'dave', 'app-prod-3', 26 * 60, 7, 'killed'),
+    ended('se-ada-1', 'ada', 'web-1', 3 * 24 * 60, 25, 'target_closed'),
+  ];
+}
+
+/** An asciicast v2 recording with a prompt, a command and a masked secret. */
+export function mockCast(title = 'root@web-1 (ada)'): string {
+  const lines = [
+    JSON.stringify({ version: 2, width: 80, height: 24, timestamp: 1_767_000_000, title, env: { TERM: 'xterm-256color' } }),
+    JSON.stringify([0.1, 'o', 'root@web-1:~# ']),
+    JSON.stringify([0.9, 'i', 'systemctl restart worker\r']),
+    JSON.stringify([1.0, 'o', 'systemctl restart worker\r\n']),
+    JSON.stringify([1.6, 'o', 'export TOKEN=••••\r\nroot@web-1:~# ']),
+    JSON.stringify([2.4, 'i', 'exit\r']),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export interface HistoryOptions {
+  /** The broker's session history. Default: `defaultHistory(Date.now())`. */
+  history?: SessionHistoryEntry[];
+}
+
+function bad(message: string): ApiError {
+  return { code: 'bad_request', message };
+}
+
+function input(args: unknown): Record<string, unknown> {
+  const i = (args as { input?: unknown } | null)?.input;
+  if (typeof i !== 'object' || i === null) throw bad('input: missing');
+  return i as Record<string, unknown>;
+}
+
+function text(v: unknown): string {
+  return typeof v === 'string' ? v.trim().toLowerCase() : '';
+}
+
+export class HistoryModel {
+  sessions: SessionHistoryEntry[];
+  /** Whether the signed-in user reads everyone's history (help-desk or administrator). */
+  private readonly seesEveryone: () => boolean;
+  /** Casts by session id; a session without one gets `mockCast()`. */
+  readonly casts = new Map<string, string>();
+  /** Per command, an error its next call rejects with. */
+  private readonly failures = new Map<string, unknown>();
+  /** Session ids whose recordings were replayed, in order (the broker audits each). */
+  readonly replayed: string[] = [];
+
+  constructor(options: HistoryOptions, seesEveryone: () => boolean) {
+    this.sessions = structuredClone(options.history ?? defaultHistory(Date.now()));
+    this.seesEveryone = seesEveryone;
+  }
+
+  /** The next `cmd` (`session_history` or `session_recording`) rejects with `failure`. */
+  fail(cmd: 'session_history' | 'session_recording', failure: unknown): void {
+    this.failures.set(cmd, failure);
+  }
+
+  /** Answers a history command, or `undefined` for any other command. */
+  handle(cmd: string, args: unknown, requireUser: () => string): unknown {
+    if (cmd !== 'session_history' && cmd !== 'session_recording') return undefined;
+    const me = requireUser();
+    const failure = this.failures.get(cmd);
+    if (failure !== undefined) {
+      this.failures.delete(cmd);
+      throw failure;
+    }
+    const i = input(args);
+    const visible = this.sessions.filter((s) => this.seesEveryone() || s.user === me);
+    if (cmd === 'session_recording') {
+      const id = typeof i['session_id'] === 'string' ? i['session_id'] : '';
+      const s = visible.find((x) => x.id === id);
+      if (s === undefined) throw { code: 'not_found', message: 'no such session' } satisfies ApiError;
+      if (s.ended_at_ms === null) throw { code: 'conflict', message: 'the session is still running' } satisfies ApiError;
+      if (!s.has_recording || s.recording_sha256 === null) {
+        throw { code: 'not_found', message: 'this session has no recording' } satisfies ApiError;
+      }
+      this.replayed.push(id);
+      const cast = this.casts.get(id) ?? mockCast(`${s.role}@${s.target} (${s.user})`);
+      const answer: SessionRecording = { session_id: id, sha256: s.recording_sha256, masked: (cast.match(/••••/g) ?? []).length, cast };
+      return answer;
+    }
+    const q = i as unknown as SessionHistoryQuery;
+    const limit = q.limit ?? 50;
+    const offset = q.offset ?? 0;
+    if (limit < 1 || limit > MAX_LIMIT) throw bad(`limit: 1 to ${MAX_LIMIT}`);
+    if (q.from_ms != null && q.until_ms != null && q.from_ms > q.until_ms) throw bad('until_ms: the end of the range is before its start');
+    const user = text(q.user);
+    const target = text(q.target);
+    const reason = text(q.reason);
+    const all = visible
+      .filter(
+        (s) =>
+          (user === '' || s.user.toLowerCase().includes(user)) &&
+          (target === '' || s.target.toLowerCase().includes(target)) &&
+          (reason === '' || (reason === 'live' ? s.ended_at_ms === null : s.end_reason === reason)) &&
+          (q.from_ms == null || s.started_at_ms >= q.from_ms) &&
+          (q.until_ms == null || s.started_at_ms < q.until_ms),
+      )
+      .sort((a, b) => b.started_at_ms - a.started_at_ms || (a.id < b.id ? 1 : -1));
+    const page: SessionHistory = {
+      sessions: structuredClone(all.slice(offset, offset + limit)),
+      offset,
+      has_more: all.length > offset + limit,
+    };
+    return page;
+  }
+}
