@@ -60,6 +60,14 @@ impl TempSshd {
                 ca = ca.display(),
             ),
         )?;
+        // Sessions get an empty HOME of their own: root's dotfiles on a developer machine (a
+        // pyenv hook in ~/.bashrc, say) must not run in every test session — a stale lock
+        // there made commands wait 60 s.
+        let home = dir.path().join("home");
+        std::fs::create_dir(&home)?;
+        let mut text = std::fs::read_to_string(&config)?;
+        text.push_str(&format!("SetEnv HOME={}\n", home.display()));
+        std::fs::write(&config, text)?;
         let log = std::fs::File::create(dir.path().join("sshd.log"))?;
         let child = Command::new(SSHD)
             .args(["-D", "-e", "-f"])

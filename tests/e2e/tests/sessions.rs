@@ -122,7 +122,10 @@ async fn ssh_session_whoami_in_the_embedded_terminal_then_the_grant_ends_it() {
     // Sessions: open a terminal on the grant (a session-scoped step-up).
     click(&app, "[data-testid=nav-sessions]").await;
     if let Err(e) = app.wait_for("[data-testid=session-open]").await {
-        panic!("no grant to open a session on: {e} (screen: {})", app.failure_screenshot().await);
+        panic!(
+            "no grant to open a session on: {e} (screen: {})",
+            app.failure_screenshot().await
+        );
     }
     click(&app, "[data-testid=session-open]").await;
     app.wait_for_text("[data-testid=stepup-description]", "web-1")
