@@ -267,7 +267,9 @@ impl App {
     /// in, the way a new administrator's first start goes.
     pub async fn enroll_and_sign_in(&self, broker: &Broker, user: &str) -> Result<()> {
         let code = broker.invite(user, "admin")?;
-        self.wait_for("[data-testid=signin-panel]").await?;
+        if let Err(e) = self.wait_for("[data-testid=signin-panel]").await {
+            bail!("{e:#} (screen: {})", self.failure_screenshot().await);
+        }
         self.wait_for("[data-testid=enroll-open]")
             .await?
             .click()
