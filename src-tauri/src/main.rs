@@ -28,7 +28,16 @@ use tauri::{Manager, WebviewUrl, WebviewWindowBuilder};
 /// Process start, for the "UI ready" log line that the start-up benchmark reads.
 pub(crate) static STARTED: OnceLock<Instant> = OnceLock::new();
 
+/// The app's identifier (tauri.conf.json): its config directory is named after it.
+const APP_IDENTIFIER: &str = "dev.paw.workstation";
+
 fn main() {
+    // `paw audit verify [--config-dir DIR]` checks the local audit trail from a shell, with no
+    // window and no keyring; everything else starts the app.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(code) = paw_client::audit_cli(&args, APP_IDENTIFIER) {
+        std::process::exit(code);
+    }
     STARTED.get_or_init(Instant::now);
     init_logging();
     if let Err(e) = run() {

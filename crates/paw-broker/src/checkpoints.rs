@@ -231,6 +231,7 @@ fn judge(
             "the checkpoint is not newer than the last cosigned checkpoint of this trail",
         ));
     }
+    let records = after_cosigned(&previous, records)?;
     check_successor(&previous, checkpoint, records).map_err(|e| {
         refuse(
             ErrorCode::Conflict,
@@ -240,6 +241,28 @@ fn judge(
             ),
         )
     })
+}
+
+/// `records` from just after `previous`'s head. A workstation whose last upload was cosigned
+/// but whose answer was lost still counts from an older cosigned head, so it sends records
+/// the broker has seen: they are dropped once the one at the cosigned seq is shown to carry the
+/// cosigned hash. What must then link to that head is exactly what follows it, as before.
+fn after_cosigned<'a>(previous: &Checkpoint, records: &'a [Record]) -> Result<&'a [Record]> {
+    let want = previous.head;
+    match records.first() {
+        Some(first) if first.event.seq <= want.seq => {}
+        _ => return Ok(records),
+    }
+    match records.iter().position(|r| r.event.seq == want.seq) {
+        Some(at) if records[at].hash == want.hash => Ok(&records[at + 1..]),
+        _ => Err(refuse(
+            ErrorCode::Conflict,
+            format!(
+                "the records do not pass through the last cosigned head (seq {})",
+                want.seq
+            ),
+        )),
+    }
 }
 
 /// The stored row back as a [`Checkpoint`] (only its head is compared, but a whole value

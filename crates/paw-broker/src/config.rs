@@ -79,12 +79,25 @@ pub struct AuditConfig {
     /// start when missing (see [`crate::witness`]).
     #[serde(default = "default_witness_key")]
     pub witness_key: PathBuf,
+    /// Appends every record of the broker's log to this file, one JSON line each, for a SIEM
+    /// that tails files (see [`crate::audit_stream`]). Resolved like `witness_key`.
+    #[serde(default)]
+    pub stream_file: Option<PathBuf>,
+    /// POSTs the log in batches of JSON lines to this URL (https; http only to loopback).
+    #[serde(default)]
+    pub stream_url: Option<String>,
+    /// PEM CA certificates for `stream_url`'s TLS; required for https, as for the webhook.
+    #[serde(default)]
+    pub stream_ca_file: Option<PathBuf>,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             witness_key: default_witness_key(),
+            stream_file: None,
+            stream_url: None,
+            stream_ca_file: None,
         }
     }
 }
@@ -499,6 +512,15 @@ impl Config {
             *ca = resolve(base_dir, ca);
         }
         config.audit.witness_key = resolve(base_dir, &config.audit.witness_key);
+        for p in [
+            &mut config.audit.stream_file,
+            &mut config.audit.stream_ca_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *p = resolve(base_dir, p);
+        }
         if let Some(sc) = &mut config.sessions {
             sc.resolve(base_dir);
         }
@@ -599,6 +621,15 @@ impl Config {
             let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
             if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
                 return bad("webhook.url must be https (http only to loopback)".into());
+            }
+        }
+        if let Some(u) = &self.audit.stream_url {
+            // The whole audit log goes there: the same rule as the webhook.
+            let url = url::Url::parse(u)
+                .map_err(|e| BrokerError::Config(format!("audit.stream_url: {e}")))?;
+            let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+            if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+                return bad("audit.stream_url must be https (http only to loopback)".into());
             }
         }
         Ok(())

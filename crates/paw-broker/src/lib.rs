@@ -20,6 +20,7 @@
 pub mod api;
 pub mod audit;
 pub mod audit_api;
+pub mod audit_stream;
 pub mod checkpoints;
 pub mod config;
 pub mod db;

@@ -149,7 +149,8 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         "pawd (start)",
     )
     .await?;
-    let mut tasks = Vec::new();
+    // The SIEM feed of the audit log, when `[audit] stream_file` / `stream_url` are set.
+    let mut tasks = crate::audit_stream::spawn(&config.audit, &db, clock.clone())?;
     let mut ssh_listener = None;
     let ssh = match &config.sessions {
         Some(sc) => {

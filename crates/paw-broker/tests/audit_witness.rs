@@ -659,3 +659,45 @@ async fn pawd_init_makes_a_private_witness_key_that_check_reports_and_force_keep
     let err = check(&report.config_path).await.unwrap_err().to_string();
     assert!(err.contains("chmod 600"), "{err}");
 }
+
+/// The workstation's last upload was cosigned but the answer never reached it, so it still
+/// counts from an older cosigned head and re-sends records the broker has seen (case E3: audit
+/// uploads retry). Accepted when they pass through the cosigned head; refused otherwise.
+#[tokio::test]
+async fn e3_a_retry_that_resends_records_already_cosigned_is_accepted_when_they_pass_through_the_head(
+) {
+    let b = Broker::start().await;
+    let c = b.enrolled("ada").await;
+    let ws = Workstation::new("ws-ada-lost").await;
+    ws.append(3, b.now()).await;
+    let (_, status, v) = ws.upload(&b, &c, &c.device, 0).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    b.advance(1_000);
+    let (_, status, v) = ws.upload(&b, &c, &c.device, 0).await; // answer "lost": from 0 again
+    assert_eq!(status, StatusCode::OK, "{v}");
+    b.advance(1_000);
+    ws.append(2, b.now()).await;
+    let (_, status, v) = ws.upload(&b, &c, &c.device, 1).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["previous_seq"], 3);
+
+    // Records that claim to pass through the cosigned head (seq 5) but carry another hash there.
+    b.advance(1_000);
+    let mut records = ws.records_after(0).await;
+    records[4].hash[0] ^= 1;
+    let cp = Checkpoint::sign(
+        &c.device,
+        &ws.origin,
+        ws.trail.head().await.unwrap(),
+        b.now(),
+    );
+    let (status, v) = c
+        .call(&b, "POST", PATH, Some(&upload_body(&cp, &records)))
+        .await;
+    assert_refused(status, &v, StatusCode::CONFLICT, "conflict");
+    // Records that stop before the cosigned head.
+    let (status, v) = c
+        .call(&b, "POST", PATH, Some(&upload_body(&cp, &records[..3])))
+        .await;
+    assert_refused(status, &v, StatusCode::CONFLICT, "conflict");
+}

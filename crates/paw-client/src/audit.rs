@@ -10,6 +10,10 @@
 //! - The end record (`success`, `failure` with the error code, `denied`) is written after the
 //!   fact. If *it* cannot be written the action has happened anyway: the result is returned
 //!   and the gap is logged; the `started` record with no end shows the gap in the trail.
+//! - Witnessed (case D3): after the `started` record and before the action, the trail's head
+//!   is signed with the device key and cosigned by the broker ([`crate::witness`]); a refusal
+//!   (the trail no longer continues what the broker last cosigned) or an unreachable broker
+//!   stops the action. Login and enrolment are exempt: there is no session to upload with yet.
 //! - No secret in a record: no token, PIN, invite code, challenge or assertion. Details hold
 //!   the canonical action's words and hash, and the user's own justification or comment.
 //! - The trail is opened on first use by its own thread (see [`Trail`]), not in `Core::open`
@@ -23,8 +27,9 @@
 use std::future::Future;
 use std::path::PathBuf;
 
+use ed25519_dalek::VerifyingKey;
 use paw_audit::{
-    AuditError, Filter, Head, LocalTrail, NewEvent, Order, Outcome, Record, VerifyError,
+    AuditError, Checkpoint, Filter, Head, LocalTrail, NewEvent, Order, Outcome, Record, VerifyError,
 };
 use paw_proto::action::Action;
 use paw_proto::elevation::GrantView;
@@ -57,25 +62,43 @@ const EXPORT_CHUNK: u32 = 5_000;
 /// core is dropped.
 pub(crate) struct Trail {
     tx: mpsc::UnboundedSender<Cmd>,
+    /// The broker's witness key pinned for this trail, and the checkpoint round in progress.
+    pub(crate) witness: crate::witness::Witness,
 }
 
+type Reply<T> = oneshot::Sender<Result<T, AuditError>>;
+
 enum Cmd {
-    Append(NewEvent, oneshot::Sender<Result<Record, AuditError>>),
-    Query(Filter, oneshot::Sender<Result<Vec<Record>, AuditError>>),
-    Verify(oneshot::Sender<Result<Head, AuditError>>),
+    Append(NewEvent, Reply<Record>),
+    Query(Filter, Reply<Vec<Record>>),
+    Verify(Reply<Head>),
+    Head(Reply<Head>),
+    Records(u64, u32, Reply<Vec<Record>>),
+    LatestCosigned(VerifyingKey, Reply<Option<Checkpoint>>),
+    AddCosignature(Box<Checkpoint>, Vec<u8>, i64, Reply<()>),
+    /// The cosigned checkpoints against a chain that verified up to `records` (case D3).
+    CheckCosigned(
+        Vec<VerifyingKey>,
+        u64,
+        Reply<crate::trail_check::TrailReport>,
+    ),
 }
 
 impl Trail {
     pub(crate) fn new(path: PathBuf) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let trail_path = path.clone();
         let spawned = std::thread::Builder::new()
             .name("paw-audit".into())
-            .spawn(move || serve(path, rx));
+            .spawn(move || serve(trail_path, rx));
         if let Err(e) = spawned {
             // Every call then fails with `Unavailable` (its channel is closed): fail closed.
             tracing::error!(error = %e, "could not start the audit trail thread");
         }
-        Self { tx }
+        Self {
+            tx,
+            witness: crate::witness::Witness::new(path.with_file_name(crate::witness::PIN_FILE)),
+        }
     }
 
     async fn ask<T>(
@@ -99,6 +122,49 @@ impl Trail {
 
     pub(crate) async fn verify(&self) -> Result<Head, AuditError> {
         self.ask(Cmd::Verify).await
+    }
+
+    pub(crate) async fn head(&self) -> Result<Head, AuditError> {
+        self.ask(Cmd::Head).await
+    }
+
+    /// Up to `limit` records after `after_seq`, in chain order.
+    pub(crate) async fn records(
+        &self,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Record>, AuditError> {
+        self.ask(|r| Cmd::Records(after_seq, limit, r)).await
+    }
+
+    /// The newest stored checkpoint with a valid cosignature by `witness`.
+    pub(crate) async fn latest_cosigned(
+        &self,
+        witness: VerifyingKey,
+    ) -> Result<Option<Checkpoint>, AuditError> {
+        self.ask(|r| Cmd::LatestCosigned(witness, r)).await
+    }
+
+    /// Stores `checkpoint` with the broker's `cosignature` (durably, like an append).
+    pub(crate) async fn add_cosignature(
+        &self,
+        checkpoint: Checkpoint,
+        cosignature: Vec<u8>,
+        received_ms: i64,
+    ) -> Result<(), AuditError> {
+        self.ask(|r| Cmd::AddCosignature(Box::new(checkpoint), cosignature, received_ms, r))
+            .await
+    }
+
+    /// Checks the checkpoints cosigned by `witnesses` against the chain, which verified up to
+    /// seq `records`: each must still be in it (see [`crate::trail_check`]).
+    pub(crate) async fn check_cosigned(
+        &self,
+        witnesses: Vec<VerifyingKey>,
+        records: u64,
+    ) -> Result<crate::trail_check::TrailReport, AuditError> {
+        self.ask(|r| Cmd::CheckCosigned(witnesses, records, r))
+            .await
     }
 }
 
@@ -145,6 +211,25 @@ fn serve(path: PathBuf, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                 Cmd::Verify(r) => {
                     let _ = r.send(t.verify().await);
                 }
+                Cmd::Head(r) => {
+                    let _ = r.send(t.head().await);
+                }
+                Cmd::Records(after, limit, r) => {
+                    let _ = r.send(t.records(after, limit).await);
+                }
+                Cmd::LatestCosigned(key, r) => {
+                    let _ = r.send(t.latest_cosigned(&key).await);
+                }
+                Cmd::AddCosignature(cp, body, at, r) => {
+                    let _ = r.send(t.add_cosignature(&cp, &body, at).await);
+                }
+                Cmd::CheckCosigned(keys, records, r) => {
+                    let mut report = crate::trail_check::TrailReport::new(path.clone());
+                    report.records = records;
+                    let checked =
+                        crate::trail_check::check_checkpoints(t, &keys, &mut report).await;
+                    let _ = r.send(checked.map(|()| report));
+                }
             }
         }
         if let Some(t) = trail {
@@ -157,7 +242,11 @@ fn reply_err(cmd: Cmd, e: AuditError) {
     let _ = match cmd {
         Cmd::Append(_, r) => r.send(Err(e)).is_ok(),
         Cmd::Query(_, r) => r.send(Err(e)).is_ok(),
-        Cmd::Verify(r) => r.send(Err(e)).is_ok(),
+        Cmd::Verify(r) | Cmd::Head(r) => r.send(Err(e)).is_ok(),
+        Cmd::Records(_, _, r) => r.send(Err(e)).is_ok(),
+        Cmd::LatestCosigned(_, r) => r.send(Err(e)).is_ok(),
+        Cmd::AddCosignature(_, _, _, r) => r.send(Err(e)).is_ok(),
+        Cmd::CheckCosigned(_, _, r) => r.send(Err(e)).is_ok(),
     };
 }
 
@@ -169,6 +258,8 @@ pub(crate) struct Audit {
     pub(crate) subject: String,
     /// Plain facts about it; never a secret.
     pub(crate) detail: Value,
+    /// Whether the broker must cosign the trail before the action runs (see the module doc).
+    witnessed: bool,
 }
 
 impl Audit {
@@ -177,7 +268,16 @@ impl Audit {
             action,
             subject: subject.into(),
             detail,
+            witnessed: true,
         }
+    }
+
+    /// For login and enrolment: no session exists yet to upload a checkpoint with (the broker
+    /// takes checkpoints only from a signed-in device), so the trail is not witnessed before
+    /// them. They are covered by the next privileged action's checkpoint, which includes them.
+    pub(crate) fn before_session(mut self) -> Self {
+        self.witnessed = false;
+        self
     }
 
     /// For a step-up: the words the user saw and the hash the key signs.
@@ -243,7 +343,9 @@ fn end_outcome(code: ErrorCode) -> Outcome {
         | C::InviteInvalid
         | C::AccountLocked
         | C::PinInvalid
-        | C::PinBlocked => Outcome::Denied,
+        | C::PinBlocked
+        | C::AuditDiverged
+        | C::AuditWitnessChanged => Outcome::Denied,
         _ => Outcome::Failure,
     }
 }
@@ -382,7 +484,17 @@ impl Core {
             .await
             .map_err(ClientError::AuditUnavailable)?;
         let seq = started.event.seq;
-        let result = op.await;
+        // The broker cosigns the trail, `started` included, before the action may run; if it
+        // refuses or cannot be asked, `op` is dropped unpolled and the end record says why.
+        let witnessed = if what.witnessed {
+            self.witness_checkpoint().await
+        } else {
+            Ok(())
+        };
+        let result = match witnessed {
+            Ok(()) => op.await,
+            Err(e) => Err(e),
+        };
         let (outcome, detail) = match &result {
             Ok(v) => (
                 Outcome::Success,
@@ -457,8 +569,31 @@ impl Core {
         })
     }
 
-    /// Verifies the whole local chain and names the first bad record, if any.
+    /// Verifies the whole local chain and names the first bad record, if any; then that every
+    /// checkpoint the pinned witness cosigned is still in it (a tail cut below one, case D3).
     pub async fn audit_verify(&self) -> Result<AuditVerifyView, ClientError> {
+        let mut view = self.audit_verify_chain().await?;
+        if !view.ok {
+            return Ok(view);
+        }
+        let witnesses = crate::trail_check::pinned_keys(self.inner.audit.witness.pin_file())?;
+        let report = self
+            .inner
+            .audit
+            .check_cosigned(witnesses, view.records)
+            .await
+            .map_err(unavailable)?;
+        if let Some((seq, reason)) = report.first_bad {
+            view.ok = false;
+            view.first_bad = Some(AuditBadRecord { seq, reason });
+        } else if let Some(problem) = report.problem {
+            view.ok = false;
+            view.problem = Some(problem);
+        }
+        Ok(view)
+    }
+
+    async fn audit_verify_chain(&self) -> Result<AuditVerifyView, ClientError> {
         Ok(match self.inner.audit.verify().await {
             Ok(head) => AuditVerifyView {
                 ok: true,

@@ -984,3 +984,195 @@ async fn d5_exported_lines_and_shown_fields_are_inert() {
         .unwrap();
     assert_eq!(found.records.len(), 2);
 }
+
+// ---- the broker as witness of the trail (cases D3, E3) ------------------------------------
+
+#[derive(Clone, Copy, PartialEq)]
+enum WitnessMode {
+    Cosign,
+    Unavailable,
+    OtherKey,
+    Refuse,
+}
+
+/// Indexes in `fb`'s requests of the checkpoint uploads and of the release calls.
+fn witness_requests(fb: &FakeBroker) -> (Vec<usize>, Vec<usize>) {
+    let seen = fb.seen.lock().unwrap();
+    let at = |want: &dyn Fn(&str) -> bool| {
+        seen.iter()
+            .enumerate()
+            .filter(|(_, r)| want(&r.path))
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()
+    };
+    (
+        at(&|p| p == "/v1/audit/checkpoint"),
+        at(&|p| p.starts_with("/v1/grants/")),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d3_e3_every_privileged_action_waits_for_a_cosignature_and_failed_uploads_retry() {
+    let mode = Arc::new(Mutex::new(WitnessMode::Cosign));
+    let m = mode.clone();
+    let fb = FakeBroker::start(move |req| {
+        if req.path != "/v1/audit/checkpoint" {
+            return None;
+        }
+        match *m.lock().unwrap() {
+            WitnessMode::Cosign => None,
+            WitnessMode::Unavailable => Some(Reply::Json(
+                503,
+                json!({"code": "storage_unavailable", "message": "database down"}),
+            )),
+            WitnessMode::Refuse => Some(Reply::Json(
+                409,
+                json!({"code": "conflict", "message": "the checkpoint's head is behind"}),
+            )),
+            WitnessMode::OtherKey => {
+                let other = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+                Some(Reply::Json(
+                    200,
+                    json!({"cosignature": B64.encode([0u8; 104]),
+                           "witness_key": B64.encode(other.verifying_key().as_bytes()),
+                           "cosigned_at_ms": 1, "previous_seq": null}),
+                ))
+            }
+        }
+    });
+    let s = signed_in(&fb, None).await;
+    let core = &s.core;
+    let witness = crate::fake_broker::witness_key().verifying_key();
+
+    // The normal path: cosigned first, then the action (which the fake does not know).
+    let e = core.release_grant("g1".into()).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound);
+    let (uploads, releases) = witness_requests(&fb);
+    assert_eq!((uploads.len(), releases.len()), (1, 1));
+    assert!(uploads[0] < releases[0], "cosigned before the action ran");
+    assert_eq!(fb.requests("/v1/audit/witness").len(), 1);
+    let first: paw_proto::http::CheckpointUploadRequest =
+        fb.requests("/v1/audit/checkpoint")[0].json();
+    assert_eq!(first.checkpoint.seq, 1, "the head is the started record");
+    assert!(first.records.is_empty(), "no cosigned base yet");
+    assert!(first.checkpoint.origin.starts_with("ws-"));
+    let pins = crate::witness::load_pins(&s._dir.path().join("cfg").join("witness.json")).unwrap();
+    assert_eq!(pins.brokers[&fb.url].key().unwrap(), witness);
+
+    // The broker cannot cosign: the action does not run, and says why.
+    *mode.lock().unwrap() = WitnessMode::Unavailable;
+    let e = core.release_grant("g2".into()).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::StorageUnavailable);
+    let (uploads, releases) = witness_requests(&fb);
+    assert_eq!(
+        (uploads.len(), releases.len()),
+        (2, 1),
+        "g2 was not released"
+    );
+
+    // Back: the next upload carries every record since the cosigned head, the failed round's
+    // included (E3: uploads retry), and the witness key is not fetched again.
+    *mode.lock().unwrap() = WitnessMode::Cosign;
+    let e = core.release_grant("g3".into()).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound);
+    let third: paw_proto::http::CheckpointUploadRequest =
+        fb.requests("/v1/audit/checkpoint")[2].json();
+    let seqs: Vec<u64> = third.records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [2, 3, 4, 5]);
+    assert_eq!(third.checkpoint.seq, 5);
+    assert!(third.checkpoint.time_ms > first.checkpoint.time_ms);
+    assert_eq!(fb.requests("/v1/audit/witness").len(), 1);
+    assert_eq!(witness_requests(&fb).1.len(), 2);
+
+    // One cosignature stored per cosigned action, valid under the pinned key.
+    let trail = paw_audit::LocalTrail::open(trail_path(&s)).await.unwrap();
+    let stored = trail.checkpoints().await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert!(stored.iter().all(|c| c.cosignatures.len() == 1));
+    let latest = trail.latest_cosigned(&witness).await.unwrap().unwrap();
+    assert_eq!(latest.head.seq, 5);
+    trail.verify_against(&latest).await.unwrap();
+    trail.close().await;
+    // The audit page's verify checks the chain and the cosigned checkpoints in it.
+    let v = core.audit_verify().await.unwrap();
+    assert!(v.ok && v.records == 6, "{v:?}");
+
+    // A broker that cosigns with another key: refused, the action does not run.
+    *mode.lock().unwrap() = WitnessMode::OtherKey;
+    let e = core.release_grant("g4".into()).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AuditWitnessChanged, "{e}");
+    assert!(e.to_string().contains("witness.json"), "{e}");
+    // The witness refuses the trail: `audit_diverged`, the action does not run.
+    *mode.lock().unwrap() = WitnessMode::Refuse;
+    let e = core.release_grant("g5".into()).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AuditDiverged, "{e}");
+    assert!(e.to_string().contains("behind"), "{e}");
+    assert_eq!(witness_requests(&fb).1.len(), 2, "neither g4 nor g5 ran");
+    let page = core.audit_query(all_records()).await.unwrap();
+    let end = &page.records[0];
+    assert_eq!(end.outcome, paw_proto::ipc::AuditOutcome::Denied);
+    assert!(end.detail.contains("audit_diverged"), "{}", end.detail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d3_the_audit_page_verify_catches_a_tail_cut_below_a_cosigned_checkpoint() {
+    let fb = FakeBroker::start(|_| None);
+    let s = signed_in(&fb, None).await;
+    for g in ["g1", "g2"] {
+        s.core.release_grant(g.into()).await.unwrap_err();
+    }
+    assert!(s.core.audit_verify().await.unwrap().ok);
+    let cfg = s._dir.path().join("cfg");
+    drop(s.core);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Keep records 1-2 and the checkpoints (cosigned at #1 and #3), re-chained in a new file.
+    let path = cfg.join("audit.db");
+    let old = paw_audit::LocalTrail::open(&path).await.unwrap();
+    let kept = old.records(0, 2).await.unwrap();
+    let stored = old.checkpoints().await.unwrap();
+    old.close().await;
+    for ext in ["db", "db-wal", "db-shm"] {
+        let _ = std::fs::remove_file(path.with_extension(ext));
+    }
+    let cut = paw_audit::LocalTrail::open(&path).await.unwrap();
+    let events = kept
+        .iter()
+        .map(|r| {
+            let e = &r.event;
+            paw_audit::NewEvent::new(
+                e.actor.clone(),
+                e.action.clone(),
+                e.subject.clone(),
+                e.outcome,
+                e.detail.clone(),
+                e.time_ms,
+            )
+        })
+        .collect();
+    cut.append_batch(events).await.unwrap();
+    for st in &stored {
+        cut.add_cosignature(&st.checkpoint, &st.cosignatures[0], 1)
+            .await
+            .unwrap();
+    }
+    cut.verify().await.unwrap();
+    cut.close().await;
+
+    let core = Core::open(
+        cfg,
+        BuildInfo {
+            version: "t".into(),
+            debug: true,
+            virtual_key: false,
+        },
+        Arc::new(MemoryKeyStore::new()),
+        None,
+    )
+    .unwrap();
+    let v = core.audit_verify().await.unwrap();
+    assert!(!v.ok, "{v:?}");
+    let bad = v.first_bad.unwrap();
+    assert_eq!(bad.seq, 3, "{bad:?}");
+    assert!(bad.reason.contains("cut"), "{bad:?}");
+}

@@ -71,6 +71,18 @@ impl DeviceKey {
         self.signing.verifying_key().to_bytes()
     }
 
+    /// Signs a checkpoint of the local audit trail (`head` of log `origin` at `time_ms`) for
+    /// the broker to cosign (case D3). The same key as the request proofs: the broker accepts
+    /// only checkpoints signed by the device key of the session that uploads them.
+    pub(crate) fn sign_checkpoint(
+        &self,
+        origin: &str,
+        head: paw_audit::Head,
+        time_ms: i64,
+    ) -> paw_audit::Checkpoint {
+        paw_audit::Checkpoint::sign(&self.signing, origin, head, time_ms)
+    }
+
     /// The value of the `paw-device-proof` header for one request.
     ///
     /// `broker_time_ms` is the broker's clock as estimated by [`crate::BrokerClock`], not the

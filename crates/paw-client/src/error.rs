@@ -48,6 +48,23 @@ pub enum ClientError {
     /// (case D1); the message says why (disk full, read-only, locked, corrupt, …).
     #[error("the local audit trail cannot record this action, so it was not started: {0}")]
     AuditUnavailable(paw_audit::AuditError),
+    /// The broker, witness of the local trail, refused its checkpoint: the trail no longer
+    /// continues the last checkpoint the broker cosigned (case D3). The action was not started.
+    #[error(
+        "the broker refused this workstation's audit trail, so the action was not started: {0}"
+    )]
+    AuditDiverged(String),
+    /// The broker cosigns with another witness key than the one pinned for it. Nothing it
+    /// cosigns is trusted until the pin is replaced on purpose.
+    #[error(
+        "the broker's audit witness key changed (pinned {pinned}, now {found}), so the action \
+         was not started; if the broker's operator confirms the new key, remove its entry from {file}"
+    )]
+    WitnessChanged {
+        pinned: String,
+        found: String,
+        file: String,
+    },
     /// A bug or an unexpected condition in the core (for example a failed background task).
     #[error("session: {0}")]
     Session(String),
@@ -82,6 +99,8 @@ impl ClientError {
             Self::StepUpUnknown => ErrorCode::ChallengeInvalid,
             Self::InvalidInput { .. } => ErrorCode::BadRequest,
             Self::AuditUnavailable(_) => ErrorCode::AuditUnavailable,
+            Self::AuditDiverged(_) => ErrorCode::AuditDiverged,
+            Self::WitnessChanged { .. } => ErrorCode::AuditWitnessChanged,
         }
     }
 

@@ -133,14 +133,15 @@ fn serve(
         return;
     };
     seen.lock().unwrap().push(req.clone());
-    let reply = handler(&req).or_else(|| {
-        (req.path == "/healthz").then(|| {
-            Reply::Json(
-                200,
-                json!({"status": "ok", "version": "fake", "database": "sqlite",
-                       "time_ms": crate::clock::local_wall_ms(), "instance_id": "fake"}),
-            )
-        })
+    let reply = handler(&req).or_else(|| match req.path.as_str() {
+        "/healthz" => Some(Reply::Json(
+            200,
+            json!({"status": "ok", "version": "fake", "database": "sqlite",
+                   "time_ms": crate::clock::local_wall_ms(), "instance_id": "fake"}),
+        )),
+        "/v1/audit/witness" => Some(witness_key_reply()),
+        "/v1/audit/checkpoint" => Some(cosign(&req)),
+        _ => None,
     });
     let w = r.get_mut();
     match reply {
@@ -176,6 +177,60 @@ fn serve(
             let _ = w.flush();
         }
     }
+}
+
+/// The fake broker's witness key: fixed, so tests can check cosignatures against it.
+pub(crate) fn witness_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[0x57; 32])
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn witness_key_reply() -> Reply {
+    let public = witness_key().verifying_key();
+    Reply::Json(
+        200,
+        json!({"public_key": b64(public.as_bytes()),
+               "fingerprint": crate::settings::fingerprint(public.as_bytes())}),
+    )
+}
+
+/// Cosigns whatever checkpoint it is sent (the real witness's judgement is tested against the
+/// real broker), so that privileged use cases can run against the fake.
+fn cosign(req: &Req) -> Reply {
+    use base64::Engine;
+    let body: paw_proto::http::CheckpointUploadRequest = req.json();
+    let c = body.checkpoint;
+    let bytes = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .unwrap()
+    };
+    let hash: Vec<u8> = (0..c.hash.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&c.hash[i..i + 2], 16).unwrap())
+        .collect();
+    let checkpoint = paw_audit::Checkpoint {
+        origin: c.origin,
+        head: paw_audit::Head {
+            seq: c.seq,
+            hash: hash.try_into().unwrap(),
+        },
+        time_ms: c.time_ms,
+        key: bytes(&c.key).try_into().unwrap(),
+        signature: bytes(&c.signature).try_into().unwrap(),
+    };
+    let now = crate::clock::local_wall_ms();
+    let co = paw_audit::Cosignature::sign(&witness_key(), &checkpoint, now);
+    Reply::Json(
+        200,
+        json!({"cosignature": b64(&co.to_bytes()),
+               "witness_key": b64(witness_key().verifying_key().as_bytes()),
+               "cosigned_at_ms": now, "previous_seq": null}),
+    )
 }
 
 fn read_request(r: &mut impl BufRead) -> Option<Req> {

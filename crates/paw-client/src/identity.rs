@@ -130,7 +130,8 @@ impl Core {
             "enroll",
             input.key_name.clone(),
             json!({"key_name": input.key_name}),
-        );
+        )
+        .before_session();
         self.audited(what, self.enroll_audited(input)).await
     }
 
@@ -170,7 +171,8 @@ impl Core {
             &Action::Login {
                 user: input.user.clone(),
             },
-        );
+        )
+        .before_session();
         self.audited(what, self.login_audited(input)).await
     }
 
@@ -434,7 +436,7 @@ impl Core {
     }
 
     /// The device key, loaded from (or created in) the keyring once per run.
-    async fn device(&self) -> Result<Arc<DeviceKey>, ClientError> {
+    pub(crate) async fn device(&self) -> Result<Arc<DeviceKey>, ClientError> {
         if let Some(d) = self.device_cached()? {
             return Ok(d);
         }
@@ -460,7 +462,7 @@ impl Core {
     }
 
     /// The broker's time now, syncing the estimate first when it is missing or stale.
-    async fn broker_now(&self, client: &BrokerClient) -> Result<i64, ClientError> {
+    pub(crate) async fn broker_now(&self, client: &BrokerClient) -> Result<i64, ClientError> {
         let stale = self
             .inner
             .state

@@ -27,9 +27,9 @@ mod device;
 mod elevation;
 mod error;
 mod external;
-mod history;
 #[cfg(test)]
 mod fake_broker;
+mod history;
 mod identity;
 pub mod keystore;
 mod live;
@@ -39,6 +39,8 @@ pub mod secret;
 mod settings;
 mod sse;
 mod tokens;
+mod trail_check;
+mod witness;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +63,7 @@ pub use prompts::PIN_WAIT;
 pub use secret::{AccessToken, Pin, RefreshToken, Secret};
 pub use settings::{load_ca, Settings, SettingsStore};
 pub use tokens::{TokenStore, Tokens};
+pub use trail_check::{audit_cli, verify_trail, TrailReport};
 
 /// The app's core state: settings on disk, the broker client built from them, the identity
 /// side (keyring, authenticator, pending step-ups) and the live updates from the broker.

@@ -77,6 +77,13 @@ pub enum ErrorCode {
     AuditUnavailable,
     /// The session's target could not be reached or refused the broker's credential.
     TargetUnavailable,
+    /// The broker, as witness of the workstation's audit trail, refused its checkpoint: the
+    /// trail no longer continues the last checkpoint the broker cosigned (its tail was cut or
+    /// rewritten), so the privileged action was not started (case D3).
+    AuditDiverged,
+    /// The broker cosigns the audit trail with another key than the one this workstation
+    /// pinned: nothing is trusted from it until an administrator confirms the new key.
+    AuditWitnessChanged,
     /// A session recording no longer matches the SHA-256 its audit record holds (changed or
     /// deleted after the session ended); the broker does not replay it.
     RecordingTampered,
@@ -114,6 +121,8 @@ impl ErrorCode {
             Self::AuditUnavailable => 503,
             Self::TargetUnavailable => 502,
             Self::RecordingTampered => 409,
+            Self::AuditDiverged => 409,
+            Self::AuditWitnessChanged => 502,
         }
     }
 
@@ -154,6 +163,8 @@ impl ErrorCode {
             Self::AuditUnavailable => "audit_unavailable",
             Self::TargetUnavailable => "target_unavailable",
             Self::RecordingTampered => "recording_tampered",
+            Self::AuditDiverged => "audit_diverged",
+            Self::AuditWitnessChanged => "audit_witness_changed",
         }
     }
 }
@@ -223,6 +234,8 @@ mod tests {
             ErrorCode::AuditUnavailable,
             ErrorCode::TargetUnavailable,
             ErrorCode::RecordingTampered,
+            ErrorCode::AuditDiverged,
+            ErrorCode::AuditWitnessChanged,
         ];
         for code in all {
             let json = serde_json::to_string(&code).unwrap();

@@ -1,7 +1,7 @@
 // Generated from crates/paw-proto by `cargo xtask bindings`. Do not edit by hand:
 // the test suite fails when this file and the Rust types drift apart.
 
-export type ErrorCode = "bad_request" | "payload_too_large" | "unsupported_media_type" | "not_found" | "method_not_allowed" | "timeout" | "storage_unavailable" | "internal" | "invalid_config" | "invalid_settings" | "broker_not_configured" | "broker_unreachable" | "broker_untrusted" | "broker_protocol" | "url_rejected" | "unauthenticated" | "reauthentication_required" | "challenge_invalid" | "webauthn_rejected" | "invite_invalid" | "account_locked" | "rate_limited" | "conflict" | "security_key_missing" | "pin_invalid" | "pin_blocked" | "pin_not_set" | "key_cancelled" | "key_timeout" | "keyring_unavailable" | "forbidden" | "audit_unavailable" | "target_unavailable" | "recording_tampered";
+export type ErrorCode = "bad_request" | "payload_too_large" | "unsupported_media_type" | "not_found" | "method_not_allowed" | "timeout" | "storage_unavailable" | "internal" | "invalid_config" | "invalid_settings" | "broker_not_configured" | "broker_unreachable" | "broker_untrusted" | "broker_protocol" | "url_rejected" | "unauthenticated" | "reauthentication_required" | "challenge_invalid" | "webauthn_rejected" | "invite_invalid" | "account_locked" | "rate_limited" | "conflict" | "security_key_missing" | "pin_invalid" | "pin_blocked" | "pin_not_set" | "key_cancelled" | "key_timeout" | "keyring_unavailable" | "forbidden" | "audit_unavailable" | "target_unavailable" | "audit_diverged" | "audit_witness_changed" | "recording_tampered";
 
 export type ApiError = { code: ErrorCode, message: string, };
 

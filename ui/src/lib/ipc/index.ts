@@ -87,6 +87,8 @@ export const ERROR_CODES = [
   'audit_unavailable',
   'target_unavailable',
   'recording_tampered',
+  'audit_diverged',
+  'audit_witness_changed',
 ] as const satisfies readonly ErrorCode[];
 
 type MissingCode = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;

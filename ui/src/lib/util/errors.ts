@@ -32,6 +32,10 @@ export function authErrorText(error: ApiError): string {
       return 'The access policy does not allow you to do this.';
     case 'audit_unavailable':
       return 'Not started: the local audit trail cannot record it (the detail says why). Free disk space or fix the file, then try again.';
+    case 'audit_diverged':
+      return 'Not started: the broker refused this workstation’s audit trail because it no longer matches what the broker last confirmed (records may have been removed). Tell your security team; do not reset the trail yourself.';
+    case 'audit_witness_changed':
+      return 'Not started: the broker now confirms the audit trail with a different key than the one this app trusts. Ask an administrator to confirm the broker’s witness key.';
     case 'target_unavailable':
       return 'The target could not be reached, or refused the broker (the detail says why).';
     case 'reauthentication_required':
