@@ -160,6 +160,27 @@ struct Conn {
     pg: Option<crate::pg_sessions::PgConn>,
 }
 
+impl Drop for Conn {
+    /// An SSH session whose credential was used but which never opened its channel (the
+    /// client logged in and left): end it, or it would stay open in the history.
+    fn drop(&mut self) {
+        let Some(info) = self.session.take() else {
+            return;
+        };
+        if self.channel_taken || info.target_kind != "ssh" {
+            return;
+        }
+        let state = self.state.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = sessions::finish(&state, &info, "closed", None, None).await {
+                    tracing::error!(session = %info.id, error = %e, "could not record the end of a session");
+                }
+            });
+        }
+    }
+}
+
 impl russh::server::Handler for Conn {
     type Error = russh::Error;
 
@@ -244,8 +265,10 @@ impl russh::server::Handler for Conn {
         let state = self.state.clone();
         let front = self.front.clone();
         let handle = session.handle();
+        // Registered before the task runs: from here on a kill or revocation reaches it.
+        let ends = state.live_sessions.register(&info.id);
         tokio::spawn(async move {
-            bridge(state, front, info, channel, handle).await;
+            bridge(state, front, info, channel, handle, ends).await;
         });
         Ok(())
     }
@@ -366,8 +389,8 @@ async fn bridge(
     info: SessionInfo,
     client: Channel<Msg>,
     handle: russh::server::Handle,
+    mut ends: watch::Receiver<Option<String>>,
 ) {
-    let mut ends = state.live_sessions.register(&info.id);
     let (reason, recording, error) = run(&state, &front, &info, client, &handle, &mut ends).await;
     let _ = handle
         .disconnect(
