@@ -43,4 +43,5 @@ pub const COMMANDS: &[&str] = &[
     "list_forwards",
     "session_history",
     "session_recording",
+    "open_in_terminal",
 ];

@@ -314,3 +314,11 @@ pub async fn session_recording(
 ) -> Result<SessionRecording, ApiError> {
     Ok(core.session_recording(decode("input", input)?).await?)
 }
+
+#[tauri::command]
+pub async fn open_in_terminal(
+    core: State<'_, Core>,
+    id: Option<Value>,
+) -> Result<TerminalView, ApiError> {
+    Ok(core.open_in_terminal(decode("id", id)?).await?)
+}

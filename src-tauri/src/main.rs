@@ -35,6 +35,12 @@ fn main() {
     // `paw audit verify [--config-dir DIR]` checks the local audit trail from a shell, with no
     // window and no keyring; everything else starts the app.
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    // As `ssh`'s askpass helper for "open in my terminal": print the one-time secret `ssh`
+    // was given in its environment, and nothing else.
+    if let Some(secret) = paw_client::stock_ssh::askpass_answer(&args) {
+        println!("{secret}");
+        return;
+    }
     if let Some(code) = paw_client::audit_cli(&args, APP_IDENTIFIER) {
         std::process::exit(code);
     }
@@ -136,6 +142,7 @@ fn run() -> Result<(), String> {
             commands::open_forward,
             commands::stop_forward,
             commands::list_forwards,
+            commands::open_in_terminal,
             commands::session_history,
             commands::session_recording,
         ])

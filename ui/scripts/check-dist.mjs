@@ -26,6 +26,9 @@ for (const name of readdirSync(assets)) {
   if (name.endsWith('.js')) {
     if (/\beval\s*\(|\bnew\s+Function\s*\(/.test(text)) problems.push(`${name}: eval or new Function`);
     if (/mockIPC|installMockCore/.test(text)) problems.push(`${name}: the mock IPC is bundled`);
+    // Under the shell's frozen prototypes this throws at run time (see vite.config.ts).
+    const override = text.match(/[A-Za-z_$][\w$]*\.(toString|valueOf|toLocaleString|hasOwnProperty|isPrototypeOf|propertyIsEnumerable)=(?!=)/);
+    if (override) problems.push(`${name}: assigns ${override[0]} (fails under frozen prototypes)`);
   }
   if (name.endsWith('.css') && /@import\s+url\(\s*["']?https?:/i.test(text)) {
     problems.push(`${name}: remote @import`);

@@ -585,3 +585,62 @@ async fn c3_a_client_that_logs_in_and_leaves_ends_its_session() {
     assert!(open(cred(&v), Some("true")).await.is_err());
     no_residual_sessions(&s.b).await;
 }
+
+/// "Open in my terminal": the stock OpenSSH client, the broker's host key pinned, the one-time
+/// credential handed over by an askpass helper from the environment (the app uses its own
+/// binary; this test a two-line script reading the same variable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c7_c8_stock_ssh_opens_the_session_with_the_one_time_credential() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = setup("").await;
+    let g = active_grant(&mut s).await;
+    let v = redeem(&mut s, &g).await;
+    let dir = tempfile::tempdir().unwrap();
+    let askpass = dir.path().join("askpass");
+    std::fs::write(
+        &askpass,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"${}\"\n",
+            paw_client::stock_ssh::ASKPASS_ENV
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let run = |c: Credential| {
+        let (mut cmd, _kh) =
+            paw_client::stock_ssh::command(&c, dir.path(), &askpass, Some("whoami")).unwrap();
+        cmd.stdin(std::process::Stdio::null());
+        cmd.output().unwrap()
+    };
+    let out = run(cred(&v));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "root");
+    // Spent: the same credential does not log in twice (C3), and ssh says so.
+    let again = run(cred(&v));
+    assert!(!again.status.success());
+    // A broker host key other than the pinned one: ssh refuses to talk to it at all.
+    let v2 = redeem(&mut s, &g).await;
+    let mut wrong = cred(&v2);
+    wrong.host_key = paw_broker::ssh_ca::ephemeral_key()
+        .unwrap()
+        .public_key()
+        .to_openssh()
+        .unwrap();
+    let refused = run(wrong);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Host key verification failed"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // Nothing of the credential on disk: only the public known-hosts lines in the directory.
+    for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+        assert!(!text.contains(v["ticket"].as_str().unwrap()));
+    }
+    no_residual_sessions(&s.b).await;
+}

@@ -289,4 +289,5 @@ impl Core {
 
 pub mod forward;
 pub mod sessions;
+pub mod stock_ssh;
 pub mod terminal;

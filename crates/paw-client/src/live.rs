@@ -299,7 +299,7 @@ async fn run(
                 });
                 tracing::debug!("live events connected");
                 let up = Instant::now();
-                let end = read(resp, &ring, generation, &clock, &mut stop).await;
+                let end = read(resp, &ring, generation, &clock, &mut stop, &core).await;
                 with(&ring, |r| r.set_connected(generation, false));
                 match end {
                     End::Stopped => break,
@@ -332,6 +332,7 @@ async fn read(
     generation: u64,
     clock: &BrokerClock,
     stop: &mut watch::Receiver<()>,
+    core: &Weak<Inner>,
 ) -> End {
     let mut parser = SseParser::new();
     loop {
@@ -351,6 +352,12 @@ async fn read(
         };
         for ev in events {
             if let Some(live) = decode(&ev.event, &ev.data, clock) {
+                // A grant about to end warns its open terminals too, in the tab itself.
+                if live.kind == "grant_warning" {
+                    if let Some(inner) = core.upgrade() {
+                        inner.sessions.warn(&live.grant_id, &live.message);
+                    }
+                }
                 with(ring, |r| r.push(generation, live));
             }
         }

@@ -29,6 +29,7 @@ use crate::elevation::check_id;
 use crate::forward::{self, Forward};
 use crate::identity::encode;
 use crate::pending::{PendingKind, PendingOp, PendingStepUp};
+use crate::stock_ssh;
 use crate::terminal::{self, Credential, TermEvent, Terminal};
 use crate::{ClientError, Core};
 
@@ -41,10 +42,48 @@ const REASON_CHARS: std::ops::RangeInclusive<usize> = 3..=500;
 #[derive(Default)]
 pub(crate) struct Open {
     terminals: Mutex<HashMap<String, Arc<Terminal>>>,
+    /// Per open terminal: its grant, when the grant ends, and where its events go.
+    sinks: Mutex<HashMap<String, Sink>>,
     forwards: Mutex<HashMap<String, (Arc<Forward>, ForwardView)>>,
 }
 
+/// Where a terminal's events go (the UI's channel).
+type EventSink = Arc<dyn Fn(TerminalEvent) + Send + Sync>;
+
+/// Where one terminal's events go, and what it belongs to.
+struct Sink {
+    grant_id: String,
+    ends_at_ms: i64,
+    send: EventSink,
+}
+
 impl Open {
+    /// The broker warned that `grant_id` ends soon: every open terminal of it shows why.
+    pub(crate) fn warn(&self, grant_id: &str, message: &str) {
+        let targets: Vec<(EventSink, i64)> = self
+            .sinks
+            .lock()
+            .map(|m| {
+                m.values()
+                    .filter(|s| s.grant_id == grant_id)
+                    .map(|s| (s.send.clone(), s.ends_at_ms))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (send, ends_at_ms) in targets {
+            send(TerminalEvent::Warning {
+                message: message.to_owned(),
+                ends_at_ms,
+            });
+        }
+    }
+
+    fn add_sink(&self, id: &str, sink: Sink) {
+        if let Ok(mut m) = self.sinks.lock() {
+            m.insert(id.to_owned(), sink);
+        }
+    }
+
     fn get(&self, id: &str) -> Result<Arc<Terminal>, ClientError> {
         self.terminals
             .lock()
@@ -63,6 +102,9 @@ impl Open {
     }
 
     fn remove(&self, id: &str) -> Option<Arc<Terminal>> {
+        if let Ok(mut m) = self.sinks.lock() {
+            m.remove(id);
+        }
         self.terminals.lock().ok().and_then(|mut m| m.remove(id))
     }
 
@@ -171,10 +213,19 @@ impl Core {
             .map(|g| (g.role, g.ends_at_ms.unwrap_or_default()));
         let (role, ends) = grant_end.unwrap_or_default();
         let weak = Arc::downgrade(&self.inner);
+        let on_event: EventSink = Arc::new(on_event);
         self.audited(what, async {
             let r = self.redeem(&p, &grant_id).await?;
             let session_id = r.session_id.clone();
             let cred = credential(r)?;
+            self.inner.sessions.add_sink(
+                &session_id,
+                Sink {
+                    grant_id: grant_id.clone(),
+                    ends_at_ms: ends,
+                    send: on_event.clone(),
+                },
+            );
             let sid = session_id.clone();
             let target_for_end = target.clone();
             let sink = move |e: TermEvent| match e {
@@ -293,6 +344,66 @@ impl Core {
             f.stop();
         }
         Ok(())
+    }
+
+    /// Signs the prepared session step-up for an SSH grant and hands the session to a stock
+    /// `ssh` in the user's own terminal (`x-terminal-emulator`, or `$PAW_TERMINAL`). The
+    /// one-time credential goes to `ssh` through this binary as its askpass helper, in the
+    /// environment only (see [`crate::stock_ssh`]).
+    pub async fn open_in_terminal(&self, id: String) -> Result<TerminalView, ClientError> {
+        let p = self.take_pending(&id, PendingKind::Session)?;
+        let Action::Session { grant_id, target } = p.action.clone() else {
+            return Err(ClientError::StepUpUnknown);
+        };
+        let grant = self
+            .grants()
+            .await?
+            .grants
+            .into_iter()
+            .find(|g| g.id == grant_id && g.target_kind == "ssh")
+            .ok_or_else(|| ClientError::InvalidInput {
+                field: "grant_id",
+                reason: "no active SSH grant with this id".into(),
+            })?;
+        let what = Audit::for_action("session.open_external", target.clone(), &p.action);
+        self.audited(what, async {
+            let askpass = std::env::current_exe()
+                .map_err(|e| ClientError::Internal(format!("locating the app binary: {e}")))?;
+            let dir = runtime_dir()?;
+            let r = self.redeem(&p, &grant_id).await?;
+            let session_id = r.session_id.clone();
+            let cred = credential(r)?;
+            let (ssh, known_hosts) = stock_ssh::command(&cred, &dir, &askpass, None)?;
+            let program =
+                std::env::var_os("PAW_TERMINAL").unwrap_or_else(|| "x-terminal-emulator".into());
+            let mut term = std::process::Command::new(&program);
+            term.arg("-e").arg(ssh.get_program()).args(ssh.get_args());
+            for (k, v) in ssh.get_envs() {
+                if let Some(v) = v {
+                    term.env(k, v);
+                }
+            }
+            term.spawn().map_err(|e| {
+                ClientError::Session(format!(
+                    "could not start {}: {e} (set PAW_TERMINAL to your terminal program)",
+                    program.to_string_lossy()
+                ))
+            })?;
+            // Only a public key, but nothing of a session should outlive it: ssh reads the
+            // file while connecting, well within a minute.
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                let _ = std::fs::remove_file(known_hosts);
+            });
+            Ok(TerminalView {
+                session_id,
+                grant_id,
+                target,
+                role: grant.role,
+                grant_ends_at_ms: grant.ends_at_ms.unwrap_or_default(),
+            })
+        })
+        .await
     }
 
     /// Keystrokes or pasted text for a terminal.
@@ -448,6 +559,34 @@ fn clone_cred(c: &Credential) -> Credential {
         session_id: c.session_id.clone(),
         ticket: c.ticket.clone(),
     }
+}
+
+/// A private directory for the session's known-hosts file: the per-user runtime dir when
+/// there is one (a tmpfs, 0700), else a 0700 directory under the system temp dir.
+fn runtime_dir() -> Result<std::path::PathBuf, ClientError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("paw-{}", whoami_uid()));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(ClientError::Internal(format!(
+                "creating {}: {e}",
+                dir.display()
+            )))
+        }
+    }
+    Ok(dir)
+}
+
+fn whoami_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
 }
 
 /// The login from a redeem answer; a broker that opens no sessions says so.

@@ -146,6 +146,23 @@ describe('sessions page: open a session', () => {
     expect(fake.terminals).toHaveLength(1);
   });
 
+  it('hands an SSH grant to the user’s own terminal through the step-up, with no tab and no secret', async () => {
+    const { core } = await openSessions();
+    const external = await waitFor(() =>
+      screen.getAllByTestId('session-open-external').find((b) => b.getAttribute('data-grant-id') === 'gr-ada-1'),
+    );
+    expect(external).toBeTruthy();
+    await fireEvent.click(external as HTMLElement);
+    await screen.findByTestId('stepup-modal');
+    expect(calls(core, 'open_in_terminal')).toHaveLength(0);
+    await approve();
+    await waitFor(() => expect(calls(core, 'open_in_terminal')).toHaveLength(1));
+    const [call] = calls(core, 'open_in_terminal') as { id: string }[];
+    expect(Object.keys(call ?? {})).toEqual(['id']);
+    expect((await screen.findByTestId('sessions-notice')).textContent).toContain('in your terminal');
+    expect(screen.queryByTestId(/^terminal-tab-se-/)).toBeNull();
+  });
+
   it('a cancelled step-up opens nothing', async () => {
     const { core } = await openSessions();
     await fireEvent.click(await waitFor(() => grantButton('gr-ada-1')));

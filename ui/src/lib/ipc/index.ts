@@ -368,6 +368,14 @@ export function openTerminal(id: string, onEvent: (event: TerminalEvent) => void
   return keyOperation(() => call<TerminalView>('open_terminal', { id, channel }));
 }
 
+/**
+ * Signs the prepared session step-up (`id`) and hands the SSH session to a stock `ssh` in the
+ * user's own terminal program; the one-time credential stays between the core and `ssh`.
+ */
+export function openInTerminal(id: string): Promise<TerminalView> {
+  return keyOperation(() => call<TerminalView>('open_in_terminal', { id }));
+}
+
 /** Signs the prepared session step-up (`id`) and opens a local PostgreSQL port. */
 export function openForward(id: string): Promise<ForwardView> {
   return keyOperation(() => call<ForwardView>('open_forward', { id }));

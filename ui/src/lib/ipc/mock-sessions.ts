@@ -109,6 +109,7 @@ export const SESSION_COMMANDS: ReadonlySet<string> = new Set([
   'prepare_session',
   'open_terminal',
   'open_forward',
+  'open_in_terminal',
   'terminal_input',
   'terminal_resize',
   'close_terminal',
@@ -120,7 +121,7 @@ export const SESSION_COMMANDS: ReadonlySet<string> = new Set([
 ]);
 
 /** Commands of this model that use the security key. */
-export const SESSION_KEY_COMMANDS: readonly string[] = ['open_terminal', 'open_forward', 'confirm_kill_session'];
+export const SESSION_KEY_COMMANDS: readonly string[] = ['open_terminal', 'open_forward', 'open_in_terminal', 'confirm_kill_session'];
 
 export class SessionModel {
   /** Every session the broker holds (live and ended), all users. */
@@ -209,6 +210,33 @@ export class SessionModel {
         };
         this.pending.set(prompt.id, { op: 'session', grant, prompt, at: performance.now() });
         return structuredClone(prompt);
+      }
+      case 'open_in_terminal': {
+        const pending = this.take(field(args, 'id'));
+        if (pending.op !== 'session') throw apiError('challenge_invalid', 'this step-up does not open a session');
+        const grant = pending.grant;
+        if (grant.target_kind !== 'ssh' || grant.state !== 'active' || grant.ends_at_ms === null) {
+          throw apiError('bad_request', 'only an active SSH grant opens in a terminal');
+        }
+        const session = mockSession({
+          id: `se-${this.nextId++}`,
+          user: me,
+          grant_id: grant.id,
+          target_kind: grant.target_kind,
+          target: grant.target,
+          role: grant.role,
+          started_at_ms: this.elevation.now(),
+          grant_ends_at_ms: grant.ends_at_ms,
+        });
+        this.sessions.unshift(session);
+        const view: TerminalView = {
+          session_id: session.id,
+          grant_id: grant.id,
+          target: grant.target,
+          role: grant.role,
+          grant_ends_at_ms: grant.ends_at_ms,
+        };
+        return view;
       }
       case 'open_terminal':
       case 'open_forward': {

@@ -4,6 +4,7 @@ import {
   confirmKillSession,
   confirmStepUp,
   openForward,
+  openInTerminal,
   openTerminal,
   prepareElevation,
   prepareKillSession,
@@ -105,6 +106,11 @@ export class StepUpStore {
    */
   openTerminal(input: OpenSessionInput, onEvent: (event: TerminalEvent) => void): Promise<TerminalView | null> {
     return this.run('session', () => prepareSession(input), (id) => openTerminal(id, onEvent));
+  }
+
+  /** A session step-up on an active SSH grant, opened in the user's own terminal program. */
+  openInTerminal(input: OpenSessionInput): Promise<TerminalView | null> {
+    return this.run('session', () => prepareSession(input), openInTerminal);
   }
 
   /** A session step-up on an active PostgreSQL grant; settles with the local port, or `null`. */
