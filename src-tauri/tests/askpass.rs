@@ -28,7 +28,10 @@ fn without_the_secret_a_prompt_argument_is_not_answered() {
         .env_remove(paw_client::stock_ssh::ASKPASS_ENV)
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
-        .env("PAW_CONFIG_DIR", std::env::temp_dir().join("paw-askpass-test"))
+        .env(
+            "PAW_CONFIG_DIR",
+            std::env::temp_dir().join("paw-askpass-test"),
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

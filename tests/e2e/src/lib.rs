@@ -266,7 +266,17 @@ impl App {
     /// Enrolls `user` with a fresh invite code and the virtual key through the UI, ending signed
     /// in, the way a new administrator's first start goes.
     pub async fn enroll_and_sign_in(&self, broker: &Broker, user: &str) -> Result<()> {
-        let code = broker.invite(user, "admin")?;
+        self.enroll_and_sign_in_as(broker, user, "admin").await
+    }
+
+    /// [`App::enroll_and_sign_in`] with the invite's role (`admin`, `helpdesk`, …).
+    pub async fn enroll_and_sign_in_as(
+        &self,
+        broker: &Broker,
+        user: &str,
+        role: &str,
+    ) -> Result<()> {
+        let code = broker.invite(user, role)?;
         if let Err(e) = self.wait_for("[data-testid=signin-panel]").await {
             bail!("{e:#} (screen: {})", self.failure_screenshot().await);
         }
