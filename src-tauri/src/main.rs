@@ -142,9 +142,9 @@ fn run() -> Result<(), String> {
             commands::open_forward,
             commands::stop_forward,
             commands::list_forwards,
-            commands::open_in_terminal,
             commands::session_history,
             commands::session_recording,
+            commands::open_in_terminal,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())
