@@ -116,13 +116,22 @@ async fn a_enroll_login_and_step_up_with_the_virtual_key() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    // The settings, and the local audit trail (SQLite in WAL mode), which records what was done
-    // but never a secret: the invite code that enrolled this user is nowhere in it.
+    // The settings, the local audit trail (SQLite in WAL mode), which records what was done
+    // but never a secret (the invite code that enrolled this user is nowhere in it), and the
+    // broker's witness key pinned for the trail's checkpoints (a public key).
     assert_eq!(
         files,
-        ["audit.db", "audit.db-shm", "audit.db-wal", "settings.json"],
-        "only settings and the audit trail live on disk"
+        [
+            "audit.db",
+            "audit.db-shm",
+            "audit.db-wal",
+            "settings.json",
+            "witness.json"
+        ],
+        "only settings, the audit trail and the pinned witness key live on disk"
     );
+    let witness = std::fs::read_to_string(app.config_dir().join("witness.json")).unwrap();
+    assert!(!witness.to_lowercase().contains("private"), "{witness}");
     for f in ["audit.db", "audit.db-wal"] {
         let bytes = std::fs::read(app.config_dir().join(f)).unwrap();
         assert!(
