@@ -157,7 +157,9 @@ async fn ssh_session_whoami_in_the_embedded_terminal_then_the_grant_ends_it() {
     // The live-sessions list shows it (ada is an admin here, so she may end it).
     app.client
         .execute(
-            "document.querySelector('[data-testid=live-sessions]').scrollIntoView({block: 'center'});",
+            // The page scrolls, never the window (which scrollIntoView may also move).
+            "document.querySelector('[data-testid=live-sessions]').scrollIntoView({block: 'center'}); \
+             document.scrollingElement.scrollTop = 0;",
             vec![],
         )
         .await
@@ -186,7 +188,8 @@ async fn ssh_session_whoami_in_the_embedded_terminal_then_the_grant_ends_it() {
     );
     app.client
         .execute(
-            "document.querySelector('[data-testid=terminal-ended]').scrollIntoView({block: 'center'});",
+            "document.querySelector('[data-testid=terminal-ended]').scrollIntoView({block: 'center'}); \
+             document.scrollingElement.scrollTop = 0;",
             vec![],
         )
         .await
