@@ -470,7 +470,12 @@ async fn c5_the_client_leaving_drops_the_role_and_a_database_session_has_no_shel
     let (_, _) = cut_off(child, Instant::now()).await;
     let (_, d) = session_end(&s.b, &sid).await;
     assert_eq!(d["reason"], "closed", "{d}");
-    assert_eq!(d["backends_terminated"], 1, "{d}");
+    // The backend may exit with its spliced connection before the role's backends are
+    // terminated (a race, seen once in 8 runs): the count is on record, and none is left.
+    assert!(
+        d["backends_terminated"].as_u64().is_some_and(|n| n <= 1),
+        "{d}"
+    );
     nothing_left(&s).await;
 }
 

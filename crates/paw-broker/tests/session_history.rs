@@ -10,146 +10,30 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::idp::*;
+use common::ssh::*;
 use paw_broker::audit;
-use paw_client::terminal::{self, Credential, TermEvent};
+use paw_client::terminal::{Credential, TermEvent};
 use paw_proto::action::Action;
-use paw_tests::sshd::TempSshd;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 const MASK: &str = "••••";
 
-struct Setup {
-    b: Broker,
-    _sshd: TempSshd,
-    ada: Client,
-}
-
-fn real_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// A broker with `[sessions]` (plus `extra` in that table), whose CA a fresh sshd trusts, and
-/// ada enrolled.
-async fn setup(extra: &str) -> Setup {
-    let keys = tempfile::tempdir().unwrap();
-    let ca_path = keys.path().join("ssh_user_ca");
-    let ca = paw_broker::ssh_ca::load_or_create(&ca_path, "test CA").unwrap();
-    let sshd = TempSshd::start(&ca.public_key().to_openssh().unwrap()).unwrap();
-    let cfg = format!(
-        "[sessions]\nssh_listen = \"127.0.0.1:0\"\nssh_ca_key = \"{ca}\"\n{extra}\n\
-         [[target]]\nname = \"web-1\"\nkind = \"ssh\"\naddress = \"{addr}\"\nhost_key = \"{hk}\"\n",
-        ca = ca_path.display(),
-        addr = sshd.address(),
-        hk = sshd.host_key(),
-    );
-    let b = Broker::start_with(&cfg).await;
-    // The key dir must live as long as the broker.
-    std::mem::forget(keys);
-    b.clock
-        .0
-        .store(real_now_ms(), std::sync::atomic::Ordering::SeqCst);
-    let ada = b.enrolled_as("ada", &[]).await;
-    Setup {
-        b,
-        _sshd: sshd,
-        ada,
-    }
-}
-
-fn req_web() -> Action {
-    Action::Request {
-        entitlement: "web-root".into(),
-        target: "web-1".into(),
-        role: "root".into(),
-        duration_secs: 30 * 60,
-        justification: "restart the stuck worker pool".into(),
-        ticket: None,
-        start_at_ms: None,
-    }
-}
-
-async fn signed(c: &mut Client, b: &Broker, path: &str, action: &Action) -> (StatusCode, Value) {
-    let body = c.stepup(b, action, &Tweak::default()).await;
-    c.call(b, "POST", path, Some(&json!({ "stepup": body })))
-        .await
-}
-
 /// An active web-1 grant for `c` and a redeemed session credential on it.
 async fn session_credential(c: &mut Client, b: &Broker) -> Credential {
-    let (st, v) = signed(c, b, "/v1/requests", &req_web()).await;
-    assert_eq!(
-        (st, v["state"].as_str()),
-        (StatusCode::OK, Some("active")),
-        "{v}"
-    );
-    let grant = v["id"].as_str().unwrap().to_owned();
-    let action = Action::Session {
-        grant_id: grant.clone(),
-        target: "web-1".into(),
-    };
-    let (st, v) = signed(c, b, &format!("/v1/grants/{grant}/redeem"), &action).await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    Credential {
-        addr: v["ssh_addr"].as_str().unwrap().into(),
-        host_key: v["ssh_host_key"].as_str().unwrap().into(),
-        session_id: v["session_id"].as_str().unwrap().into(),
-        ticket: v["ticket"].as_str().unwrap().to_owned().into(),
-    }
+    let grant = grant_for(c, b).await;
+    cred(&redeem_for(c, b, &grant).await)
 }
 
-async fn open(
-    c: Credential,
-    command: Option<&str>,
-) -> (terminal::Terminal, mpsc::UnboundedReceiver<TermEvent>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let t = terminal::open(c, 80, 24, command.map(str::to_owned), move |e| {
-        let _ = tx.send(e);
-    })
-    .await
-    .unwrap();
-    (t, rx)
-}
-
-/// Output until the session ends.
-async fn drain(rx: &mut mpsc::UnboundedReceiver<TermEvent>) -> String {
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(TermEvent::Output(d))) => out.extend(d),
-            Ok(Some(TermEvent::Ended { .. })) | Ok(None) => {
-                return String::from_utf8_lossy(&out).into()
-            }
-            Err(_) => panic!("the session did not end: {}", String::from_utf8_lossy(&out)),
-        }
-    }
-}
-
-async fn wait_for(rx: &mut mpsc::UnboundedReceiver<TermEvent>, needle: &str) -> String {
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(TermEvent::Output(d))) => {
-                out.extend(d);
-                if String::from_utf8_lossy(&out).contains(needle) {
-                    return String::from_utf8_lossy(&out).into();
-                }
-            }
-            other => panic!(
-                "waiting for {needle:?}: {other:?}; so far {:?}",
-                String::from_utf8_lossy(&out)
-            ),
-        }
-    }
+/// Output until the session ends (which it must).
+async fn drain_to_end(rx: &mut mpsc::UnboundedReceiver<TermEvent>) -> String {
+    let (out, end) = drain(rx, Duration::from_secs(30)).await;
+    assert!(end.is_some(), "the session did not end: {out}");
+    out
 }
 
 /// Runs `command` in a session of `c`'s; returns the session id once the broker recorded its
@@ -157,8 +41,8 @@ async fn wait_for(rx: &mut mpsc::UnboundedReceiver<TermEvent>, needle: &str) -> 
 async fn run_session(c: &mut Client, b: &Broker, command: &str) -> (String, String) {
     let cred = session_credential(c, b).await;
     let sid = cred.session_id.clone();
-    let (_t, mut rx) = open(cred, Some(command)).await;
-    let out = drain(&mut rx).await;
+    let (_t, mut rx) = open(cred, Some(command)).await.unwrap();
+    let out = drain_to_end(&mut rx).await;
     session_end(b, &sid).await;
     (sid, out)
 }
@@ -178,32 +62,6 @@ async fn audited(b: &Broker, subject: &str) -> Vec<(String, String, String, Valu
             )
         })
         .collect()
-}
-
-async fn session_end(b: &Broker, sid: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some((_, _, _, d)) = audited(b, sid)
-            .await
-            .into_iter()
-            .find(|(_, a, _, _)| a == "session_end")
-        {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "no session_end record for {sid}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn no_residual_sessions(b: &Broker) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !b.state.live_sessions.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "a session connection is still held"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn ids(v: &Value) -> Vec<String> {
@@ -509,7 +367,7 @@ async fn h4_a_password_typed_after_a_password_prompt_is_not_recorded() {
     let cred = session_credential(&mut s.ada, &s.b).await;
     let sid = cred.session_id.clone();
     // An interactive terminal, as the app opens it.
-    let (t, mut rx) = open(cred, None).await;
+    let (t, mut rx) = open(cred, None).await.unwrap();
     t.input(b"echo shell-$((6*7))\r".to_vec()).await.unwrap();
     wait_for(&mut rx, "shell-42").await;
     // What `sudo` or `passwd` do: echo off, a prompt, a line read. The prompt is spelt apart in
@@ -526,7 +384,7 @@ async fn h4_a_password_typed_after_a_password_prompt_is_not_recorded() {
     t.input(b"echo after-$((7*6))\r".to_vec()).await.unwrap();
     wait_for(&mut rx, "after-42").await;
     t.input(b"exit\r".to_vec()).await.unwrap();
-    drain(&mut rx).await;
+    drain_to_end(&mut rx).await;
     session_end(&s.b, &sid).await;
 
     let on_disk = std::fs::read_to_string(recording_file(&s.b, &sid)).unwrap();
@@ -562,7 +420,7 @@ async fn h5_helpdesk_can_request_nothing() {
             &b,
             "POST",
             "/v1/stepup/start",
-            Some(&json!({ "action": req_web() })),
+            Some(&json!({ "action": req_web(30) })),
         )
         .await;
     assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "{v}");

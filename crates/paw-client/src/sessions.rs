@@ -312,7 +312,7 @@ impl Core {
             let database = r.database.clone().unwrap_or_default();
             let session_id = r.session_id.clone();
             let cred = credential(r)?;
-            let f = match forward::start(clone_cred(&cred), fixed_port(&target)).await {
+            let f = match forward::start(cred.clone(), fixed_port(&target)).await {
                 Ok(f) => f,
                 // The usual port is taken: any free one (nothing was spent; the port is bound
                 // before the one-time credential is used).
@@ -550,15 +550,6 @@ fn fixed_port(target: &str) -> u16 {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
     15_000 + (h % 10_000) as u16
-}
-
-fn clone_cred(c: &Credential) -> Credential {
-    Credential {
-        addr: c.addr.clone(),
-        host_key: c.host_key.clone(),
-        session_id: c.session_id.clone(),
-        ticket: c.ticket.clone(),
-    }
 }
 
 /// A private directory for the session's known-hosts file: the per-user runtime dir when

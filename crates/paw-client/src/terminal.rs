@@ -59,7 +59,9 @@ impl Terminal {
     }
 }
 
-/// Where and how to log in: from the broker's redeem answer.
+/// Where and how to log in: from the broker's redeem answer. Clone keeps the ticket zeroized
+/// on drop in every copy.
+#[derive(Clone)]
 pub struct Credential {
     pub addr: String,
     pub host_key: String,

@@ -89,3 +89,4 @@ pub fn client_trusting_pem(pem: &[u8]) -> reqwest::Client {
         .unwrap()
 }
 pub mod idp;
+pub mod ssh;
