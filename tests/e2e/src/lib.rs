@@ -8,10 +8,15 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
+use paw_client::{Core, MemoryKeyStore};
+use paw_fido::{Authenticator, VirtualAuthenticator};
+use paw_proto::ipc::{BuildInfo, EnrollInput, SettingsInput};
 
 pub fn env_path(name: &str) -> Result<PathBuf> {
     let p = std::env::var_os(name).map(PathBuf::from).with_context(|| {
@@ -254,7 +259,8 @@ impl App {
         })
     }
 
-    pub async fn wait_for(&self, css: &str) -> Result<fantoccini::elements::Element> {
+    /// The element, waiting up to 20 s for it to appear.
+    pub async fn wait_for(&self, css: &str) -> Result<Element> {
         self.client
             .wait()
             .at_most(Duration::from_secs(20))
@@ -355,6 +361,85 @@ impl App {
         }
     }
 
+    /// The element as the page has it now (no waiting).
+    pub async fn find(&self, css: &str) -> Result<Element> {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .with_context(|| format!("finding {css}"))
+    }
+
+    /// Clicks the element once, as the page has it now: no waiting for it, no retry.
+    pub async fn click_now(&self, css: &str) -> Result<()> {
+        self.find(css)
+            .await?
+            .click()
+            .await
+            .with_context(|| format!("clicking {css}"))
+    }
+
+    /// Clears the field (once it is there) and types `text` into it.
+    pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
+        let el = self.wait_for(css).await?;
+        el.clear()
+            .await
+            .with_context(|| format!("clearing {css}"))?;
+        el.send_keys(text)
+            .await
+            .with_context(|| format!("typing into {css}"))?;
+        Ok(())
+    }
+
+    /// Picks `value` in a `<select>` (once it is there) by setting it from the page and firing
+    /// `change`, as a user's choice would (WebKitWebDriver's option clicking is unreliable
+    /// under Xvfb).
+    pub async fn select(&self, css: &str, value: &str) -> Result<()> {
+        self.wait_for(css).await?;
+        self.client
+            .execute(
+                "const s = document.querySelector(arguments[0]); s.value = arguments[1]; \
+                 s.dispatchEvent(new Event('change', {bubbles: true})); \
+                 s.dispatchEvent(new Event('input', {bubbles: true}));",
+                vec![serde_json::json!(css), serde_json::json!(value)],
+            )
+            .await
+            .with_context(|| format!("selecting {value:?} in {css}"))?;
+        Ok(())
+    }
+
+    /// Scrolls the page (never the window, which `scrollIntoView` may also move) so that the
+    /// element is in the middle of the view, for a screenshot that shows it.
+    pub async fn scroll_into_view(&self, css: &str) -> Result<()> {
+        self.client
+            .execute(
+                "document.querySelector(arguments[0]).scrollIntoView({block: 'center'}); \
+                 document.scrollingElement.scrollTop = 0;",
+                vec![serde_json::json!(css)],
+            )
+            .await
+            .with_context(|| format!("scrolling to {css}"))?;
+        Ok(())
+    }
+
+    /// Asks `ready` until it says yes, pausing `every` between tries, for at most `limit` worth
+    /// of pauses (`limit / every` tries); an error from `ready` ends the wait with that error.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        limit: Duration,
+        every: Duration,
+        mut ready: impl AsyncFnMut() -> Result<bool>,
+    ) -> Result<()> {
+        let tries = limit.as_millis() / every.as_millis().max(1);
+        for _ in 0..tries {
+            if ready().await? {
+                return Ok(());
+            }
+            tokio::time::sleep(every).await;
+        }
+        bail!("timed out waiting for {what}");
+    }
+
     /// Saves what the window shows under target/e2e-failures, for the person reading a red run.
     pub async fn failure_screenshot(&self) -> String {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e-failures");
@@ -386,6 +471,33 @@ impl App {
         self.client.close().await?;
         Ok(())
     }
+}
+
+/// A second user's workstation: paw-client's core with an in-memory keystore and its own
+/// INSECURE virtual key, in `dir/user`, enrolled with a fresh invite code for `user` (an admin).
+pub async fn second_workstation(broker: &Broker, dir: &Path, user: &str) -> Result<Core> {
+    let authenticator: Arc<dyn Authenticator> = Arc::new(VirtualAuthenticator::new());
+    let core = Core::open(
+        dir.join(user),
+        BuildInfo {
+            version: "e2e".into(),
+            debug: true,
+            virtual_key: true,
+        },
+        Arc::new(MemoryKeyStore::new()),
+        Some(authenticator),
+    )?;
+    core.save_settings(SettingsInput {
+        broker_url: broker.url.clone(),
+        ca_path: broker.ca_path().display().to_string(),
+    })
+    .await?;
+    core.enroll(EnrollInput {
+        code: broker.invite(user, "admin")?,
+        key_name: "primary".into(),
+    })
+    .await?;
+    Ok(core)
 }
 
 /// The app started directly (no WebDriver), once its UI has rendered and asked for status.

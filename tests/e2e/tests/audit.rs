@@ -5,13 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use paw_client::{Core, MemoryKeyStore};
-use paw_e2e::{App, Broker};
-use paw_fido::{Authenticator, VirtualAuthenticator};
-use paw_proto::ipc::{BuildInfo, ElevationAction, EnrollInput, SettingsInput};
+use paw_e2e::{second_workstation, App, Broker};
+use paw_proto::ipc::ElevationAction;
 use paw_proto::session::{OpenSessionInput, SessionIdInput, TerminalInput};
 use paw_tests::sshd::TempSshd;
 
@@ -30,66 +27,14 @@ requesters = ["sre"]
 approval = "auto"
 "#;
 
-async fn click(app: &App, css: &str) {
-    app.click(css).await.unwrap();
-}
-
-async fn type_into(app: &App, css: &str, text: &str) {
-    let el = app.wait_for(css).await.unwrap();
-    el.clear().await.unwrap();
-    el.send_keys(text).await.unwrap();
-}
-
-async fn select(app: &App, css: &str, value: &str) {
-    app.wait_for(css).await.unwrap();
-    app.client
-        .execute(
-            "const s = document.querySelector(arguments[0]); s.value = arguments[1]; \
-             s.dispatchEvent(new Event('change', {bubbles: true})); \
-             s.dispatchEvent(new Event('input', {bubbles: true}));",
-            vec![serde_json::json!(css), serde_json::json!(value)],
-        )
-        .await
-        .unwrap();
-}
-
-async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    for _ in 0..120 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+/// How long a wait for the app may take (120 looks), and how often it looks.
+const WAIT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(500);
 
 /// Bob's workstation: paw-client's core with its own virtual key; he opens a recorded session
 /// and types a "token" the broker's mask hides from help-desk.
 async fn bobs_recorded_session(broker: &Broker, dir: &std::path::Path) -> String {
-    let authenticator: Arc<dyn Authenticator> = Arc::new(VirtualAuthenticator::new());
-    let core = Core::open(
-        dir.join("bob"),
-        BuildInfo {
-            version: "e2e".into(),
-            debug: true,
-            virtual_key: true,
-        },
-        Arc::new(MemoryKeyStore::new()),
-        Some(authenticator),
-    )
-    .unwrap();
-    core.save_settings(SettingsInput {
-        broker_url: broker.url.clone(),
-        ca_path: broker.ca_path().display().to_string(),
-    })
-    .await
-    .unwrap();
-    core.enroll(EnrollInput {
-        code: broker.invite("bob", "admin").unwrap(),
-        key_name: "primary".into(),
-    })
-    .await
-    .unwrap();
+    let core = second_workstation(broker, dir, "bob").await.unwrap();
     let p = core
         .prepare_elevation(ElevationAction::Request {
             entitlement: "web-root".into(),
@@ -170,29 +115,35 @@ async fn d2_tampered_local_trail_fails_verification_and_helpdesk_replays_a_recor
     app.enroll_and_sign_in(&broker, "ada").await.unwrap();
 
     // A privileged action of ada's: a request with a step-up.
-    click(&app, "[data-testid=nav-access]").await;
+    app.click("[data-testid=nav-access]").await.unwrap();
     app.wait_for("[data-testid=request-form]").await.unwrap();
-    select(&app, "[data-testid=request-entitlement]", "web-root").await;
-    type_into(&app, "[data-testid=request-target]", "web-1").await;
-    type_into(&app, "[data-testid=request-duration]", "5").await;
-    type_into(
-        &app,
+    app.select("[data-testid=request-entitlement]", "web-root")
+        .await
+        .unwrap();
+    app.type_into("[data-testid=request-target]", "web-1")
+        .await
+        .unwrap();
+    app.type_into("[data-testid=request-duration]", "5")
+        .await
+        .unwrap();
+    app.type_into(
         "[data-testid=request-justification]",
         "check the disk usage",
     )
-    .await;
-    click(&app, "[data-testid=request-submit]").await;
+    .await
+    .unwrap();
+    app.click("[data-testid=request-submit]").await.unwrap();
     app.wait_for_text("[data-testid=stepup-description]", "web-1")
         .await
         .unwrap();
-    click(&app, "[data-testid=stepup-approve]").await;
+    app.click("[data-testid=stepup-approve]").await.unwrap();
     app.wait_for("[data-testid=grant-row][data-state=active]")
         .await
         .unwrap();
 
     // The Audit page: her trail, verified.
-    click(&app, "[data-testid=nav-audit]").await;
-    click(&app, "[data-testid=audit-verify]").await;
+    app.click("[data-testid=nav-audit]").await.unwrap();
+    app.click("[data-testid=audit-verify]").await.unwrap();
     app.wait_for_text("[data-testid=audit-verify-badge]", "erified")
         .await
         .unwrap();
@@ -223,7 +174,7 @@ async fn d2_tampered_local_trail_fails_verification_and_helpdesk_replays_a_recor
     .await
     .unwrap();
     drop(conn);
-    click(&app, "[data-testid=audit-verify]").await;
+    app.click("[data-testid=audit-verify]").await.unwrap();
     let bad = app
         .wait_for_text("[data-testid=audit-first-bad]", "FAILED")
         .await
@@ -234,27 +185,29 @@ async fn d2_tampered_local_trail_fails_verification_and_helpdesk_replays_a_recor
     // Bob's recorded session, then help-desk replays it.
     let work = tempfile::tempdir().unwrap();
     let sid = bobs_recorded_session(&broker, work.path()).await;
-    click(&app, "[data-testid=signout]").await;
+    app.click("[data-testid=signout]").await.unwrap();
     app.enroll_and_sign_in_as(&broker, "hal", "helpdesk")
         .await
         .unwrap();
-    click(&app, "[data-testid=nav-history]").await;
+    app.click("[data-testid=nav-history]").await.unwrap();
     let replay = format!("[data-testid=history-replay-{sid}]");
-    wait_until("bob's session in the history", async || {
-        app.text_of(&replay).await.unwrap().is_some()
+    app.wait_until("bob's session in the history", WAIT, POLL, async || {
+        Ok(app.text_of(&replay).await?.is_some())
     })
-    .await;
-    click(&app, &replay).await;
+    .await
+    .unwrap();
+    app.click(&replay).await.unwrap();
     app.wait_for("[data-testid=replay-verified]").await.unwrap();
     app.wait_for("[data-testid=replay-masked]").await.unwrap();
-    wait_until("the player to load", async || {
-        let el = app.wait_for("[data-testid=replay-player]").await.unwrap();
-        matches!(
-            el.attr("data-state").await.unwrap().as_deref(),
+    app.wait_until("the player to load", WAIT, POLL, async || {
+        let el = app.wait_for("[data-testid=replay-player]").await?;
+        Ok(matches!(
+            el.attr("data-state").await?.as_deref(),
             Some("ready" | "playing" | "paused" | "ended")
-        )
+        ))
     })
-    .await;
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     app.screenshot("replay").await.unwrap();
     let page = app

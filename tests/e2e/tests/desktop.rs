@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use fantoccini::Locator;
 use paw_e2e::{listening_sockets, process_tree_of, App, Broker};
 use serde_json::json;
 
@@ -31,19 +30,14 @@ async fn shell_connects_to_broker_and_navigates_every_area() {
     app.wait_for("[data-testid=signin-panel]").await.unwrap();
     app.enroll_and_sign_in(&broker, "ada").await.unwrap();
     for area in AREAS {
-        app.client
-            .find(Locator::Css(&format!("[data-testid=nav-{area}]")))
-            .await
-            .unwrap()
-            .click()
+        app.click_now(&format!("[data-testid=nav-{area}]"))
             .await
             .unwrap();
         app.wait_for(&format!("[data-testid=page-{area}]"))
             .await
             .unwrap();
         let nav = app
-            .client
-            .find(Locator::Css(&format!("[data-testid=nav-{area}]")))
+            .find(&format!("[data-testid=nav-{area}]"))
             .await
             .unwrap();
         assert_eq!(
@@ -72,13 +66,7 @@ async fn settings_reject_bad_input_with_code_then_connect() {
     app.wait_for("[data-testid=broker-state][data-state=unconfigured]")
         .await
         .unwrap();
-    app.client
-        .find(Locator::Css("[data-testid=nav-settings]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    app.click_now("[data-testid=nav-settings]").await.unwrap();
     let url = app
         .wait_for("[data-testid=settings-broker-url]")
         .await
@@ -93,13 +81,7 @@ async fn settings_reject_bad_input_with_code_then_connect() {
     ca.send_keys(&broker.ca_path().display().to_string())
         .await
         .unwrap();
-    app.client
-        .find(Locator::Css("[data-testid=settings-save]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    app.click_now("[data-testid=settings-save]").await.unwrap();
     let err = app.wait_for("[data-testid=settings-error]").await.unwrap();
     assert_eq!(
         err.attr("data-code").await.unwrap().as_deref(),
@@ -113,13 +95,7 @@ async fn settings_reject_bad_input_with_code_then_connect() {
 
     url.clear().await.unwrap();
     url.send_keys(&broker.url).await.unwrap();
-    app.client
-        .find(Locator::Css("[data-testid=settings-save]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    app.click_now("[data-testid=settings-save]").await.unwrap();
     app.wait_for("[data-testid=settings-saved]").await.unwrap();
     app.wait_for("[data-testid=broker-state][data-state=connected]")
         .await
@@ -209,13 +185,7 @@ async fn g3_external_navigation_stays_in_app_and_opens_system_browser() {
     assert_eq!(origin(&now), origin(&here), "window navigated to {now}");
     app.wait_for("[data-testid=broker-state]").await.unwrap();
 
-    app.client
-        .find(Locator::Css("[data-testid=nav-settings]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    app.click_now("[data-testid=nav-settings]").await.unwrap();
     app.wait_for("[data-testid=external-docs]")
         .await
         .unwrap()

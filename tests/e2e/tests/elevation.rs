@@ -5,13 +5,10 @@
 //! and the banner says so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use paw_client::{Core, MemoryKeyStore};
-use paw_e2e::{App, Broker};
-use paw_fido::{Authenticator, VirtualAuthenticator};
-use paw_proto::ipc::{BuildInfo, ElevationAction, EnrollInput, SettingsInput};
+use paw_e2e::{second_workstation, App, Broker};
+use paw_proto::ipc::ElevationAction;
 
 const POLICY: &str = r#"
 [groups]
@@ -30,69 +27,9 @@ approval = { required = 1, groups = ["dba-leads"] }
 break_glass = { max_duration_secs = 900 }
 "#;
 
-async fn click(app: &App, css: &str) {
-    app.click(css).await.unwrap();
-}
-
-async fn type_into(app: &App, css: &str, text: &str) {
-    let el = app.wait_for(css).await.unwrap();
-    el.clear().await.unwrap();
-    el.send_keys(text).await.unwrap();
-}
-
-/// Picks `value` in a `<select>` by setting it from the page and firing `change`, as a user's
-/// choice would (WebKitWebDriver's option clicking is unreliable under Xvfb).
-async fn select(app: &App, css: &str, value: &str) {
-    app.wait_for(css).await.unwrap();
-    app.client
-        .execute(
-            "const s = document.querySelector(arguments[0]); s.value = arguments[1]; \
-             s.dispatchEvent(new Event('change', {bubbles: true})); \
-             s.dispatchEvent(new Event('input', {bubbles: true}));",
-            vec![serde_json::json!(css), serde_json::json!(value)],
-        )
-        .await
-        .unwrap();
-}
-
-/// Bob's workstation: paw-client's core with an in-memory keystore and his own virtual key.
-async fn second_workstation(broker: &Broker, dir: &std::path::Path, user: &str) -> Core {
-    let authenticator: Arc<dyn Authenticator> = Arc::new(VirtualAuthenticator::new());
-    let core = Core::open(
-        dir.join(user),
-        BuildInfo {
-            version: "e2e".into(),
-            debug: true,
-            virtual_key: true,
-        },
-        Arc::new(MemoryKeyStore::new()),
-        Some(authenticator),
-    )
-    .unwrap();
-    core.save_settings(SettingsInput {
-        broker_url: broker.url.clone(),
-        ca_path: broker.ca_path().display().to_string(),
-    })
-    .await
-    .unwrap();
-    core.enroll(EnrollInput {
-        code: broker.invite(user, "admin").unwrap(),
-        key_name: "primary".into(),
-    })
-    .await
-    .unwrap();
-    core
-}
-
-async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    for _ in 0..120 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+/// How long a wait for the broker or the app may take (120 looks), and how often it looks.
+const WAIT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(500);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b_request_approve_countdown_expire_and_break_glass() {
@@ -100,7 +37,9 @@ async fn b_request_approve_countdown_expire_and_break_glass() {
     let scratch = tempfile::tempdir().unwrap();
     let app = App::launch(Some(&broker)).await.unwrap();
     app.enroll_and_sign_in(&broker, "ada").await.unwrap();
-    let bob = second_workstation(&broker, scratch.path(), "bob").await;
+    let bob = second_workstation(&broker, scratch.path(), "bob")
+        .await
+        .unwrap();
 
     // Bob asks; ada decides in her inbox, with her own step-up over exactly that decision.
     let prompt = bob
@@ -117,7 +56,7 @@ async fn b_request_approve_countdown_expire_and_break_glass() {
         .unwrap();
     let bobs = bob.confirm_elevation(prompt.id).await.unwrap();
     assert_eq!(bobs.state, "pending");
-    click(&app, "[data-testid=nav-approvals]").await;
+    app.click("[data-testid=nav-approvals]").await.unwrap();
     app.wait_for(&format!(
         "[data-testid=inbox-item][data-request-id='{}']",
         bobs.id
@@ -129,46 +68,55 @@ async fn b_request_approve_countdown_expire_and_break_glass() {
         .unwrap();
     app.screenshot("inbox").await.unwrap();
     let item = format!("[data-testid=inbox-item][data-request-id='{}']", bobs.id);
-    type_into(
-        &app,
+    app.type_into(
         &format!("{item} [data-testid=inbox-comment]"),
         "matches INC-12",
     )
-    .await;
-    click(&app, &format!("{item} [data-testid=inbox-approve]")).await;
+    .await
+    .unwrap();
+    app.click(&format!("{item} [data-testid=inbox-approve]"))
+        .await
+        .unwrap();
     app.wait_for_text("[data-testid=stepup-description]", "db-7")
         .await
         .unwrap();
-    click(&app, "[data-testid=stepup-approve]").await;
+    app.click("[data-testid=stepup-approve]").await.unwrap();
     let bobs_id = bobs.id.clone();
-    wait_until("bob's grant to be active", async || {
-        bob.grants()
-            .await
-            .unwrap()
+    app.wait_until("bob's grant to be active", WAIT, POLL, async || {
+        Ok(bob
+            .grants()
+            .await?
             .grants
             .iter()
-            .any(|g| g.id == bobs_id && g.state == "active")
+            .any(|g| g.id == bobs_id && g.state == "active"))
     })
-    .await;
+    .await
+    .unwrap();
 
     // Ada asks for one minute on db-1.
-    click(&app, "[data-testid=nav-access]").await;
+    app.click("[data-testid=nav-access]").await.unwrap();
     app.wait_for("[data-testid=request-form]").await.unwrap();
-    select(&app, "[data-testid=request-entitlement]", "prod-db").await;
-    type_into(&app, "[data-testid=request-target]", "db-1").await;
-    type_into(&app, "[data-testid=request-duration]", "1").await;
-    type_into(
-        &app,
+    app.select("[data-testid=request-entitlement]", "prod-db")
+        .await
+        .unwrap();
+    app.type_into("[data-testid=request-target]", "db-1")
+        .await
+        .unwrap();
+    app.type_into("[data-testid=request-duration]", "1")
+        .await
+        .unwrap();
+    app.type_into(
         "[data-testid=request-justification]",
         "rotate the replication slot for INC-13",
     )
-    .await;
+    .await
+    .unwrap();
     app.screenshot("request").await.unwrap();
-    click(&app, "[data-testid=request-submit]").await;
+    app.click("[data-testid=request-submit]").await.unwrap();
     app.wait_for_text("[data-testid=stepup-description]", "db-1")
         .await
         .unwrap();
-    click(&app, "[data-testid=stepup-approve]").await;
+    app.click("[data-testid=stepup-approve]").await.unwrap();
     app.wait_for("[data-testid=grant-row][data-state=pending]")
         .await
         .unwrap();
@@ -208,41 +156,48 @@ async fn b_request_approve_countdown_expire_and_break_glass() {
         .await
         .unwrap();
     app.screenshot("grant-active").await.unwrap();
-    wait_until("the grant to expire", async || {
-        app.text_of("[data-testid=grant-row][data-state=active]")
-            .await
-            .unwrap()
-            .is_none()
+    app.wait_until("the grant to expire", WAIT, POLL, async || {
+        Ok(app
+            .text_of("[data-testid=grant-row][data-state=active]")
+            .await?
+            .is_none())
     })
-    .await;
+    .await
+    .unwrap();
     app.wait_for("[data-testid=grant-row][data-state=expired]")
         .await
         .unwrap();
 
     // Break-glass: a step-up, a reason, and a banner everywhere while it lasts.
-    click(&app, "[data-testid=break-glass-open]").await;
+    app.click("[data-testid=break-glass-open]").await.unwrap();
     app.wait_for("[data-testid=break-glass-form]")
         .await
         .unwrap();
     // With one break-glass entitlement the panel offers no choice.
-    type_into(&app, "[data-testid=break-glass-target]", "db-1").await;
-    type_into(
-        &app,
+    app.type_into("[data-testid=break-glass-target]", "db-1")
+        .await
+        .unwrap();
+    app.type_into(
         "[data-testid=break-glass-justification]",
         "primary is down and nobody answers the pager",
     )
-    .await;
-    type_into(&app, "[data-testid=break-glass-duration]", "10").await;
-    click(&app, "[data-testid=break-glass-confirm]").await;
-    click(&app, "[data-testid=break-glass-submit]").await;
+    .await
+    .unwrap();
+    app.type_into("[data-testid=break-glass-duration]", "10")
+        .await
+        .unwrap();
+    app.click("[data-testid=break-glass-confirm]")
+        .await
+        .unwrap();
+    app.click("[data-testid=break-glass-submit]").await.unwrap();
     app.wait_for_text("[data-testid=stepup-description]", "db-1")
         .await
         .unwrap();
-    click(&app, "[data-testid=stepup-approve]").await;
+    app.click("[data-testid=stepup-approve]").await.unwrap();
     app.wait_for_text("[data-testid=break-glass-banner]", "BREAK-GLASS")
         .await
         .unwrap();
-    click(&app, "[data-testid=nav-settings]").await;
+    app.click("[data-testid=nav-settings]").await.unwrap();
     app.wait_for("[data-testid=break-glass-banner]")
         .await
         .unwrap();

@@ -8,20 +8,6 @@ use std::time::Duration;
 use fantoccini::Locator;
 use paw_e2e::{App, Broker};
 
-async fn click(app: &App, css: &str) {
-    app.click(css).await.unwrap();
-}
-
-async fn type_into(app: &App, css: &str, text: &str) {
-    let el = app.wait_for(css).await.unwrap();
-    el.clear().await.unwrap();
-    el.send_keys(text).await.unwrap();
-}
-
-async fn wait_text(app: &App, css: &str, needle: &str) -> String {
-    app.wait_for_text(css, needle).await.unwrap()
-}
-
 async fn key_rows(app: &App) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for row in app
@@ -39,14 +25,22 @@ async fn key_rows(app: &App) -> Vec<(String, String)> {
 }
 
 async fn wait_rows(app: &App, want: impl Fn(&[(String, String)]) -> bool) -> Vec<(String, String)> {
-    for _ in 0..80 {
-        let rows = key_rows(app).await;
-        if want(&rows) {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    let mut rows = Vec::new();
+    let matched = app
+        .wait_until(
+            "the key rows",
+            Duration::from_secs(20),
+            Duration::from_millis(250),
+            async || {
+                rows = key_rows(app).await;
+                Ok(want(&rows))
+            },
+        )
+        .await;
+    if matched.is_err() {
+        panic!("key rows never matched: {:?}", key_rows(app).await);
     }
-    panic!("key rows never matched: {:?}", key_rows(app).await);
+    rows
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,42 +57,62 @@ async fn a_enroll_login_and_step_up_with_the_virtual_key() {
         .await
         .unwrap();
 
-    click(&app, "[data-testid=enroll-open]").await;
-    type_into(&app, "[data-testid=enroll-code]", &code).await;
-    type_into(&app, "[data-testid=enroll-key-name]", "Primary key").await;
+    app.click("[data-testid=enroll-open]").await.unwrap();
+    app.type_into("[data-testid=enroll-code]", &code)
+        .await
+        .unwrap();
+    app.type_into("[data-testid=enroll-key-name]", "Primary key")
+        .await
+        .unwrap();
     app.screenshot("enroll").await.unwrap();
-    click(&app, "[data-testid=enroll-submit]").await;
+    app.click("[data-testid=enroll-submit]").await.unwrap();
     // Enrollment registers the key and signs in with it right away.
-    wait_text(&app, "[data-testid=status-user]", "ada").await;
+    app.wait_for_text("[data-testid=status-user]", "ada")
+        .await
+        .unwrap();
 
     // Sign out and back in with the key.
-    click(&app, "[data-testid=signout]").await;
+    app.click("[data-testid=signout]").await.unwrap();
     app.wait_for("[data-testid=signin-panel]").await.unwrap();
-    type_into(&app, "[data-testid=signin-user]", "ada").await;
+    app.type_into("[data-testid=signin-user]", "ada")
+        .await
+        .unwrap();
     app.screenshot("login").await.unwrap();
-    click(&app, "[data-testid=signin-submit]").await;
-    wait_text(&app, "[data-testid=status-user]", "ada").await;
+    app.click("[data-testid=signin-submit]").await.unwrap();
+    app.wait_for_text("[data-testid=status-user]", "ada")
+        .await
+        .unwrap();
 
     // Add a second key: a key-management step-up whose prompt names it.
-    click(&app, "[data-testid=nav-keys]").await;
+    app.click("[data-testid=nav-keys]").await.unwrap();
     app.wait_for("[data-testid=keys-list]").await.unwrap();
     let rows = wait_rows(&app, |r| r.len() == 1).await;
-    type_into(&app, "[data-testid=key-add-name]", "Backup key").await;
-    click(&app, "[data-testid=key-add]").await;
+    app.type_into("[data-testid=key-add-name]", "Backup key")
+        .await
+        .unwrap();
+    app.click("[data-testid=key-add]").await.unwrap();
     app.wait_for("[data-testid=stepup-modal]").await.unwrap();
-    let desc = wait_text(&app, "[data-testid=stepup-description]", "Backup key").await;
+    let desc = app
+        .wait_for_text("[data-testid=stepup-description]", "Backup key")
+        .await
+        .unwrap();
     assert!(desc.to_lowercase().contains("add"), "{desc}");
     app.screenshot("step-up").await.unwrap();
-    click(&app, "[data-testid=stepup-approve]").await;
+    app.click("[data-testid=stepup-approve]").await.unwrap();
     let rows2 = wait_rows(&app, |r| r.len() == 2).await;
     app.screenshot("keys").await.unwrap();
 
     // Revoke the first key; the prompt says so, and the key shows as revoked.
     let first = &rows[0].0;
-    click(&app, &format!("[data-testid=key-revoke-{first}]")).await;
-    let desc = wait_text(&app, "[data-testid=stepup-description]", "revoke").await;
+    app.click(&format!("[data-testid=key-revoke-{first}]"))
+        .await
+        .unwrap();
+    let desc = app
+        .wait_for_text("[data-testid=stepup-description]", "revoke")
+        .await
+        .unwrap();
     assert!(desc.contains(first.as_str()), "{desc}");
-    click(&app, "[data-testid=stepup-approve]").await;
+    app.click("[data-testid=stepup-approve]").await.unwrap();
     wait_rows(&app, |r| {
         r.iter().any(|(id, st)| id == first && st == "revoked")
             && r.iter().any(|(id, st)| id != first && st == "active")
@@ -156,33 +170,53 @@ async fn pin_dialog_guards_a_key_with_a_pin() {
     app.wait_for("[data-testid=broker-state][data-state=connected]")
         .await
         .unwrap();
-    click(&app, "[data-testid=enroll-open]").await;
-    type_into(&app, "[data-testid=enroll-code]", &code).await;
-    type_into(&app, "[data-testid=enroll-key-name]", "PIN key").await;
-    click(&app, "[data-testid=enroll-submit]").await;
+    app.click("[data-testid=enroll-open]").await.unwrap();
+    app.type_into("[data-testid=enroll-code]", &code)
+        .await
+        .unwrap();
+    app.type_into("[data-testid=enroll-key-name]", "PIN key")
+        .await
+        .unwrap();
+    app.click("[data-testid=enroll-submit]").await.unwrap();
 
     // Registration asks for the PIN first. A wrong one is refused, with the attempts left.
     app.wait_for("[data-testid=pin-dialog]").await.unwrap();
-    type_into(&app, "[data-testid=pin-input]", "000000").await;
-    click(&app, "[data-testid=pin-submit]").await;
+    app.type_into("[data-testid=pin-input]", "000000")
+        .await
+        .unwrap();
+    app.click("[data-testid=pin-submit]").await.unwrap();
     app.wait_for("[data-testid=pin-wrong]").await.unwrap();
-    wait_text(&app, "[data-testid=pin-retries]", "7").await;
+    app.wait_for_text("[data-testid=pin-retries]", "7")
+        .await
+        .unwrap();
     app.screenshot("pin").await.unwrap();
-    type_into(&app, "[data-testid=pin-input]", PIN).await;
-    click(&app, "[data-testid=pin-submit]").await;
+    app.type_into("[data-testid=pin-input]", PIN).await.unwrap();
+    app.click("[data-testid=pin-submit]").await.unwrap();
     // Enrollment signs in right away: the key asks again.
     app.wait_for("[data-testid=pin-dialog]").await.unwrap();
-    wait_until_no_wrong_pin(&app).await;
-    type_into(&app, "[data-testid=pin-input]", PIN).await;
-    click(&app, "[data-testid=pin-submit]").await;
-    wait_text(&app, "[data-testid=status-user]", "pia").await;
+    // A fresh PIN request starts without the "wrong PIN" line of the previous operation.
+    app.wait_until(
+        "the wrong-PIN line to go with a new PIN request",
+        Duration::from_secs(10),
+        Duration::from_millis(250),
+        async || Ok(app.text_of("[data-testid=pin-wrong]").await?.is_none()),
+    )
+    .await
+    .unwrap();
+    app.type_into("[data-testid=pin-input]", PIN).await.unwrap();
+    app.click("[data-testid=pin-submit]").await.unwrap();
+    app.wait_for_text("[data-testid=status-user]", "pia")
+        .await
+        .unwrap();
 
     // Sign out; at the next sign-in, cancelling the PIN ends it and says so.
-    click(&app, "[data-testid=signout]").await;
-    type_into(&app, "[data-testid=signin-user]", "pia").await;
-    click(&app, "[data-testid=signin-submit]").await;
+    app.click("[data-testid=signout]").await.unwrap();
+    app.type_into("[data-testid=signin-user]", "pia")
+        .await
+        .unwrap();
+    app.click("[data-testid=signin-submit]").await.unwrap();
     app.wait_for("[data-testid=pin-dialog]").await.unwrap();
-    click(&app, "[data-testid=pin-cancel]").await;
+    app.click("[data-testid=pin-cancel]").await.unwrap();
     app.wait_for("[data-testid=auth-error][data-code=key_cancelled]")
         .await
         .unwrap();
@@ -192,20 +226,4 @@ async fn pin_dialog_guards_a_key_with_a_pin() {
         .unwrap()
         .is_none());
     app.close().await.unwrap();
-}
-
-/// A fresh PIN request starts without the "wrong PIN" line of the previous operation.
-async fn wait_until_no_wrong_pin(app: &App) {
-    for _ in 0..40 {
-        if app
-            .text_of("[data-testid=pin-wrong]")
-            .await
-            .unwrap()
-            .is_none()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("the wrong-PIN line stayed after a new PIN request");
 }

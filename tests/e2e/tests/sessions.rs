@@ -25,28 +25,9 @@ requesters = ["sre"]
 approval = "auto"
 "#;
 
-async fn click(app: &App, css: &str) {
-    app.click(css).await.unwrap();
-}
-
-async fn type_into(app: &App, css: &str, text: &str) {
-    let el = app.wait_for(css).await.unwrap();
-    el.clear().await.unwrap();
-    el.send_keys(text).await.unwrap();
-}
-
-async fn select(app: &App, css: &str, value: &str) {
-    app.wait_for(css).await.unwrap();
-    app.client
-        .execute(
-            "const s = document.querySelector(arguments[0]); s.value = arguments[1]; \
-             s.dispatchEvent(new Event('change', {bubbles: true})); \
-             s.dispatchEvent(new Event('input', {bubbles: true}));",
-            vec![serde_json::json!(css), serde_json::json!(value)],
-        )
-        .await
-        .unwrap();
-}
+/// How long a wait for the app or the session may take (240 looks), and how often it looks.
+const WAIT: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(500);
 
 /// The terminal's text mirror (visually hidden, so read `textContent`, not WebDriver's text).
 async fn terminal_text(app: &App) -> String {
@@ -61,16 +42,6 @@ async fn terminal_text(app: &App) -> String {
         .as_str()
         .unwrap_or_default()
         .to_owned()
-}
-
-async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    for _ in 0..240 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,39 +70,45 @@ async fn ssh_session_whoami_in_the_embedded_terminal_then_the_grant_ends_it() {
     app.enroll_and_sign_in(&broker, "ada").await.unwrap();
 
     // One minute of root on web-1 (approved automatically), with a step-up.
-    click(&app, "[data-testid=nav-access]").await;
+    app.click("[data-testid=nav-access]").await.unwrap();
     app.wait_for("[data-testid=request-form]").await.unwrap();
-    select(&app, "[data-testid=request-entitlement]", "web-root").await;
-    type_into(&app, "[data-testid=request-target]", "web-1").await;
-    type_into(&app, "[data-testid=request-duration]", "1").await;
-    type_into(
-        &app,
+    app.select("[data-testid=request-entitlement]", "web-root")
+        .await
+        .unwrap();
+    app.type_into("[data-testid=request-target]", "web-1")
+        .await
+        .unwrap();
+    app.type_into("[data-testid=request-duration]", "1")
+        .await
+        .unwrap();
+    app.type_into(
         "[data-testid=request-justification]",
         "restart the stuck worker pool",
     )
-    .await;
-    click(&app, "[data-testid=request-submit]").await;
+    .await
+    .unwrap();
+    app.click("[data-testid=request-submit]").await.unwrap();
     app.wait_for_text("[data-testid=stepup-description]", "web-1")
         .await
         .unwrap();
-    click(&app, "[data-testid=stepup-approve]").await;
+    app.click("[data-testid=stepup-approve]").await.unwrap();
     app.wait_for("[data-testid=grant-row][data-state=active]")
         .await
         .unwrap();
 
     // Sessions: open a terminal on the grant (a session-scoped step-up).
-    click(&app, "[data-testid=nav-sessions]").await;
+    app.click("[data-testid=nav-sessions]").await.unwrap();
     if let Err(e) = app.wait_for("[data-testid=session-open]").await {
         panic!(
             "no grant to open a session on: {e} (screen: {})",
             app.failure_screenshot().await
         );
     }
-    click(&app, "[data-testid=session-open]").await;
+    app.click("[data-testid=session-open]").await.unwrap();
     app.wait_for_text("[data-testid=stepup-description]", "web-1")
         .await
         .unwrap();
-    click(&app, "[data-testid=stepup-approve]").await;
+    app.click("[data-testid=stepup-approve]").await.unwrap();
     app.wait_for("[data-testid=terminal]").await.unwrap();
 
     // whoami in the embedded terminal: keys go to xterm's input element.
@@ -139,59 +116,52 @@ async fn ssh_session_whoami_in_the_embedded_terminal_then_the_grant_ends_it() {
         .wait_for("[data-testid=terminal] textarea")
         .await
         .unwrap();
-    wait_until("a shell prompt", async || {
-        terminal_text(&app).await.contains('#')
+    app.wait_until("a shell prompt", WAIT, POLL, async || {
+        Ok(terminal_text(&app).await.contains('#'))
     })
-    .await;
+    .await
+    .unwrap();
     input.send_keys("whoami\u{E007}").await.unwrap();
-    wait_until("whoami's answer", async || {
+    app.wait_until("whoami's answer", WAIT, POLL, async || {
         let t = terminal_text(&app).await;
-        t.lines()
+        Ok(t.lines()
             .skip_while(|l| !l.contains("whoami"))
             .skip(1)
-            .any(|l| l.trim() == "root")
+            .any(|l| l.trim() == "root"))
     })
-    .await;
+    .await
+    .unwrap();
     app.screenshot("terminal").await.unwrap();
 
     // The live-sessions list shows it (ada is an admin here, so she may end it).
-    app.client
-        .execute(
-            // The page scrolls, never the window (which scrollIntoView may also move).
-            "document.querySelector('[data-testid=live-sessions]').scrollIntoView({block: 'center'}); \
-             document.scrollingElement.scrollTop = 0;",
-            vec![],
-        )
+    app.scroll_into_view("[data-testid=live-sessions]")
         .await
         .unwrap();
-    wait_until("the live session listed", async || {
-        app.text_of("[data-testid=live-sessions]")
-            .await
-            .unwrap()
-            .is_some_and(|t| t.contains("web-1"))
+    app.wait_until("the live session listed", WAIT, POLL, async || {
+        Ok(app
+            .text_of("[data-testid=live-sessions]")
+            .await?
+            .is_some_and(|t| t.contains("web-1")))
     })
-    .await;
+    .await
+    .unwrap();
     app.screenshot("sessions-live").await.unwrap();
 
     // The grant ends; the broker ends the session and the terminal says why.
-    wait_until("the session to end with the grant", async || {
-        app.text_of("[data-testid=terminal-ended]")
-            .await
-            .unwrap()
-            .is_some()
-    })
-    .await;
+    app.wait_until(
+        "the session to end with the grant",
+        WAIT,
+        POLL,
+        async || Ok(app.text_of("[data-testid=terminal-ended]").await?.is_some()),
+    )
+    .await
+    .unwrap();
     let ended = app.wait_for("[data-testid=terminal-ended]").await.unwrap();
     assert_eq!(
         ended.attr("data-reason").await.unwrap().as_deref(),
         Some("grant_ended")
     );
-    app.client
-        .execute(
-            "document.querySelector('[data-testid=terminal-ended]').scrollIntoView({block: 'center'}); \
-             document.scrollingElement.scrollTop = 0;",
-            vec![],
-        )
+    app.scroll_into_view("[data-testid=terminal-ended]")
         .await
         .unwrap();
     app.screenshot("terminal-ended").await.unwrap();
