@@ -41,10 +41,9 @@ use paw_proto::ErrorCode;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::paths::PIN_FILE;
+use crate::util::hex;
 use crate::{clock, ClientError, Core};
-
-/// The trail's file name in the config dir.
-pub(crate) const TRAIL_FILE: &str = "audit.db";
 
 /// Largest page the audit page may ask for.
 const MAX_PAGE: u32 = 500;
@@ -97,7 +96,7 @@ impl Trail {
         }
         Self {
             tx,
-            witness: crate::witness::Witness::new(path.with_file_name(crate::witness::PIN_FILE)),
+            witness: crate::witness::Witness::new(path.with_file_name(PIN_FILE)),
         }
     }
 
@@ -284,7 +283,7 @@ impl Audit {
     pub(crate) fn for_action(action: &'static str, subject: impl Into<String>, a: &Action) -> Self {
         let mut detail = json!({
             "description": a.describe(),
-            "action_hash": crate::identity::hex(&a.hash()),
+            "action_hash": hex(&a.hash()),
         });
         if let Some(extra) = action_text(a) {
             detail["text"] = extra;
@@ -404,8 +403,8 @@ fn view(r: &Record) -> AuditRecordView {
             &serde_json::to_string_pretty(&e.detail).unwrap_or_default(),
             true,
         ),
-        hash: crate::identity::hex(&r.hash),
-        prev_hash: crate::identity::hex(&r.prev_hash),
+        hash: hex(&r.hash),
+        prev_hash: hex(&r.prev_hash),
     }
 }
 
@@ -598,7 +597,7 @@ impl Core {
             Ok(head) => AuditVerifyView {
                 ok: true,
                 records: head.seq,
-                head_hash: crate::identity::hex(&head.hash),
+                head_hash: hex(&head.hash),
                 first_bad: None,
                 problem: None,
             },

@@ -636,9 +636,7 @@ async fn d1_a_privileged_action_writes_started_then_its_outcome() {
         started.detail
     );
     assert!(
-        started
-            .detail
-            .contains(&crate::identity::hex(&action.hash())),
+        started.detail.contains(&crate::util::hex(&action.hash())),
         "{}",
         started.detail
     );

@@ -131,10 +131,7 @@ mod tests {
     use super::*;
     use crate::keystore::tests::FailingKeyStore;
     use crate::keystore::MemoryKeyStore;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
+    use crate::util::hex;
 
     #[test]
     fn h1_device_key_persists_only_in_keystore() {

@@ -34,9 +34,9 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::audit::Audit;
-use crate::identity::encode;
 use crate::live::RESYNC;
 use crate::pending::{PendingKind, PendingOp, PendingStepUp};
+use crate::util::encode;
 use crate::{ClientError, Core};
 
 /// Longest id (request, grant) accepted in a URL path; the broker's are UUIDs.

@@ -39,7 +39,6 @@ use paw_proto::{ApiError, ErrorCode};
 use rand_core::{OsRng, RngCore};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
@@ -48,6 +47,7 @@ use crate::keystore::KeyStore;
 use crate::pending::{PendingKind, PendingOp, PendingStepUp, PendingStepUps};
 use crate::prompts::KeyPrompts;
 use crate::secret::{AccessToken, Pin, RefreshToken};
+use crate::util::{encode, hex};
 use crate::{clock, BrokerClient, ClientError, Core, DeviceKey, Tokens};
 
 /// Keyring entry of the INSECURE virtual key's state (its private keys and counters).
@@ -857,10 +857,6 @@ fn str_field(v: &Value, name: &str) -> Result<String, ClientError> {
         .ok_or_else(|| ClientError::Protocol(format!("the broker's options lack {name}")))
 }
 
-pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, ClientError> {
-    serde_json::to_vec(v).map_err(|e| ClientError::Internal(format!("encode request: {e}")))
-}
-
 fn views(list: SecurityKeyList) -> Vec<SecurityKeyView> {
     list.keys
         .into_iter()
@@ -880,10 +876,6 @@ fn random_id() -> Result<String, ClientError> {
         .try_fill_bytes(&mut b)
         .map_err(|e| ClientError::Random(e.to_string()))?;
     Ok(hex(&b))
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]

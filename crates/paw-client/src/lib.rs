@@ -33,6 +33,7 @@ mod history;
 mod identity;
 pub mod keystore;
 mod live;
+mod paths;
 mod pending;
 mod prompts;
 pub mod secret;
@@ -40,6 +41,7 @@ mod settings;
 mod sse;
 mod tokens;
 mod trail_check;
+mod util;
 mod witness;
 
 use std::path::PathBuf;
@@ -117,7 +119,7 @@ impl Core {
         authenticator: Option<Arc<dyn Authenticator>>,
     ) -> Result<Self, ClientError> {
         build.virtual_key = authenticator.as_ref().is_some_and(|a| a.is_virtual());
-        let audit = audit::Trail::new(config_dir.join(audit::TRAIL_FILE));
+        let audit = audit::Trail::new(config_dir.join(paths::TRAIL_FILE));
         let store = SettingsStore::new(config_dir)?;
         let settings = store.load()?;
         let client = match &settings {

@@ -27,10 +27,10 @@ use serde_json::{json, Value};
 use crate::audit::{Audit, Summary};
 use crate::elevation::check_id;
 use crate::forward::{self, Forward};
-use crate::identity::encode;
 use crate::pending::{PendingKind, PendingOp, PendingStepUp};
 use crate::stock_ssh;
 use crate::terminal::{self, Credential, TermEvent, Terminal};
+use crate::util::encode;
 use crate::{ClientError, Core};
 
 /// Most input one IPC call may carry (a large paste).

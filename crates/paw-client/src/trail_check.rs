@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::VerifyingKey;
 use paw_audit::{AuditError, Cosignature, LocalTrail, VerifyError};
 
-use crate::audit::TRAIL_FILE;
-use crate::witness::{load_pins, PIN_FILE};
+use crate::paths::{PIN_FILE, TRAIL_FILE};
+use crate::util::hex;
+use crate::witness::load_pins;
 use crate::ClientError;
 
 /// Exit status of `paw audit verify` when the trail verifies.
@@ -136,7 +137,7 @@ async fn check(
     match trail.verify().await {
         Ok(head) => {
             report.records = head.seq;
-            report.head_hash = crate::identity::hex(&head.hash);
+            report.head_hash = hex(&head.hash);
         }
         Err(AuditError::Verify(VerifyError { seq, index, reason })) => {
             report.records = u64::try_from(index).unwrap_or(u64::MAX);

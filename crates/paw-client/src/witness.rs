@@ -40,11 +40,9 @@ use paw_proto::ErrorCode;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{encode, hex};
+use crate::util::{encode, hex};
 use crate::{clock, BrokerClient, ClientError, Core};
 
-/// The pin file's name, next to the trail in the config dir.
-pub(crate) const PIN_FILE: &str = "witness.json";
 const CHECKPOINT_PATH: &str = "/v1/audit/checkpoint";
 const WITNESS_PATH: &str = "/v1/audit/witness";
 
@@ -365,6 +363,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+    use crate::paths::PIN_FILE;
 
     #[test]
     fn origins_are_in_the_brokers_alphabet_and_fixed_by_the_device_key() {
