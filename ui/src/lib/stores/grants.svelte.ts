@@ -1,4 +1,5 @@
 import { listGrants, type ApiError, type GrantList, type GrantView } from '../ipc';
+import { grantTotalMsById } from '../util/grants';
 
 export const GRANT_TICK_MS = 1_000;
 /** After a countdown passed its end the broker is asked again, at most this often, until it agrees. */
@@ -48,6 +49,16 @@ export class GrantsStore {
   remainingMs(grant: GrantView): number | null {
     if (grant.ends_at_ms === null || this.brokerNow === null) return null;
     return Math.max(0, grant.ends_at_ms - this.brokerNow);
+  }
+
+  /** Time left until `endsAtMs` (a grant's end as a session reports it), by the broker's clock. */
+  remainingUntil(endsAtMs: number): number | null {
+    return this.brokerNow === null ? null : Math.max(0, endsAtMs - this.brokerNow);
+  }
+
+  /** The whole duration of grant `id` if it is in the list (`grantTotalMs`), for its warning window. */
+  totalMs(id: string): number | null {
+    return grantTotalMsById(this.grants, id);
   }
 
   /** Starts the clock and loads (idempotent). */

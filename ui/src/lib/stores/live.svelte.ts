@@ -45,6 +45,12 @@ export class LiveStore {
   private fallbackTimer: ReturnType<typeof setInterval> | undefined;
   private readonly toastTimers = new Map<number, ReturnType<typeof setTimeout>>();
   private readonly listeners = new Set<RefreshListener>();
+  /** Whether an event is worth a toast now (pages refresh on every event regardless). */
+  private readonly announce: (event: LiveEvent) => boolean;
+
+  constructor(announce: (event: LiveEvent) => boolean = () => true) {
+    this.announce = announce;
+  }
 
   /** Starts polling (idempotent). */
   start(): void {
@@ -130,6 +136,7 @@ export class LiveStore {
 
   private toast(event: LiveEvent): void {
     if (event.kind === 'resync') return; // nothing to tell, only to re-fetch
+    if (!this.announce(event)) return; // e.g. a grant warning before the grant's own warning window
     const prominent = PROMINENT_EVENTS.has(event.kind);
     const toast: LiveToast = {
       id: this.nextToast++,

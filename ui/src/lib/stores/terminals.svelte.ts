@@ -30,6 +30,11 @@ function decode(base64: string): Uint8Array {
 export class TerminalsStore {
   tabs = $state.raw<TerminalTab[]>([]);
   selected = $state<string | null>(null);
+  /**
+   * A request that terminal `id` take the keyboard (it was just opened, or its tab was chosen):
+   * its pane focuses xterm and clears the request. A new object each time, so asking again works.
+   */
+  focusRequest = $state.raw<{ id: string } | null>(null);
 
   private readonly output = new Map<string, Uint8Array[]>();
   private readonly listeners = new Map<string, Set<OutputListener>>();
@@ -53,6 +58,13 @@ export class TerminalsStore {
     this.selected = view.session_id;
     for (const event of early) this.event(view.session_id, event);
     return view;
+  }
+
+  /** Selects terminal `id` and gives it the keyboard, so typing goes to the shell. */
+  focus(id: string): void {
+    if (this.tab(id) === undefined) return;
+    this.selected = id;
+    this.focusRequest = { id };
   }
 
   tab(id: string): TerminalTab | undefined {
@@ -101,6 +113,7 @@ export class TerminalsStore {
   clear(): void {
     this.tabs = [];
     this.selected = null;
+    this.focusRequest = null;
     this.output.clear();
     this.listeners.clear();
   }

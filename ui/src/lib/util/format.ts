@@ -1,4 +1,5 @@
 import type { BrokerState, BrokerStatus, GrantSummary } from '../ipc';
+import { endingSoon } from './grants';
 
 export const BROKER_STATE_LABEL: Record<BrokerState, string> = {
   unconfigured: 'Not configured',
@@ -30,13 +31,17 @@ export function formatCountdown(ms: number): string {
 
 export type GrantLevel = 'ok' | 'warning' | 'danger' | 'expired';
 
-export const WARNING_BELOW_MS = 5 * 60_000;
 export const DANGER_BELOW_MS = 60_000;
 
-export function grantLevel(remainingMs: number): GrantLevel {
+/**
+ * How a countdown looks: `warning` while the grant is ending soon (`endingSoon`: the last
+ * fifth of `totalMs`, at most 5 minutes; 5 minutes when the total is unknown), `danger` in
+ * its last minute.
+ */
+export function grantLevel(remainingMs: number, totalMs: number | null = null): GrantLevel {
   if (remainingMs <= 0) return 'expired';
   if (remainingMs < DANGER_BELOW_MS) return 'danger';
-  if (remainingMs < WARNING_BELOW_MS) return 'warning';
+  if (endingSoon(remainingMs, totalMs)) return 'warning';
   return 'ok';
 }
 

@@ -1,4 +1,4 @@
-import type { GrantView } from '../ipc';
+import type { GrantView, LiveEvent } from '../ipc';
 
 /** The grant states the broker reports (paw-policy `GrantState`). */
 export const GRANT_STATES = [
@@ -54,3 +54,51 @@ export const LIVE_EVENT_LABEL: Record<string, string> = {
 
 /** Events that deserve more than a passing glance. */
 export const PROMINENT_EVENTS: ReadonlySet<string> = new Set(['grant_warning', 'break_glass']);
+
+/**
+ * When a grant counts as "ending soon": in the last fifth of its whole duration, and never
+ * earlier than 5 minutes before its end. A 5-minute grant warns in its last minute, a
+ * 1-hour or 8-hour grant in its last 5 minutes. (A flat 5 minutes made a 5-minute grant
+ * "end soon" the moment it started.)
+ */
+export const WARNING_FRACTION = 0.2;
+export const WARNING_CAP_MS = 5 * 60_000;
+
+/** How long before its end a grant of `totalMs` starts to warn; the cap when the total is unknown. */
+export function warningWindowMs(totalMs: number | null | undefined): number {
+  if (totalMs === null || totalMs === undefined || !Number.isFinite(totalMs) || totalMs <= 0) return WARNING_CAP_MS;
+  return Math.min(totalMs * WARNING_FRACTION, WARNING_CAP_MS);
+}
+
+/**
+ * The one rule: a grant with `remainingMs` left of `totalMs` is ending soon (the boundary
+ * itself included). Over means ended, not soon.
+ */
+export function endingSoon(remainingMs: number, totalMs: number | null | undefined): boolean {
+  return remainingMs > 0 && remainingMs <= warningWindowMs(totalMs);
+}
+
+/** A grant's whole duration in ms (what it was granted for), or `null` when unknown. */
+export function grantTotalMs(grant: Pick<GrantView, 'duration_secs'> | null | undefined): number | null {
+  if (grant === null || grant === undefined || !(grant.duration_secs > 0)) return null;
+  return grant.duration_secs * 1000;
+}
+
+/** The whole duration of the grant `id` in `grants`, or `null` when it is not among them. */
+export function grantTotalMsById(grants: readonly GrantView[] | null, id: string | null | undefined): number | null {
+  if (id === null || id === undefined) return null;
+  return grantTotalMs(grants?.find((g) => g.id === id));
+}
+
+/**
+ * Whether a live event deserves a toast now. The broker sends `grant_warning` 5 minutes and
+ * 1 minute before a grant ends, whatever its length; a warning that comes before the grant's
+ * own warning window (`endingSoon`, measured at the event's time) is not shown. Unknown grants
+ * keep the broker's word.
+ */
+export function announceLiveEvent(event: LiveEvent, grants: readonly GrantView[] | null): boolean {
+  if (event.kind !== 'grant_warning') return true;
+  const grant = grants?.find((g) => g.id === event.grant_id);
+  if (grant === undefined || grant.ends_at_ms === null) return true;
+  return endingSoon(grant.ends_at_ms - event.at_ms, grantTotalMs(grant));
+}
