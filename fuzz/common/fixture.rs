@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use paw_broker::config::WebauthnConfig;
-use paw_broker::webauthn::RelyingParty;
+use paw_broker::identity::webauthn::RelyingParty;
 use paw_proto::action::Action;
 use webauthn_rs::prelude::Uuid;
 

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use paw_broker::config::WebauthnConfig;
 use paw_broker::fuzzing::{assertion_response, registration_response};
-use paw_broker::webauthn::RelyingParty;
+use paw_broker::identity::webauthn::RelyingParty;
 use paw_fido::attestation::{attestation_ca_pem, VIRTUAL_KEY_AAGUID};
 use paw_fido::VirtualKey;
 use paw_proto::action::Action;

@@ -24,9 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use paw_broker::api::SystemClock;
-use paw_broker::db::{Create, Db};
+use paw_broker::base::clock::SystemClock;
 use paw_broker::init::{init_with, InitExtras, InitOptions};
+use paw_broker::store::{Create, Db};
 use paw_broker::{BoundServer, Config};
 use paw_client::{Core, MemoryKeyStore};
 use paw_fido::attestation::{attestation_ca_pem, VIRTUAL_KEY_AAGUID};

@@ -87,10 +87,12 @@ impl Broker {
     }
 
     async fn invite(&self, user: &str) -> String {
-        let db =
-            paw_broker::db::Db::connect(&self.config.database_url, paw_broker::db::Create::Never)
-                .await
-                .unwrap();
+        let db = paw_broker::store::Db::connect(
+            &self.config.database_url,
+            paw_broker::store::Create::Never,
+        )
+        .await
+        .unwrap();
         let code =
             paw_broker::identity::create_invite(&db, real_now_ms(), user, &["admin".to_owned()])
                 .await
@@ -102,10 +104,12 @@ impl Broker {
 
     /// The broker's own log: actions recorded for `action`.
     async fn logged(&self, action: &str) -> usize {
-        let db =
-            paw_broker::db::Db::connect(&self.config.database_url, paw_broker::db::Create::Never)
-                .await
-                .unwrap();
+        let db = paw_broker::store::Db::connect(
+            &self.config.database_url,
+            paw_broker::store::Create::Never,
+        )
+        .await
+        .unwrap();
         let n = paw_broker::audit::records(&db, 0, 100_000)
             .await
             .unwrap()
@@ -116,8 +120,8 @@ impl Broker {
         n
     }
 
-    fn witness(&self) -> paw_broker::witness::Witness {
-        paw_broker::witness::load(&self.config.audit.witness_key).unwrap()
+    fn witness(&self) -> paw_broker::crypto::witness::Witness {
+        paw_broker::crypto::witness::load(&self.config.audit.witness_key).unwrap()
     }
 
     fn core_dir(&self) -> PathBuf {

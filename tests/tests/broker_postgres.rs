@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use paw_broker::config::DatabaseUrl;
-use paw_broker::db::{Create, Db};
 use paw_broker::init::{check_config, init, InitOptions};
+use paw_broker::store::{Create, Db};
 use paw_broker::{BoundServer, Config};
 use paw_proto::http::{DatabaseKind, Health};
 use paw_proto::{ApiError, ErrorCode};

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paw_broker::config::DatabaseUrl;
-use paw_broker::db::{Create, Db};
 use paw_broker::init::{init_with, InitExtras, InitOptions};
+use paw_broker::store::{Create, Db};
 use paw_broker::{BoundServer, Config};
 use paw_client::{
     load_virtual_authenticator, ClientError, Core, KeyStore, MemoryKeyStore, TokenStore,
@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 #[derive(Default)]
 struct OffsetClock(AtomicI64);
 
-impl paw_broker::api::Clock for OffsetClock {
+impl paw_broker::base::clock::Clock for OffsetClock {
     fn now_ms(&self) -> i64 {
         let real = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -100,7 +100,7 @@ impl Broker {
 
     /// `pawd invite USER --role admin`, through the library.
     async fn invite(&self, user: &str) -> String {
-        use paw_broker::api::Clock;
+        use paw_broker::base::clock::Clock;
         let now = self.clock.now_ms();
         paw_broker::identity::create_invite(&self.db, now, user, &["admin".to_owned()])
             .await

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use idp::{Broker, Client, Tweak};
-use paw_broker::ssh_ca::{CertRequest, UserCa};
+use paw_broker::crypto::ssh_ca::{CertRequest, UserCa};
 use paw_client::terminal::{self, Credential, TermEvent};
 use paw_proto::action::Action;
 use paw_tests::sshd::TempSshd;
@@ -132,7 +132,7 @@ async fn setup(grants: usize) -> Bench {
         .tempdir()
         .unwrap();
     let ca_path = keys.path().join("ssh_user_ca");
-    let ca_key = paw_broker::ssh_ca::load_or_create(&ca_path, "bench CA").unwrap();
+    let ca_key = paw_broker::crypto::ssh_ca::load_or_create(&ca_path, "bench CA").unwrap();
     let sshd = TempSshd::start(&ca_key.public_key().to_openssh().unwrap()).unwrap();
     let mut cfg = format!(
         "[sessions]\nssh_listen = \"127.0.0.1:0\"\nssh_ca_key = \"{}\"\nrecordings = \"{}\"\n",
@@ -309,7 +309,7 @@ async fn open_direct_to(
     ca: Arc<UserCa>,
     command: Option<&str>,
 ) -> (Term, Events) {
-    let key = paw_broker::ssh_ca::ephemeral_key().unwrap();
+    let key = paw_broker::crypto::ssh_ca::ephemeral_key().unwrap();
     let now = (real_now_ms() / 1000) as u64;
     let cert = ca
         .issue(

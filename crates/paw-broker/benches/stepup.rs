@@ -5,7 +5,7 @@
 //!
 //! Group `stepup`:
 //! - `verify`: the verification `POST /v1/stepup/finish` runs, called as the library function
-//!   the handler calls ([`paw_broker::stepup::verify_any`]): consume the challenge, check
+//!   the handler calls ([`paw_broker::identity::stepup::verify_any`]): consume the challenge, check
 //!   expiry, purpose, user and action hash, verify the assertion (origin, RP ID, UP/UV,
 //!   signature, allowCredentials), advance the counter with a compare-and-swap, reset the
 //!   failure count. No HTTP, no bearer-token or device-proof check. The challenge is issued and
@@ -37,8 +37,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use criterion::{Criterion, Throughput};
 use ed25519_dalek::{Signer, SigningKey};
-use paw_broker::api::{AppState, SystemClock};
+use paw_broker::base::clock::SystemClock;
 use paw_broker::config::Config;
+use paw_broker::http::AppState;
 use paw_fido::attestation::{attestation_ca_pem, VIRTUAL_KEY_AAGUID};
 use paw_fido::VirtualKey;
 use paw_proto::action::Action;
@@ -270,7 +271,7 @@ impl Bench {
     /// A challenge issued by the library (untimed setup for `verify`) and the key's answer.
     async fn prepared(&mut self) -> Finish {
         let action = self.next_action();
-        let ch = paw_broker::stepup::start_for(&self.state, &self.user_id, &action)
+        let ch = paw_broker::identity::stepup::start_for(&self.state, &self.user_id, &action)
             .await
             .unwrap();
         self.answer(ch.challenge, &ch.action_hash, action)
@@ -279,7 +280,7 @@ impl Bench {
     /// The verification alone, as the `/v1/stepup/finish` handler calls it.
     async fn verify(&self, f: &Finish) -> Duration {
         let t = Instant::now();
-        let hash = paw_broker::stepup::verify_any(
+        let hash = paw_broker::identity::stepup::verify_any(
             &self.state,
             &self.user_id,
             &f.challenge,

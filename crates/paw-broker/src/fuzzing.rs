@@ -25,10 +25,10 @@ use paw_proto::ErrorCode;
 use serde_json::Value;
 use webauthn_rs::prelude::{AttestedPasskey, AuthenticationResult, Uuid};
 
-use crate::error::Result;
+use crate::base::error::Result;
+use crate::base::util::{b64, refuse, unb64};
 use crate::identity;
-use crate::util::{b64, refuse, unb64};
-use crate::webauthn::{self, RelyingParty, WebauthnFailure};
+use crate::identity::webauthn::{self, RelyingParty, WebauthnFailure};
 
 /// `take_challenge` treats an id that is empty, too long or not base64url as unknown.
 fn check_challenge_id(id: &str) -> Result<()> {

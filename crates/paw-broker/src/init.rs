@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use paw_proto::http::DatabaseKind;
 use time::OffsetDateTime;
 
+use crate::base::error::{BrokerError, Result};
 use crate::config::{Config, DatabaseUrl, CONFIG_FILE_NAME};
-use crate::db::{Create, Db, META_INSTANCE_ID};
-use crate::error::{BrokerError, Result};
-use crate::tls;
+use crate::crypto::tls;
+use crate::store::{Create, Db, META_INSTANCE_ID};
 
 /// Paths `pawd init` writes, relative to its directory.
 pub const CA_CERT_FILE: &str = "tls/ca.pem";
@@ -214,7 +214,8 @@ pub async fn init_with(opts: &InitOptions, extras: &InitExtras) -> Result<InitRe
 
     // What we wrote must load: this catches a template bug before the operator does.
     let config = Config::load_with_env(&config_path, Vec::new())?;
-    let (witness, witness_origin) = crate::witness::load_or_create(&config.audit.witness_key)?;
+    let (witness, witness_origin) =
+        crate::crypto::witness::load_or_create(&config.audit.witness_key)?;
 
     Ok(InitReport {
         dir,
@@ -230,7 +231,7 @@ pub async fn init_with(opts: &InitOptions, extras: &InitExtras) -> Result<InitRe
         instance_id_created,
         witness_key_path: config.audit.witness_key.clone(),
         witness_fingerprint: witness.fingerprint(),
-        witness_created: witness_origin == crate::witness::Origin::Created,
+        witness_created: witness_origin == crate::crypto::witness::Origin::Created,
     })
 }
 
@@ -353,7 +354,7 @@ pub async fn invite(config: &Config, user: &str, roles: &[String]) -> Result<(St
                 "the database is not migrated; run `pawd serve` or `pawd init` first".into(),
             ));
         }
-        let now = crate::api::Clock::now_ms(&crate::api::SystemClock);
+        let now = crate::base::clock::Clock::now_ms(&crate::base::clock::SystemClock);
         crate::identity::create_invite(&db, now, user, roles).await
     }
     .await;
@@ -480,12 +481,12 @@ pub async fn check_config(config_path: &Path, config: &Config) -> Result<CheckRe
     tls::server_config(&config.tls.cert, &config.tls.key)?;
     let cert = tls::check_leaf(&config.tls.cert, OffsetDateTime::now_utc())?;
     // Reads and parses every attestation CA, so a bad file fails here and not at enrollment.
-    crate::webauthn::RelyingParty::new(&config.webauthn)?;
+    crate::identity::webauthn::RelyingParty::new(&config.webauthn)?;
     // Loaded, not created: check changes nothing. A missing key is reported, not an error,
     // since the first start makes one; an unreadable or too-open one is an error.
     let witness_path = &config.audit.witness_key;
     let witness_fingerprint = if witness_path.exists() {
-        Some(crate::witness::load(witness_path)?.fingerprint())
+        Some(crate::crypto::witness::load(witness_path)?.fingerprint())
     } else {
         None
     };

@@ -17,43 +17,22 @@
 //!   take a [`stepup::StepUp`] proof that only verification constructs; tokens and invite
 //!   codes are stored only as SHA-256 and never logged ([`tokens`], [`identity`]).
 
-pub mod api;
 pub mod audit;
-pub mod audit_api;
-pub mod audit_stream;
-pub mod checkpoints;
+pub mod base;
 pub mod config;
-pub mod db;
+pub mod crypto;
 pub mod elevation;
-pub mod elevation_api;
-pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod handlers;
-pub mod history;
+pub mod http;
 pub mod identity;
 pub mod init;
-pub mod keys;
-pub mod notify;
-pub mod pg_sessions;
-pub mod policy;
-pub mod recording;
 pub mod server;
-pub mod session_config;
 pub mod sessions;
-pub mod sessions_api;
-pub mod ssh_ca;
-pub mod ssh_proxy;
-pub mod stepup;
-pub mod telemetry;
-pub mod tls;
-pub mod tokens;
-mod util;
-pub mod webauthn;
-pub mod witness;
+pub mod store;
 
+pub use base::error::BrokerError;
 pub use config::Config;
-pub use error::BrokerError;
 pub use server::{serve, BoundServer};
 
 /// Installs ring as the process-wide rustls provider. Idempotent: a second call (or another

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use paw_broker::config::telemetry;
 use paw_broker::config::{DatabaseUrl, LogFormat};
 use paw_broker::init::{self, InitOptions};
-use paw_broker::{telemetry, BoundServer, BrokerError, Config};
+use paw_broker::{BoundServer, BrokerError, Config};
 
 #[derive(Debug, Parser)]
 #[command(name = "pawd", version, about = "The paw broker server")]
@@ -205,9 +206,11 @@ async fn run(command: Command) -> Result<(), BrokerError> {
             cmd: UserCommand::Disable { config, user },
         } => {
             let config = Config::load(&config)?;
-            let app =
-                paw_broker::server::app(&config, std::sync::Arc::new(paw_broker::api::SystemClock))
-                    .await?;
+            let app = paw_broker::server::app(
+                &config,
+                std::sync::Arc::new(paw_broker::base::clock::SystemClock),
+            )
+            .await?;
             let n = paw_broker::elevation::disable_user(&app.state, "pawd (cli)", &user).await?;
             app.db.close().await;
             println!("{user}: disabled; {n} open request(s) or grant(s) voided, sessions ended");
@@ -217,9 +220,11 @@ async fn run(command: Command) -> Result<(), BrokerError> {
             cmd: AuditCommand::Verify { config },
         } => {
             let config = Config::load(&config)?;
-            let db =
-                paw_broker::db::Db::connect(&config.database_url, paw_broker::db::Create::Never)
-                    .await?;
+            let db = paw_broker::store::Db::connect(
+                &config.database_url,
+                paw_broker::store::Create::Never,
+            )
+            .await?;
             let result = paw_broker::audit::verify(&db).await;
             db.close().await;
             let n = result?;
@@ -247,7 +252,7 @@ async fn run(command: Command) -> Result<(), BrokerError> {
             server.run(shutdown_signal()).await
         }
         Command::Openapi => {
-            let doc = paw_broker::api::openapi();
+            let doc = paw_broker::http::openapi();
             let json = serde_json::to_string_pretty(&doc)
                 .map_err(|e| BrokerError::Internal(format!("openapi: {e}")))?;
             println!("{json}");
@@ -258,7 +263,7 @@ async fn run(command: Command) -> Result<(), BrokerError> {
 
 /// Reloads the elevation policy (entitlements, groups, people) from the config file on SIGHUP.
 /// A file that no longer validates is logged and the running policy stays.
-async fn reload_on_hangup(state: paw_broker::api::AppState, path: PathBuf) {
+async fn reload_on_hangup(state: paw_broker::http::AppState, path: PathBuf) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot watch SIGHUP; policy changes need a restart");
@@ -266,7 +271,7 @@ async fn reload_on_hangup(state: paw_broker::api::AppState, path: PathBuf) {
     };
     while hup.recv().await.is_some() {
         let now = state.clock.now_ms();
-        match paw_broker::policy::reload(&state.db, &state.policy, &path, now).await {
+        match paw_broker::elevation::policy::reload(&state.db, &state.policy, &path, now).await {
             Ok(changed) => tracing::info!(changed, "policy reloaded"),
             Err(e) => {
                 tracing::error!(error = %e, "policy reload refused; the running policy stays")

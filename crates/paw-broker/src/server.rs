@@ -12,11 +12,12 @@ use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 use paw_proto::http::DatabaseKind;
 
-use crate::api::{self, AppState, Clock, SystemClock};
+use crate::base::clock::{Clock, SystemClock};
+use crate::base::error::{BrokerError, Result};
 use crate::config::Config;
-use crate::db::{Create, Db};
-use crate::error::{BrokerError, Result};
-use crate::webauthn::RelyingParty;
+use crate::http::{self, AppState};
+use crate::identity::webauthn::RelyingParty;
+use crate::store::{Create, Db};
 
 /// How long in-flight requests get to finish after shutdown is requested.
 const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
@@ -42,7 +43,7 @@ impl BoundServer {
 
     /// [`BoundServer::bind`] with another clock (tests move time instead of sleeping).
     pub async fn bind_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self> {
-        let tls = crate::tls::server_config(&config.tls.cert, &config.tls.key)?;
+        let tls = crate::crypto::tls::server_config(&config.tls.cert, &config.tls.key)?;
         let App {
             router: app,
             db,
@@ -131,36 +132,36 @@ pub struct App {
 
 pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
     let rp = RelyingParty::new(&config.webauthn)?;
-    let witness = crate::witness::load_at_start(&config.audit.witness_key)?;
+    let witness = crate::crypto::witness::load_at_start(&config.audit.witness_key)?;
     let db = Db::connect(&config.database_url, Create::IfMissing).await?;
     db.migrate().await?;
     let (instance_id, _) = db.ensure_instance_id().await?;
     let webhook = config
         .webhook
         .as_ref()
-        .map(crate::notify::Webhook::from_config)
+        .map(crate::elevation::notify::Webhook::from_config)
         .transpose()?;
-    let policy = crate::policy::SharedPolicy::default();
-    crate::policy::install(
+    let policy = crate::elevation::policy::SharedPolicy::default();
+    crate::elevation::policy::install(
         &db,
         &policy,
-        crate::policy::Policy::from_config(config),
+        crate::elevation::policy::Policy::from_config(config),
         clock.now_ms(),
         "pawd (start)",
     )
     .await?;
     // The SIEM feed of the audit log, when `[audit] stream_file` / `stream_url` are set.
-    let mut tasks = crate::audit_stream::spawn(&config.audit, &db, clock.clone())?;
+    let mut tasks = crate::audit::stream::spawn(&config.audit, &db, clock.clone())?;
     let mut ssh_listener = None;
     let ssh = match &config.sessions {
         Some(sc) => {
-            let front = Arc::new(crate::ssh_proxy::SshFront::load(sc, &config.targets)?);
-            let listener = crate::ssh_proxy::bind(sc).await?;
+            let front = Arc::new(crate::sessions::front::SshFront::load(sc, &config.targets)?);
+            let listener = crate::sessions::front::bind(sc).await?;
             let bound = listener
                 .local_addr()
                 .map_err(|e| BrokerError::io("ssh local_addr", e))?;
             ssh_listener = Some(listener);
-            Some(Arc::new(crate::ssh_proxy::Running {
+            Some(Arc::new(crate::sessions::front::Running {
                 front,
                 addr: sc.ssh_public.clone().unwrap_or_else(|| bound.to_string()),
             }))
@@ -174,7 +175,7 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         rp: Arc::new(rp),
         auth: config.auth,
         policy,
-        notifier: crate::notify::Notifier::new(webhook),
+        notifier: crate::elevation::notify::Notifier::new(webhook),
         witness: Arc::new(witness),
         live_sessions: Default::default(),
         ssh: ssh.clone(),
@@ -191,13 +192,13 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         tasks.push(tokio::spawn(async move {
             // Roles a previous process left are dropped before anyone can log in, so the
             // sweep never races a new session's role. Connections wait in the backlog.
-            crate::pg_sessions::sweep_all(&front).await;
-            crate::ssh_proxy::serve(listener, st, front).await
+            crate::sessions::postgres::sweep_all(&front).await;
+            crate::sessions::front::serve(listener, st, front).await
         }));
         tasks.push(tokio::spawn(crate::sessions::watch_ends(state.clone())));
     }
     Ok(App {
-        router: api::router(state.clone(), &config.limits),
+        router: http::router(state.clone(), &config.limits),
         db,
         instance_id,
         state,

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paw_audit::{Event, Outcome, Record};
-use paw_broker::api::SystemClock;
 use paw_broker::audit::{self, Entry};
+use paw_broker::base::clock::SystemClock;
 use paw_broker::config::Config;
 use paw_broker::server::App;
 use serde_json::{json, Value};
@@ -140,7 +140,7 @@ async fn d5_the_file_stream_has_every_record_once_in_order_across_restarts_and_a
         .unwrap();
     std::io::Write::write_all(&mut f, b"{\"seq\":").unwrap();
     drop(f);
-    let db = paw_broker::db::Db::connect(&config.database_url, paw_broker::db::Create::Never)
+    let db = paw_broker::store::Db::connect(&config.database_url, paw_broker::store::Create::Never)
         .await
         .unwrap();
     for i in 0..3 {

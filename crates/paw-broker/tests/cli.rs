@@ -43,8 +43,8 @@ fn init(dir: &Path, extra: &[&str]) -> Output {
 }
 
 fn fingerprint_of(ca_pem: &Path) -> String {
-    let certs = paw_broker::tls::read_certs(ca_pem).unwrap();
-    paw_broker::tls::fingerprint_sha256(certs[0].as_ref())
+    let certs = paw_broker::crypto::tls::read_certs(ca_pem).unwrap();
+    paw_broker::crypto::tls::fingerprint_sha256(certs[0].as_ref())
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -236,7 +236,8 @@ fn pawd_check_reports_code_and_message_on_bad_config() {
 
     // A key that does not belong to the certificate.
     let other =
-        paw_broker::tls::generate_dev_pki("localhost", time::OffsetDateTime::now_utc()).unwrap();
+        paw_broker::crypto::tls::generate_dev_pki("localhost", time::OffsetDateTime::now_utc())
+            .unwrap();
     std::fs::write(dir.join("tls/server.key"), other.server_key_pem).unwrap();
     let out = run(pawd().arg("check").arg("--config").arg(&config));
     assert!(!out.status.success());

@@ -735,13 +735,14 @@ async fn policy_changes_are_audited_once_and_take_effect_at_once() {
     let b = Broker::start().await;
     let before = audit::records(&b.db, 0, 1000).await.unwrap().len();
     let mut p = (*b.state.policy.get()).clone();
-    let same = paw_broker::policy::install(&b.db, &b.state.policy, p.clone(), b.now(), "test")
-        .await
-        .unwrap();
+    let same =
+        paw_broker::elevation::policy::install(&b.db, &b.state.policy, p.clone(), b.now(), "test")
+            .await
+            .unwrap();
     assert!(!same);
     p.groups.get_mut("dba-leads").unwrap().remove("bob");
     assert!(
-        paw_broker::policy::install(&b.db, &b.state.policy, p, b.now(), "test")
+        paw_broker::elevation::policy::install(&b.db, &b.state.policy, p, b.now(), "test")
             .await
             .unwrap()
     );
@@ -826,7 +827,7 @@ async fn b5_race(b: Arc<Broker>) {
                 ))
                 .await;
                 if approver_loss {
-                    paw_broker::policy::install(
+                    paw_broker::elevation::policy::install(
                         &b.db,
                         &b.state.policy,
                         without_bob,
@@ -868,9 +869,15 @@ async fn b5_race(b: Arc<Broker>) {
             (_, Some(_)) => violations += 1,
         }
         if approver_loss {
-            paw_broker::policy::install(&b.db, &b.state.policy, base.clone(), b.now(), "race")
-                .await
-                .unwrap();
+            paw_broker::elevation::policy::install(
+                &b.db,
+                &b.state.policy,
+                base.clone(),
+                b.now(),
+                "race",
+            )
+            .await
+            .unwrap();
             // The grant is done with either way; end it so the next one starts clean.
             let _ = bob
                 .call(
@@ -1171,7 +1178,7 @@ async fn break_glass_is_posted_to_the_webhook_signed() {
     let t = t.strip_prefix("t=").unwrap();
     assert_eq!(
         v1,
-        paw_broker::notify::sign(secret.as_bytes(), t, &body).unwrap()
+        paw_broker::elevation::notify::sign(secret.as_bytes(), t, &body).unwrap()
     );
     let event: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(event["kind"], "break_glass");
@@ -1179,7 +1186,7 @@ async fn break_glass_is_posted_to_the_webhook_signed() {
     // A body changed in transit no longer matches.
     assert_ne!(
         v1,
-        paw_broker::notify::sign(secret.as_bytes(), t, b"{}").unwrap()
+        paw_broker::elevation::notify::sign(secret.as_bytes(), t, b"{}").unwrap()
     );
 }
 

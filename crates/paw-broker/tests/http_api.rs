@@ -80,7 +80,8 @@ async fn healthz_over_https_reports_database_and_instance() {
 async fn client_pinning_a_different_ca_is_refused() {
     let b = TestBroker::start().await;
     let other =
-        paw_broker::tls::generate_dev_pki("localhost", time::OffsetDateTime::now_utc()).unwrap();
+        paw_broker::crypto::tls::generate_dev_pki("localhost", time::OffsetDateTime::now_utc())
+            .unwrap();
     let stranger = client_trusting_pem(other.ca_cert_pem.as_bytes());
     let err = stranger.get(b.url("/healthz")).send().await.unwrap_err();
     assert!(err.is_connect() || err.is_request(), "{err:?}");
@@ -121,7 +122,7 @@ async fn openapi_json_lists_healthz() {
     assert!(doc["paths"]["/healthz"]["get"].is_object(), "{doc}");
     assert_eq!(
         doc,
-        serde_json::to_value(paw_broker::api::openapi()).unwrap()
+        serde_json::to_value(paw_broker::http::openapi()).unwrap()
     );
     b.stop().await;
 }

@@ -46,7 +46,7 @@ async fn invite_is_single_use_and_expires_in_24h() {
     let (s, v) = Client::new("eve").enroll(&b, &code2).await.unwrap_err();
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "invite_invalid"));
     // Stored only as a hash.
-    let paw_broker::db::Db::Sqlite(pool) = &b.db else {
+    let paw_broker::store::Db::Sqlite(pool) = &b.db else {
         panic!()
     };
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invites WHERE code_hash = $1")

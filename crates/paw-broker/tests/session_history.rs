@@ -326,7 +326,7 @@ async fn h3_a_recording_edited_or_deleted_on_disk_is_refused_and_so_is_an_oversi
 
     // Larger than the broker replays (a sparse file: no 64 MiB written).
     let f = std::fs::File::create(&file).unwrap();
-    f.set_len(paw_broker::history::MAX_RECORDING_BYTES + 1)
+    f.set_len(paw_broker::sessions::history::MAX_RECORDING_BYTES + 1)
         .unwrap();
     drop(f);
     let (st, v) = hana.call(&s.b, "GET", &path, None).await;

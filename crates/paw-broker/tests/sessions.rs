@@ -62,7 +62,7 @@ async fn c1_c7_whoami_through_a_certificate_signed_for_this_session_and_recorded
             .path()
             .join("recordings")
             .join(format!("{sid}.cast"));
-    let sha = paw_broker::recording::file_sha256(&file).unwrap();
+    let sha = paw_broker::sessions::recording::file_sha256(&file).unwrap();
     assert_eq!(d["recording_sha256"], sha, "{d}");
     // asciinema 2.2 wants a terminal even for `cat`: give it one with util-linux's `script`.
     let played = std::process::Command::new("script")
@@ -443,7 +443,7 @@ async fn c7_c8_stock_ssh_opens_the_session_with_the_one_time_credential() {
     // A broker host key other than the pinned one: ssh refuses to talk to it at all.
     let v2 = redeem(&mut s, &g).await;
     let mut wrong = cred(&v2);
-    wrong.host_key = paw_broker::ssh_ca::ephemeral_key()
+    wrong.host_key = paw_broker::crypto::ssh_ca::ephemeral_key()
         .unwrap()
         .public_key()
         .to_openssh()

@@ -13,9 +13,9 @@ use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
-use paw_broker::api::Clock;
+use paw_broker::base::clock::Clock;
 use paw_broker::config::Config;
-use paw_broker::db::Db;
+use paw_broker::store::Db;
 use paw_fido::attestation::{attestation_ca_pem, VIRTUAL_KEY_AAGUID};
 use paw_fido::{FailureKnobs, VirtualKey};
 use paw_proto::action::Action;
@@ -40,7 +40,7 @@ pub struct Broker {
     pub app: Router,
     pub db: Db,
     /// The state the router holds (policy, notifier, clock), for the grant clock and reloads.
-    pub state: paw_broker::api::AppState,
+    pub state: paw_broker::http::AppState,
     pub clock: Arc<TestClock>,
     pub config: Config,
     pub dir: tempfile::TempDir,

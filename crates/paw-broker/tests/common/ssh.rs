@@ -31,7 +31,7 @@ pub fn real_now_ms() -> i64 {
 pub async fn setup(extra: &str) -> Setup {
     let keys = tempfile::tempdir().unwrap();
     let ca_path = keys.path().join("ssh_user_ca");
-    let ca = paw_broker::ssh_ca::load_or_create(&ca_path, "test CA").unwrap();
+    let ca = paw_broker::crypto::ssh_ca::load_or_create(&ca_path, "test CA").unwrap();
     let sshd = TempSshd::start(&ca.public_key().to_openssh().unwrap()).unwrap();
     let cfg = format!(
         "[sessions]\nssh_listen = \"127.0.0.1:0\"\nssh_ca_key = \"{ca}\"\n{extra}\n\

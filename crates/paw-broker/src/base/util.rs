@@ -1,0 +1,45 @@
+//! Small helpers shared by the identity modules: encodings, randomness, hashing.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::base::error::{BrokerError, Result};
+
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Strict base64url without padding; `None` for anything else.
+pub fn unb64(s: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b)
+        .map_err(|e| BrokerError::Internal(format!("no randomness: {e}")))?;
+    Ok(b)
+}
+
+/// A 256-bit random secret (token, invite code), base64url.
+pub fn random_secret() -> Result<String> {
+    Ok(b64(&random_bytes::<32>()?))
+}
+
+/// How a secret is stored: SHA-256, hex. The secret itself is never stored or logged.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Refused input with a code; the message must never contain a secret.
+pub fn refuse(code: paw_proto::ErrorCode, message: impl Into<String>) -> BrokerError {
+    BrokerError::BadRequest {
+        code,
+        message: message.into(),
+    }
+}

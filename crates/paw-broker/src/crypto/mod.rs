@@ -1,0 +1,7 @@
+//! The broker's keys and what they sign: its TLS identity, the SSH user CA that mints one
+//! certificate per session, and the witness key that cosigns workstations' audit checkpoints.
+//! Private keys are read from 0600 files and never returned by any API (case C4).
+
+pub mod ssh_ca;
+pub mod tls;
+pub mod witness;

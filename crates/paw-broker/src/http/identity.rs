@@ -1,0 +1,353 @@
+//! HTTP handlers of the identity API. Each one only extracts, calls one module function and
+//! converts; the logic lives in [`crate::identity`], [`crate::identity::stepup`], [`crate::identity::tokens`] and
+//! [`crate::identity::keys`].
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::Json;
+
+use paw_proto::device_proof;
+use paw_proto::http::{
+    AddKeyFinishRequest, AddKeyStartResponse, ChallengeResponse, EnrollFinishRequest,
+    EnrollFinishResponse, EnrollStartRequest, EnrollStartResponse, LoginFinishRequest,
+    LoginStartRequest, RefreshRequest, RenameKeyRequest, RevokeKeyRequest, SecurityKeyList,
+    StepUpFinishRequest, StepUpStartRequest, StepUpVerified, TokenResponse, WhoAmI,
+};
+use paw_proto::{ApiError, ErrorCode};
+use serde::de::DeserializeOwned;
+
+use crate::http::{ApiFailure, ApiJson, AppState};
+use crate::identity::stepup::{self, kind};
+use crate::identity::tokens::{self, AuthContext, SignedRequest};
+use crate::identity::{self, keys};
+
+type ApiResult<T> = Result<Json<T>, ApiFailure>;
+
+/// A request whose exact bytes a device proof may cover: method, path, body, proof header and
+/// bearer token, with the body parsed on demand.
+pub struct Signed(pub SignedRequest);
+
+impl<S: Send + Sync> FromRequest<S> for Signed {
+    type Rejection = ApiFailure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let method = req.method().as_str().to_owned();
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+        let (proof, bearer, json) = {
+            let headers = req.headers();
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let proof = header(device_proof::HEADER);
+            let bearer = header(AUTHORIZATION.as_str())
+                .and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
+            let json =
+                header(CONTENT_TYPE.as_str()).is_some_and(|v| v.starts_with("application/json"));
+            (proof, bearer, json)
+        };
+        let body = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiFailure::new(ErrorCode::PayloadTooLarge, "request body is too large")
+            } else {
+                ApiFailure::new(ErrorCode::BadRequest, "cannot read the request body")
+            }
+        })?;
+        if !body.is_empty() && !json {
+            return Err(ApiFailure::new(
+                ErrorCode::UnsupportedMediaType,
+                "expected Content-Type: application/json",
+            ));
+        }
+        Ok(Self(SignedRequest {
+            method,
+            path_and_query,
+            body: body.to_vec(),
+            proof,
+            bearer,
+        }))
+    }
+}
+
+impl Signed {
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, ApiFailure> {
+        serde_json::from_slice(&self.0.body).map_err(|e| {
+            let mut m = e.to_string();
+            m.truncate(200);
+            ApiFailure::new(ErrorCode::BadRequest, m)
+        })
+    }
+
+    pub(crate) fn no_body(&self) -> Result<(), ApiFailure> {
+        if self.0.body.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiFailure::new(
+                ErrorCode::BadRequest,
+                "this endpoint takes no body",
+            ))
+        }
+    }
+
+    pub(crate) async fn auth(&self, state: &AppState) -> Result<AuthContext, ApiFailure> {
+        Ok(tokens::authenticate(state, &self.0).await?)
+    }
+
+    /// Authenticated, but not user activity: the app's background status poll.
+    pub(crate) async fn probe(&self, state: &AppState) -> Result<AuthContext, ApiFailure> {
+        Ok(tokens::authenticate_as(state, &self.0, tokens::Activity::Probe).await?)
+    }
+}
+
+#[utoipa::path(post, path = "/v1/enroll/start", tag = "identity",
+    request_body = EnrollStartRequest,
+    responses(
+        (status = 200, description = "Creation options for the security key", body = EnrollStartResponse),
+        (status = 400, description = "Malformed request", body = ApiError),
+        (status = 403, description = "`invite_invalid`", body = ApiError),
+    ))]
+pub async fn enroll_start(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<EnrollStartRequest>,
+) -> ApiResult<EnrollStartResponse> {
+    Ok(Json(identity::enroll_start(&state, &req).await?))
+}
+
+#[utoipa::path(post, path = "/v1/enroll/finish", tag = "identity",
+    request_body = EnrollFinishRequest,
+    responses(
+        (status = 200, description = "User, security key and device key registered", body = EnrollFinishResponse),
+        (status = 400, description = "Malformed request", body = ApiError),
+        (status = 401, description = "`challenge_invalid` or `webauthn_rejected`", body = ApiError),
+        (status = 403, description = "`invite_invalid`", body = ApiError),
+    ))]
+pub async fn enroll_finish(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<EnrollFinishRequest>,
+) -> ApiResult<EnrollFinishResponse> {
+    Ok(Json(identity::enroll_finish(&state, &req).await?))
+}
+
+#[utoipa::path(post, path = "/v1/login/start", tag = "identity",
+    request_body = LoginStartRequest,
+    responses(
+        (status = 200, description = "Assertion options for `Action::Login`", body = ChallengeResponse),
+        (status = 401, description = "`webauthn_rejected`: no such user or no usable key", body = ApiError),
+        (status = 403, description = "`account_locked`", body = ApiError),
+        (status = 429, description = "`rate_limited`", body = ApiError),
+    ))]
+pub async fn login_start(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginStartRequest>,
+) -> ApiResult<ChallengeResponse> {
+    Ok(Json(stepup::login_start(&state, &req.user).await?))
+}
+
+#[utoipa::path(post, path = "/v1/login/finish", tag = "identity",
+    request_body = LoginFinishRequest,
+    responses(
+        (status = 200, description = "A new session's tokens", body = TokenResponse),
+        (status = 401, description = "`challenge_invalid`, `webauthn_rejected` or `unauthenticated`", body = ApiError),
+        (status = 403, description = "`account_locked`", body = ApiError),
+    ))]
+pub async fn login_finish(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginFinishRequest>,
+) -> ApiResult<TokenResponse> {
+    let proof =
+        stepup::verify::<kind::Login>(&state, None, &req.challenge, None, &req.credential).await?;
+    Ok(Json(
+        tokens::login(&state, &proof, &req.device_public_key).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/token/refresh", tag = "identity",
+    request_body = RefreshRequest,
+    params(("paw-device-proof" = String, Header, description = "Device-key proof over the refresh token")),
+    responses(
+        (status = 200, description = "Rotated tokens", body = TokenResponse),
+        (status = 401, description = "`unauthenticated` (reuse revokes the session) or `reauthentication_required`", body = ApiError),
+    ))]
+pub async fn token_refresh(State(state): State<AppState>, req: Signed) -> ApiResult<TokenResponse> {
+    let body: RefreshRequest = req.json()?;
+    Ok(Json(
+        tokens::refresh(&state, &req.0, &body.refresh_token).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/me", tag = "identity",
+    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    responses(
+        (status = 200, description = "The caller", body = WhoAmI),
+        (status = 401, description = "`unauthenticated` or `reauthentication_required`", body = ApiError),
+    ))]
+pub async fn whoami(State(state): State<AppState>, req: Signed) -> ApiResult<WhoAmI> {
+    req.no_body()?;
+    let auth = req.probe(&state).await?;
+    Ok(Json(WhoAmI {
+        user: auth.user_name,
+        roles: auth.roles,
+        session_expires_at_ms: auth.session_expires_at_ms,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/stepup/start", tag = "identity",
+    request_body = StepUpStartRequest,
+    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    responses(
+        (status = 200, description = "Assertion options bound to the action's purpose and hash", body = ChallengeResponse),
+        (status = 400, description = "Malformed request, or a login action", body = ApiError),
+        (status = 401, description = "`unauthenticated` or `reauthentication_required`", body = ApiError),
+    ))]
+pub async fn stepup_start(
+    State(state): State<AppState>,
+    req: Signed,
+) -> ApiResult<ChallengeResponse> {
+    let body: StepUpStartRequest = req.json()?;
+    let auth = req.auth(&state).await?;
+    crate::http::elevation::precheck(&state, &auth, &body.action)?;
+    Ok(Json(
+        stepup::start_for(&state, &auth.user_id, &body.action).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/stepup/finish", tag = "identity",
+    request_body = StepUpFinishRequest,
+    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    responses(
+        (status = 200, description = "The step-up verified (and its challenge consumed)", body = StepUpVerified),
+        (status = 401, description = "`challenge_invalid`, `webauthn_rejected`, `unauthenticated`", body = ApiError),
+    ))]
+pub async fn stepup_finish(
+    State(state): State<AppState>,
+    req: Signed,
+) -> ApiResult<StepUpVerified> {
+    let body: StepUpFinishRequest = req.json()?;
+    let auth = req.auth(&state).await?;
+    let action_hash = stepup::verify_any(
+        &state,
+        &auth.user_id,
+        &body.challenge,
+        &body.action,
+        &body.credential,
+    )
+    .await?;
+    Ok(Json(StepUpVerified {
+        purpose: body.action.purpose(),
+        action_hash,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/keys", tag = "keys",
+    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    responses(
+        (status = 200, description = "The caller's security keys", body = SecurityKeyList),
+        (status = 401, description = "`unauthenticated`", body = ApiError),
+    ))]
+pub async fn keys_list(State(state): State<AppState>, req: Signed) -> ApiResult<SecurityKeyList> {
+    req.no_body()?;
+    let auth = req.auth(&state).await?;
+    Ok(Json(keys::list(&state, &auth).await?))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{id}/rename", tag = "keys",
+    request_body = RenameKeyRequest,
+    params(("id" = String, Path, description = "Security key id"),
+           ("paw-device-proof" = String, Header, description = "Device-key proof")),
+    responses(
+        (status = 200, description = "Renamed; the updated list", body = SecurityKeyList),
+        (status = 404, description = "`not_found`", body = ApiError),
+    ))]
+pub async fn key_rename(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Signed,
+) -> ApiResult<SecurityKeyList> {
+    let body: RenameKeyRequest = req.json()?;
+    let auth = req.auth(&state).await?;
+    keys::rename(&state, &auth, &id, &body.name).await?;
+    Ok(Json(keys::list(&state, &auth).await?))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys",
+    request_body = RevokeKeyRequest,
+    params(("id" = String, Path, description = "Security key id"),
+           ("paw-device-proof" = String, Header, description = "Device-key proof")),
+    responses(
+        (status = 200, description = "Revoked; the updated list", body = SecurityKeyList),
+        (status = 401, description = "The key-management step-up failed", body = ApiError),
+        (status = 404, description = "`not_found`", body = ApiError),
+    ))]
+pub async fn key_revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Signed,
+) -> ApiResult<SecurityKeyList> {
+    let body: RevokeKeyRequest = req.json()?;
+    let auth = req.auth(&state).await?;
+    let s = &body.stepup;
+    let proof = stepup::verify::<kind::KeyManagement>(
+        &state,
+        Some(&auth.user_id),
+        &s.challenge,
+        Some(&s.action),
+        &s.credential,
+    )
+    .await?;
+    keys::revoke(&state, &proof, &id).await?;
+    Ok(Json(keys::list(&state, &auth).await?))
+}
+
+#[utoipa::path(post, path = "/v1/keys/register/start", tag = "keys",
+    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    responses(
+        (status = 200, description = "Creation options for an additional key", body = AddKeyStartResponse),
+        (status = 401, description = "`unauthenticated`", body = ApiError),
+    ))]
+pub async fn key_add_start(
+    State(state): State<AppState>,
+    req: Signed,
+) -> ApiResult<AddKeyStartResponse> {
+    req.no_body()?;
+    let auth = req.auth(&state).await?;
+    Ok(Json(keys::add_start(&state, &auth).await?))
+}
+
+#[utoipa::path(post, path = "/v1/keys/register/finish", tag = "keys",
+    request_body = AddKeyFinishRequest,
+    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    responses(
+        (status = 200, description = "Added; the updated list", body = SecurityKeyList),
+        (status = 401, description = "Registration or the key-management step-up failed", body = ApiError),
+    ))]
+pub async fn key_add_finish(
+    State(state): State<AppState>,
+    req: Signed,
+) -> ApiResult<SecurityKeyList> {
+    let body: AddKeyFinishRequest = req.json()?;
+    let auth = req.auth(&state).await?;
+    let s = &body.stepup;
+    let proof = stepup::verify::<kind::KeyManagement>(
+        &state,
+        Some(&auth.user_id),
+        &s.challenge,
+        Some(&s.action),
+        &s.credential,
+    )
+    .await?;
+    keys::add_finish(
+        &state,
+        &proof,
+        &body.ceremony_id,
+        &body.credential,
+        &body.name,
+    )
+    .await?;
+    Ok(Json(keys::list(&state, &auth).await?))
+}

@@ -1,0 +1,365 @@
+//! Step-up verification and the proof value privileged code takes.
+//!
+//! [`StepUp<K>`] has a private field and is constructed only by [`verify`], after the broker
+//! consumed the challenge, checked its expiry, purpose, user and action hash, verified the
+//! assertion (UP, UV, origin, RP ID, signature, allowCredentials) and advanced the credential's
+//! counter with a compare-and-swap. A function that needs a step-up takes `&StepUp<Kind>`, so a
+//! forgotten step-up does not compile, and a step-up for one purpose cannot stand in for
+//! another (case A4): the purpose is part of the type.
+
+use std::marker::PhantomData;
+
+use paw_proto::action::{Action, Purpose};
+use paw_proto::http::ChallengeResponse;
+use paw_proto::ErrorCode;
+use serde_json::Value;
+
+use crate::base::error::{BrokerError, Result};
+use crate::base::util::{b64, refuse};
+use crate::http::AppState;
+use crate::identity::webauthn::{self, ChallengeRow, WebauthnFailure, CHALLENGE_TTL_MS};
+use crate::identity::{self, User};
+use crate::with_pool;
+
+/// A step-up purpose as a type.
+pub trait Kind: Send + Sync + 'static {
+    const PURPOSE: Purpose;
+}
+
+/// Marker types, one per [`Purpose`].
+pub mod kind {
+    use super::{Kind, Purpose};
+    macro_rules! kinds {
+        ($($name:ident),*) => {$(
+            #[derive(Debug)]
+            pub struct $name;
+            impl Kind for $name {
+                const PURPOSE: Purpose = Purpose::$name;
+            }
+        )*};
+    }
+    kinds!(
+        Login,
+        Request,
+        Approve,
+        Session,
+        BreakGlass,
+        KeyManagement,
+        KillSession
+    );
+}
+
+/// Proof that the user just approved `action` with a security key. Only [`verify`] makes one.
+#[derive(Debug)]
+pub struct StepUp<K: Kind> {
+    inner: Verified,
+    _kind: PhantomData<K>,
+}
+
+#[derive(Debug)]
+struct Verified {
+    user: User,
+    action_hash: String,
+    action: Option<Action>,
+    credential_id: String,
+}
+
+impl<K: Kind> StepUp<K> {
+    pub fn user(&self) -> &User {
+        &self.inner.user
+    }
+    /// The action the key signed; `None` for a login (the action is `Login { user }`).
+    pub fn action(&self) -> Option<&Action> {
+        self.inner.action.as_ref()
+    }
+    pub fn action_hash(&self) -> &str {
+        &self.inner.action_hash
+    }
+    /// The credential (base64url WebAuthn id) that signed.
+    pub fn credential_id(&self) -> &str {
+        &self.inner.credential_id
+    }
+}
+
+/// Issues an assertion challenge for `action` by `user`: purpose and action hash are stored
+/// with the challenge, which expires in 5 minutes.
+pub async fn start(state: &AppState, user: &User, action: &Action) -> Result<ChallengeResponse> {
+    let now = state.clock.now_ms();
+    identity::check_attempt_allowed(user, &state.auth, now)?;
+    let keys = identity::usable_credentials(&state.db, &user.id)
+        .await?
+        .iter()
+        .map(identity::CredentialRow::passkey)
+        .collect::<Result<Vec<_>>>()?;
+    if keys.is_empty() {
+        return Err(refuse(
+            ErrorCode::WebauthnRejected,
+            "the user has no usable security key",
+        ));
+    }
+    let (options, challenge, state_json) = state.rp.start_authentication(&keys)?;
+    let action_hash = b64(&action.hash());
+    webauthn::insert_challenge(
+        &state.db,
+        &ChallengeRow {
+            challenge: challenge.clone(),
+            user_id: Some(user.id.clone()),
+            purpose: action.purpose().as_str().to_owned(),
+            action_hash: action_hash.clone(),
+            state_json,
+            context: "{}".to_owned(),
+            expires_at: now + CHALLENGE_TTL_MS,
+        },
+    )
+    .await?;
+    Ok(ChallengeResponse {
+        challenge,
+        purpose: action.purpose(),
+        action_hash,
+        description: action.describe(),
+        options,
+    })
+}
+
+/// Verifies a step-up answer for purpose `K`.
+///
+/// `expected_user`: the authenticated caller (`None` only for login, where the challenge names
+/// the user). `action`: the action the client says it approved (`None` only for login; the
+/// stored hash is then the reference).
+pub async fn verify<K: Kind>(
+    state: &AppState,
+    expected_user: Option<&str>,
+    challenge: &str,
+    action: Option<&Action>,
+    credential: &Value,
+) -> Result<StepUp<K>> {
+    let now = state.clock.now_ms();
+    // Consumed before anything else, so a replay or a race finds nothing (A1).
+    let row = webauthn::take_challenge(&state.db, challenge, now)
+        .await?
+        .ok_or_else(|| {
+            refuse(
+                ErrorCode::ChallengeInvalid,
+                "unknown or already used challenge",
+            )
+        })?;
+    webauthn::check_not_expired(&row, now)?;
+    if row.purpose != K::PURPOSE.as_str() {
+        return Err(refuse(
+            ErrorCode::ChallengeInvalid,
+            format!(
+                "the challenge was issued for {}, not {}",
+                row.purpose,
+                K::PURPOSE.as_str()
+            ),
+        ));
+    }
+    let user_id = row
+        .user_id
+        .clone()
+        .ok_or_else(|| refuse(ErrorCode::ChallengeInvalid, "not an assertion challenge"))?;
+    if expected_user.is_some_and(|u| u != user_id) {
+        return Err(refuse(
+            ErrorCode::ChallengeInvalid,
+            "the challenge belongs to another user",
+        ));
+    }
+    if let Some(action) = action {
+        if action.purpose() != K::PURPOSE || b64(&action.hash()) != row.action_hash {
+            return Err(refuse(
+                ErrorCode::ChallengeInvalid,
+                "the action differs from the one the challenge was issued for",
+            ));
+        }
+    }
+    let user = identity::user_by_id(&state.db, &user_id)
+        .await?
+        .ok_or_else(|| refuse(ErrorCode::ChallengeInvalid, "unknown user"))?;
+    if user.locked {
+        return Err(refuse(
+            ErrorCode::AccountLocked,
+            "the account is locked; ask an administrator",
+        ));
+    }
+    match check_assertion(state, &user, &row, credential, now).await {
+        Ok(credential_id) => {
+            identity::reset_failures(&state.db, &user.id).await?;
+            Ok(StepUp {
+                inner: Verified {
+                    user,
+                    action_hash: row.action_hash,
+                    action: action.cloned(),
+                    credential_id,
+                },
+                _kind: PhantomData,
+            })
+        }
+        Err(e) => {
+            if e.code() != ErrorCode::StorageUnavailable && e.code() != ErrorCode::Internal {
+                identity::record_failure(&state.db, &state.auth, &user.id, now).await?;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The assertion itself; any error counts as a failed attempt.
+async fn check_assertion(
+    state: &AppState,
+    user: &User,
+    row: &ChallengeRow,
+    credential: &Value,
+    now: i64,
+) -> Result<String> {
+    let parsed = webauthn::parse_assertion(credential)?;
+    let binding = webauthn::client_binding(credential)?;
+    state.rp.check_origin(credential)?;
+    // The key signed clientDataJSON, so this member is the key's word on the action (A5).
+    if binding.action_hash.as_deref() != Some(row.action_hash.as_str()) {
+        return Err(refuse(
+            ErrorCode::WebauthnRejected,
+            "the signed client data is not bound to this action",
+        ));
+    }
+    if let Some(handle) = &binding.user_handle {
+        if handle.as_slice() != user.uuid()?.as_bytes() {
+            return Err(refuse(
+                ErrorCode::WebauthnRejected,
+                "userHandle does not match the user",
+            ));
+        }
+    }
+    let claimed_id = credential["id"].as_str().unwrap_or_default().to_owned();
+    let result = match state.rp.finish_authentication(&parsed, &row.state_json) {
+        Ok(r) => r,
+        Err(WebauthnFailure::CounterRegression) => {
+            identity::lock_credential(&state.db, &user.id, &claimed_id, now).await?;
+            return Err(refuse(
+                ErrorCode::WebauthnRejected,
+                "signature counter went backwards; the security key is locked",
+            ));
+        }
+        Err(WebauthnFailure::Rejected(reason)) => {
+            return Err(refuse(
+                ErrorCode::WebauthnRejected,
+                format!("assertion refused: {reason}"),
+            ));
+        }
+        Err(WebauthnFailure::Broker(e)) => return Err(e),
+    };
+    // Belt and braces over the library's policy: UV required, syncable keys refused (A9, A10).
+    if !result.user_verified() || result.backup_eligible() || result.backup_state() {
+        return Err(refuse(
+            ErrorCode::WebauthnRejected,
+            "assertion refused: user verification missing or a syncable credential",
+        ));
+    }
+    let cred_id = b64(result.cred_id().as_ref());
+    let stored = identity::usable_credentials(&state.db, &user.id)
+        .await?
+        .into_iter()
+        .find(|c| c.cred_id == cred_id)
+        .ok_or_else(|| {
+            refuse(
+                ErrorCode::WebauthnRejected,
+                "the security key is revoked or locked",
+            )
+        })?;
+    let new_counter = i64::from(result.counter());
+    if new_counter > 0 || stored.counter > 0 {
+        let mut passkey = stored.passkey()?;
+        passkey.update_credential(&result);
+        let json = webauthn::to_json(&passkey)?;
+        // Compare-and-swap: only a strictly higher counter is stored, so of two racing
+        // assertions with the same counter one loses, and a regression never lands (A11).
+        let updated = with_pool!(&state.db, pool => sqlx::query(
+            "UPDATE credentials SET counter = $1, passkey_json = $2 \
+             WHERE id = $3 AND counter < $1 AND revoked_at IS NULL AND locked_at IS NULL")
+            .bind(new_counter).bind(&json).bind(&stored.id)
+            .execute(pool).await?.rows_affected());
+        if updated == 0 {
+            identity::lock_credential(&state.db, &user.id, &cred_id, now).await?;
+            return Err(refuse(
+                ErrorCode::WebauthnRejected,
+                "signature counter did not advance; the security key is locked",
+            ));
+        }
+    }
+    Ok(cred_id)
+}
+
+/// Verifies a step-up for the purpose named by the action at run time, for the generic
+/// `POST /v1/stepup/finish`. Login is not a step-up.
+pub async fn verify_any(
+    state: &AppState,
+    user_id: &str,
+    challenge: &str,
+    action: &Action,
+    credential: &Value,
+) -> Result<String> {
+    macro_rules! go {
+        ($k:ty) => {
+            verify::<$k>(state, Some(user_id), challenge, Some(action), credential)
+                .await
+                .map(|p| p.action_hash().to_owned())
+        };
+    }
+    match action.purpose() {
+        Purpose::Login => Err(refuse(
+            ErrorCode::BadRequest,
+            "login is not a step-up; use /v1/login",
+        )),
+        Purpose::Request => go!(kind::Request),
+        Purpose::Approve => go!(kind::Approve),
+        Purpose::Session => go!(kind::Session),
+        Purpose::BreakGlass => go!(kind::BreakGlass),
+        Purpose::KeyManagement => go!(kind::KeyManagement),
+        Purpose::KillSession => go!(kind::KillSession),
+    }
+}
+
+/// `POST /v1/login/start`: a login challenge for the named user.
+pub async fn login_start(state: &AppState, user_name: &str) -> Result<ChallengeResponse> {
+    let user = identity::user_by_name(&state.db, user_name)
+        .await?
+        .ok_or_else(|| {
+            refuse(
+                ErrorCode::WebauthnRejected,
+                "unknown user or no usable security key",
+            )
+        })?;
+    start(
+        state,
+        &user,
+        &Action::Login {
+            user: user.name.clone(),
+        },
+    )
+    .await
+}
+
+/// `POST /v1/stepup/start` for the authenticated user. Login is not a step-up.
+pub async fn start_for(
+    state: &AppState,
+    user_id: &str,
+    action: &Action,
+) -> Result<ChallengeResponse> {
+    if action.purpose() == Purpose::Login {
+        return Err(refuse(
+            ErrorCode::BadRequest,
+            "login is not a step-up; use /v1/login",
+        ));
+    }
+    let user = identity::user_by_id(&state.db, user_id)
+        .await?
+        .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "unknown user"))?;
+    start(state, &user, action).await
+}
+
+/// `BrokerError` for a step-up whose action is not the one a privileged function performs.
+pub fn wrong_action() -> BrokerError {
+    refuse(
+        ErrorCode::ChallengeInvalid,
+        "the step-up was for a different action",
+    )
+}

@@ -1,0 +1,680 @@
+//! The broker's SSH front door: the app (or a stock `ssh`) logs in with a session's one-time
+//! credential, and the broker opens the session to the target with a certificate it signed
+//! for this session alone, recording everything that passes.
+//!
+//! Rules: one credential, one connection, one shell or command (case C3); no agent, X11, port
+//! forwarding or subsystems are relayed (C1); the target's host key is pinned by config; the
+//! session's key pair and certificate live in this task's memory only (C7); a recording that
+//! cannot be created refuses the session and one that cannot be written ends it (C6); the
+//! session ends at the grant's end by a monotonic timer, and within
+//! [`crate::sessions::WATCH_EVERY`] of anything else ending it (C2).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::keys::{PrivateKey, PublicKey};
+use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
+use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::base::error::{BrokerError, Result};
+use crate::config::sessions::{SessionsConfig, TargetConfig};
+use crate::crypto::ssh_ca::{self, CertRequest, UserCa};
+use crate::http::AppState;
+use crate::sessions::recording::Recorder;
+use crate::sessions::{self, SessionInfo};
+
+/// Everything the front door needs besides the app state.
+pub struct SshFront {
+    ca: UserCa,
+    host_key: PrivateKey,
+    targets: HashMap<String, TargetConfig>,
+    recordings: PathBuf,
+    public_addr: Option<String>,
+    pg_admins: crate::sessions::postgres::Admins,
+    /// `[sessions] mask`, compiled once: what replays hide.
+    masks: crate::sessions::history::Masks,
+}
+
+impl std::fmt::Debug for SshFront {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshFront")
+            .field("targets", &self.targets.keys())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SshFront {
+    /// Loads (or creates, at the first start) the host key and the user CA.
+    pub fn load(config: &SessionsConfig, targets: &[TargetConfig]) -> Result<Self> {
+        let host_key = ssh_ca::load_or_create(&config.ssh_host_key, "pawd ssh front door")?;
+        let ca = UserCa::new(ssh_ca::load_or_create(&config.ssh_ca_key, "pawd user CA")?);
+        Ok(Self {
+            ca,
+            host_key,
+            targets: targets
+                .iter()
+                .map(|t| (t.name.clone(), t.clone()))
+                .collect(),
+            recordings: config.recordings.clone(),
+            public_addr: config.ssh_public.clone(),
+            pg_admins: Default::default(),
+            masks: crate::sessions::history::Masks::compile(&config.mask)?,
+        })
+    }
+
+    pub fn ca_public_key(&self) -> &PublicKey {
+        self.ca.public_key()
+    }
+
+    pub fn host_public_key(&self) -> &PublicKey {
+        self.host_key.public_key()
+    }
+
+    pub fn public_addr(&self) -> Option<&str> {
+        self.public_addr.as_deref()
+    }
+
+    pub fn recordings_dir(&self) -> &std::path::Path {
+        &self.recordings
+    }
+
+    pub fn masks(&self) -> &crate::sessions::history::Masks {
+        &self.masks
+    }
+
+    pub fn target(&self, name: &str) -> Option<&TargetConfig> {
+        self.targets.get(name)
+    }
+
+    pub fn targets(&self) -> impl Iterator<Item = &TargetConfig> {
+        self.targets.values()
+    }
+
+    /// The admin pools of the postgres targets.
+    pub fn pg_admins(&self) -> &crate::sessions::postgres::Admins {
+        &self.pg_admins
+    }
+}
+
+fn server_config(front: &SshFront) -> russh::server::Config {
+    russh::server::Config {
+        methods: MethodSet::from(&[MethodKind::Password][..]),
+        auth_rejection_time: Duration::from_millis(300),
+        auth_rejection_time_initial: Some(Duration::from_millis(0)),
+        max_auth_attempts: 3,
+        keys: vec![front.host_key.clone()],
+        inactivity_timeout: Some(Duration::from_secs(3600)),
+        keepalive_interval: Some(Duration::from_secs(15)),
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// Accepts connections until the task is dropped.
+pub async fn serve(listener: TcpListener, state: AppState, front: Arc<SshFront>) {
+    let config = Arc::new(server_config(&front));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "ssh accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = Conn {
+            state: state.clone(),
+            front: front.clone(),
+            peer,
+            session: None,
+            channel_taken: false,
+            pg: None,
+        };
+        let config = config.clone();
+        tokio::spawn(async move {
+            match russh::server::run_stream(config, stream, handler).await {
+                Ok(running) => {
+                    if let Err(e) = running.await {
+                        tracing::debug!(error = ?e, %peer, "ssh connection ended");
+                    }
+                }
+                Err(e) => tracing::debug!(error = ?e, %peer, "ssh handshake failed"),
+            }
+        });
+    }
+}
+
+struct Conn {
+    state: AppState,
+    front: Arc<SshFront>,
+    peer: SocketAddr,
+    session: Option<SessionInfo>,
+    channel_taken: bool,
+    /// A postgres session: its role and the task that ends it (dropped with the connection).
+    pg: Option<crate::sessions::postgres::PgConn>,
+}
+
+impl Drop for Conn {
+    /// An SSH session whose credential was used but which never opened its channel (the
+    /// client logged in and left): end it, or it would stay open in the history.
+    fn drop(&mut self) {
+        let Some(info) = self.session.take() else {
+            return;
+        };
+        if self.channel_taken || info.target_kind != "ssh" {
+            return;
+        }
+        let state = self.state.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = sessions::finish(&state, &info, "closed", None, None).await {
+                    tracing::error!(session = %info.id, error = %e, "could not record the end of a session");
+                }
+            });
+        }
+    }
+}
+
+impl russh::server::Handler for Conn {
+    type Error = russh::Error;
+
+    async fn auth_password(
+        &mut self,
+        user: &str,
+        password: &str,
+    ) -> std::result::Result<Auth, Self::Error> {
+        // A session id is a UUID and a ticket 43 base64url characters: anything else is refused
+        // before it reaches the database or the audit log.
+        let plausible = |s: &str, max: usize| {
+            !s.is_empty()
+                && s.len() <= max
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if self.session.is_some() || !plausible(user, 64) || !plausible(password, 128) {
+            return Ok(Auth::reject());
+        }
+        match sessions::claim(&self.state, user, password, &self.peer.to_string()).await {
+            Ok(info) => {
+                if info.target_kind == "postgres" {
+                    // On error the session is ended and on record already.
+                    match crate::sessions::postgres::open(&self.state, &self.front, &info).await {
+                        Ok(pg) => self.pg = Some(pg),
+                        Err(_) => return Ok(Auth::reject()),
+                    }
+                }
+                self.session = Some(info);
+                Ok(Auth::Accept)
+            }
+            Err(e) => {
+                tracing::info!(peer = %self.peer, error = %e, "session credential refused");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn auth_succeeded(
+        &mut self,
+        session: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        if let Some(pg) = &mut self.pg {
+            pg.logged_in(session.handle());
+        }
+        Ok(())
+    }
+
+    // Postgres sessions only; the host and port the client names are ignored. Anything else
+    // is refused by dropping `reply` (C1: no port forwarding on SSH sessions).
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        _host_to_connect: &str,
+        _port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        if let Some(pg) = &self.pg {
+            pg.open_channel(&self.state, channel, reply).await;
+        }
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        let Some(info) = self.session.clone() else {
+            return Ok(());
+        };
+        // One session, one channel: a second shell would be a second session on one credential.
+        if self.channel_taken || info.target_kind != "ssh" {
+            return Ok(());
+        }
+        self.channel_taken = true;
+        reply.accept().await;
+        let state = self.state.clone();
+        let front = self.front.clone();
+        let handle = session.handle();
+        // Registered before the task runs: from here on a kill or revocation reaches it.
+        let ends = state.live_sessions.register(&info.id);
+        tokio::spawn(async move {
+            bridge(state, front, info, channel, handle, ends).await;
+        });
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn window_change_request(
+        &mut self,
+        _channel: ChannelId,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _session: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        Ok(())
+    }
+
+    // Refused: nothing is relayed that the certificate does not grant (C1).
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        session: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> std::result::Result<bool, Self::Error> {
+        Ok(false)
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        _address: &str,
+        _port: &mut u32,
+        _session: &mut Session,
+    ) -> std::result::Result<bool, Self::Error> {
+        Ok(false)
+    }
+}
+
+/// The reasons a session ends, in words for the user's terminal.
+pub(crate) fn reason_words(reason: &str) -> &'static str {
+    match reason {
+        "grant_ended" => "the grant ended",
+        "revoked" => "the grant was revoked",
+        "released" => "the grant was released",
+        "killed" => "an administrator ended it",
+        "recording_failed" => "the recording could not be written",
+        "target_closed" => "the target closed it",
+        "target_unreachable" => "the target could not be reached",
+        "closed" => "you closed it",
+        _ => "the broker ended it",
+    }
+}
+
+/// What the client asked to run.
+enum Start {
+    Shell,
+    Exec(Vec<u8>),
+}
+
+#[derive(Clone, Copy)]
+struct Pty {
+    cols: u32,
+    rows: u32,
+}
+
+async fn bridge(
+    state: AppState,
+    front: Arc<SshFront>,
+    info: SessionInfo,
+    client: Channel<Msg>,
+    handle: russh::server::Handle,
+    mut ends: watch::Receiver<Option<String>>,
+) {
+    let (reason, recording, error) = run(&state, &front, &info, client, &handle, &mut ends).await;
+    let _ = handle
+        .disconnect(
+            russh::Disconnect::ByApplication,
+            format!("paw: session ended ({reason}): {}", reason_words(&reason)),
+            String::new(),
+        )
+        .await;
+    if let Err(e) =
+        sessions::finish(&state, &info, &reason, recording.as_ref(), error.as_deref()).await
+    {
+        tracing::error!(session = %info.id, error = %e, "could not record the end of a session");
+    }
+    // Only now: a registry without this session means its end is on record.
+    state.live_sessions.unregister(&info.id);
+}
+
+type Outcome = (
+    String,
+    Option<crate::sessions::recording::Finished>,
+    Option<String>,
+);
+
+async fn run(
+    state: &AppState,
+    front: &SshFront,
+    info: &SessionInfo,
+    client: Channel<Msg>,
+    handle: &russh::server::Handle,
+    ends: &mut watch::Receiver<Option<String>>,
+) -> Outcome {
+    let cid = client.id();
+    let (mut client_rx, _client_tx) = client.split();
+    let say = |text: String| async move {
+        let _ = handle
+            .extended_data(cid, 1, format!("\r\npaw: {text}\r\n").into_bytes())
+            .await;
+    };
+    // The grant's end by the monotonic clock: a wall-clock step cannot move it (E4).
+    let left = (info.grant_end_ms - state.clock.now_ms()).max(0);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(left as u64);
+
+    // Until the client says what to run.
+    let mut pty: Option<Pty> = None;
+    let mut term = "xterm-256color".to_owned();
+    let start = loop {
+        tokio::select! {
+            m = client_rx.wait() => match m {
+                Some(ChannelMsg::RequestPty { term: t, col_width, row_height, .. }) => {
+                    term = t;
+                    pty = Some(Pty { cols: col_width, rows: row_height });
+                }
+                Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
+                    pty = Some(Pty { cols: col_width, rows: row_height });
+                }
+                Some(ChannelMsg::RequestShell { .. }) => break Start::Shell,
+                Some(ChannelMsg::Exec { command, .. }) => break Start::Exec(command),
+                Some(_) => {}
+                None => return ("closed".into(), None, None),
+            },
+            _ = ends.changed() => {
+                let r = ends.borrow().clone().unwrap_or_else(|| "ended".into());
+                return (r, None, None);
+            }
+            _ = tokio::time::sleep_until(deadline) => return ("grant_ended".into(), None, None),
+        }
+    };
+
+    let size = pty.unwrap_or(Pty { cols: 80, rows: 24 });
+    let title = format!("{}@{} ({})", info.role, info.target, info.user);
+    let mut rec = match Recorder::create(
+        &front.recordings,
+        &info.id,
+        size.cols,
+        size.rows,
+        state.clock.now_ms() / 1000,
+        &title,
+        &term,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            say("the session cannot be recorded, so it does not start".into()).await;
+            return ("recording_failed".into(), None, Some(e.to_string()));
+        }
+    };
+    if let Start::Exec(cmd) = &start {
+        if let Err(e) = rec.input(cmd) {
+            return ("recording_failed".into(), None, Some(e.to_string()));
+        }
+    }
+
+    let target = match connect_target(state, front, info).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(session = %info.id, error = %e, "target connection failed");
+            say(format!("cannot reach {}: {e}", info.target)).await;
+            let finished = rec.finish().ok();
+            return ("target_unreachable".into(), finished, None);
+        }
+    };
+    let (handle_t, target_ch) = target;
+    if let Some(p) = pty {
+        if let Err(e) = target_ch
+            .request_pty(false, &term, p.cols, p.rows, 0, 0, &[])
+            .await
+        {
+            let finished = rec.finish().ok();
+            say(format!("the target refused a terminal: {e}")).await;
+            return ("target_closed".into(), finished, None);
+        }
+    }
+    let started = match &start {
+        Start::Shell => target_ch.request_shell(false).await,
+        Start::Exec(cmd) => target_ch.exec(false, cmd.clone()).await,
+    };
+    if let Err(e) = started {
+        let finished = rec.finish().ok();
+        say(format!("the target refused the session: {e}")).await;
+        return ("target_closed".into(), finished, None);
+    }
+    let (mut target_rx, target_tx) = target_ch.split();
+
+    let mut record_error: Option<String> = None;
+    let reason: String = loop {
+        tokio::select! {
+            m = client_rx.wait() => match m {
+                Some(ChannelMsg::Data { data }) => {
+                    if let Err(e) = rec.input(&data) { record_error = Some(e.to_string()); break "recording_failed".into(); }
+                    if target_tx.data_bytes(data).await.is_err() { break "target_closed".into(); }
+                }
+                Some(ChannelMsg::WindowChange { col_width, row_height, pix_width, pix_height }) => {
+                    if let Err(e) = rec.resize(col_width, row_height) { record_error = Some(e.to_string()); break "recording_failed".into(); }
+                    let _ = target_tx.window_change(col_width, row_height, pix_width, pix_height).await;
+                }
+                Some(ChannelMsg::Eof) => { let _ = target_tx.eof().await; }
+                Some(ChannelMsg::Close) | None => break "closed".into(),
+                Some(_) => {}
+            },
+            m = target_rx.wait() => match m {
+                Some(ChannelMsg::Data { data }) => {
+                    if let Err(e) = rec.output(&data) { record_error = Some(e.to_string()); break "recording_failed".into(); }
+                    if handle.data(cid, data).await.is_err() { break "closed".into(); }
+                }
+                Some(ChannelMsg::ExtendedData { data, ext }) => {
+                    if let Err(e) = rec.output(&data) { record_error = Some(e.to_string()); break "recording_failed".into(); }
+                    if handle.extended_data(cid, ext, data).await.is_err() { break "closed".into(); }
+                }
+                Some(ChannelMsg::ExitStatus { exit_status }) => {
+                    let _ = handle.exit_status_request(cid, exit_status).await;
+                }
+                Some(ChannelMsg::Eof) => { let _ = handle.eof(cid).await; }
+                Some(ChannelMsg::Close) | None => break "target_closed".into(),
+                Some(_) => {}
+            },
+            _ = ends.changed() => {
+                break ends.borrow().clone().unwrap_or_else(|| "ended".into());
+            }
+            _ = tokio::time::sleep_until(deadline) => break "grant_ended".into(),
+        }
+    };
+    let _ = target_tx.close().await;
+    let _ = handle_t
+        .disconnect(russh::Disconnect::ByApplication, "paw session ended", "")
+        .await;
+    if reason != "closed" && reason != "target_closed" {
+        say(format!("session ended: {}", reason_words(&reason))).await;
+    }
+    if reason == "target_closed" || reason == "closed" {
+        let _ = handle.close(cid).await;
+        // The command ended by itself: let the client read the last output and close its
+        // side before the connection goes (a disconnect can overtake data still queued).
+        if reason == "target_closed" {
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                while let Some(m) = client_rx.wait().await {
+                    if matches!(m, ChannelMsg::Close) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+    match rec.finish() {
+        Ok(f) => (reason, Some(f), record_error),
+        Err(e) => ("recording_failed".into(), None, Some(e.to_string())),
+    }
+}
+
+/// The broker's side of the target connection: pins the host key from config.
+struct TargetHandler {
+    pinned: PublicKey,
+}
+
+impl russh::client::Handler for TargetHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> std::result::Result<bool, Self::Error> {
+        Ok(match key {
+            russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => {
+                key.key_data() == self.pinned.key_data()
+            }
+            russh::keys::PublicKeyOrCertificate::Certificate(_) => false,
+        })
+    }
+}
+
+type TargetConn = (
+    russh::client::Handle<TargetHandler>,
+    Channel<russh::client::Msg>,
+);
+
+async fn connect_target(
+    state: &AppState,
+    front: &SshFront,
+    info: &SessionInfo,
+) -> Result<TargetConn> {
+    let unavailable = |m: String| BrokerError::BadRequest {
+        code: paw_proto::ErrorCode::TargetUnavailable,
+        message: m,
+    };
+    let t = front
+        .target(&info.target)
+        .filter(|t| t.kind == "ssh")
+        .ok_or_else(|| unavailable(format!("no ssh target {:?} is configured", info.target)))?;
+    let pinned = t
+        .host_key
+        .as_deref()
+        .and_then(|k| PublicKey::from_openssh(k).ok())
+        .ok_or_else(|| unavailable("the target has no usable host_key".into()))?;
+    // The session's own key and certificate: in this task's memory only (C7).
+    let key = ssh_ca::ephemeral_key()?;
+    let now_secs = (state.clock.now_ms() / 1000).max(0) as u64;
+    let cert = front.ca.issue(
+        key.public_key(),
+        &CertRequest {
+            user: &info.user,
+            grant_id: &info.grant_id,
+            session_id: &info.id,
+            login: &info.role,
+            now_secs,
+            grant_end_secs: (info.grant_end_ms / 1000).max(0) as u64,
+        },
+    )?;
+    let config = Arc::new(russh::client::Config {
+        inactivity_timeout: None,
+        nodelay: true,
+        ..Default::default()
+    });
+    let connect = russh::client::connect(config, t.address.as_str(), TargetHandler { pinned });
+    let mut h = tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .map_err(|_| unavailable("connecting timed out".into()))?
+        .map_err(|e| unavailable(format!("{e}")))?;
+    let auth = h
+        .authenticate_openssh_cert(info.role.clone(), Arc::new(key), cert)
+        .await
+        .map_err(|e| unavailable(format!("{e}")))?;
+    if !auth.success() {
+        return Err(unavailable(format!(
+            "the target refused the broker's certificate for {:?} (does it trust the broker CA?)",
+            info.role
+        )));
+    }
+    let ch = h
+        .channel_open_session()
+        .await
+        .map_err(|e| unavailable(format!("{e}")))?;
+    Ok((h, ch))
+}
+
+/// The front door as the rest of the broker sees it: what to tell clients.
+#[derive(Debug)]
+pub struct Running {
+    pub front: Arc<SshFront>,
+    /// What clients dial: `ssh_public`, else the bound address.
+    pub addr: String,
+}
+
+/// Binds the front door.
+pub async fn bind(config: &SessionsConfig) -> Result<TcpListener> {
+    TcpListener::bind(config.ssh_listen)
+        .await
+        .map_err(|e| BrokerError::io(format!("cannot listen on {}", config.ssh_listen), e))
+}

@@ -1,0 +1,471 @@
+//! Brokered sessions: a session ticket's one-time use, the session's end with its reason and
+//! recording hash, the live registry the SSH front door closes connections through, and the
+//! admin's kill.
+//!
+//! Rules: the credential is used at most once, in one transaction that also checks the grant
+//! is active by the broker's clock and the user is live, with its audit record (case C3).
+//! Whatever ends a session — the grant's end, a revocation, a kill, a failed recording — ends
+//! it in the database first; the front door closes every connection whose session has ended
+//! within [`WATCH_EVERY`] (case C2), and at the grant's end by its own timer.
+
+pub mod front;
+pub mod history;
+pub mod postgres;
+pub mod recording;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use paw_audit::Outcome;
+use paw_policy::GrantState;
+use paw_proto::action::Action;
+use paw_proto::session::{SessionList, SessionView};
+use paw_proto::ErrorCode;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::audit::{self, Entry};
+use crate::base::error::Result;
+use crate::base::util::{refuse, secret_hash};
+use crate::elevation::{self, ADMIN_ROLE};
+use crate::http::AppState;
+use crate::identity::stepup::{kind, wrong_action, StepUp};
+use crate::identity::tokens::AuthContext;
+use crate::{with_pool, with_tx};
+
+/// How often the front door looks for sessions ended elsewhere (revoked, killed).
+pub const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// A session whose credential was just used.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: String,
+    pub grant_id: String,
+    pub user: String,
+    pub target_kind: String,
+    pub target: String,
+    pub role: String,
+    pub grant_end_ms: i64,
+}
+
+/// Uses a session's one-time credential: `session_id` with its `ticket`. Refused (and audited)
+/// when unknown, already used, expired, ended, or the grant is no longer active.
+pub async fn claim(
+    state: &AppState,
+    session_id: &str,
+    ticket: &str,
+    peer: &str,
+) -> Result<SessionInfo> {
+    let now = state.clock.now_ms();
+    let refused = |why: &str| {
+        refuse(
+            ErrorCode::Unauthenticated,
+            format!("session credential refused: {why}"),
+        )
+    };
+    let mut tx = state.db.begin().await?;
+    audit::lock(&mut tx).await?;
+    let used = with_tx!(&mut tx, t => {
+        sqlx::query("UPDATE session_tickets SET used_at = $1 WHERE id = $2 AND ticket_hash = $3 \
+                     AND used_at IS NULL AND ended_at IS NULL AND expires_at > $1")
+            .bind(now).bind(session_id).bind(secret_hash(ticket)).execute(&mut **t).await?.rows_affected()
+    });
+    let checked = if used == 1 {
+        let grant_id: String = with_tx!(&mut tx, t => {
+            sqlx::query_scalar("SELECT grant_id FROM session_tickets WHERE id = $1")
+                .bind(session_id).fetch_one(&mut **t).await?
+        });
+        let row = elevation::load(&mut tx, &grant_id).await?;
+        match (
+            elevation::effective(&row, now)?,
+            elevation::live_user(&mut tx, &row.user_id).await,
+        ) {
+            (GrantState::Active, Ok(())) => Ok(row),
+            (GrantState::Active, Err(e)) => Err(e),
+            _ => Err(refused("the grant is not active")),
+        }
+    } else {
+        Err(refused("unknown, already used or expired"))
+    };
+    let row = match checked {
+        Ok(row) => row,
+        Err(e) => {
+            drop(tx);
+            audit::record(
+                &state.db,
+                now,
+                Entry::new(
+                    "-",
+                    "session_start",
+                    session_id,
+                    Outcome::Denied,
+                    json!({"reason": e.to_string(), "peer": peer}),
+                ),
+            )
+            .await?;
+            return Err(e);
+        }
+    };
+    audit::append(
+        &mut tx,
+        now,
+        Entry::new(
+            &row.user_name,
+            "session_start",
+            session_id,
+            Outcome::Success,
+            json!({"grant_id": row.id, "target": row.target, "role": row.role, "peer": peer}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(SessionInfo {
+        id: session_id.to_owned(),
+        grant_id: row.id,
+        user: row.user_name,
+        target_kind: row.target_kind,
+        target: row.target,
+        role: row.role,
+        grant_end_ms: row.ends_at.unwrap_or(now),
+    })
+}
+
+/// Ends a session (if nothing ended it before) and records how, with the recording's hash.
+pub async fn finish(
+    state: &AppState,
+    info: &SessionInfo,
+    reason: &str,
+    recording: Option<&crate::sessions::recording::Finished>,
+    recording_error: Option<&str>,
+) -> Result<()> {
+    finish_with(
+        state,
+        info,
+        reason,
+        recording,
+        recording_error,
+        EndDetail::default(),
+    )
+    .await
+}
+
+/// What a kind of session adds to its `session_end` record (a database session: the role
+/// dropped and the backends terminated).
+#[derive(Debug, Default)]
+pub struct EndDetail {
+    /// Merged into the record's detail; these keys never replace the common ones.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// The clean-up failed: the record's outcome is `failure`.
+    pub failed: bool,
+}
+
+/// [`finish`] with the detail a kind of session adds.
+pub async fn finish_with(
+    state: &AppState,
+    info: &SessionInfo,
+    reason: &str,
+    recording: Option<&crate::sessions::recording::Finished>,
+    recording_error: Option<&str>,
+    extra: EndDetail,
+) -> Result<()> {
+    let now = state.clock.now_ms();
+    let mut tx = state.db.begin().await?;
+    audit::lock(&mut tx).await?;
+    let sha = recording.map(|r| r.sha256.clone());
+    with_tx!(&mut tx, t => {
+        sqlx::query("UPDATE session_tickets SET ended_at = COALESCE(ended_at, $1), \
+                     end_reason = COALESCE(end_reason, $2), recording_sha256 = $3, \
+                     recording_closed_at = $1 WHERE id = $4")
+            .bind(now).bind(reason).bind(&sha).bind(&info.id).execute(&mut **t).await?;
+    });
+    let final_reason: Option<String> = with_tx!(&mut tx, t => {
+        sqlx::query_scalar("SELECT end_reason FROM session_tickets WHERE id = $1")
+            .bind(&info.id).fetch_one(&mut **t).await?
+    });
+    let outcome = if recording_error.is_some() || extra.failed {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
+    let mut detail = json!({
+        "grant_id": info.grant_id,
+        "target": info.target,
+        "reason": final_reason.as_deref().unwrap_or(reason),
+        "recording_sha256": sha,
+        "recording_bytes": recording.map(|r| r.bytes),
+        "recording_error": recording_error,
+    });
+    if let Some(d) = detail.as_object_mut() {
+        for (k, v) in extra.fields {
+            d.entry(k).or_insert(v);
+        }
+    }
+    audit::append(
+        &mut tx,
+        now,
+        Entry::new(&info.user, "session_end", &info.id, outcome, detail),
+    )
+    .await?;
+    tx.commit().await
+}
+
+/// Ends a session from outside (kill, failed recording) in the database; the front door
+/// closes the connection when it sees it.
+async fn end_now(
+    state: &AppState,
+    tx: &mut crate::store::Tx,
+    id: &str,
+    reason: &str,
+) -> Result<u64> {
+    let now = state.clock.now_ms();
+    Ok(with_tx!(tx, t => {
+        sqlx::query("UPDATE session_tickets SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL AND used_at IS NOT NULL")
+            .bind(now).bind(reason).bind(id).execute(&mut **t).await?.rows_affected()
+    }))
+}
+
+/// An admin ends someone's session, after a step-up naming the session and the reason.
+pub async fn kill(
+    state: &AppState,
+    auth: &AuthContext,
+    session_id: &str,
+    proof: &StepUp<kind::KillSession>,
+) -> Result<SessionView> {
+    let Some(Action::KillSession {
+        session_id: signed,
+        reason,
+    }) = proof.action()
+    else {
+        return Err(wrong_action());
+    };
+    if signed != session_id {
+        return Err(wrong_action());
+    }
+    if !auth.roles.iter().any(|r| r == ADMIN_ROLE) {
+        return Err(refuse(
+            ErrorCode::Forbidden,
+            "only administrators end other people's sessions",
+        ));
+    }
+    let now = state.clock.now_ms();
+    let mut tx = state.db.begin().await?;
+    audit::lock(&mut tx).await?;
+    if end_now(state, &mut tx, session_id, "killed").await? != 1 {
+        return Err(refuse(ErrorCode::NotFound, "no such live session"));
+    }
+    audit::append(
+        &mut tx,
+        now,
+        Entry::new(
+            &auth.user_name,
+            "session_kill",
+            session_id,
+            Outcome::Success,
+            json!({"reason": reason, "action_hash": proof.action_hash()}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    state.live_sessions.signal(session_id, "killed");
+    view(state, session_id).await
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    id: String,
+    grant_id: String,
+    user_name: String,
+    target_kind: String,
+    target: String,
+    role: String,
+    used_at: i64,
+    ends_at: Option<i64>,
+    ended_at: Option<i64>,
+    end_reason: Option<String>,
+    recording_sha256: Option<String>,
+}
+
+const SELECT: &str = "SELECT s.id, s.grant_id, g.user_name, g.target_kind, g.target, g.role, \
+    s.used_at, g.ends_at, s.ended_at, s.end_reason, s.recording_sha256 \
+    FROM session_tickets s JOIN grants g ON g.id = s.grant_id WHERE s.used_at IS NOT NULL";
+
+fn to_view(r: Row) -> SessionView {
+    SessionView {
+        id: r.id,
+        grant_id: r.grant_id,
+        user: r.user_name,
+        target_kind: r.target_kind,
+        target: r.target,
+        role: r.role,
+        started_at_ms: r.used_at,
+        grant_ends_at_ms: r.ends_at.unwrap_or(r.used_at),
+        ended_at_ms: r.ended_at,
+        end_reason: r.end_reason,
+        recording_sha256: r.recording_sha256,
+    }
+}
+
+async fn view(state: &AppState, id: &str) -> Result<SessionView> {
+    let sql = format!("{SELECT} AND s.id = $1");
+    let row: Row = with_pool!(&state.db, p => {
+        sqlx::query_as(&sql).bind(id).fetch_one(p).await?
+    });
+    Ok(to_view(row))
+}
+
+/// Live sessions: everyone's for an admin, the caller's own otherwise.
+pub async fn live(state: &AppState, auth: &AuthContext) -> Result<SessionList> {
+    let admin = auth.roles.iter().any(|r| r == ADMIN_ROLE);
+    let sql = format!(
+        "{SELECT} AND s.recording_closed_at IS NULL AND (s.ended_at IS NULL OR $1) \
+         AND ($2 OR g.user_id = $3) ORDER BY s.used_at DESC LIMIT 500"
+    );
+    let rows: Vec<Row> = with_pool!(&state.db, p => {
+        sqlx::query_as(&sql).bind(false).bind(admin).bind(&auth.user_id).fetch_all(p).await?
+    });
+    Ok(SessionList {
+        sessions: rows.into_iter().map(to_view).collect(),
+    })
+}
+
+/// The connections this broker process holds, by session id, each with a way to end it.
+#[derive(Debug, Default)]
+pub struct Live {
+    map: Mutex<HashMap<String, watch::Sender<Option<String>>>>,
+}
+
+impl Live {
+    /// Registers a connection; the receiver yields the reason when the session must end.
+    pub fn register(&self, id: &str) -> watch::Receiver<Option<String>> {
+        let (tx, rx) = watch::channel(None);
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(id.to_owned(), tx);
+        }
+        rx
+    }
+
+    pub fn unregister(&self, id: &str) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(id);
+        }
+    }
+
+    pub fn signal(&self, id: &str, reason: &str) {
+        if let Ok(m) = self.map.lock() {
+            if let Some(tx) = m.get(id) {
+                tx.send_replace(Some(reason.to_owned()));
+            }
+        }
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.map
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Runs forever: closes connections whose session the database says has ended (the grant
+/// expired, was revoked or released, the user was disabled, an admin killed it).
+pub async fn watch_ends(state: AppState) {
+    let mut every = tokio::time::interval(WATCH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let ids = state.live_sessions.ids();
+        if ids.is_empty() {
+            continue;
+        }
+        match ended_among(&state, &ids).await {
+            Ok(ended) => {
+                for (id, reason) in ended {
+                    state.live_sessions.signal(&id, &reason);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "session watch failed"),
+        }
+    }
+}
+
+async fn ended_among(state: &AppState, ids: &[String]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    // Bounded IN lists; a broker holds hundreds of sessions, not millions.
+    for chunk in ids.chunks(200) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, end_reason FROM session_tickets WHERE ended_at IS NOT NULL AND id IN ({})",
+            marks.join(", ")
+        );
+        let rows: Vec<(String, Option<String>)> = with_pool!(&state.db, p => {
+            let mut q = sqlx::query_as(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.fetch_all(p).await?
+        });
+        out.extend(
+            rows.into_iter()
+                .map(|(id, r)| (id, r.unwrap_or_else(|| "ended".into()))),
+        );
+    }
+    Ok(out)
+}
+
+/// At start-up: sessions a previous broker process held cannot have survived it (their TCP
+/// connections died with it); end them, so the history and the session count are right (E2).
+pub async fn close_orphans(state: &AppState) -> Result<usize> {
+    let now = state.clock.now_ms();
+    let mut tx = state.db.begin().await?;
+    audit::lock(&mut tx).await?;
+    let ids: Vec<String> = with_tx!(&mut tx, t => {
+        sqlx::query_scalar("SELECT id FROM session_tickets WHERE used_at IS NOT NULL AND recording_closed_at IS NULL")
+            .fetch_all(&mut **t).await?
+    });
+    for id in &ids {
+        with_tx!(&mut tx, t => {
+            sqlx::query("UPDATE session_tickets SET ended_at = COALESCE(ended_at, $1), \
+                         end_reason = COALESCE(end_reason, 'broker_restart'), recording_closed_at = $1 WHERE id = $2")
+                .bind(now).bind(id).execute(&mut **t).await?;
+        });
+        audit::append(
+            &mut tx,
+            now,
+            Entry::new(
+                "pawd",
+                "session_end",
+                id,
+                Outcome::Failure,
+                json!({"reason": "broker_restart"}),
+            ),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(ids.len())
+}
+
+/// A session the database has not ended yet: the front door asks before each new channel.
+pub async fn still_open(state: &AppState, id: &str) -> Result<Option<String>> {
+    let r: Option<(Option<i64>, Option<String>)> = with_pool!(&state.db, p => {
+        sqlx::query_as("SELECT ended_at, end_reason FROM session_tickets WHERE id = $1")
+            .bind(id).fetch_optional(p).await?
+    });
+    Ok(match r {
+        Some((None, _)) => None,
+        Some((Some(_), reason)) => Some(reason.unwrap_or_else(|| "ended".into())),
+        None => Some("ended".into()),
+    })
+}
+
+/// Shared handle type for the state.
+pub type SharedLive = Arc<Live>;
