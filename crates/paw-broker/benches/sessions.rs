@@ -659,7 +659,7 @@ fn one_setup_openssh(bench: &Bench) -> Duration {
 
 async fn wait_no_live(b: &Broker) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !b.state.live_sessions.is_empty() {
+    while !b.state.sessions.live_sessions.is_empty() {
         assert!(Instant::now() < deadline, "sessions still held");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -733,7 +733,7 @@ async fn concurrent(bench: &mut Bench, n: usize, hold: Duration) -> Soak {
         }
     }
     tokio::time::sleep(hold).await;
-    soak.live_at_hold_end = bench.b.state.live_sessions.len();
+    soak.live_at_hold_end = bench.b.state.sessions.live_sessions.len();
     // Still there: nothing ended meanwhile, and each answers again.
     for (i, (t, rx)) in held.iter_mut().enumerate() {
         let mut ended = false;

@@ -271,7 +271,7 @@ impl Bench {
     /// A challenge issued by the library (untimed setup for `verify`) and the key's answer.
     async fn prepared(&mut self) -> Finish {
         let action = self.next_action();
-        let ch = paw_broker::identity::stepup::start_for(&self.state, &self.user_id, &action)
+        let ch = paw_broker::identity::stepup::start_for(&self.state.identity, &self.user_id, &action)
             .await
             .unwrap();
         self.answer(ch.challenge, &ch.action_hash, action)
@@ -281,7 +281,7 @@ impl Bench {
     async fn verify(&self, f: &Finish) -> Duration {
         let t = Instant::now();
         let hash = paw_broker::identity::stepup::verify_any(
-            &self.state,
+            &self.state.identity,
             &self.user_id,
             &f.challenge,
             &f.action,

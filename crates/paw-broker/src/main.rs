@@ -211,7 +211,7 @@ async fn run(command: Command) -> Result<(), BrokerError> {
                 std::sync::Arc::new(paw_broker::base::clock::SystemClock),
             )
             .await?;
-            let n = paw_broker::elevation::disable_user(&app.state, "pawd (cli)", &user).await?;
+            let n = paw_broker::elevation::disable_user(&app.state.elevation, "pawd (cli)", &user).await?;
             app.db.close().await;
             println!("{user}: disabled; {n} open request(s) or grant(s) voided, sessions ended");
             Ok(())
@@ -246,7 +246,7 @@ async fn run(command: Command) -> Result<(), BrokerError> {
             };
             telemetry::init(format, &config.log.level)?;
             let server = BoundServer::bind(&config).await?;
-            tokio::spawn(reload_on_hangup(server.state().clone(), config_path));
+            tokio::spawn(reload_on_hangup(server.elevation().clone(), config_path));
             // Tests and scripts parse this exact line for the real port.
             println!("listening on https://{}", server.local_addr());
             server.run(shutdown_signal()).await
@@ -263,15 +263,15 @@ async fn run(command: Command) -> Result<(), BrokerError> {
 
 /// Reloads the elevation policy (entitlements, groups, people) from the config file on SIGHUP.
 /// A file that no longer validates is logged and the running policy stays.
-async fn reload_on_hangup(state: paw_broker::http::AppState, path: PathBuf) {
+async fn reload_on_hangup(elevation: paw_broker::elevation::Elevation, path: PathBuf) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot watch SIGHUP; policy changes need a restart");
         return;
     };
     while hup.recv().await.is_some() {
-        let now = state.clock.now_ms();
-        match paw_broker::elevation::policy::reload(&state.db, &state.policy, &path, now).await {
+        let now = elevation.clock.now_ms();
+        match paw_broker::elevation::policy::reload(&elevation.db, &elevation.policy, &path, now).await {
             Ok(changed) => tracing::info!(changed, "policy reloaded"),
             Err(e) => {
                 tracing::error!(error = %e, "policy reload refused; the running policy stays")

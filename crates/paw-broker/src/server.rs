@@ -15,7 +15,11 @@ use paw_proto::http::DatabaseKind;
 use crate::base::clock::{Clock, SystemClock};
 use crate::base::error::{BrokerError, Result};
 use crate::config::Config;
+use crate::audit::checkpoints::Cosigner;
+use crate::elevation::{Elevation, FrontDoor};
 use crate::http::{self, AppState};
+use crate::identity::Identity;
+use crate::sessions::Sessions;
 use crate::identity::webauthn::RelyingParty;
 use crate::store::{Create, Db};
 
@@ -71,9 +75,9 @@ impl BoundServer {
         })
     }
 
-    /// The shared state, for the policy reload on SIGHUP.
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// The elevation service, for the policy reload on SIGHUP.
+    pub fn elevation(&self) -> &Elevation {
+        &self.state.elevation
     }
 
     /// The bound address, with the real port when the config said port 0.
@@ -99,7 +103,7 @@ impl BoundServer {
             tracing::info!("shutdown requested");
             trigger.graceful_shutdown(Some(GRACEFUL_SHUTDOWN));
         });
-        let ticker = tokio::spawn(grant_clock(self.state.clone()));
+        let ticker = tokio::spawn(grant_clock(self.state.elevation.clone()));
         tracing::info!(addr = %self.local_addr, database = ?self.db.kind(), "serving");
         let result =
             axum_server::from_tcp_rustls(self.listener, RustlsConfig::from_config(self.tls))
@@ -168,34 +172,66 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         }
         None => None,
     };
+    let identity = Identity {
+        db: db.clone(),
+        clock: clock.clone(),
+        rp: Arc::new(rp),
+        auth: config.auth,
+    };
+    let front_door = ssh.as_ref().map(|run| {
+        Arc::new(FrontDoor {
+            addr: run.addr.clone(),
+            host_key: run.front.host_public_key().to_openssh().ok(),
+            databases: run
+                .front
+                .targets()
+                .filter_map(|t| Some((t.name.clone(), t.database.clone()?)))
+                .collect(),
+        })
+    });
+    let elevation = Elevation {
+        db: db.clone(),
+        clock: clock.clone(),
+        policy,
+        notifier: crate::elevation::notify::Notifier::new(webhook),
+        front_door,
+    };
+    let sessions = Sessions {
+        db: db.clone(),
+        clock: clock.clone(),
+        live_sessions: Default::default(),
+        ssh: ssh.clone(),
+    };
+    let cosigner = Cosigner {
+        db: db.clone(),
+        clock: clock.clone(),
+        witness: Arc::new(witness),
+    };
     let state = AppState {
         db: db.clone(),
         instance_id: Arc::from(instance_id.as_str()),
         clock,
-        rp: Arc::new(rp),
-        auth: config.auth,
-        policy,
-        notifier: crate::elevation::notify::Notifier::new(webhook),
-        witness: Arc::new(witness),
-        live_sessions: Default::default(),
-        ssh: ssh.clone(),
+        identity,
+        elevation,
+        sessions: sessions.clone(),
+        cosigner,
     };
     if let (Some(listener), Some(run)) = (ssh_listener, ssh) {
-        let ended = crate::sessions::close_orphans(&state).await?;
+        let ended = crate::sessions::close_orphans(&sessions).await?;
         if ended > 0 {
             tracing::warn!(
                 sessions = ended,
                 "ended sessions a previous broker process held"
             );
         }
-        let (st, front) = (state.clone(), run.front.clone());
+        let (st, front) = (sessions.clone(), run.front.clone());
         tasks.push(tokio::spawn(async move {
             // Roles a previous process left are dropped before anyone can log in, so the
             // sweep never races a new session's role. Connections wait in the backlog.
             crate::sessions::postgres::sweep_all(&front).await;
             crate::sessions::front::serve(listener, st, front).await
         }));
-        tasks.push(tokio::spawn(crate::sessions::watch_ends(state.clone())));
+        tasks.push(tokio::spawn(crate::sessions::watch_ends(sessions.clone())));
     }
     Ok(App {
         router: http::router(state.clone(), &config.limits),
@@ -212,12 +248,12 @@ pub const GRANT_TICK: Duration = Duration::from_millis(200);
 
 /// Runs [`crate::elevation::tick`] forever. A failed tick (database briefly down) is logged
 /// and retried at the next one.
-async fn grant_clock(state: AppState) {
+async fn grant_clock(elevation: Elevation) {
     let mut every = tokio::time::interval(GRANT_TICK);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(e) = crate::elevation::tick(&state).await {
+        if let Err(e) = crate::elevation::tick(&elevation).await {
             tracing::warn!(error = %e, "grant clock tick failed");
         }
     }

@@ -120,7 +120,7 @@ async fn witness_key(b: &Broker) -> VerifyingKey {
         .unwrap();
     assert_eq!(
         v["fingerprint"].as_str().unwrap(),
-        b.state.witness.fingerprint()
+        b.state.cosigner.witness.fingerprint()
     );
     VerifyingKey::from_bytes(&bytes.try_into().unwrap()).unwrap()
 }
@@ -551,11 +551,11 @@ async fn the_witness_key_survives_a_restart_and_is_generated_when_missing() {
     let again = paw_broker::server::app(&b.config, clock.clone())
         .await
         .unwrap();
-    assert_eq!(again.state.witness.public_key(), first);
+    assert_eq!(again.state.cosigner.witness.public_key(), first);
     // A broker from before witnessing (no key file): one is made at start.
     std::fs::remove_file(&path).unwrap();
     let made = paw_broker::server::app(&b.config, clock).await.unwrap();
-    assert_ne!(made.state.witness.public_key(), first);
+    assert_ne!(made.state.cosigner.witness.public_key(), first);
     assert!(path.exists());
 }
 

@@ -94,7 +94,7 @@ fn id(v: &Value) -> String {
 }
 
 async fn tick(b: &Broker) {
-    paw_broker::elevation::tick(&b.state).await.unwrap();
+    paw_broker::elevation::tick(&b.state.elevation).await.unwrap();
 }
 
 /// Actions recorded in the audit log for `subject`, in order.
@@ -539,7 +539,7 @@ async fn b10_break_glass_needs_a_step_up_and_a_reason_and_is_loud_boxed_and_revi
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
-    let mut live = b.state.notifier.subscribe();
+    let mut live = b.state.elevation.notifier.subscribe();
     let (s, v) = signed(
         &mut ada,
         &b,
@@ -567,7 +567,7 @@ async fn b10_break_glass_needs_a_step_up_and_a_reason_and_is_loud_boxed_and_revi
     let notice = live.recv().await.unwrap();
     assert_eq!(notice.event.kind, "break_glass");
     assert!(notice.audience.admins);
-    let policy = b.state.policy.get();
+    let policy = b.state.elevation.policy.get();
     assert!(notice
         .audience
         .includes(&policy, "carol", &["admin".into()]));
@@ -609,7 +609,7 @@ async fn b12_disabling_a_user_voids_their_grants_and_sessions() {
         redeem(&mut ada, &b, &active, "web-1").await.0,
         StatusCode::OK
     );
-    let n = paw_broker::elevation::disable_user(&b.state, "test", "ada")
+    let n = paw_broker::elevation::disable_user(&b.state.elevation, "test", "ada")
         .await
         .unwrap();
     assert_eq!(n, 2);
@@ -697,7 +697,7 @@ async fn release_and_revoke_end_grants_and_their_tickets() {
 async fn warnings_go_out_five_and_one_minute_before_the_end() {
     let b = Broker::start().await;
     let mut ada = b.enrolled("ada").await;
-    let mut live = b.state.notifier.subscribe();
+    let mut live = b.state.elevation.notifier.subscribe();
     let web = id(&request(&mut ada, &b, &req_web(10)).await);
     assert_eq!(live.recv().await.unwrap().event.kind, "request_decided");
     tick(&b).await;
@@ -734,22 +734,22 @@ async fn warnings_go_out_five_and_one_minute_before_the_end() {
 async fn policy_changes_are_audited_once_and_take_effect_at_once() {
     let b = Broker::start().await;
     let before = audit::records(&b.db, 0, 1000).await.unwrap().len();
-    let mut p = (*b.state.policy.get()).clone();
+    let mut p = (*b.state.elevation.policy.get()).clone();
     let same =
-        paw_broker::elevation::policy::install(&b.db, &b.state.policy, p.clone(), b.now(), "test")
+        paw_broker::elevation::policy::install(&b.db, &b.state.elevation.policy, p.clone(), b.now(), "test")
             .await
             .unwrap();
     assert!(!same);
     p.groups.get_mut("dba-leads").unwrap().remove("bob");
     assert!(
-        paw_broker::elevation::policy::install(&b.db, &b.state.policy, p, b.now(), "test")
+        paw_broker::elevation::policy::install(&b.db, &b.state.elevation.policy, p, b.now(), "test")
             .await
             .unwrap()
     );
     let records = audit::records(&b.db, 0, 1000).await.unwrap();
     assert_eq!(records.len(), before + 1);
     assert_eq!(records.last().unwrap().event.action, "policy_changed");
-    assert!(b.state.policy.get().groups_of("bob").is_empty());
+    assert!(b.state.elevation.policy.get().groups_of("bob").is_empty());
 }
 
 // ---- B5 and B6: randomized races, SQLite and PostgreSQL --------------------------------------
@@ -778,7 +778,7 @@ async fn b5_race(b: Arc<Broker>) {
     let mut ada = b.enrolled("ada").await;
     let mut bob = b.enrolled("bob").await;
     let mut carol = b.enrolled("carol").await;
-    let base = (*b.state.policy.get()).clone();
+    let base = (*b.state.elevation.policy.get()).clone();
     let mut without_bob = base.clone();
     without_bob
         .groups
@@ -829,7 +829,7 @@ async fn b5_race(b: Arc<Broker>) {
                 if approver_loss {
                     paw_broker::elevation::policy::install(
                         &b.db,
-                        &b.state.policy,
+                        &b.state.elevation.policy,
                         without_bob,
                         b.now(),
                         "race",
@@ -871,7 +871,7 @@ async fn b5_race(b: Arc<Broker>) {
         if approver_loss {
             paw_broker::elevation::policy::install(
                 &b.db,
-                &b.state.policy,
+                &b.state.elevation.policy,
                 base.clone(),
                 b.now(),
                 "race",
@@ -1088,7 +1088,7 @@ async fn live_events_reach_the_approver_and_the_stream_ends_with_the_session() {
             .is_err()
     );
     // Bob is disabled: his stream ends within the session check interval, and he cannot come back.
-    paw_broker::elevation::disable_user(&b.state, "test", "bob")
+    paw_broker::elevation::disable_user(&b.state.elevation, "test", "bob")
         .await
         .unwrap();
     let end = tokio::time::timeout(std::time::Duration::from_secs(12), async {

@@ -297,13 +297,13 @@ async fn nothing_left(s: &Setup) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let roles = s.admin.residual_roles().await.unwrap();
-        if roles.is_empty() && s.b.state.live_sessions.is_empty() {
+        if roles.is_empty() && s.b.state.sessions.live_sessions.is_empty() {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "left behind: roles {roles:?}, {} live session(s)",
-            s.b.state.live_sessions.len()
+            s.b.state.sessions.live_sessions.len()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -384,7 +384,7 @@ async fn c5_at_grant_end_the_running_query_is_cut_off_and_the_role_dropped() {
 
     s.b.advance(61 * 60_000);
     let t0 = Instant::now();
-    paw_broker::elevation::tick(&s.b.state).await.unwrap();
+    paw_broker::elevation::tick(&s.b.state.elevation).await.unwrap();
     let (took, stderr) = cut_off(child, t0).await;
     eprintln!(
         "C5 grant end: psql cut off after {took:?}: {}",

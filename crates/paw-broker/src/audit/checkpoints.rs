@@ -27,20 +27,27 @@ use serde_json::json;
 use crate::audit::{self, Entry};
 use crate::base::error::{BrokerError, Result};
 use crate::base::util::{b64, refuse, unb64};
-use crate::http::AppState;
-use crate::identity::tokens::AuthContext;
+use crate::base::auth::AuthContext;
 use crate::store::Tx;
 use crate::with_tx;
+
+/// The broker as witness of workstation trails: the store, the clock and the witness key.
+#[derive(Clone)]
+pub struct Cosigner {
+    pub db: crate::store::Db,
+    pub clock: std::sync::Arc<dyn crate::base::clock::Clock>,
+    pub witness: std::sync::Arc<crate::crypto::witness::Witness>,
+}
 
 /// Broker audit actions.
 pub const COSIGNED: &str = "audit_checkpoint_cosigned";
 pub const REFUSED: &str = "audit_checkpoint_refused";
 
 /// `GET /v1/audit/witness`.
-pub fn witness_key(state: &AppState) -> WitnessKey {
+pub fn witness_key(svc: &Cosigner) -> WitnessKey {
     WitnessKey {
-        public_key: state.witness.public_b64(),
-        fingerprint: state.witness.fingerprint(),
+        public_key: svc.witness.public_b64(),
+        fingerprint: svc.witness.fingerprint(),
     }
 }
 
@@ -58,7 +65,7 @@ struct LastRow {
 /// `POST /v1/audit/checkpoint`: checks `req` against the last cosigned checkpoint of its
 /// origin and, if it continues it, cosigns and stores it.
 pub async fn upload(
-    state: &AppState,
+    svc: &Cosigner,
     auth: &AuthContext,
     req: &CheckpointUploadRequest,
 ) -> Result<CheckpointCosigned> {
@@ -79,7 +86,7 @@ pub async fn upload(
         .iter()
         .map(parse_record)
         .collect::<Result<Vec<_>>>()?;
-    let now = state.clock.now_ms();
+    let now = svc.clock.now_ms();
     if checkpoint.time_ms > now.saturating_add(MAX_SKEW_MS) {
         // A far-future time would make every honest later checkpoint look older than it.
         return Err(refuse(
@@ -88,7 +95,7 @@ pub async fn upload(
         ));
     }
 
-    let mut tx = state.db.begin().await?;
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let last = load_last(&mut tx, &checkpoint.origin).await?;
     let last_seq = last.as_ref().and_then(|l| u64::try_from(l.seq).ok());
@@ -130,7 +137,7 @@ pub async fn upload(
         return Err(refusal);
     }
 
-    let cosignature = Cosignature::sign(state.witness.signing_key(), &checkpoint, now);
+    let cosignature = Cosignature::sign(svc.witness.signing_key(), &checkpoint, now);
     store(&mut tx, auth, &checkpoint, &cosignature, now).await?;
     audit::append(
         &mut tx,
@@ -152,7 +159,7 @@ pub async fn upload(
     tx.commit().await?;
     Ok(CheckpointCosigned {
         cosignature: b64(&cosignature.to_bytes()),
-        witness_key: state.witness.public_b64(),
+        witness_key: svc.witness.public_b64(),
         cosigned_at_ms: now,
         previous_seq: last_seq,
     })

@@ -43,3 +43,23 @@ pub fn refuse(code: paw_proto::ErrorCode, message: impl Into<String>) -> BrokerE
         message: message.into(),
     }
 }
+
+/// The longest user, role or key name.
+pub const MAX_NAME: usize = 64;
+
+/// A user or role name: short, printable, no separators that could confuse logs or paths.
+pub fn validate_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(refuse(
+            paw_proto::ErrorCode::BadRequest,
+            format!("{what} must be 1–{MAX_NAME} characters of a-z, A-Z, 0-9, '.', '_', '-', '@'"),
+        ))
+    }
+}

@@ -3,6 +3,7 @@
 //! Strict on purpose: an unknown key or an unknown `PAWD_*` variable is a typo that would
 //! otherwise silently leave a security setting at its default, so both are errors.
 
+pub mod masks;
 pub mod sessions;
 pub mod telemetry;
 
@@ -604,7 +605,7 @@ impl Config {
                 return bad(format!("groups: {group:?} is not a valid group name"));
             }
             for (i, m) in members.iter().enumerate() {
-                if crate::identity::validate_name("user", m).is_err() {
+                if crate::base::util::validate_name("user", m).is_err() {
                     return bad(format!("groups.{group}: {m:?} is not a valid user name"));
                 }
                 if members[..i].contains(m) {
@@ -613,7 +614,7 @@ impl Config {
             }
         }
         for (account, person) in &self.people {
-            let ok = |n: &str| crate::identity::validate_name("user", n).is_ok();
+            let ok = |n: &str| crate::base::util::validate_name("user", n).is_ok();
             if !ok(account) || !ok(person) {
                 return bad(format!("people: {account:?} = {person:?} is not valid"));
             }

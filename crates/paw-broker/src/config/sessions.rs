@@ -71,7 +71,7 @@ pub struct TargetConfig {
 impl SessionsConfig {
     /// Checks what serde cannot: every mask pattern compiles and matches something.
     pub fn validate(&self) -> Result<()> {
-        crate::sessions::history::Masks::compile(&self.mask).map(|_| ())
+        crate::config::masks::Masks::compile(&self.mask).map(|_| ())
     }
 
     pub fn resolve(&mut self, base: &Path) {

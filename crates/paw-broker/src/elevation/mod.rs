@@ -2,7 +2,7 @@
 //! tickets, and the clock that starts and ends grants.
 //!
 //! Rules kept here:
-//! - **The broker's clock decides.** Start, end and every check use `state.clock`; a grant is
+//! - **The broker's clock decides.** Start, end and every check use `svc.clock`; a grant is
 //!   never active past `ends_at` even if the ticker is late, because every read computes the
 //!   effective state from the clock ([`effective`]).
 //! - **The stored request is the request.** Requests, decisions and break-glass take the
@@ -15,6 +15,7 @@
 //! - **Transitions come from paw-policy.** Every state change goes through
 //!   [`paw_policy::transition`], so an edge the state machine does not list cannot happen.
 
+pub mod keys;
 pub mod notify;
 pub mod policy;
 
@@ -36,9 +37,8 @@ use crate::base::error::{BrokerError, Result};
 use crate::base::util::{new_id, random_secret, refuse, secret_hash};
 use crate::elevation::notify::{Audience, Notice};
 use crate::elevation::policy::Policy;
-use crate::http::AppState;
 use crate::identity::stepup::{kind, wrong_action, StepUp};
-use crate::identity::tokens::AuthContext;
+use crate::base::auth::AuthContext;
 use crate::store::Tx;
 use crate::{audit, with_pool, with_tx};
 
@@ -51,6 +51,30 @@ const RECENT: i64 = 5;
 /// The most grants the oversight list holds (newest first).
 const OVERSIGHT_LIMIT: i64 = 200;
 pub use crate::base::auth::{ADMIN_ROLE, HELPDESK_ROLE};
+
+/// Elevation as a service: the store, the broker's clock, the policy (reloaded on SIGHUP),
+/// the notifier for live events and the webhook, and what a session ticket tells the client
+/// about the front door.
+#[derive(Clone)]
+pub struct Elevation {
+    pub db: crate::store::Db,
+    pub clock: std::sync::Arc<dyn crate::base::clock::Clock>,
+    pub policy: policy::SharedPolicy,
+    pub notifier: notify::Notifier,
+    pub front_door: Option<std::sync::Arc<FrontDoor>>,
+}
+
+/// Where clients dial a redeemed ticket, as the sessions layer configured it. Plain data, so
+/// elevation needs nothing from the layer above it.
+#[derive(Debug, Clone, Default)]
+pub struct FrontDoor {
+    /// What clients dial: `ssh_public`, else the bound address.
+    pub addr: String,
+    /// The front door's host key, OpenSSH format, for the client to pin.
+    pub host_key: Option<String>,
+    /// Database name per PostgreSQL target.
+    pub databases: std::collections::HashMap<String, String>,
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GrantRow {
@@ -124,8 +148,8 @@ fn is_admin(roles: &[String]) -> bool {
 }
 
 /// What the request form lists: the entitlements `auth` may request.
-pub fn entitlements(state: &AppState, auth: &AuthContext) -> EntitlementList {
-    let policy = state.policy.get();
+pub fn entitlements(svc: &Elevation, auth: &AuthContext) -> EntitlementList {
+    let policy = svc.policy.get();
     let mine = policy.groups_of(&auth.user_name);
     let entitlements = if auth.roles.iter().any(|r| r == HELPDESK_ROLE) {
         Vec::new()
@@ -226,7 +250,7 @@ pub fn check_action(
 /// A request signed by the requester's step-up. Auto-approved entitlements become active grants
 /// at once (or at the requested start).
 pub async fn request(
-    state: &AppState,
+    svc: &Elevation,
     auth: &AuthContext,
     proof: &StepUp<kind::Request>,
 ) -> Result<GrantView> {
@@ -234,9 +258,9 @@ pub async fn request(
     let Action::Request { start_at_ms, .. } = action else {
         return Err(wrong_action());
     };
-    let policy = state.policy.get();
+    let policy = svc.policy.get();
     let (plan, e) = check_action(&policy, auth, action)?;
-    let now = state.clock.now_ms();
+    let now = svc.clock.now_ms();
     if start_at_ms.is_some_and(|t| t < now - 60_000 || t > now + 30 * 86_400_000) {
         return Err(refuse(
             ErrorCode::BadRequest,
@@ -246,7 +270,7 @@ pub async fn request(
     let row = new_row(auth, &policy, action, &e, now, proof.credential_id())?;
     let auto = matches!(plan.next, NextStep::AutoApprove);
     let id = row.id.clone();
-    let mut tx = state.db.begin().await?;
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     live_user(&mut tx, &auth.user_id).await?;
     insert_grant(&mut tx, &row).await?;
@@ -286,8 +310,8 @@ pub async fn request(
         .await?;
     }
     tx.commit().await?;
-    let view = grant_view(state, &policy, &id).await?;
-    state.notifier.send(Notice {
+    let view = grant_view(svc, &policy, &id).await?;
+    svc.notifier.send(Notice {
         audience: if auto {
             Audience::user(&auth.user_name)
         } else {
@@ -317,17 +341,17 @@ pub async fn request(
 /// event is written before the grant row in the same transaction, so the grant cannot exist
 /// without it; every admin is told, and a two-person review opens.
 pub async fn break_glass(
-    state: &AppState,
+    svc: &Elevation,
     auth: &AuthContext,
     proof: &StepUp<kind::BreakGlass>,
 ) -> Result<GrantView> {
     let action = proof.action().ok_or_else(wrong_action)?;
-    let policy = state.policy.get();
+    let policy = svc.policy.get();
     let (_plan, e) = check_action(&policy, auth, action)?;
-    let now = state.clock.now_ms();
+    let now = svc.clock.now_ms();
     let row = new_row(auth, &policy, action, &e, now, proof.credential_id())?;
     let id = row.id.clone();
-    let mut tx = state.db.begin().await?;
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     live_user(&mut tx, &auth.user_id).await?;
     audit::append(
@@ -365,8 +389,8 @@ pub async fn break_glass(
         role = %row.role,
         "BREAK-GLASS access granted"
     );
-    let view = grant_view(state, &policy, &id).await?;
-    state.notifier.send(Notice {
+    let view = grant_view(svc, &policy, &id).await?;
+    svc.notifier.send(Notice {
         audience: Audience::admins_and(&auth.user_name),
         event: live(
             "break_glass",
@@ -589,7 +613,7 @@ fn approvals(policy: &Policy, decisions: &[DecisionRow]) -> Vec<Approval> {
 /// An approver's decision, signed by their own step-up over exactly (request id, approve,
 /// comment). Denial by one eligible approver denies; approval counts toward the quorum.
 pub async fn decide(
-    state: &AppState,
+    svc: &Elevation,
     auth: &AuthContext,
     proof: &StepUp<kind::Approve>,
 ) -> Result<GrantView> {
@@ -602,10 +626,10 @@ pub async fn decide(
         return Err(wrong_action());
     };
     check_comment(comment)?;
-    let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await?;
+    let now = svc.clock.now_ms();
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
-    let policy = state.policy.get();
+    let policy = svc.policy.get();
     let me = policy.person_of(&auth.user_name);
     live_user(&mut tx, &auth.user_id).await?;
     let row = load(&mut tx, request_id).await?;
@@ -695,9 +719,9 @@ pub async fn decide(
         }
     }
     tx.commit().await?;
-    let view = grant_view(state, &policy, &row.id).await?;
+    let view = grant_view(svc, &policy, &row.id).await?;
     if decided {
-        state.notifier.send(Notice {
+        svc.notifier.send(Notice {
             audience: Audience::user(&row.user_name),
             event: live(
                 "request_decided",
@@ -727,9 +751,9 @@ fn check_comment(comment: &str) -> Result<()> {
 }
 
 /// The requester withdraws a pending request.
-pub async fn cancel(state: &AppState, auth: &AuthContext, id: &str) -> Result<GrantView> {
+pub async fn cancel(svc: &Elevation, auth: &AuthContext, id: &str) -> Result<GrantView> {
     end_own(
-        state,
+        svc,
         auth,
         id,
         GrantEvent::Cancel,
@@ -739,20 +763,20 @@ pub async fn cancel(state: &AppState, auth: &AuthContext, id: &str) -> Result<Gr
 }
 
 /// The user gives a grant back early.
-pub async fn release(state: &AppState, auth: &AuthContext, id: &str) -> Result<GrantView> {
-    end_own(state, auth, id, GrantEvent::Release, "released by the user").await
+pub async fn release(svc: &Elevation, auth: &AuthContext, id: &str) -> Result<GrantView> {
+    end_own(svc, auth, id, GrantEvent::Release, "released by the user").await
 }
 
 async fn end_own(
-    state: &AppState,
+    svc: &Elevation,
     auth: &AuthContext,
     id: &str,
     event: GrantEvent,
     why: &str,
 ) -> Result<GrantView> {
-    let policy = state.policy.get();
-    let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await?;
+    let policy = svc.policy.get();
+    let now = svc.clock.now_ms();
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let mut row = load(&mut tx, id).await?;
     if row.user_id != auth.user_id {
@@ -775,8 +799,8 @@ async fn end_own(
     )
     .await?;
     tx.commit().await?;
-    let view = grant_view(state, &policy, id).await?;
-    state.notifier.send(Notice {
+    let view = grant_view(svc, &policy, id).await?;
+    svc.notifier.send(Notice {
         audience: Audience::user_and_approvers(&row.user_name, &row.entitlement),
         event: live("grant_ended", &view, why.to_owned(), now),
     });
@@ -813,7 +837,7 @@ fn event_action(event: GrantEvent) -> &'static str {
 
 /// An approver of the entitlement or an admin ends someone's grant (or pending request).
 pub async fn revoke(
-    state: &AppState,
+    svc: &Elevation,
     auth: &AuthContext,
     id: &str,
     reason: &str,
@@ -825,9 +849,9 @@ pub async fn revoke(
             "say why the grant is revoked",
         ));
     }
-    let policy = state.policy.get();
-    let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await?;
+    let policy = svc.policy.get();
+    let now = svc.clock.now_ms();
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let mut row = load(&mut tx, id).await?;
     let allowed = is_admin(&auth.roles)
@@ -875,8 +899,8 @@ pub async fn revoke(
     )
     .await?;
     tx.commit().await?;
-    let view = grant_view(state, &policy, id).await?;
-    state.notifier.send(Notice {
+    let view = grant_view(svc, &policy, id).await?;
+    svc.notifier.send(Notice {
         audience: Audience::user_and_approvers(&row.user_name, &row.entitlement),
         event: live(
             "grant_ended",
@@ -901,7 +925,7 @@ async fn end_tickets(tx: &mut Tx, grant_id: &str, now: i64, reason: &str) -> Res
 /// A reviewer (never the user who broke the glass) signs off a break-glass use. Two different
 /// people close the review.
 pub async fn close_review(
-    state: &AppState,
+    svc: &Elevation,
     auth: &AuthContext,
     id: &str,
     comment: &str,
@@ -910,8 +934,8 @@ pub async fn close_review(
     if comment.trim().is_empty() {
         return Err(refuse(ErrorCode::BadRequest, "a review needs a comment"));
     }
-    let policy = state.policy.get();
-    let now = state.clock.now_ms();
+    let policy = svc.policy.get();
+    let now = svc.clock.now_ms();
     let me = policy.person_of(&auth.user_name);
     if !is_admin(&auth.roles) {
         return Err(refuse(
@@ -919,7 +943,7 @@ pub async fn close_review(
             "only admins review break-glass use",
         ));
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let row = load(&mut tx, id).await?;
     if !row.break_glass {
@@ -963,9 +987,9 @@ pub async fn close_review(
     )
     .await?;
     tx.commit().await?;
-    let view = grant_view(state, &policy, id).await?;
+    let view = grant_view(svc, &policy, id).await?;
     if closed {
-        state.notifier.send(Notice {
+        svc.notifier.send(Notice {
             audience: Audience::admins_and(&row.user_name),
             event: live(
                 "review_closed",
@@ -992,27 +1016,27 @@ async fn reviewers_in(tx: &mut Tx, id: &str) -> Result<Vec<(String, String)>> {
 /// quorum with today's group membership (B5), and the grant has fewer open sessions than its
 /// entitlement allows (B6).
 pub async fn redeem(
-    state: &AppState,
+    svc: &Elevation,
     auth: &AuthContext,
     proof: &StepUp<kind::Session>,
 ) -> Result<RedeemResponse> {
     let Some(Action::Session { grant_id, target }) = proof.action() else {
         return Err(wrong_action());
     };
-    let now = state.clock.now_ms();
+    let now = svc.clock.now_ms();
     let session_id = new_id();
     let ticket = random_secret()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     // Read under the lock: a policy change on record before this point is in force here.
-    let policy = state.policy.get();
+    let policy = svc.policy.get();
     let refused = issue_checks(&mut tx, &policy, auth, grant_id, target, now)
         .await
         .err();
     if let Some(e) = refused {
         drop(tx);
         audit::record(
-            &state.db,
+            &svc.db,
             now,
             Entry::new(
                 &auth.user_name,
@@ -1044,18 +1068,14 @@ pub async fn redeem(
     )
     .await?;
     tx.commit().await?;
-    let (ssh_addr, ssh_host_key) = match &state.ssh {
-        Some(f) => (
-            Some(f.addr.clone()),
-            f.front.host_public_key().to_openssh().ok(),
-        ),
+    let (ssh_addr, ssh_host_key) = match &svc.front_door {
+        Some(f) => (Some(f.addr.clone()), f.host_key.clone()),
         None => (None, None),
     };
-    let database = state
-        .ssh
+    let database = svc
+        .front_door
         .as_ref()
-        .and_then(|f| f.front.target(target))
-        .and_then(|t| t.database.clone());
+        .and_then(|f| f.databases.get(target).cloned());
     Ok(RedeemResponse {
         session_id,
         ticket,
@@ -1113,9 +1133,9 @@ async fn issue_checks(
 }
 
 /// Ends a session ticket (the session closed).
-pub async fn end_session(state: &AppState, auth: &AuthContext, session_id: &str) -> Result<()> {
-    let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await?;
+pub async fn end_session(svc: &Elevation, auth: &AuthContext, session_id: &str) -> Result<()> {
+    let now = svc.clock.now_ms();
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let done = with_tx!(&mut tx, t => {
         sqlx::query("UPDATE session_tickets SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL \
@@ -1143,26 +1163,26 @@ pub async fn end_session(state: &AppState, auth: &AuthContext, session_id: &str)
 /// The clock's work, run every 200 ms by the server (and by tests with a moved clock):
 /// approved grants whose start has come become active, active grants whose end has come
 /// expire (and their sessions end), and warnings go out 5 min and 1 min before the end.
-pub async fn tick(state: &AppState) -> Result<usize> {
-    let now = state.clock.now_ms();
-    let policy = state.policy.get();
+pub async fn tick(svc: &Elevation) -> Result<usize> {
+    let now = svc.clock.now_ms();
+    let policy = svc.policy.get();
     let q = format!(
         "SELECT {GRANT_COLUMNS} FROM grants WHERE state IN ('approved', 'active') \
          AND (starts_at <= $1 OR ends_at <= $2 OR (state = 'active' AND ends_at <= $3))"
     );
     let warn_horizon = now + WARNINGS[0].0;
-    let due: Vec<GrantRow> = with_pool!(&state.db, pool => {
+    let due: Vec<GrantRow> = with_pool!(&svc.db, pool => {
         sqlx::query_as(&q).bind(now).bind(now).bind(warn_horizon).fetch_all(pool).await?
     });
     let mut changed = 0;
     for row in due {
-        changed += advance(state, &policy, row, now).await?;
+        changed += advance(svc, &policy, row, now).await?;
     }
     Ok(changed)
 }
 
-async fn advance(state: &AppState, policy: &Policy, row: GrantRow, now: i64) -> Result<usize> {
-    let mut tx = state.db.begin().await?;
+async fn advance(svc: &Elevation, policy: &Policy, row: GrantRow, now: i64) -> Result<usize> {
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     // Re-read under the lock: a release or revoke may have won the race.
     let mut row = load(&mut tx, &row.id).await?;
@@ -1253,9 +1273,9 @@ async fn advance(state: &AppState, policy: &Policy, row: GrantRow, now: i64) -> 
     }
     tx.commit().await?;
     if !notices.is_empty() {
-        let view = grant_view(state, policy, &row.id).await?;
+        let view = grant_view(svc, policy, &row.id).await?;
         for (kind, message) in notices {
-            state.notifier.send(Notice {
+            svc.notifier.send(Notice {
                 audience: if kind == "grant_warning" {
                     Audience::user(&row.user_name)
                 } else {
@@ -1312,12 +1332,12 @@ async fn end_all(tx: &mut Tx, rows: &[GrantRow], now: i64, why: &str) -> Result<
 
 /// Disables a user (case B12): their sessions and tokens end, pending requests are cancelled
 /// and approved or active grants revoked, in one audited transaction.
-pub async fn disable_user(state: &AppState, actor: &str, user_name: &str) -> Result<usize> {
-    let now = state.clock.now_ms();
-    let user = crate::identity::user_by_name(&state.db, user_name)
+pub async fn disable_user(svc: &Elevation, actor: &str, user_name: &str) -> Result<usize> {
+    let now = svc.clock.now_ms();
+    let user = crate::identity::user_by_name(&svc.db, user_name)
         .await?
         .ok_or_else(|| refuse(ErrorCode::NotFound, "no such user"))?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let q = format!(
         "SELECT {GRANT_COLUMNS} FROM grants WHERE user_id = $1 AND state IN ('pending', 'approved', 'active')"
@@ -1359,9 +1379,9 @@ fn live(kind: &str, view: &GrantView, message: String, now: i64) -> LiveEvent {
     }
 }
 
-async fn grant_view(state: &AppState, policy: &Policy, id: &str) -> Result<GrantView> {
-    let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await?;
+async fn grant_view(svc: &Elevation, policy: &Policy, id: &str) -> Result<GrantView> {
+    let now = svc.clock.now_ms();
+    let mut tx = svc.db.begin().await?;
     let row = load(&mut tx, id).await?;
     let view = view_of(&mut tx, policy, row, now).await?;
     tx.commit().await?;
@@ -1448,13 +1468,13 @@ async fn view_of(tx: &mut Tx, policy: &Policy, row: GrantRow, now: i64) -> Resul
 }
 
 /// The caller's own requests and grants, newest first.
-pub async fn mine(state: &AppState, auth: &AuthContext) -> Result<GrantList> {
-    let policy = state.policy.get();
-    let now = state.clock.now_ms();
+pub async fn mine(svc: &Elevation, auth: &AuthContext) -> Result<GrantList> {
+    let policy = svc.policy.get();
+    let now = svc.clock.now_ms();
     let q = format!(
         "SELECT {GRANT_COLUMNS} FROM grants WHERE user_id = $1 ORDER BY created_at DESC LIMIT 50"
     );
-    let mut tx = state.db.begin().await?;
+    let mut tx = svc.db.begin().await?;
     let rows: Vec<GrantRow> = with_tx!(&mut tx, t => {
         sqlx::query_as(&q).bind(&auth.user_id).fetch_all(&mut **t).await?
     });
@@ -1471,9 +1491,9 @@ pub async fn mine(state: &AppState, auth: &AuthContext) -> Result<GrantList> {
 
 /// The approvals inbox: pending requests the caller may decide (never their own), with the
 /// requester's recent grants; and, for admins, break-glass uses whose review is open.
-pub async fn inbox(state: &AppState, auth: &AuthContext) -> Result<Inbox> {
-    let policy = state.policy.get();
-    let now = state.clock.now_ms();
+pub async fn inbox(svc: &Elevation, auth: &AuthContext) -> Result<Inbox> {
+    let policy = svc.policy.get();
+    let now = svc.clock.now_ms();
     let me = policy.person_of(&auth.user_name);
     let my_groups = policy.groups_of(&auth.user_name);
     let q = format!(
@@ -1481,7 +1501,7 @@ pub async fn inbox(state: &AppState, auth: &AuthContext) -> Result<Inbox> {
     );
     let qb = format!("SELECT {GRANT_COLUMNS} FROM grants WHERE break_glass = $1 ORDER BY created_at DESC LIMIT 200");
     let qr = format!("SELECT {GRANT_COLUMNS} FROM grants WHERE user_id = $1 AND id <> $2 ORDER BY created_at DESC LIMIT {RECENT}");
-    let mut tx = state.db.begin().await?;
+    let mut tx = svc.db.begin().await?;
     let pending: Vec<GrantRow> = with_tx!(&mut tx, t => {
         sqlx::query_as(&q).fetch_all(&mut **t).await?
     });
@@ -1535,9 +1555,9 @@ pub async fn inbox(state: &AppState, auth: &AuthContext) -> Result<Inbox> {
 /// applies the same rule as [`revoke`], so what it shows is what the caller may end, and it
 /// never shows the caller's own grants (nor those of their other accounts): ending your own
 /// access is a release, not an act of oversight.
-pub async fn oversight(state: &AppState, auth: &AuthContext) -> Result<GrantList> {
-    let policy = state.policy.get();
-    let now = state.clock.now_ms();
+pub async fn oversight(svc: &Elevation, auth: &AuthContext) -> Result<GrantList> {
+    let policy = svc.policy.get();
+    let now = svc.clock.now_ms();
     let me = policy.person_of(&auth.user_name);
     // The filter is in SQL, before the limit, so grants the caller cannot act on never crowd
     // out the ones they can.
@@ -1571,7 +1591,7 @@ pub async fn oversight(state: &AppState, auth: &AuthContext) -> Result<GrantList
          ORDER BY created_at DESC, id LIMIT {OVERSIGHT_LIMIT}"
     );
     let ids = scope.unwrap_or_default();
-    let mut tx = state.db.begin().await?;
+    let mut tx = svc.db.begin().await?;
     let rows: Vec<GrantRow> = with_tx!(&mut tx, t => {
         let mut query = sqlx::query_as(&q).bind(&auth.user_id).bind(me.as_str()).bind(now);
         for id in &ids {

@@ -26,7 +26,7 @@ pub async fn checkpoint(
 ) -> Result<Json<CheckpointCosigned>, ApiFailure> {
     let body: CheckpointUploadRequest = req.json()?;
     let auth = req.auth(&state).await?;
-    Ok(Json(checkpoints::upload(&state, &auth, &body).await?))
+    Ok(Json(checkpoints::upload(&state.cosigner, &auth, &body).await?))
 }
 
 #[utoipa::path(get, path = "/v1/audit/witness", tag = "audit",
@@ -34,5 +34,5 @@ pub async fn checkpoint(
         (status = 200, description = "The broker's witness public key, for the app to pin on first use", body = WitnessKey),
     ))]
 pub async fn witness(State(state): State<AppState>) -> Json<WitnessKey> {
-    Json(checkpoints::witness_key(&state))
+    Json(checkpoints::witness_key(&state.cosigner))
 }

@@ -20,7 +20,7 @@ use crate::elevation;
 use crate::http::identity::Signed;
 use crate::http::{ApiFailure, AppState};
 use crate::identity::stepup::{self, kind, Kind, StepUp};
-use crate::identity::tokens::AuthContext;
+use crate::base::auth::AuthContext;
 
 pub(crate) type ApiResult<T> = Result<Json<T>, ApiFailure>;
 
@@ -36,7 +36,7 @@ pub(crate) async fn signed<K: Kind>(
     let auth = req.auth(state).await?;
     let s = &body.stepup;
     let proof = stepup::verify::<K>(
-        state,
+        &state.identity,
         Some(&auth.user_id),
         &s.challenge,
         Some(&s.action),
@@ -60,7 +60,7 @@ pub async fn entitlements(
     // Reading is not activity: pages that refresh themselves must not keep an idle session
     // alive (case A15).
     let auth = req.probe(&state).await?;
-    Ok(Json(elevation::entitlements(&state, &auth)))
+    Ok(Json(elevation::entitlements(&state.elevation, &auth)))
 }
 
 #[utoipa::path(get, path = "/v1/grants", tag = "elevation",
@@ -72,7 +72,7 @@ pub async fn entitlements(
 pub async fn grants(State(state): State<AppState>, req: Signed) -> ApiResult<GrantList> {
     req.no_body()?;
     let auth = req.probe(&state).await?;
-    Ok(Json(elevation::mine(&state, &auth).await?))
+    Ok(Json(elevation::mine(&state.elevation, &auth).await?))
 }
 
 #[utoipa::path(post, path = "/v1/requests", tag = "elevation",
@@ -86,7 +86,7 @@ pub async fn grants(State(state): State<AppState>, req: Signed) -> ApiResult<Gra
     ))]
 pub async fn request(State(state): State<AppState>, req: Signed) -> ApiResult<GrantView> {
     let (auth, proof) = signed::<kind::Request>(&state, &req).await?;
-    Ok(Json(elevation::request(&state, &auth, &proof).await?))
+    Ok(Json(elevation::request(&state.elevation, &auth, &proof).await?))
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/cancel", tag = "elevation",
@@ -104,7 +104,7 @@ pub async fn cancel(
 ) -> ApiResult<GrantView> {
     req.no_body()?;
     let auth = req.auth(&state).await?;
-    Ok(Json(elevation::cancel(&state, &auth, &id).await?))
+    Ok(Json(elevation::cancel(&state.elevation, &auth, &id).await?))
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/decide", tag = "elevation",
@@ -127,7 +127,7 @@ pub async fn decide(
         Some(Action::Approve { request_id, .. }) if *request_id == id => {}
         _ => return Err(stepup::wrong_action().into()),
     }
-    Ok(Json(elevation::decide(&state, &auth, &proof).await?))
+    Ok(Json(elevation::decide(&state.elevation, &auth, &proof).await?))
 }
 
 #[utoipa::path(get, path = "/v1/approvals", tag = "elevation",
@@ -139,7 +139,7 @@ pub async fn decide(
 pub async fn approvals(State(state): State<AppState>, req: Signed) -> ApiResult<Inbox> {
     req.no_body()?;
     let auth = req.probe(&state).await?;
-    Ok(Json(elevation::inbox(&state, &auth).await?))
+    Ok(Json(elevation::inbox(&state.elevation, &auth).await?))
 }
 
 #[utoipa::path(get, path = "/v1/oversight", tag = "elevation",
@@ -154,7 +154,7 @@ pub async fn oversight(State(state): State<AppState>, req: Signed) -> ApiResult<
     req.no_body()?;
     // The approvals page refreshes it on its own: reading is not activity (case A15).
     let auth = req.probe(&state).await?;
-    Ok(Json(elevation::oversight(&state, &auth).await?))
+    Ok(Json(elevation::oversight(&state.elevation, &auth).await?))
 }
 
 #[utoipa::path(post, path = "/v1/grants/{id}/release", tag = "elevation",
@@ -172,7 +172,7 @@ pub async fn release(
 ) -> ApiResult<GrantView> {
     req.no_body()?;
     let auth = req.auth(&state).await?;
-    Ok(Json(elevation::release(&state, &auth, &id).await?))
+    Ok(Json(elevation::release(&state.elevation, &auth, &id).await?))
 }
 
 #[utoipa::path(post, path = "/v1/grants/{id}/revoke", tag = "elevation",
@@ -192,7 +192,7 @@ pub async fn revoke(
     let body: RevokeGrantRequest = req.json()?;
     let auth = req.auth(&state).await?;
     Ok(Json(
-        elevation::revoke(&state, &auth, &id, &body.reason).await?,
+        elevation::revoke(&state.elevation, &auth, &id, &body.reason).await?,
     ))
 }
 
@@ -207,7 +207,7 @@ pub async fn revoke(
     ))]
 pub async fn break_glass(State(state): State<AppState>, req: Signed) -> ApiResult<GrantView> {
     let (auth, proof) = signed::<kind::BreakGlass>(&state, &req).await?;
-    Ok(Json(elevation::break_glass(&state, &auth, &proof).await?))
+    Ok(Json(elevation::break_glass(&state.elevation, &auth, &proof).await?))
 }
 
 #[utoipa::path(post, path = "/v1/reviews/{id}/close", tag = "elevation",
@@ -227,7 +227,7 @@ pub async fn close_review(
     let body: CloseReviewRequest = req.json()?;
     let auth = req.auth(&state).await?;
     Ok(Json(
-        elevation::close_review(&state, &auth, &id, &body.comment).await?,
+        elevation::close_review(&state.elevation, &auth, &id, &body.comment).await?,
     ))
 }
 
@@ -251,7 +251,7 @@ pub async fn redeem(
         Some(Action::Session { grant_id, .. }) if *grant_id == id => {}
         _ => return Err(stepup::wrong_action().into()),
     }
-    Ok(Json(elevation::redeem(&state, &auth, &proof).await?))
+    Ok(Json(elevation::redeem(&state.elevation, &auth, &proof).await?))
 }
 
 #[utoipa::path(post, path = "/v1/sessions/{id}/end", tag = "elevation",
@@ -268,7 +268,7 @@ pub async fn end_session(
 ) -> Result<Json<serde_json::Value>, ApiFailure> {
     req.no_body()?;
     let auth = req.auth(&state).await?;
-    elevation::end_session(&state, &auth, &id).await?;
+    elevation::end_session(&state.elevation, &auth, &id).await?;
     Ok(Json(serde_json::json!({})))
 }
 
@@ -284,8 +284,8 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiFailure> {
     req.no_body()?;
     let auth = req.probe(&state).await?;
-    let policy = state.policy.clone();
-    let rx = state.notifier.subscribe();
+    let policy = state.elevation.policy.clone();
+    let rx = state.elevation.notifier.subscribe();
     // The stream authenticated once; it ends when its session does (revoked, idle, past 12 h,
     // user locked or disabled), checked every few seconds.
     let ended = {
@@ -294,7 +294,7 @@ pub async fn events(
         async move {
             loop {
                 tokio::time::sleep(SESSION_CHECK).await;
-                if !crate::identity::tokens::session_alive(&state, &session)
+                if !crate::identity::tokens::session_alive(&state.identity, &session)
                     .await
                     .unwrap_or(false)
                 {
@@ -328,7 +328,7 @@ pub async fn events(
 /// succeed.
 pub fn precheck(state: &AppState, auth: &AuthContext, action: &Action) -> Result<(), ApiFailure> {
     if matches!(action, Action::Request { .. } | Action::BreakGlass { .. }) {
-        elevation::check_action(&state.policy.get(), auth, action)?;
+        elevation::check_action(&state.elevation.policy.get(), auth, action)?;
     }
     Ok(())
 }

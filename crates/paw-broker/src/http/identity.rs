@@ -19,7 +19,8 @@ use serde::de::DeserializeOwned;
 
 use crate::http::{ApiFailure, ApiJson, AppState};
 use crate::identity::stepup::{self, kind};
-use crate::identity::tokens::{self, AuthContext, SignedRequest};
+use crate::base::auth::AuthContext;
+use crate::identity::tokens::{self, SignedRequest};
 use crate::identity::{self, keys};
 
 type ApiResult<T> = Result<Json<T>, ApiFailure>;
@@ -96,12 +97,12 @@ impl Signed {
     }
 
     pub(crate) async fn auth(&self, state: &AppState) -> Result<AuthContext, ApiFailure> {
-        Ok(tokens::authenticate(state, &self.0).await?)
+        Ok(tokens::authenticate(&state.identity, &self.0).await?)
     }
 
     /// Authenticated, but not user activity: the app's background status poll.
     pub(crate) async fn probe(&self, state: &AppState) -> Result<AuthContext, ApiFailure> {
-        Ok(tokens::authenticate_as(state, &self.0, tokens::Activity::Probe).await?)
+        Ok(tokens::authenticate_as(&state.identity, &self.0, tokens::Activity::Probe).await?)
     }
 }
 
@@ -116,7 +117,7 @@ pub async fn enroll_start(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<EnrollStartRequest>,
 ) -> ApiResult<EnrollStartResponse> {
-    Ok(Json(identity::enroll_start(&state, &req).await?))
+    Ok(Json(identity::enroll_start(&state.identity, &req).await?))
 }
 
 #[utoipa::path(post, path = "/v1/enroll/finish", tag = "identity",
@@ -131,7 +132,7 @@ pub async fn enroll_finish(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<EnrollFinishRequest>,
 ) -> ApiResult<EnrollFinishResponse> {
-    Ok(Json(identity::enroll_finish(&state, &req).await?))
+    Ok(Json(identity::enroll_finish(&state.identity, &req).await?))
 }
 
 #[utoipa::path(post, path = "/v1/login/start", tag = "identity",
@@ -146,7 +147,7 @@ pub async fn login_start(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<LoginStartRequest>,
 ) -> ApiResult<ChallengeResponse> {
-    Ok(Json(stepup::login_start(&state, &req.user).await?))
+    Ok(Json(stepup::login_start(&state.identity, &req.user).await?))
 }
 
 #[utoipa::path(post, path = "/v1/login/finish", tag = "identity",
@@ -161,9 +162,9 @@ pub async fn login_finish(
     ApiJson(req): ApiJson<LoginFinishRequest>,
 ) -> ApiResult<TokenResponse> {
     let proof =
-        stepup::verify::<kind::Login>(&state, None, &req.challenge, None, &req.credential).await?;
+        stepup::verify::<kind::Login>(&state.identity, None, &req.challenge, None, &req.credential).await?;
     Ok(Json(
-        tokens::login(&state, &proof, &req.device_public_key).await?,
+        tokens::login(&state.identity, &proof, &req.device_public_key).await?,
     ))
 }
 
@@ -177,7 +178,7 @@ pub async fn login_finish(
 pub async fn token_refresh(State(state): State<AppState>, req: Signed) -> ApiResult<TokenResponse> {
     let body: RefreshRequest = req.json()?;
     Ok(Json(
-        tokens::refresh(&state, &req.0, &body.refresh_token).await?,
+        tokens::refresh(&state.identity, &req.0, &body.refresh_token).await?,
     ))
 }
 
@@ -213,7 +214,7 @@ pub async fn stepup_start(
     let auth = req.auth(&state).await?;
     crate::http::elevation::precheck(&state, &auth, &body.action)?;
     Ok(Json(
-        stepup::start_for(&state, &auth.user_id, &body.action).await?,
+        stepup::start_for(&state.identity, &auth.user_id, &body.action).await?,
     ))
 }
 
@@ -231,7 +232,7 @@ pub async fn stepup_finish(
     let body: StepUpFinishRequest = req.json()?;
     let auth = req.auth(&state).await?;
     let action_hash = stepup::verify_any(
-        &state,
+        &state.identity,
         &auth.user_id,
         &body.challenge,
         &body.action,
@@ -253,7 +254,7 @@ pub async fn stepup_finish(
 pub async fn keys_list(State(state): State<AppState>, req: Signed) -> ApiResult<SecurityKeyList> {
     req.no_body()?;
     let auth = req.auth(&state).await?;
-    Ok(Json(keys::list(&state, &auth).await?))
+    Ok(Json(keys::list(&state.identity, &auth).await?))
 }
 
 #[utoipa::path(post, path = "/v1/keys/{id}/rename", tag = "keys",
@@ -271,8 +272,8 @@ pub async fn key_rename(
 ) -> ApiResult<SecurityKeyList> {
     let body: RenameKeyRequest = req.json()?;
     let auth = req.auth(&state).await?;
-    keys::rename(&state, &auth, &id, &body.name).await?;
-    Ok(Json(keys::list(&state, &auth).await?))
+    keys::rename(&state.identity, &auth, &id, &body.name).await?;
+    Ok(Json(keys::list(&state.identity, &auth).await?))
 }
 
 #[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys",
@@ -293,15 +294,15 @@ pub async fn key_revoke(
     let auth = req.auth(&state).await?;
     let s = &body.stepup;
     let proof = stepup::verify::<kind::KeyManagement>(
-        &state,
+        &state.identity,
         Some(&auth.user_id),
         &s.challenge,
         Some(&s.action),
         &s.credential,
     )
     .await?;
-    keys::revoke(&state, &proof, &id).await?;
-    Ok(Json(keys::list(&state, &auth).await?))
+    crate::elevation::keys::revoke_key(&state.elevation, &proof, &id).await?;
+    Ok(Json(keys::list(&state.identity, &auth).await?))
 }
 
 #[utoipa::path(post, path = "/v1/keys/register/start", tag = "keys",
@@ -316,7 +317,7 @@ pub async fn key_add_start(
 ) -> ApiResult<AddKeyStartResponse> {
     req.no_body()?;
     let auth = req.auth(&state).await?;
-    Ok(Json(keys::add_start(&state, &auth).await?))
+    Ok(Json(keys::add_start(&state.identity, &auth).await?))
 }
 
 #[utoipa::path(post, path = "/v1/keys/register/finish", tag = "keys",
@@ -334,7 +335,7 @@ pub async fn key_add_finish(
     let auth = req.auth(&state).await?;
     let s = &body.stepup;
     let proof = stepup::verify::<kind::KeyManagement>(
-        &state,
+        &state.identity,
         Some(&auth.user_id),
         &s.challenge,
         Some(&s.action),
@@ -342,12 +343,12 @@ pub async fn key_add_finish(
     )
     .await?;
     keys::add_finish(
-        &state,
+        &state.identity,
         &proof,
         &body.ceremony_id,
         &body.credential,
         &body.name,
     )
     .await?;
-    Ok(Json(keys::list(&state, &auth).await?))
+    Ok(Json(keys::list(&state.identity, &auth).await?))
 }

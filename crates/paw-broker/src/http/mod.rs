@@ -38,8 +38,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::base::error::BrokerError;
-use crate::config::{AuthConfig, Limits};
-use crate::identity::webauthn::RelyingParty;
+use crate::config::Limits;
 use crate::store::Db;
 
 /// How long `/healthz` waits for the database before answering 503. Shorter than the request
@@ -48,25 +47,17 @@ const HEALTH_DB_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest client-influenced text echoed back in an error message.
 const MAX_ECHO: usize = 200;
 
-/// What every handler can reach.
+/// What every handler can reach: the domain services, each owning its dependencies, plus the
+/// store and clock for `/healthz`. Only `http/` and `server.rs` know this type.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub instance_id: Arc<str>,
     pub clock: Arc<dyn crate::base::clock::Clock>,
-    /// The WebAuthn relying party, built from `[webauthn]`.
-    pub rp: Arc<RelyingParty>,
-    pub auth: AuthConfig,
-    /// Entitlements, groups and people; reloaded on SIGHUP.
-    pub policy: crate::elevation::policy::SharedPolicy,
-    /// Live updates (server-sent events) and the webhook.
-    pub notifier: crate::elevation::notify::Notifier,
-    /// The key that cosigns workstations' audit checkpoints.
-    pub witness: Arc<crate::crypto::witness::Witness>,
-    /// The connections the SSH front door holds, to end them.
-    pub live_sessions: Arc<crate::sessions::Live>,
-    /// The SSH front door, when `[sessions]` is configured.
-    pub ssh: Option<Arc<crate::sessions::front::Running>>,
+    pub identity: crate::identity::Identity,
+    pub elevation: crate::elevation::Elevation,
+    pub sessions: crate::sessions::Sessions,
+    pub cosigner: crate::audit::checkpoints::Cosigner,
 }
 
 /// An error on its way to the client as `{code, message}` with the code's HTTP status.
@@ -400,6 +391,8 @@ async fn healthz(
 mod tests {
     use super::*;
     use crate::base::clock::Clock;
+    use crate::config::AuthConfig;
+    use crate::identity::webauthn::RelyingParty;
     use axum::body::Body;
     use axum::routing::post;
     use serde::Deserialize;
@@ -577,19 +570,37 @@ mod tests {
             allowed_aaguids: Vec::new(),
         })
         .unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock(42));
         let state = AppState {
             db: db.clone(),
             instance_id: Arc::from("abc"),
-            clock: Arc::new(FixedClock(42)),
-            rp: Arc::new(rp),
-            auth: AuthConfig::default(),
-            policy: crate::elevation::policy::SharedPolicy::default(),
-            notifier: crate::elevation::notify::Notifier::new(None),
-            witness: Arc::new(crate::crypto::witness::Witness::from_key(
-                ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
-            )),
-            live_sessions: Default::default(),
-            ssh: None,
+            clock: clock.clone(),
+            identity: crate::identity::Identity {
+                db: db.clone(),
+                clock: clock.clone(),
+                rp: Arc::new(rp),
+                auth: AuthConfig::default(),
+            },
+            elevation: crate::elevation::Elevation {
+                db: db.clone(),
+                clock: clock.clone(),
+                policy: crate::elevation::policy::SharedPolicy::default(),
+                notifier: crate::elevation::notify::Notifier::new(None),
+                front_door: None,
+            },
+            sessions: crate::sessions::Sessions {
+                db: db.clone(),
+                clock: clock.clone(),
+                live_sessions: Default::default(),
+                ssh: None,
+            },
+            cosigner: crate::audit::checkpoints::Cosigner {
+                db: db.clone(),
+                clock,
+                witness: Arc::new(crate::crypto::witness::Witness::from_key(
+                    ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+                )),
+            },
         };
         (router(state, &limits()), db)
     }

@@ -26,7 +26,7 @@ pub async fn live(
     req.no_body()?;
     // The sessions page refreshes it on its own: reading is not activity (case A15).
     let auth = req.probe(&state).await?;
-    Ok(Json(sessions::live(&state, &auth).await?))
+    Ok(Json(sessions::live(&state.sessions, &auth).await?))
 }
 
 #[utoipa::path(post, path = "/v1/sessions/{id}/kill", tag = "sessions",
@@ -44,7 +44,7 @@ pub async fn kill(
     req: crate::http::identity::Signed,
 ) -> ApiResult<SessionView> {
     let (auth, proof) = signed::<kind::KillSession>(&state, &req).await?;
-    Ok(Json(sessions::kill(&state, &auth, &id, &proof).await?))
+    Ok(Json(sessions::kill(&state.sessions, &auth, &id, &proof).await?))
 }
 
 #[utoipa::path(get, path = "/v1/sessions/history", tag = "sessions",
@@ -62,7 +62,7 @@ pub async fn history(
 ) -> ApiResult<SessionHistory> {
     req.no_body()?;
     let auth = req.auth(&state).await?;
-    Ok(Json(history::history(&state, &auth, &query).await?))
+    Ok(Json(history::history(&state.sessions, &auth, &query).await?))
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{id}/recording", tag = "sessions",
@@ -81,5 +81,5 @@ pub async fn recording(
 ) -> ApiResult<SessionRecording> {
     req.no_body()?;
     let auth = req.auth(&state).await?;
-    Ok(Json(history::recording(&state, &auth, &id).await?))
+    Ok(Json(history::recording(&state.sessions, &auth, &id).await?))
 }

@@ -9,17 +9,17 @@ use paw_proto::http::{AddKeyStartResponse, SecurityKeyInfo, SecurityKeyList};
 use paw_proto::ErrorCode;
 use serde_json::Value;
 
+use crate::identity::Identity;
 use crate::base::error::Result;
 use crate::base::util::refuse;
-use crate::http::AppState;
 use crate::identity;
 use crate::identity::stepup::{self, kind, StepUp};
-use crate::identity::tokens::AuthContext;
+use crate::base::auth::AuthContext;
 use crate::identity::webauthn::{self, ChallengeRow, CHALLENGE_TTL_MS, PURPOSE_ADD_KEY};
 use crate::with_pool;
 
-pub async fn list(state: &AppState, auth: &AuthContext) -> Result<SecurityKeyList> {
-    let keys = identity::credentials(&state.db, &auth.user_id)
+pub async fn list(svc: &Identity, auth: &AuthContext) -> Result<SecurityKeyList> {
+    let keys = identity::credentials(&svc.db, &auth.user_id)
         .await?
         .into_iter()
         .map(|c| SecurityKeyInfo {
@@ -33,9 +33,9 @@ pub async fn list(state: &AppState, auth: &AuthContext) -> Result<SecurityKeyLis
     Ok(SecurityKeyList { keys })
 }
 
-pub async fn rename(state: &AppState, auth: &AuthContext, id: &str, name: &str) -> Result<()> {
+pub async fn rename(svc: &Identity, auth: &AuthContext, id: &str, name: &str) -> Result<()> {
     identity::validate_key_name(name)?;
-    let n = with_pool!(&state.db, pool => sqlx::query(
+    let n = with_pool!(&svc.db, pool => sqlx::query(
         "UPDATE credentials SET name = $1 WHERE id = $2 AND user_id = $3")
         .bind(name).bind(id).bind(&auth.user_id).execute(pool).await?.rows_affected());
     if n == 0 {
@@ -60,65 +60,23 @@ pub fn add_action(name: &str) -> Action {
     }
 }
 
-/// Revokes one of the step-up user's keys. Privileged: takes the proof.
-pub async fn revoke(state: &AppState, proof: &StepUp<kind::KeyManagement>, id: &str) -> Result<()> {
-    if proof.action() != Some(&revoke_action(id)) {
-        return Err(stepup::wrong_action());
-    }
-    let now = state.clock.now_ms();
-    let user = proof.user();
-    // One audited transaction: the key stops working and everything it asked for ends with it
-    // (case A16), or nothing changes.
-    let mut tx = state.db.begin().await?;
-    crate::audit::lock(&mut tx).await?;
-    let cred: Option<String> = crate::with_tx!(&mut tx, t => sqlx::query_scalar(
-        "UPDATE credentials SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL \
-         RETURNING cred_id")
-        .bind(now).bind(id).bind(&user.id).fetch_optional(&mut **t).await?);
-    let Some(cred) = cred else {
-        return Err(refuse(ErrorCode::NotFound, "no such active security key"));
-    };
-    let voided = crate::elevation::void_activated_by(
-        &mut tx,
-        &user.id,
-        &cred,
-        now,
-        "the security key that asked for it was revoked",
-    )
-    .await?;
-    crate::audit::append(
-        &mut tx,
-        now,
-        crate::audit::Entry::new(
-            &user.name,
-            "security_key_revoked",
-            id,
-            paw_audit::Outcome::Success,
-            serde_json::json!({ "grants_revoked": voided }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::warn!(user = %user.name, key_id = %id, grants = voided.len(), "security key revoked");
-    Ok(())
-}
 
 /// Creation options for an additional key of the caller.
-pub async fn add_start(state: &AppState, auth: &AuthContext) -> Result<AddKeyStartResponse> {
-    let user = identity::user_by_id(&state.db, &auth.user_id)
+pub async fn add_start(svc: &Identity, auth: &AuthContext) -> Result<AddKeyStartResponse> {
+    let user = identity::user_by_id(&svc.db, &auth.user_id)
         .await?
         .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "unknown user"))?;
-    let exclude = identity::credentials(&state.db, &user.id)
+    let exclude = identity::credentials(&svc.db, &user.id)
         .await?
         .iter()
         .map(|c| c.passkey().map(|p| p.cred_id().clone()))
         .collect::<Result<Vec<_>>>()?;
     let (options, challenge, state_json) =
-        state
+        svc
             .rp
             .start_registration(user.uuid()?, &user.name, exclude)?;
     webauthn::insert_challenge(
-        &state.db,
+        &svc.db,
         &ChallengeRow {
             challenge: challenge.clone(),
             user_id: Some(user.id.clone()),
@@ -126,7 +84,7 @@ pub async fn add_start(state: &AppState, auth: &AuthContext) -> Result<AddKeySta
             action_hash: String::new(),
             state_json,
             context: "{}".to_owned(),
-            expires_at: state.clock.now_ms() + CHALLENGE_TTL_MS,
+            expires_at: svc.clock.now_ms() + CHALLENGE_TTL_MS,
         },
     )
     .await?;
@@ -139,7 +97,7 @@ pub async fn add_start(state: &AppState, auth: &AuthContext) -> Result<AddKeySta
 /// Registers the additional key. Privileged: takes the proof, which must approve adding a
 /// key with this name and belong to the same user as the registration ceremony.
 pub async fn add_finish(
-    state: &AppState,
+    svc: &Identity,
     proof: &StepUp<kind::KeyManagement>,
     ceremony_id: &str,
     credential: &Value,
@@ -149,8 +107,8 @@ pub async fn add_finish(
     if proof.action() != Some(&add_action(name)) {
         return Err(stepup::wrong_action());
     }
-    let now = state.clock.now_ms();
-    let row = webauthn::take_challenge(&state.db, ceremony_id, now)
+    let now = svc.clock.now_ms();
+    let row = webauthn::take_challenge(&svc.db, ceremony_id, now)
         .await?
         .filter(|r| r.purpose == PURPOSE_ADD_KEY && r.user_id.as_deref() == Some(&proof.user().id))
         .ok_or_else(|| {
@@ -160,8 +118,8 @@ pub async fn add_finish(
             )
         })?;
     webauthn::check_not_expired(&row, now)?;
-    let passkey = state.rp.finish_registration(credential, &row.state_json)?;
-    let id = identity::insert_credential(&state.db, now, &proof.user().id, name, &passkey).await?;
+    let passkey = svc.rp.finish_registration(credential, &row.state_json)?;
+    let id = identity::insert_credential(&svc.db, now, &proof.user().id, name, &passkey).await?;
     tracing::info!(user = %proof.user().name, key_id = %id, "security key added");
     Ok(id)
 }

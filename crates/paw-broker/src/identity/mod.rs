@@ -22,13 +22,26 @@ use self::webauthn::{ChallengeRow, CHALLENGE_TTL_MS, PURPOSE_ENROLL};
 use crate::base::error::{BrokerError, Result};
 use crate::base::util::{new_id, random_secret, refuse, secret_hash, unb64};
 use crate::config::AuthConfig;
-use crate::http::AppState;
 use crate::store::Db;
 use crate::with_pool;
 
+use std::sync::Arc;
+
+use crate::base::clock::Clock;
+
+/// Identity as a service: enrolment, login, tokens, step-up and security keys. It owns what
+/// they need and nothing else: the store, the broker's clock, the WebAuthn relying party and
+/// the session lifetimes.
+#[derive(Clone)]
+pub struct Identity {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub rp: Arc<webauthn::RelyingParty>,
+    pub auth: AuthConfig,
+}
+
 /// How long an invite code is valid.
 pub const INVITE_TTL_MS: i64 = 24 * 3600 * 1000;
-const MAX_NAME: usize = 64;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
@@ -69,22 +82,7 @@ impl CredentialRow {
     }
 }
 
-/// A user or role name: short, printable, no separators that could confuse logs or paths.
-pub fn validate_name(what: &str, name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(refuse(
-            ErrorCode::BadRequest,
-            format!("{what} must be 1–{MAX_NAME} characters of a-z, A-Z, 0-9, '.', '_', '-', '@'"),
-        ))
-    }
-}
+pub use crate::base::util::{validate_name, MAX_NAME};
 
 /// A display name for a security key: printable, bounded.
 pub fn validate_key_name(name: &str) -> Result<()> {
@@ -217,19 +215,19 @@ pub fn validate_device_key(key: &str) -> Result<()> {
 
 /// `POST /v1/enroll/start`.
 pub async fn enroll_start(
-    state: &AppState,
+    svc: &Identity,
     req: &EnrollStartRequest,
 ) -> Result<EnrollStartResponse> {
     validate_device_key(&req.device_public_key)?;
-    let now = state.clock.now_ms();
+    let now = svc.clock.now_ms();
     let code_hash = secret_hash(&req.code);
-    let invite = with_pool!(&state.db, pool => sqlx::query_as::<_, Invite>(
+    let invite = with_pool!(&svc.db, pool => sqlx::query_as::<_, Invite>(
         "SELECT user_name FROM invites WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2")
         .bind(&code_hash).bind(now).fetch_optional(pool).await?)
     .ok_or_else(|| refuse(ErrorCode::InviteInvalid, "the enrollment code is unknown, used or expired"))?;
     let user_id = Uuid::new_v4();
     let (options, challenge, state_json) =
-        state
+        svc
             .rp
             .start_registration(user_id, &invite.user_name, Vec::new())?;
     let context = serde_json::to_string(&EnrollContext {
@@ -239,7 +237,7 @@ pub async fn enroll_start(
     })
     .map_err(|e| BrokerError::Internal(e.to_string()))?;
     webauthn::insert_challenge(
-        &state.db,
+        &svc.db,
         &ChallengeRow {
             challenge: challenge.clone(),
             user_id: None,
@@ -261,12 +259,12 @@ pub async fn enroll_start(
 /// `POST /v1/enroll/finish`: verifies the registration, then in one transaction consumes the
 /// invite and creates the user, the security key and the device key.
 pub async fn enroll_finish(
-    state: &AppState,
+    svc: &Identity,
     req: &EnrollFinishRequest,
 ) -> Result<EnrollFinishResponse> {
     validate_key_name(&req.name)?;
-    let now = state.clock.now_ms();
-    let row = webauthn::take_challenge(&state.db, &req.ceremony_id, now)
+    let now = svc.clock.now_ms();
+    let row = webauthn::take_challenge(&svc.db, &req.ceremony_id, now)
         .await?
         .filter(|r| r.purpose == PURPOSE_ENROLL)
         .ok_or_else(|| {
@@ -277,14 +275,14 @@ pub async fn enroll_finish(
         })?;
     webauthn::check_not_expired(&row, now)?;
     let ctx: EnrollContext = webauthn::from_json(&row.context)?;
-    let passkey = state
+    let passkey = svc
         .rp
         .finish_registration(&req.credential, &row.state_json)?;
     let key_id = new_id();
     let cred_id = webauthn::cred_id_b64(&passkey);
     let passkey_json = webauthn::to_json(&passkey)?;
     // One audited transaction: the account and its roles exist only with their record.
-    let mut tx = state.db.begin().await?;
+    let mut tx = svc.db.begin().await?;
     crate::audit::lock(&mut tx).await?;
     let (user, roles) = crate::with_tx!(&mut tx, t => {
         let invite = sqlx::query_as::<_, (String, String)>(

@@ -14,9 +14,9 @@ use paw_proto::http::ChallengeResponse;
 use paw_proto::ErrorCode;
 use serde_json::Value;
 
+use crate::identity::Identity;
 use crate::base::error::{BrokerError, Result};
 use crate::base::util::{b64, refuse};
-use crate::http::AppState;
 use crate::identity::webauthn::{self, ChallengeRow, WebauthnFailure, CHALLENGE_TTL_MS};
 use crate::identity::{self, User};
 use crate::with_pool;
@@ -83,10 +83,10 @@ impl<K: Kind> StepUp<K> {
 
 /// Issues an assertion challenge for `action` by `user`: purpose and action hash are stored
 /// with the challenge, which expires in 5 minutes.
-pub async fn start(state: &AppState, user: &User, action: &Action) -> Result<ChallengeResponse> {
-    let now = state.clock.now_ms();
-    identity::check_attempt_allowed(user, &state.auth, now)?;
-    let keys = identity::usable_credentials(&state.db, &user.id)
+pub async fn start(svc: &Identity, user: &User, action: &Action) -> Result<ChallengeResponse> {
+    let now = svc.clock.now_ms();
+    identity::check_attempt_allowed(user, &svc.auth, now)?;
+    let keys = identity::usable_credentials(&svc.db, &user.id)
         .await?
         .iter()
         .map(identity::CredentialRow::passkey)
@@ -97,10 +97,10 @@ pub async fn start(state: &AppState, user: &User, action: &Action) -> Result<Cha
             "the user has no usable security key",
         ));
     }
-    let (options, challenge, state_json) = state.rp.start_authentication(&keys)?;
+    let (options, challenge, state_json) = svc.rp.start_authentication(&keys)?;
     let action_hash = b64(&action.hash());
     webauthn::insert_challenge(
-        &state.db,
+        &svc.db,
         &ChallengeRow {
             challenge: challenge.clone(),
             user_id: Some(user.id.clone()),
@@ -127,15 +127,15 @@ pub async fn start(state: &AppState, user: &User, action: &Action) -> Result<Cha
 /// the user). `action`: the action the client says it approved (`None` only for login; the
 /// stored hash is then the reference).
 pub async fn verify<K: Kind>(
-    state: &AppState,
+    svc: &Identity,
     expected_user: Option<&str>,
     challenge: &str,
     action: Option<&Action>,
     credential: &Value,
 ) -> Result<StepUp<K>> {
-    let now = state.clock.now_ms();
+    let now = svc.clock.now_ms();
     // Consumed before anything else, so a replay or a race finds nothing (A1).
-    let row = webauthn::take_challenge(&state.db, challenge, now)
+    let row = webauthn::take_challenge(&svc.db, challenge, now)
         .await?
         .ok_or_else(|| {
             refuse(
@@ -172,7 +172,7 @@ pub async fn verify<K: Kind>(
             ));
         }
     }
-    let user = identity::user_by_id(&state.db, &user_id)
+    let user = identity::user_by_id(&svc.db, &user_id)
         .await?
         .ok_or_else(|| refuse(ErrorCode::ChallengeInvalid, "unknown user"))?;
     if user.locked {
@@ -181,9 +181,9 @@ pub async fn verify<K: Kind>(
             "the account is locked; ask an administrator",
         ));
     }
-    match check_assertion(state, &user, &row, credential, now).await {
+    match check_assertion(svc, &user, &row, credential, now).await {
         Ok(credential_id) => {
-            identity::reset_failures(&state.db, &user.id).await?;
+            identity::reset_failures(&svc.db, &user.id).await?;
             Ok(StepUp {
                 inner: Verified {
                     user,
@@ -196,7 +196,7 @@ pub async fn verify<K: Kind>(
         }
         Err(e) => {
             if e.code() != ErrorCode::StorageUnavailable && e.code() != ErrorCode::Internal {
-                identity::record_failure(&state.db, &state.auth, &user.id, now).await?;
+                identity::record_failure(&svc.db, &svc.auth, &user.id, now).await?;
             }
             Err(e)
         }
@@ -205,7 +205,7 @@ pub async fn verify<K: Kind>(
 
 /// The assertion itself; any error counts as a failed attempt.
 async fn check_assertion(
-    state: &AppState,
+    svc: &Identity,
     user: &User,
     row: &ChallengeRow,
     credential: &Value,
@@ -213,7 +213,7 @@ async fn check_assertion(
 ) -> Result<String> {
     let parsed = webauthn::parse_assertion(credential)?;
     let binding = webauthn::client_binding(credential)?;
-    state.rp.check_origin(credential)?;
+    svc.rp.check_origin(credential)?;
     // The key signed clientDataJSON, so this member is the key's word on the action (A5).
     if binding.action_hash.as_deref() != Some(row.action_hash.as_str()) {
         return Err(refuse(
@@ -230,10 +230,10 @@ async fn check_assertion(
         }
     }
     let claimed_id = credential["id"].as_str().unwrap_or_default().to_owned();
-    let result = match state.rp.finish_authentication(&parsed, &row.state_json) {
+    let result = match svc.rp.finish_authentication(&parsed, &row.state_json) {
         Ok(r) => r,
         Err(WebauthnFailure::CounterRegression) => {
-            identity::lock_credential(&state.db, &user.id, &claimed_id, now).await?;
+            identity::lock_credential(&svc.db, &user.id, &claimed_id, now).await?;
             return Err(refuse(
                 ErrorCode::WebauthnRejected,
                 "signature counter went backwards; the security key is locked",
@@ -255,7 +255,7 @@ async fn check_assertion(
         ));
     }
     let cred_id = b64(result.cred_id().as_ref());
-    let stored = identity::usable_credentials(&state.db, &user.id)
+    let stored = identity::usable_credentials(&svc.db, &user.id)
         .await?
         .into_iter()
         .find(|c| c.cred_id == cred_id)
@@ -272,13 +272,13 @@ async fn check_assertion(
         let json = webauthn::to_json(&passkey)?;
         // Compare-and-swap: only a strictly higher counter is stored, so of two racing
         // assertions with the same counter one loses, and a regression never lands (A11).
-        let updated = with_pool!(&state.db, pool => sqlx::query(
+        let updated = with_pool!(&svc.db, pool => sqlx::query(
             "UPDATE credentials SET counter = $1, passkey_json = $2 \
              WHERE id = $3 AND counter < $1 AND revoked_at IS NULL AND locked_at IS NULL")
             .bind(new_counter).bind(&json).bind(&stored.id)
             .execute(pool).await?.rows_affected());
         if updated == 0 {
-            identity::lock_credential(&state.db, &user.id, &cred_id, now).await?;
+            identity::lock_credential(&svc.db, &user.id, &cred_id, now).await?;
             return Err(refuse(
                 ErrorCode::WebauthnRejected,
                 "signature counter did not advance; the security key is locked",
@@ -291,7 +291,7 @@ async fn check_assertion(
 /// Verifies a step-up for the purpose named by the action at run time, for the generic
 /// `POST /v1/stepup/finish`. Login is not a step-up.
 pub async fn verify_any(
-    state: &AppState,
+    svc: &Identity,
     user_id: &str,
     challenge: &str,
     action: &Action,
@@ -299,7 +299,7 @@ pub async fn verify_any(
 ) -> Result<String> {
     macro_rules! go {
         ($k:ty) => {
-            verify::<$k>(state, Some(user_id), challenge, Some(action), credential)
+            verify::<$k>(svc, Some(user_id), challenge, Some(action), credential)
                 .await
                 .map(|p| p.action_hash().to_owned())
         };
@@ -319,8 +319,8 @@ pub async fn verify_any(
 }
 
 /// `POST /v1/login/start`: a login challenge for the named user.
-pub async fn login_start(state: &AppState, user_name: &str) -> Result<ChallengeResponse> {
-    let user = identity::user_by_name(&state.db, user_name)
+pub async fn login_start(svc: &Identity, user_name: &str) -> Result<ChallengeResponse> {
+    let user = identity::user_by_name(&svc.db, user_name)
         .await?
         .ok_or_else(|| {
             refuse(
@@ -329,7 +329,7 @@ pub async fn login_start(state: &AppState, user_name: &str) -> Result<ChallengeR
             )
         })?;
     start(
-        state,
+        svc,
         &user,
         &Action::Login {
             user: user.name.clone(),
@@ -340,7 +340,7 @@ pub async fn login_start(state: &AppState, user_name: &str) -> Result<ChallengeR
 
 /// `POST /v1/stepup/start` for the authenticated user. Login is not a step-up.
 pub async fn start_for(
-    state: &AppState,
+    svc: &Identity,
     user_id: &str,
     action: &Action,
 ) -> Result<ChallengeResponse> {
@@ -350,10 +350,10 @@ pub async fn start_for(
             "login is not a step-up; use /v1/login",
         ));
     }
-    let user = identity::user_by_id(&state.db, user_id)
+    let user = identity::user_by_id(&svc.db, user_id)
         .await?
         .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "unknown user"))?;
-    start(state, &user, action).await
+    start(svc, &user, action).await
 }
 
 /// `BrokerError` for a step-up whose action is not the one a privileged function performs.

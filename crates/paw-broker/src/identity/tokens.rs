@@ -15,10 +15,10 @@ use paw_proto::device_proof::{self, ProofHeader, MAX_SKEW_MS};
 use paw_proto::http::TokenResponse;
 use paw_proto::ErrorCode;
 
-pub use crate::base::auth::AuthContext;
+pub use crate::identity::Identity;
+use crate::base::auth::AuthContext;
 use crate::base::error::{BrokerError, Result};
 use crate::base::util::{b64, new_id, random_secret, refuse, secret_hash, unb64};
-use crate::http::AppState;
 use crate::identity;
 use crate::identity::stepup::{kind, StepUp};
 use crate::with_pool;
@@ -54,32 +54,32 @@ struct SessionRow {
 
 /// Starts a session after a verified login and returns its first tokens.
 pub async fn login(
-    state: &AppState,
+    svc: &Identity,
     proof: &StepUp<kind::Login>,
     device_key: &str,
 ) -> Result<TokenResponse> {
     let user = proof.user();
     identity::validate_device_key(device_key)?;
-    if !identity::device_key_registered(&state.db, &user.id, device_key).await? {
+    if !identity::device_key_registered(&svc.db, &user.id, device_key).await? {
         return Err(refuse(
             ErrorCode::Unauthenticated,
             "this device key is not registered for the user",
         ));
     }
-    let now = state.clock.now_ms();
+    let now = svc.clock.now_ms();
     let session_id = new_id();
-    with_pool!(&state.db, pool => {
+    with_pool!(&svc.db, pool => {
         sqlx::query("INSERT INTO sessions (id, user_id, device_key, created_at, last_seen_at) \
                      VALUES ($1, $2, $3, $4, $4)")
             .bind(&session_id).bind(&user.id).bind(device_key).bind(now)
             .execute(pool).await?;
     });
     tracing::info!(user = %user.name, session = %session_id, "login");
-    issue(state, &session_id, now, now, &user.name, user.roles()).await
+    issue(svc, &session_id, now, now, &user.name, user.roles()).await
 }
 
 async fn issue(
-    state: &AppState,
+    svc: &Identity,
     session_id: &str,
     created_at: i64,
     now: i64,
@@ -90,7 +90,7 @@ async fn issue(
     let refresh = random_secret()?;
     let session_end = created_at + SESSION_ABSOLUTE_MS;
     let access_exp = (now + ACCESS_TTL_MS).min(session_end);
-    with_pool!(&state.db, pool => {
+    with_pool!(&svc.db, pool => {
         let mut tx = pool.begin().await?;
         sqlx::query("INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)")
             .bind(secret_hash(&access)).bind(session_id).bind(access_exp)
@@ -110,8 +110,8 @@ async fn issue(
     })
 }
 
-async fn revoke_session(state: &AppState, session_id: &str, now: i64) -> Result<()> {
-    with_pool!(&state.db, pool => {
+async fn revoke_session(svc: &Identity, session_id: &str, now: i64) -> Result<()> {
+    with_pool!(&svc.db, pool => {
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now).bind(session_id).execute(pool).await?;
     });
@@ -119,12 +119,12 @@ async fn revoke_session(state: &AppState, session_id: &str, now: i64) -> Result<
 }
 
 /// Idle and absolute limits (A15). A session past either is revoked for good.
-async fn check_session_alive(state: &AppState, s: &SessionRow, now: i64) -> Result<()> {
+async fn check_session_alive(svc: &Identity, s: &SessionRow, now: i64) -> Result<()> {
     if s.revoked_at.is_some() {
         return Err(refuse(ErrorCode::Unauthenticated, "the session has ended"));
     }
     if now >= s.created_at + SESSION_ABSOLUTE_MS || now >= s.last_seen_at + SESSION_IDLE_MS {
-        revoke_session(state, &s.id, now).await?;
+        revoke_session(svc, &s.id, now).await?;
         return Err(refuse(
             ErrorCode::ReauthenticationRequired,
             "the session is past its idle or absolute limit; log in again",
@@ -135,25 +135,25 @@ async fn check_session_alive(state: &AppState, s: &SessionRow, now: i64) -> Resu
 
 /// Whether a session can still be used and its user is neither locked nor disabled: checked
 /// again and again by long-lived responses (the event stream), which authenticate only once.
-pub async fn session_alive(state: &AppState, session_id: &str) -> Result<bool> {
-    let now = state.clock.now_ms();
-    let row = with_pool!(&state.db, pool => sqlx::query_as::<_, SessionRow>(
+pub async fn session_alive(svc: &Identity, session_id: &str) -> Result<bool> {
+    let now = svc.clock.now_ms();
+    let row = with_pool!(&svc.db, pool => sqlx::query_as::<_, SessionRow>(
         "SELECT s.id, s.user_id, s.device_key, s.created_at, s.last_seen_at, s.revoked_at, \
          CAST(NULL AS BIGINT) AS token_expires_at, CAST(NULL AS BIGINT) AS token_used_at \
          FROM sessions s WHERE s.id = $1")
         .bind(session_id).fetch_optional(pool).await?);
     let Some(row) = row else { return Ok(false) };
-    if check_session_alive(state, &row, now).await.is_err() {
+    if check_session_alive(svc, &row, now).await.is_err() {
         return Ok(false);
     }
-    Ok(identity::user_by_id(&state.db, &row.user_id)
+    Ok(identity::user_by_id(&svc.db, &row.user_id)
         .await?
         .is_some_and(|u| !u.locked))
 }
 
-async fn session_by_access(state: &AppState, token: &str) -> Result<Option<SessionRow>> {
+async fn session_by_access(svc: &Identity, token: &str) -> Result<Option<SessionRow>> {
     Ok(
-        with_pool!(&state.db, pool => sqlx::query_as::<_, SessionRow>(
+        with_pool!(&svc.db, pool => sqlx::query_as::<_, SessionRow>(
         "SELECT s.id, s.user_id, s.device_key, s.created_at, s.last_seen_at, s.revoked_at, \
          a.expires_at AS token_expires_at, CAST(NULL AS BIGINT) AS token_used_at \
          FROM access_tokens a JOIN sessions s ON s.id = a.session_id WHERE a.token_hash = $1")
@@ -174,13 +174,13 @@ pub enum Activity {
 
 /// Authenticates a request: bearer token, live session, device-key proof; then marks the
 /// session active.
-pub async fn authenticate(state: &AppState, req: &SignedRequest) -> Result<AuthContext> {
-    authenticate_as(state, req, Activity::User).await
+pub async fn authenticate(svc: &Identity, req: &SignedRequest) -> Result<AuthContext> {
+    authenticate_as(svc, req, Activity::User).await
 }
 
 /// [`authenticate`], saying whether the request is user activity.
 pub async fn authenticate_as(
-    state: &AppState,
+    svc: &Identity,
     req: &SignedRequest,
     activity: Activity,
 ) -> Result<AuthContext> {
@@ -188,19 +188,19 @@ pub async fn authenticate_as(
         .bearer
         .as_deref()
         .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "missing bearer token"))?;
-    let now = state.clock.now_ms();
-    let session = session_by_access(state, token)
+    let now = svc.clock.now_ms();
+    let session = session_by_access(svc, token)
         .await?
         .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "unknown access token"))?;
-    check_session_alive(state, &session, now).await?;
+    check_session_alive(svc, &session, now).await?;
     if session.token_expires_at.is_none_or(|exp| now >= exp) {
         return Err(refuse(
             ErrorCode::Unauthenticated,
             "the access token has expired; refresh it",
         ));
     }
-    verify_device_proof(state, req, &session.device_key, token, now).await?;
-    let user = identity::user_by_id(&state.db, &session.user_id)
+    verify_device_proof(svc, req, &session.device_key, token, now).await?;
+    let user = identity::user_by_id(&svc.db, &session.user_id)
         .await?
         .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "unknown user"))?;
     if user.locked {
@@ -210,7 +210,7 @@ pub async fn authenticate_as(
         ));
     }
     if activity == Activity::User {
-        with_pool!(&state.db, pool => {
+        with_pool!(&svc.db, pool => {
             sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1")
                 .bind(now).bind(&session.id).execute(pool).await?;
         });
@@ -227,13 +227,13 @@ pub async fn authenticate_as(
 
 /// `POST /v1/token/refresh`: rotates the refresh token. A used token revokes the family (B11).
 pub async fn refresh(
-    state: &AppState,
+    svc: &Identity,
     req: &SignedRequest,
     refresh_token: &str,
 ) -> Result<TokenResponse> {
-    let now = state.clock.now_ms();
+    let now = svc.clock.now_ms();
     let hash = secret_hash(refresh_token);
-    let session = with_pool!(&state.db, pool => sqlx::query_as::<_, SessionRow>(
+    let session = with_pool!(&svc.db, pool => sqlx::query_as::<_, SessionRow>(
         "SELECT s.id, s.user_id, s.device_key, s.created_at, s.last_seen_at, s.revoked_at, \
          CAST(NULL AS BIGINT) AS token_expires_at, r.used_at AS token_used_at \
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1")
@@ -241,27 +241,27 @@ pub async fn refresh(
     .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "unknown refresh token"))?;
     // The proof first: a stolen token without the device key must not be able to end the
     // victim's session by replaying it.
-    verify_device_proof(state, req, &session.device_key, refresh_token, now).await?;
+    verify_device_proof(svc, req, &session.device_key, refresh_token, now).await?;
     if session.token_used_at.is_some() {
-        revoke_session(state, &session.id, now).await?;
+        revoke_session(svc, &session.id, now).await?;
         tracing::warn!(alert = true, session = %session.id, "refresh token reused; token family revoked");
         return Err(refuse(
             ErrorCode::Unauthenticated,
             "refresh token reused; the session is revoked",
         ));
     }
-    check_session_alive(state, &session, now).await?;
-    let won = with_pool!(&state.db, pool => sqlx::query(
+    check_session_alive(svc, &session, now).await?;
+    let won = with_pool!(&svc.db, pool => sqlx::query(
         "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
         .bind(now).bind(&hash).execute(pool).await?.rows_affected());
     if won == 0 {
-        revoke_session(state, &session.id, now).await?;
+        revoke_session(svc, &session.id, now).await?;
         return Err(refuse(
             ErrorCode::Unauthenticated,
             "refresh token reused; the session is revoked",
         ));
     }
-    let user = identity::user_by_id(&state.db, &session.user_id)
+    let user = identity::user_by_id(&svc.db, &session.user_id)
         .await?
         .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "unknown user"))?;
     if user.locked {
@@ -271,7 +271,7 @@ pub async fn refresh(
         ));
     }
     issue(
-        state,
+        svc,
         &session.id,
         session.created_at,
         now,
@@ -284,7 +284,7 @@ pub async fn refresh(
 /// Checks the `paw-device-proof` header: signature by `device_key` over the request and
 /// `token`, time within the skew of the broker's clock, nonce never seen within the window.
 async fn verify_device_proof(
-    state: &AppState,
+    svc: &Identity,
     req: &SignedRequest,
     device_key: &str,
     token: &str,
@@ -313,7 +313,7 @@ async fn verify_device_proof(
         .map_err(|_| bad("bad signature"))?;
     // Only after the signature holds, so nobody can fill the nonce table for free.
     let nonce = b64(&proof.nonce);
-    let fresh = with_pool!(&state.db, pool => {
+    let fresh = with_pool!(&svc.db, pool => {
         sqlx::query("DELETE FROM proof_nonces WHERE seen_at < $1")
             .bind(now - 2 * MAX_SKEW_MS).execute(pool).await?;
         sqlx::query("INSERT INTO proof_nonces (nonce, seen_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING")

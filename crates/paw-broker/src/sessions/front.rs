@@ -21,14 +21,14 @@ use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::sessions::Sessions;
 use crate::base::error::{BrokerError, Result};
 use crate::config::sessions::{SessionsConfig, TargetConfig};
 use crate::crypto::ssh_ca::{self, CertRequest, UserCa};
-use crate::http::AppState;
 use crate::sessions::recording::Recorder;
 use crate::sessions::{self, SessionInfo};
 
-/// Everything the front door needs besides the app state.
+/// Everything the front door needs besides the sessions service.
 pub struct SshFront {
     ca: UserCa,
     host_key: PrivateKey,
@@ -37,7 +37,7 @@ pub struct SshFront {
     public_addr: Option<String>,
     pg_admins: crate::sessions::postgres::Admins,
     /// `[sessions] mask`, compiled once: what replays hide.
-    masks: crate::sessions::history::Masks,
+    masks: crate::config::masks::Masks,
 }
 
 impl std::fmt::Debug for SshFront {
@@ -63,7 +63,7 @@ impl SshFront {
             recordings: config.recordings.clone(),
             public_addr: config.ssh_public.clone(),
             pg_admins: Default::default(),
-            masks: crate::sessions::history::Masks::compile(&config.mask)?,
+            masks: crate::config::masks::Masks::compile(&config.mask)?,
         })
     }
 
@@ -83,7 +83,7 @@ impl SshFront {
         &self.recordings
     }
 
-    pub fn masks(&self) -> &crate::sessions::history::Masks {
+    pub fn masks(&self) -> &crate::config::masks::Masks {
         &self.masks
     }
 
@@ -116,7 +116,7 @@ fn server_config(front: &SshFront) -> russh::server::Config {
 }
 
 /// Accepts connections until the task is dropped.
-pub async fn serve(listener: TcpListener, state: AppState, front: Arc<SshFront>) {
+pub async fn serve(listener: TcpListener, svc: Sessions, front: Arc<SshFront>) {
     let config = Arc::new(server_config(&front));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -129,7 +129,7 @@ pub async fn serve(listener: TcpListener, state: AppState, front: Arc<SshFront>)
         };
         let _ = stream.set_nodelay(true);
         let handler = Conn {
-            state: state.clone(),
+            svc: svc.clone(),
             front: front.clone(),
             peer,
             session: None,
@@ -151,7 +151,7 @@ pub async fn serve(listener: TcpListener, state: AppState, front: Arc<SshFront>)
 }
 
 struct Conn {
-    state: AppState,
+    svc: Sessions,
     front: Arc<SshFront>,
     peer: SocketAddr,
     session: Option<SessionInfo>,
@@ -170,10 +170,10 @@ impl Drop for Conn {
         if self.channel_taken || info.target_kind != "ssh" {
             return;
         }
-        let state = self.state.clone();
+        let svc = self.svc.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                if let Err(e) = sessions::finish(&state, &info, "closed", None, None).await {
+                if let Err(e) = sessions::finish(&svc, &info, "closed", None, None).await {
                     tracing::error!(session = %info.id, error = %e, "could not record the end of a session");
                 }
             });
@@ -200,11 +200,11 @@ impl russh::server::Handler for Conn {
         if self.session.is_some() || !plausible(user, 64) || !plausible(password, 128) {
             return Ok(Auth::reject());
         }
-        match sessions::claim(&self.state, user, password, &self.peer.to_string()).await {
+        match sessions::claim(&self.svc, user, password, &self.peer.to_string()).await {
             Ok(info) => {
                 if info.target_kind == "postgres" {
                     // On error the session is ended and on record already.
-                    match crate::sessions::postgres::open(&self.state, &self.front, &info).await {
+                    match crate::sessions::postgres::open(&self.svc, &self.front, &info).await {
                         Ok(pg) => self.pg = Some(pg),
                         Err(_) => return Ok(Auth::reject()),
                     }
@@ -242,7 +242,7 @@ impl russh::server::Handler for Conn {
         _session: &mut Session,
     ) -> std::result::Result<(), Self::Error> {
         if let Some(pg) = &self.pg {
-            pg.open_channel(&self.state, channel, reply).await;
+            pg.open_channel(&self.svc, channel, reply).await;
         }
         Ok(())
     }
@@ -262,13 +262,13 @@ impl russh::server::Handler for Conn {
         }
         self.channel_taken = true;
         reply.accept().await;
-        let state = self.state.clone();
+        let svc = self.svc.clone();
         let front = self.front.clone();
         let handle = session.handle();
         // Registered before the task runs: from here on a kill or revocation reaches it.
-        let ends = state.live_sessions.register(&info.id);
+        let ends = svc.live_sessions.register(&info.id);
         tokio::spawn(async move {
-            bridge(state, front, info, channel, handle, ends).await;
+            bridge(svc, front, info, channel, handle, ends).await;
         });
         Ok(())
     }
@@ -384,14 +384,14 @@ struct Pty {
 }
 
 async fn bridge(
-    state: AppState,
+    svc: Sessions,
     front: Arc<SshFront>,
     info: SessionInfo,
     client: Channel<Msg>,
     handle: russh::server::Handle,
     mut ends: watch::Receiver<Option<String>>,
 ) {
-    let (reason, recording, error) = run(&state, &front, &info, client, &handle, &mut ends).await;
+    let (reason, recording, error) = run(&svc, &front, &info, client, &handle, &mut ends).await;
     let _ = handle
         .disconnect(
             russh::Disconnect::ByApplication,
@@ -400,12 +400,12 @@ async fn bridge(
         )
         .await;
     if let Err(e) =
-        sessions::finish(&state, &info, &reason, recording.as_ref(), error.as_deref()).await
+        sessions::finish(&svc, &info, &reason, recording.as_ref(), error.as_deref()).await
     {
         tracing::error!(session = %info.id, error = %e, "could not record the end of a session");
     }
     // Only now: a registry without this session means its end is on record.
-    state.live_sessions.unregister(&info.id);
+    svc.live_sessions.unregister(&info.id);
 }
 
 type Outcome = (
@@ -415,7 +415,7 @@ type Outcome = (
 );
 
 async fn run(
-    state: &AppState,
+    svc: &Sessions,
     front: &SshFront,
     info: &SessionInfo,
     client: Channel<Msg>,
@@ -430,7 +430,7 @@ async fn run(
             .await;
     };
     // The grant's end by the monotonic clock: a wall-clock step cannot move it (E4).
-    let left = (info.grant_end_ms - state.clock.now_ms()).max(0);
+    let left = (info.grant_end_ms - svc.clock.now_ms()).max(0);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(left as u64);
 
     // Until the client says what to run.
@@ -466,7 +466,7 @@ async fn run(
         &info.id,
         size.cols,
         size.rows,
-        state.clock.now_ms() / 1000,
+        svc.clock.now_ms() / 1000,
         &title,
         &term,
     ) {
@@ -482,7 +482,7 @@ async fn run(
         }
     }
 
-    let target = match connect_target(state, front, info).await {
+    let target = match connect_target(svc, front, info).await {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(session = %info.id, error = %e, "target connection failed");
@@ -606,7 +606,7 @@ type TargetConn = (
 );
 
 async fn connect_target(
-    state: &AppState,
+    svc: &Sessions,
     front: &SshFront,
     info: &SessionInfo,
 ) -> Result<TargetConn> {
@@ -625,7 +625,7 @@ async fn connect_target(
         .ok_or_else(|| unavailable("the target has no usable host_key".into()))?;
     // The session's own key and certificate: in this task's memory only (C7).
     let key = ssh_ca::ephemeral_key()?;
-    let now_secs = (state.clock.now_ms() / 1000).max(0) as u64;
+    let now_secs = (svc.clock.now_ms() / 1000).max(0) as u64;
     let cert = front.ca.issue(
         key.public_key(),
         &CertRequest {

@@ -18,16 +18,16 @@ use paw_proto::session::{
     SessionHistory, SessionHistoryEntry, SessionHistoryQuery, SessionRecording,
 };
 use paw_proto::ErrorCode;
-use regex::Regex;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::sessions::Sessions;
 use crate::audit::{self, Entry};
 use crate::base::error::{BrokerError, Result};
 use crate::base::util::refuse;
 use crate::elevation::{ADMIN_ROLE, HELPDESK_ROLE};
-use crate::http::AppState;
-use crate::identity::tokens::AuthContext;
+use crate::base::auth::AuthContext;
+use crate::config::masks::Masks;
 use crate::with_pool;
 
 /// What help-desk sees instead of a masked passage.
@@ -40,10 +40,6 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
 /// The longest user or target filter: names are far shorter.
 const MAX_FILTER_CHARS: usize = 128;
-/// At most this many mask patterns, each compiled within this size: a replay runs every
-/// pattern over every recording, so the config cannot make that unbounded.
-const MAX_MASKS: usize = 64;
-const MASK_SIZE_LIMIT: usize = 1 << 20;
 
 fn sees_everyone(auth: &AuthContext) -> bool {
     auth.roles
@@ -51,63 +47,6 @@ fn sees_everyone(auth: &AuthContext) -> bool {
         .any(|r| r == HELPDESK_ROLE || r == ADMIN_ROLE)
 }
 
-// ---- Masks ---------------------------------------------------------------------------------
-
-/// `[sessions] mask`, compiled.
-#[derive(Debug, Clone, Default)]
-pub struct Masks(Vec<Regex>);
-
-impl Masks {
-    /// Compiles every pattern; a pattern that does not compile, or that matches the empty
-    /// string (it would mask nothing, so it is almost certainly a mistake), is a config error.
-    pub fn compile(patterns: &[String]) -> Result<Self> {
-        if patterns.len() > MAX_MASKS {
-            return Err(BrokerError::Config(format!(
-                "sessions.mask: at most {MAX_MASKS} patterns, got {}",
-                patterns.len()
-            )));
-        }
-        let mut out = Vec::with_capacity(patterns.len());
-        for p in patterns {
-            let re = regex::RegexBuilder::new(p)
-                .size_limit(MASK_SIZE_LIMIT)
-                .build()
-                .map_err(|e| {
-                    BrokerError::Config(format!("sessions.mask {p:?} is not a valid pattern: {e}"))
-                })?;
-            if re.is_match("") {
-                return Err(BrokerError::Config(format!(
-                    "sessions.mask {p:?} matches the empty string"
-                )));
-            }
-            out.push(re);
-        }
-        Ok(Self(out))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Byte ranges of `text` that some pattern matches, sorted and merged.
-    fn ranges(&self, text: &str) -> Vec<(usize, usize)> {
-        let mut r: Vec<(usize, usize)> = self
-            .0
-            .iter()
-            .flat_map(|re| re.find_iter(text).map(|m| (m.start(), m.end())))
-            .filter(|(s, e)| e > s)
-            .collect();
-        r.sort_unstable();
-        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(r.len());
-        for (s, e) in r {
-            match merged.last_mut() {
-                Some(last) if s <= last.1 => last.1 = last.1.max(e),
-                _ => merged.push((s, e)),
-            }
-        }
-        merged
-    }
-}
 
 /// Masks an asciicast v2 text: every match of a pattern in the output stream (`o` events) and
 /// in the input stream (`i` events) becomes [`MASK`]. Each stream is matched as one text, so a
@@ -261,14 +200,14 @@ fn is_session_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-fn recording_path(state: &AppState, id: &str) -> Option<std::path::PathBuf> {
-    let run = state.ssh.as_ref()?;
+fn recording_path(svc: &Sessions, id: &str) -> Option<std::path::PathBuf> {
+    let run = svc.ssh.as_ref()?;
     is_session_id(id).then(|| run.front.recordings_dir().join(format!("{id}.cast")))
 }
 
 /// The session history `auth` may read, newest first, filtered by `q`.
 pub async fn history(
-    state: &AppState,
+    svc: &Sessions,
     auth: &AuthContext,
     q: &SessionHistoryQuery,
 ) -> Result<SessionHistory> {
@@ -321,7 +260,7 @@ pub async fn history(
         "{SELECT} WHERE {} ORDER BY s.used_at DESC, s.id DESC LIMIT ${lim} OFFSET ${off}",
         f.clauses.join(" AND ")
     );
-    let mut rows: Vec<Row> = with_pool!(&state.db, p => {
+    let mut rows: Vec<Row> = with_pool!(&svc.db, p => {
         let mut query = sqlx::query_as(&sql);
         for a in &f.args {
             query = match a {
@@ -338,7 +277,7 @@ pub async fn history(
         .map(|r| {
             let on_disk = r.recording_sha256.is_some()
                 && r.recording_closed_at.is_some()
-                && recording_path(state, &r.id).is_some_and(|p| p.is_file());
+                && recording_path(svc, &r.id).is_some_and(|p| p.is_file());
             SessionHistoryEntry {
                 has_recording: on_disk,
                 id: r.id,
@@ -414,7 +353,7 @@ fn read_checked(path: &Path, want_sha: &str) -> Result<Checked> {
 }
 
 /// The recording of session `id`, checked against its audit record and masked, for `auth`.
-pub async fn recording(state: &AppState, auth: &AuthContext, id: &str) -> Result<SessionRecording> {
+pub async fn recording(svc: &Sessions, auth: &AuthContext, id: &str) -> Result<SessionRecording> {
     let not_found = || refuse(ErrorCode::NotFound, "no such session");
     if !is_session_id(id) {
         return Err(not_found());
@@ -422,20 +361,20 @@ pub async fn recording(state: &AppState, auth: &AuthContext, id: &str) -> Result
     let sql = "SELECT g.user_id, g.user_name, g.target, s.recording_sha256, s.recording_closed_at \
                FROM session_tickets s JOIN grants g ON g.id = s.grant_id \
                WHERE s.id = $1 AND s.used_at IS NOT NULL";
-    let row: Option<RecordingRow> = with_pool!(&state.db, p => {
+    let row: Option<RecordingRow> = with_pool!(&svc.db, p => {
         sqlx::query_as(sql).bind(id).fetch_optional(p).await?
     });
     let Some(row) = row else {
         return Err(not_found());
     };
-    let now = state.clock.now_ms();
+    let now = svc.clock.now_ms();
     let note = |outcome: Outcome, detail: Value| {
         Entry::new(&auth.user_name, "session_replay", id, outcome, detail)
     };
     if !sees_everyone(auth) && row.user_id != auth.user_id {
         // Someone else's session: as if it did not exist, but on the record.
         audit::record(
-            &state.db,
+            &svc.db,
             now,
             note(
                 Outcome::Denied,
@@ -451,10 +390,10 @@ pub async fn recording(state: &AppState, auth: &AuthContext, id: &str) -> Result
             "the session is still running; its recording can be replayed once it ends",
         ));
     }
-    let (Some(want), Some(path)) = (row.recording_sha256, recording_path(state, id)) else {
+    let (Some(want), Some(path)) = (row.recording_sha256, recording_path(svc, id)) else {
         return Err(refuse(ErrorCode::NotFound, "this session has no recording"));
     };
-    let masks = state
+    let masks = svc
         .ssh
         .as_ref()
         .map(|r| r.front.masks().clone())
@@ -531,7 +470,7 @@ pub async fn recording(state: &AppState, auth: &AuthContext, id: &str) -> Result
         ),
     };
     // Fail closed: without its audit record, the recording does not leave the broker.
-    audit::record(&state.db, now, entry).await?;
+    audit::record(&svc.db, now, entry).await?;
     result
 }
 
@@ -618,7 +557,7 @@ mod tests {
                 "{p:?}"
             );
         }
-        let many: Vec<String> = (0..=MAX_MASKS).map(|i| format!("x{i}")).collect();
+        let many: Vec<String> = (0..=crate::config::masks::MAX_MASKS).map(|i| format!("x{i}")).collect();
         assert!(Masks::compile(&many).is_err());
     }
 

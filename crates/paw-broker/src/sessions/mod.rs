@@ -29,10 +29,19 @@ use crate::audit::{self, Entry};
 use crate::base::error::Result;
 use crate::base::util::{refuse, secret_hash};
 use crate::elevation::{self, ADMIN_ROLE};
-use crate::http::AppState;
 use crate::identity::stepup::{kind, wrong_action, StepUp};
-use crate::identity::tokens::AuthContext;
+use crate::base::auth::AuthContext;
 use crate::{with_pool, with_tx};
+
+/// Brokered sessions as a service: the store, the clock, the registry of live connections and
+/// the SSH front door when `[sessions]` is configured.
+#[derive(Clone)]
+pub struct Sessions {
+    pub db: crate::store::Db,
+    pub clock: Arc<dyn crate::base::clock::Clock>,
+    pub live_sessions: Arc<Live>,
+    pub ssh: Option<Arc<front::Running>>,
+}
 
 /// How often the front door looks for sessions ended elsewhere (revoked, killed).
 pub const WATCH_EVERY: Duration = Duration::from_millis(250);
@@ -52,19 +61,19 @@ pub struct SessionInfo {
 /// Uses a session's one-time credential: `session_id` with its `ticket`. Refused (and audited)
 /// when unknown, already used, expired, ended, or the grant is no longer active.
 pub async fn claim(
-    state: &AppState,
+    svc: &Sessions,
     session_id: &str,
     ticket: &str,
     peer: &str,
 ) -> Result<SessionInfo> {
-    let now = state.clock.now_ms();
+    let now = svc.clock.now_ms();
     let refused = |why: &str| {
         refuse(
             ErrorCode::Unauthenticated,
             format!("session credential refused: {why}"),
         )
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let used = with_tx!(&mut tx, t => {
         sqlx::query("UPDATE session_tickets SET used_at = $1 WHERE id = $2 AND ticket_hash = $3 \
@@ -93,7 +102,7 @@ pub async fn claim(
         Err(e) => {
             drop(tx);
             audit::record(
-                &state.db,
+                &svc.db,
                 now,
                 Entry::new(
                     "-",
@@ -133,14 +142,14 @@ pub async fn claim(
 
 /// Ends a session (if nothing ended it before) and records how, with the recording's hash.
 pub async fn finish(
-    state: &AppState,
+    svc: &Sessions,
     info: &SessionInfo,
     reason: &str,
     recording: Option<&crate::sessions::recording::Finished>,
     recording_error: Option<&str>,
 ) -> Result<()> {
     finish_with(
-        state,
+        svc,
         info,
         reason,
         recording,
@@ -162,15 +171,15 @@ pub struct EndDetail {
 
 /// [`finish`] with the detail a kind of session adds.
 pub async fn finish_with(
-    state: &AppState,
+    svc: &Sessions,
     info: &SessionInfo,
     reason: &str,
     recording: Option<&crate::sessions::recording::Finished>,
     recording_error: Option<&str>,
     extra: EndDetail,
 ) -> Result<()> {
-    let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await?;
+    let now = svc.clock.now_ms();
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let sha = recording.map(|r| r.sha256.clone());
     with_tx!(&mut tx, t => {
@@ -213,12 +222,12 @@ pub async fn finish_with(
 /// Ends a session from outside (kill, failed recording) in the database; the front door
 /// closes the connection when it sees it.
 async fn end_now(
-    state: &AppState,
+    svc: &Sessions,
     tx: &mut crate::store::Tx,
     id: &str,
     reason: &str,
 ) -> Result<u64> {
-    let now = state.clock.now_ms();
+    let now = svc.clock.now_ms();
     Ok(with_tx!(tx, t => {
         sqlx::query("UPDATE session_tickets SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL AND used_at IS NOT NULL")
             .bind(now).bind(reason).bind(id).execute(&mut **t).await?.rows_affected()
@@ -227,7 +236,7 @@ async fn end_now(
 
 /// An admin ends someone's session, after a step-up naming the session and the reason.
 pub async fn kill(
-    state: &AppState,
+    svc: &Sessions,
     auth: &AuthContext,
     session_id: &str,
     proof: &StepUp<kind::KillSession>,
@@ -248,10 +257,10 @@ pub async fn kill(
             "only administrators end other people's sessions",
         ));
     }
-    let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await?;
+    let now = svc.clock.now_ms();
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
-    if end_now(state, &mut tx, session_id, "killed").await? != 1 {
+    if end_now(svc, &mut tx, session_id, "killed").await? != 1 {
         return Err(refuse(ErrorCode::NotFound, "no such live session"));
     }
     audit::append(
@@ -267,8 +276,8 @@ pub async fn kill(
     )
     .await?;
     tx.commit().await?;
-    state.live_sessions.signal(session_id, "killed");
-    view(state, session_id).await
+    svc.live_sessions.signal(session_id, "killed");
+    view(svc, session_id).await
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -306,22 +315,22 @@ fn to_view(r: Row) -> SessionView {
     }
 }
 
-async fn view(state: &AppState, id: &str) -> Result<SessionView> {
+async fn view(svc: &Sessions, id: &str) -> Result<SessionView> {
     let sql = format!("{SELECT} AND s.id = $1");
-    let row: Row = with_pool!(&state.db, p => {
+    let row: Row = with_pool!(&svc.db, p => {
         sqlx::query_as(&sql).bind(id).fetch_one(p).await?
     });
     Ok(to_view(row))
 }
 
 /// Live sessions: everyone's for an admin, the caller's own otherwise.
-pub async fn live(state: &AppState, auth: &AuthContext) -> Result<SessionList> {
+pub async fn live(svc: &Sessions, auth: &AuthContext) -> Result<SessionList> {
     let admin = auth.roles.iter().any(|r| r == ADMIN_ROLE);
     let sql = format!(
         "{SELECT} AND s.recording_closed_at IS NULL AND (s.ended_at IS NULL OR $1) \
          AND ($2 OR g.user_id = $3) ORDER BY s.used_at DESC LIMIT 500"
     );
-    let rows: Vec<Row> = with_pool!(&state.db, p => {
+    let rows: Vec<Row> = with_pool!(&svc.db, p => {
         sqlx::query_as(&sql).bind(false).bind(admin).bind(&auth.user_id).fetch_all(p).await?
     });
     Ok(SessionList {
@@ -377,19 +386,19 @@ impl Live {
 
 /// Runs forever: closes connections whose session the database says has ended (the grant
 /// expired, was revoked or released, the user was disabled, an admin killed it).
-pub async fn watch_ends(state: AppState) {
+pub async fn watch_ends(svc: Sessions) {
     let mut every = tokio::time::interval(WATCH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let ids = state.live_sessions.ids();
+        let ids = svc.live_sessions.ids();
         if ids.is_empty() {
             continue;
         }
-        match ended_among(&state, &ids).await {
+        match ended_among(&svc, &ids).await {
             Ok(ended) => {
                 for (id, reason) in ended {
-                    state.live_sessions.signal(&id, &reason);
+                    svc.live_sessions.signal(&id, &reason);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "session watch failed"),
@@ -397,7 +406,7 @@ pub async fn watch_ends(state: AppState) {
     }
 }
 
-async fn ended_among(state: &AppState, ids: &[String]) -> Result<Vec<(String, String)>> {
+async fn ended_among(svc: &Sessions, ids: &[String]) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     // Bounded IN lists; a broker holds hundreds of sessions, not millions.
     for chunk in ids.chunks(200) {
@@ -406,7 +415,7 @@ async fn ended_among(state: &AppState, ids: &[String]) -> Result<Vec<(String, St
             "SELECT id, end_reason FROM session_tickets WHERE ended_at IS NOT NULL AND id IN ({})",
             marks.join(", ")
         );
-        let rows: Vec<(String, Option<String>)> = with_pool!(&state.db, p => {
+        let rows: Vec<(String, Option<String>)> = with_pool!(&svc.db, p => {
             let mut q = sqlx::query_as(&sql);
             for id in chunk {
                 q = q.bind(id);
@@ -423,9 +432,9 @@ async fn ended_among(state: &AppState, ids: &[String]) -> Result<Vec<(String, St
 
 /// At start-up: sessions a previous broker process held cannot have survived it (their TCP
 /// connections died with it); end them, so the history and the session count are right (E2).
-pub async fn close_orphans(state: &AppState) -> Result<usize> {
-    let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await?;
+pub async fn close_orphans(svc: &Sessions) -> Result<usize> {
+    let now = svc.clock.now_ms();
+    let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let ids: Vec<String> = with_tx!(&mut tx, t => {
         sqlx::query_scalar("SELECT id FROM session_tickets WHERE used_at IS NOT NULL AND recording_closed_at IS NULL")
@@ -455,8 +464,8 @@ pub async fn close_orphans(state: &AppState) -> Result<usize> {
 }
 
 /// A session the database has not ended yet: the front door asks before each new channel.
-pub async fn still_open(state: &AppState, id: &str) -> Result<Option<String>> {
-    let r: Option<(Option<i64>, Option<String>)> = with_pool!(&state.db, p => {
+pub async fn still_open(svc: &Sessions, id: &str) -> Result<Option<String>> {
+    let r: Option<(Option<i64>, Option<String>)> = with_pool!(&svc.db, p => {
         sqlx::query_as("SELECT ended_at, end_reason FROM session_tickets WHERE id = $1")
             .bind(id).fetch_optional(p).await?
     });

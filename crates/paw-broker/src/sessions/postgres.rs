@@ -27,9 +27,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
+use crate::sessions::Sessions;
 use crate::base::error::{BrokerError, Result};
 use crate::config::sessions::TargetConfig;
-use crate::http::AppState;
 use crate::sessions::front::SshFront;
 use crate::sessions::{self, EndDetail, SessionInfo};
 
@@ -176,9 +176,9 @@ impl std::fmt::Debug for PgConn {
 
 /// Starts a claimed postgres session: registers it live, mints its role and starts the task
 /// that ends it. On error the session is ended and recorded already; refuse the login.
-pub async fn open(state: &AppState, front: &SshFront, info: &SessionInfo) -> Result<PgConn> {
+pub async fn open(svc: &Sessions, front: &SshFront, info: &SessionInfo) -> Result<PgConn> {
     // First: a kill or revocation from now on reaches the session.
-    let ends = state.live_sessions.register(&info.id);
+    let ends = svc.live_sessions.register(&info.id);
     match prepare(front, info).await {
         Ok((admin, role, address, database)) => {
             let role = Arc::new(role);
@@ -186,7 +186,7 @@ pub async fn open(state: &AppState, front: &SshFront, info: &SessionInfo) -> Res
             let (alive, gone) = oneshot::channel();
             let (handle, handle_rx) = oneshot::channel();
             tokio::spawn(supervise(
-                state.clone(),
+                svc.clone(),
                 info.clone(),
                 admin,
                 role.clone(),
@@ -217,11 +217,11 @@ pub async fn open(state: &AppState, front: &SshFront, info: &SessionInfo) -> Res
                 failed: true,
             };
             if let Err(e) =
-                sessions::finish_with(state, info, "target_unreachable", None, None, detail).await
+                sessions::finish_with(svc, info, "target_unreachable", None, None, detail).await
             {
                 tracing::error!(session = %info.id, error = %e, "could not record the end of a session");
             }
-            state.live_sessions.unregister(&info.id);
+            svc.live_sessions.unregister(&info.id);
             Err(e)
         }
     }
@@ -277,7 +277,7 @@ impl PgConn {
     /// client named.
     pub async fn open_channel(
         &self,
-        state: &AppState,
+        svc: &Sessions,
         channel: Channel<Msg>,
         reply: ChannelOpenHandle,
     ) {
@@ -287,7 +287,7 @@ impl PgConn {
                 .await;
         }
         // The database is the authority: a session ended a moment ago gets no new channel.
-        match sessions::still_open(state, &self.session_id).await {
+        match sessions::still_open(svc, &self.session_id).await {
             Ok(None) => {}
             Ok(Some(_)) => {
                 return reply
@@ -354,14 +354,14 @@ struct Ends {
 }
 
 async fn supervise(
-    state: AppState,
+    svc: Sessions,
     info: SessionInfo,
     admin: Admin,
     role: Arc<TempRole>,
     mut e: Ends,
 ) {
     // The grant's end by the monotonic clock: a wall-clock step cannot move it (E4).
-    let left = u64::try_from((info.grant_end_ms - state.clock.now_ms()).max(0)).unwrap_or(0);
+    let left = u64::try_from((info.grant_end_ms - svc.clock.now_ms()).max(0)).unwrap_or(0);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(left);
     let reason: String = tokio::select! {
         r = e.ends.changed() => match r {
@@ -404,7 +404,7 @@ async fn supervise(
         }
     };
     if let Err(err) = sessions::finish_with(
-        &state,
+        &svc,
         &info,
         &reason,
         None,
@@ -416,5 +416,5 @@ async fn supervise(
         tracing::error!(session = %info.id, error = %err, "could not record the end of a session");
     }
     // Only now: a registry without this session means its end is on record.
-    state.live_sessions.unregister(&info.id);
+    svc.live_sessions.unregister(&info.id);
 }

@@ -169,7 +169,7 @@ pub async fn wait_for(rx: &mut mpsc::UnboundedReceiver<TermEvent>, needle: &str)
 /// After every test: no connection held, no session left open in the database.
 pub async fn no_residual_sessions(b: &Broker) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !b.state.live_sessions.is_empty() {
+    while !b.state.sessions.live_sessions.is_empty() {
         assert!(
             Instant::now() < deadline,
             "a session connection is still held"
