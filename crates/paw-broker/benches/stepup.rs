@@ -271,9 +271,10 @@ impl Bench {
     /// A challenge issued by the library (untimed setup for `verify`) and the key's answer.
     async fn prepared(&mut self) -> Finish {
         let action = self.next_action();
-        let ch = paw_broker::identity::stepup::start_for(&self.state.identity, &self.user_id, &action)
-            .await
-            .unwrap();
+        let ch =
+            paw_broker::identity::stepup::start_for(&self.state.identity, &self.user_id, &action)
+                .await
+                .unwrap();
         self.answer(ch.challenge, &ch.action_hash, action)
     }
 

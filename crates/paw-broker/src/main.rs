@@ -211,7 +211,8 @@ async fn run(command: Command) -> Result<(), BrokerError> {
                 std::sync::Arc::new(paw_broker::base::clock::SystemClock),
             )
             .await?;
-            let n = paw_broker::elevation::disable_user(&app.state.elevation, "pawd (cli)", &user).await?;
+            let n = paw_broker::elevation::disable_user(&app.state.elevation, "pawd (cli)", &user)
+                .await?;
             app.db.close().await;
             println!("{user}: disabled; {n} open request(s) or grant(s) voided, sessions ended");
             Ok(())
@@ -271,7 +272,9 @@ async fn reload_on_hangup(elevation: paw_broker::elevation::Elevation, path: Pat
     };
     while hup.recv().await.is_some() {
         let now = elevation.clock.now_ms();
-        match paw_broker::elevation::policy::reload(&elevation.db, &elevation.policy, &path, now).await {
+        match paw_broker::elevation::policy::reload(&elevation.db, &elevation.policy, &path, now)
+            .await
+        {
             Ok(changed) => tracing::info!(changed, "policy reloaded"),
             Err(e) => {
                 tracing::error!(error = %e, "policy reload refused; the running policy stays")

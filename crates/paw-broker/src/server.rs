@@ -12,15 +12,15 @@ use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 use paw_proto::http::DatabaseKind;
 
+use crate::audit::checkpoints::Cosigner;
 use crate::base::clock::{Clock, SystemClock};
 use crate::base::error::{BrokerError, Result};
 use crate::config::Config;
-use crate::audit::checkpoints::Cosigner;
 use crate::elevation::{Elevation, FrontDoor};
 use crate::http::{self, AppState};
+use crate::identity::webauthn::RelyingParty;
 use crate::identity::Identity;
 use crate::sessions::Sessions;
-use crate::identity::webauthn::RelyingParty;
 use crate::store::{Create, Db};
 
 /// How long in-flight requests get to finish after shutdown is requested.

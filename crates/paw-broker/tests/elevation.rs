@@ -94,7 +94,9 @@ fn id(v: &Value) -> String {
 }
 
 async fn tick(b: &Broker) {
-    paw_broker::elevation::tick(&b.state.elevation).await.unwrap();
+    paw_broker::elevation::tick(&b.state.elevation)
+        .await
+        .unwrap();
 }
 
 /// Actions recorded in the audit log for `subject`, in order.
@@ -735,17 +737,26 @@ async fn policy_changes_are_audited_once_and_take_effect_at_once() {
     let b = Broker::start().await;
     let before = audit::records(&b.db, 0, 1000).await.unwrap().len();
     let mut p = (*b.state.elevation.policy.get()).clone();
-    let same =
-        paw_broker::elevation::policy::install(&b.db, &b.state.elevation.policy, p.clone(), b.now(), "test")
-            .await
-            .unwrap();
+    let same = paw_broker::elevation::policy::install(
+        &b.db,
+        &b.state.elevation.policy,
+        p.clone(),
+        b.now(),
+        "test",
+    )
+    .await
+    .unwrap();
     assert!(!same);
     p.groups.get_mut("dba-leads").unwrap().remove("bob");
-    assert!(
-        paw_broker::elevation::policy::install(&b.db, &b.state.elevation.policy, p, b.now(), "test")
-            .await
-            .unwrap()
-    );
+    assert!(paw_broker::elevation::policy::install(
+        &b.db,
+        &b.state.elevation.policy,
+        p,
+        b.now(),
+        "test"
+    )
+    .await
+    .unwrap());
     let records = audit::records(&b.db, 0, 1000).await.unwrap();
     assert_eq!(records.len(), before + 1);
     assert_eq!(records.last().unwrap().event.action, "policy_changed");

@@ -29,7 +29,12 @@ fn src() -> PathBuf {
 /// The top-level folder (or wiring file) a source belongs to.
 fn layer_of(path: &Path) -> String {
     let rel = path.strip_prefix(src()).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
     first.trim_end_matches(".rs").to_owned()
 }
 
@@ -112,7 +117,11 @@ impl Tree {
             for to in imports(&code(text)) {
                 if to != from && folders.contains(&to) {
                     let rel = path.strip_prefix(src()).unwrap().display().to_string();
-                    edges.entry(from.clone()).or_default().entry(to).or_insert(rel);
+                    edges
+                        .entry(from.clone())
+                        .or_default()
+                        .entry(to)
+                        .or_insert(rel);
                 }
             }
         }
@@ -168,7 +177,10 @@ fn only_http_and_server_know_the_app_state() {
         .filter(|(_, t)| t.contains("AppState"))
         .map(|(p, _)| p.display().to_string())
         .collect();
-    assert!(offenders.is_empty(), "AppState outside http/ and server.rs: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "AppState outside http/ and server.rs: {offenders:?}"
+    );
 }
 
 #[test]
@@ -224,7 +236,13 @@ fn the_checks_see_what_they_check() {
     assert!(imports(&code(planted)).contains("http"));
     assert!(!imports(&code("// see crate::http::router\n")).contains("http"));
     let mut cyclic: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    cyclic.entry("a".into()).or_default().insert("b".into(), "a.rs".into());
-    cyclic.entry("b".into()).or_default().insert("a".into(), "b.rs".into());
+    cyclic
+        .entry("a".into())
+        .or_default()
+        .insert("b".into(), "a.rs".into());
+    cyclic
+        .entry("b".into())
+        .or_default()
+        .insert("a".into(), "b.rs".into());
     assert!(find_cycle(&cyclic).is_some());
 }

@@ -384,7 +384,9 @@ async fn c5_at_grant_end_the_running_query_is_cut_off_and_the_role_dropped() {
 
     s.b.advance(61 * 60_000);
     let t0 = Instant::now();
-    paw_broker::elevation::tick(&s.b.state.elevation).await.unwrap();
+    paw_broker::elevation::tick(&s.b.state.elevation)
+        .await
+        .unwrap();
     let (took, stderr) = cut_off(child, t0).await;
     eprintln!(
         "C5 grant end: psql cut off after {took:?}: {}",

@@ -221,7 +221,9 @@ async fn c2_the_session_ends_within_a_second_of_the_grant_end_revocation_or_kill
     wait_for(&mut rx, "ready-42").await;
     s.b.advance(31 * 60_000);
     let t0 = Instant::now();
-    paw_broker::elevation::tick(&s.b.state.elevation).await.unwrap();
+    paw_broker::elevation::tick(&s.b.state.elevation)
+        .await
+        .unwrap();
     let (_, end) = drain(&mut rx, Duration::from_secs(5)).await;
     let overrun = t0.elapsed();
     assert_eq!(end.unwrap().0, "grant_ended");

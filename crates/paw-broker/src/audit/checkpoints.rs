@@ -25,9 +25,9 @@ use paw_proto::ErrorCode;
 use serde_json::json;
 
 use crate::audit::{self, Entry};
+use crate::base::auth::AuthContext;
 use crate::base::error::{BrokerError, Result};
 use crate::base::util::{b64, refuse, unb64};
-use crate::base::auth::AuthContext;
 use crate::store::Tx;
 use crate::with_tx;
 

@@ -11,7 +11,11 @@ use crate::identity::keys::revoke_action;
 use crate::identity::stepup::{self, kind, StepUp};
 
 /// Revokes one of the step-up user's keys. Privileged: takes the proof.
-pub async fn revoke_key(svc: &Elevation, proof: &StepUp<kind::KeyManagement>, id: &str) -> Result<()> {
+pub async fn revoke_key(
+    svc: &Elevation,
+    proof: &StepUp<kind::KeyManagement>,
+    id: &str,
+) -> Result<()> {
     if proof.action() != Some(&revoke_action(id)) {
         return Err(stepup::wrong_action());
     }

@@ -26,7 +26,9 @@ pub async fn checkpoint(
 ) -> Result<Json<CheckpointCosigned>, ApiFailure> {
     let body: CheckpointUploadRequest = req.json()?;
     let auth = req.auth(&state).await?;
-    Ok(Json(checkpoints::upload(&state.cosigner, &auth, &body).await?))
+    Ok(Json(
+        checkpoints::upload(&state.cosigner, &auth, &body).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/audit/witness", tag = "audit",

@@ -16,11 +16,11 @@ use paw_proto::elevation::{
 use paw_proto::ApiError;
 use tokio_stream::wrappers::BroadcastStream;
 
+use crate::base::auth::AuthContext;
 use crate::elevation;
 use crate::http::identity::Signed;
 use crate::http::{ApiFailure, AppState};
 use crate::identity::stepup::{self, kind, Kind, StepUp};
-use crate::base::auth::AuthContext;
 
 pub(crate) type ApiResult<T> = Result<Json<T>, ApiFailure>;
 
@@ -86,7 +86,9 @@ pub async fn grants(State(state): State<AppState>, req: Signed) -> ApiResult<Gra
     ))]
 pub async fn request(State(state): State<AppState>, req: Signed) -> ApiResult<GrantView> {
     let (auth, proof) = signed::<kind::Request>(&state, &req).await?;
-    Ok(Json(elevation::request(&state.elevation, &auth, &proof).await?))
+    Ok(Json(
+        elevation::request(&state.elevation, &auth, &proof).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/cancel", tag = "elevation",
@@ -127,7 +129,9 @@ pub async fn decide(
         Some(Action::Approve { request_id, .. }) if *request_id == id => {}
         _ => return Err(stepup::wrong_action().into()),
     }
-    Ok(Json(elevation::decide(&state.elevation, &auth, &proof).await?))
+    Ok(Json(
+        elevation::decide(&state.elevation, &auth, &proof).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/approvals", tag = "elevation",
@@ -172,7 +176,9 @@ pub async fn release(
 ) -> ApiResult<GrantView> {
     req.no_body()?;
     let auth = req.auth(&state).await?;
-    Ok(Json(elevation::release(&state.elevation, &auth, &id).await?))
+    Ok(Json(
+        elevation::release(&state.elevation, &auth, &id).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/grants/{id}/revoke", tag = "elevation",
@@ -207,7 +213,9 @@ pub async fn revoke(
     ))]
 pub async fn break_glass(State(state): State<AppState>, req: Signed) -> ApiResult<GrantView> {
     let (auth, proof) = signed::<kind::BreakGlass>(&state, &req).await?;
-    Ok(Json(elevation::break_glass(&state.elevation, &auth, &proof).await?))
+    Ok(Json(
+        elevation::break_glass(&state.elevation, &auth, &proof).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/reviews/{id}/close", tag = "elevation",
@@ -251,7 +259,9 @@ pub async fn redeem(
         Some(Action::Session { grant_id, .. }) if *grant_id == id => {}
         _ => return Err(stepup::wrong_action().into()),
     }
-    Ok(Json(elevation::redeem(&state.elevation, &auth, &proof).await?))
+    Ok(Json(
+        elevation::redeem(&state.elevation, &auth, &proof).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/sessions/{id}/end", tag = "elevation",

@@ -17,9 +17,9 @@ use paw_proto::http::{
 use paw_proto::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 
+use crate::base::auth::AuthContext;
 use crate::http::{ApiFailure, ApiJson, AppState};
 use crate::identity::stepup::{self, kind};
-use crate::base::auth::AuthContext;
 use crate::identity::tokens::{self, SignedRequest};
 use crate::identity::{self, keys};
 
@@ -162,7 +162,8 @@ pub async fn login_finish(
     ApiJson(req): ApiJson<LoginFinishRequest>,
 ) -> ApiResult<TokenResponse> {
     let proof =
-        stepup::verify::<kind::Login>(&state.identity, None, &req.challenge, None, &req.credential).await?;
+        stepup::verify::<kind::Login>(&state.identity, None, &req.challenge, None, &req.credential)
+            .await?;
     Ok(Json(
         tokens::login(&state.identity, &proof, &req.device_public_key).await?,
     ))

@@ -44,7 +44,9 @@ pub async fn kill(
     req: crate::http::identity::Signed,
 ) -> ApiResult<SessionView> {
     let (auth, proof) = signed::<kind::KillSession>(&state, &req).await?;
-    Ok(Json(sessions::kill(&state.sessions, &auth, &id, &proof).await?))
+    Ok(Json(
+        sessions::kill(&state.sessions, &auth, &id, &proof).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/sessions/history", tag = "sessions",
@@ -62,7 +64,9 @@ pub async fn history(
 ) -> ApiResult<SessionHistory> {
     req.no_body()?;
     let auth = req.auth(&state).await?;
-    Ok(Json(history::history(&state.sessions, &auth, &query).await?))
+    Ok(Json(
+        history::history(&state.sessions, &auth, &query).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{id}/recording", tag = "sessions",

@@ -9,13 +9,13 @@ use paw_proto::http::{AddKeyStartResponse, SecurityKeyInfo, SecurityKeyList};
 use paw_proto::ErrorCode;
 use serde_json::Value;
 
-use crate::identity::Identity;
+use crate::base::auth::AuthContext;
 use crate::base::error::Result;
 use crate::base::util::refuse;
 use crate::identity;
 use crate::identity::stepup::{self, kind, StepUp};
-use crate::base::auth::AuthContext;
 use crate::identity::webauthn::{self, ChallengeRow, CHALLENGE_TTL_MS, PURPOSE_ADD_KEY};
+use crate::identity::Identity;
 use crate::with_pool;
 
 pub async fn list(svc: &Identity, auth: &AuthContext) -> Result<SecurityKeyList> {
@@ -60,7 +60,6 @@ pub fn add_action(name: &str) -> Action {
     }
 }
 
-
 /// Creation options for an additional key of the caller.
 pub async fn add_start(svc: &Identity, auth: &AuthContext) -> Result<AddKeyStartResponse> {
     let user = identity::user_by_id(&svc.db, &auth.user_id)
@@ -72,8 +71,7 @@ pub async fn add_start(svc: &Identity, auth: &AuthContext) -> Result<AddKeyStart
         .map(|c| c.passkey().map(|p| p.cred_id().clone()))
         .collect::<Result<Vec<_>>>()?;
     let (options, challenge, state_json) =
-        svc
-            .rp
+        svc.rp
             .start_registration(user.uuid()?, &user.name, exclude)?;
     webauthn::insert_challenge(
         &svc.db,

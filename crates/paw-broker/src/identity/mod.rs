@@ -214,10 +214,7 @@ pub fn validate_device_key(key: &str) -> Result<()> {
 }
 
 /// `POST /v1/enroll/start`.
-pub async fn enroll_start(
-    svc: &Identity,
-    req: &EnrollStartRequest,
-) -> Result<EnrollStartResponse> {
+pub async fn enroll_start(svc: &Identity, req: &EnrollStartRequest) -> Result<EnrollStartResponse> {
     validate_device_key(&req.device_public_key)?;
     let now = svc.clock.now_ms();
     let code_hash = secret_hash(&req.code);
@@ -227,8 +224,7 @@ pub async fn enroll_start(
     .ok_or_else(|| refuse(ErrorCode::InviteInvalid, "the enrollment code is unknown, used or expired"))?;
     let user_id = Uuid::new_v4();
     let (options, challenge, state_json) =
-        svc
-            .rp
+        svc.rp
             .start_registration(user_id, &invite.user_name, Vec::new())?;
     let context = serde_json::to_string(&EnrollContext {
         code_hash,

@@ -14,10 +14,10 @@ use paw_proto::http::ChallengeResponse;
 use paw_proto::ErrorCode;
 use serde_json::Value;
 
-use crate::identity::Identity;
 use crate::base::error::{BrokerError, Result};
 use crate::base::util::{b64, refuse};
 use crate::identity::webauthn::{self, ChallengeRow, WebauthnFailure, CHALLENGE_TTL_MS};
+use crate::identity::Identity;
 use crate::identity::{self, User};
 use crate::with_pool;
 

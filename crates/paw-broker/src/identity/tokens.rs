@@ -15,12 +15,12 @@ use paw_proto::device_proof::{self, ProofHeader, MAX_SKEW_MS};
 use paw_proto::http::TokenResponse;
 use paw_proto::ErrorCode;
 
-pub use crate::identity::Identity;
 use crate::base::auth::AuthContext;
 use crate::base::error::{BrokerError, Result};
 use crate::base::util::{b64, new_id, random_secret, refuse, secret_hash, unb64};
 use crate::identity;
 use crate::identity::stepup::{kind, StepUp};
+pub use crate::identity::Identity;
 use crate::with_pool;
 
 pub const ACCESS_TTL_MS: i64 = 15 * 60 * 1000;
@@ -152,13 +152,11 @@ pub async fn session_alive(svc: &Identity, session_id: &str) -> Result<bool> {
 }
 
 async fn session_by_access(svc: &Identity, token: &str) -> Result<Option<SessionRow>> {
-    Ok(
-        with_pool!(&svc.db, pool => sqlx::query_as::<_, SessionRow>(
+    Ok(with_pool!(&svc.db, pool => sqlx::query_as::<_, SessionRow>(
         "SELECT s.id, s.user_id, s.device_key, s.created_at, s.last_seen_at, s.revoked_at, \
          a.expires_at AS token_expires_at, CAST(NULL AS BIGINT) AS token_used_at \
          FROM access_tokens a JOIN sessions s ON s.id = a.session_id WHERE a.token_hash = $1")
-        .bind(secret_hash(token)).fetch_optional(pool).await?),
-    )
+        .bind(secret_hash(token)).fetch_optional(pool).await?))
 }
 
 /// Whether an authenticated request counts as the user being active (case A15). The app polls

@@ -21,11 +21,11 @@ use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::sessions::Sessions;
 use crate::base::error::{BrokerError, Result};
 use crate::config::sessions::{SessionsConfig, TargetConfig};
 use crate::crypto::ssh_ca::{self, CertRequest, UserCa};
 use crate::sessions::recording::Recorder;
+use crate::sessions::Sessions;
 use crate::sessions::{self, SessionInfo};
 
 /// Everything the front door needs besides the sessions service.

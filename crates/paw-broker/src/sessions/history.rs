@@ -21,13 +21,13 @@ use paw_proto::ErrorCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::sessions::Sessions;
 use crate::audit::{self, Entry};
+use crate::base::auth::AuthContext;
 use crate::base::error::{BrokerError, Result};
 use crate::base::util::refuse;
-use crate::elevation::{ADMIN_ROLE, HELPDESK_ROLE};
-use crate::base::auth::AuthContext;
 use crate::config::masks::Masks;
+use crate::elevation::{ADMIN_ROLE, HELPDESK_ROLE};
+use crate::sessions::Sessions;
 use crate::with_pool;
 
 /// What help-desk sees instead of a masked passage.
@@ -46,7 +46,6 @@ fn sees_everyone(auth: &AuthContext) -> bool {
         .iter()
         .any(|r| r == HELPDESK_ROLE || r == ADMIN_ROLE)
 }
-
 
 /// Masks an asciicast v2 text: every match of a pattern in the output stream (`o` events) and
 /// in the input stream (`i` events) becomes [`MASK`]. Each stream is matched as one text, so a
@@ -557,7 +556,9 @@ mod tests {
                 "{p:?}"
             );
         }
-        let many: Vec<String> = (0..=crate::config::masks::MAX_MASKS).map(|i| format!("x{i}")).collect();
+        let many: Vec<String> = (0..=crate::config::masks::MAX_MASKS)
+            .map(|i| format!("x{i}"))
+            .collect();
         assert!(Masks::compile(&many).is_err());
     }
 

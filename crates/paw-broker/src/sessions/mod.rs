@@ -26,11 +26,11 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::audit::{self, Entry};
+use crate::base::auth::AuthContext;
 use crate::base::error::Result;
 use crate::base::util::{refuse, secret_hash};
 use crate::elevation::{self, ADMIN_ROLE};
 use crate::identity::stepup::{kind, wrong_action, StepUp};
-use crate::base::auth::AuthContext;
 use crate::{with_pool, with_tx};
 
 /// Brokered sessions as a service: the store, the clock, the registry of live connections and
@@ -221,12 +221,7 @@ pub async fn finish_with(
 
 /// Ends a session from outside (kill, failed recording) in the database; the front door
 /// closes the connection when it sees it.
-async fn end_now(
-    svc: &Sessions,
-    tx: &mut crate::store::Tx,
-    id: &str,
-    reason: &str,
-) -> Result<u64> {
+async fn end_now(svc: &Sessions, tx: &mut crate::store::Tx, id: &str, reason: &str) -> Result<u64> {
     let now = svc.clock.now_ms();
     Ok(with_tx!(tx, t => {
         sqlx::query("UPDATE session_tickets SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL AND used_at IS NOT NULL")

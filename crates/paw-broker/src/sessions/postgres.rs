@@ -27,10 +27,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::sessions::Sessions;
 use crate::base::error::{BrokerError, Result};
 use crate::config::sessions::TargetConfig;
 use crate::sessions::front::SshFront;
+use crate::sessions::Sessions;
 use crate::sessions::{self, EndDetail, SessionInfo};
 
 /// Channels one session may have open at once. The role's own `CONNECTION LIMIT` bounds the
