@@ -11,11 +11,20 @@ mod fixture;
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture::fixture();
-    let _ = paw_broker::fuzzing::assertion_response(
+    // What `/v1/login/finish` and `/v1/stepup/finish` run on a body before the stored
+    // credential: the JSON extractor's parse, then the same pure verification.
+    let credential = match serde_json::from_slice::<paw_proto::http::LoginFinishRequest>(data) {
+        Ok(r) => r.credential,
+        Err(_) => match serde_json::from_slice::<paw_proto::http::StepUpFinishRequest>(data) {
+            Ok(r) => r.credential,
+            Err(_) => return,
+        },
+    };
+    let _ = paw_broker::identity::stepup::verify_assertion(
         &f.rp,
         f.authentication_state,
         f.user,
         &f.action_hash,
-        data,
+        &credential,
     );
 });

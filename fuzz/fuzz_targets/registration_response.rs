@@ -11,5 +11,12 @@ mod fixture;
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture::fixture();
-    let _ = paw_broker::fuzzing::registration_response(&f.rp, f.registration_state, data);
+    // What `/v1/enroll/finish` and `/v1/keys/register/finish` run on a body, minus the
+    // database: the JSON extractor's parse, the name rule, then the relying party.
+    let Ok(req) = serde_json::from_slice::<paw_proto::http::EnrollFinishRequest>(data) else {
+        return;
+    };
+    if paw_broker::identity::validate_key_name(&req.name).is_ok() {
+        let _ = f.rp.finish_registration(&req.credential, f.registration_state);
+    }
 });

@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use paw_broker::config::WebauthnConfig;
-use paw_broker::fuzzing::{assertion_response, registration_response};
 use paw_broker::identity::webauthn::RelyingParty;
 use paw_fido::attestation::{attestation_ca_pem, VIRTUAL_KEY_AAGUID};
 use paw_fido::VirtualKey;
@@ -69,9 +68,9 @@ fn main() {
         json!({"ceremony_id": challenge, "credential": reg_credential, "name": "virtual key"});
 
     // Assertion for the fixed action, with the key just registered.
-    let (passkey, _) =
-        registration_response(&rp, &reg_state, &serde_json::to_vec(&enroll).expect("json"))
-            .expect("the generated registration must verify");
+    let passkey = rp
+        .finish_registration(&enroll["credential"], &reg_state)
+        .expect("the generated registration must verify");
     let action = fixture::action();
     let hash = b64(&action.hash());
     let (_, achallenge, auth_state) = rp.start_authentication(&[passkey]).expect("start auth");
@@ -151,17 +150,18 @@ fn main() {
         action_hash: hash,
     };
     for body in [&enroll, &add_key] {
-        registration_response(&f.rp, &reg_state, &serde_json::to_vec(body).expect("json"))
+        f.rp.finish_registration(&body["credential"], &reg_state)
             .expect("registration seed must verify against the CA-less fixture relying party");
     }
     for body in [&login, &stepup, &stepup_null_handle] {
-        assertion_response(
+        paw_broker::identity::stepup::verify_assertion(
             &f.rp,
             &auth_state,
             f.user,
             &f.action_hash,
-            &serde_json::to_vec(body).expect("json"),
+            &body["credential"],
         )
+        .map_err(|e| format!("{e:?}"))
         .expect("assertion seed must verify");
     }
     println!("all seeds verify against the fixtures");

@@ -22,8 +22,6 @@ pub mod base;
 pub mod config;
 pub mod crypto;
 pub mod elevation;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod http;
 pub mod identity;
 pub mod init;

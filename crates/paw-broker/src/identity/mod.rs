@@ -11,6 +11,9 @@ pub mod stepup;
 pub mod tokens;
 pub mod webauthn;
 
+#[cfg(test)]
+mod verify_tests;
+
 use paw_proto::http::{
     EnrollFinishRequest, EnrollFinishResponse, EnrollStartRequest, EnrollStartResponse,
 };

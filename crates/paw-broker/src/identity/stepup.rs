@@ -13,6 +13,7 @@ use paw_proto::action::{Action, Purpose};
 use paw_proto::http::ChallengeResponse;
 use paw_proto::ErrorCode;
 use serde_json::Value;
+use webauthn_rs::prelude::{AuthenticationResult, Uuid};
 
 use crate::base::error::{BrokerError, Result};
 use crate::base::util::{b64, refuse};
@@ -204,6 +205,74 @@ pub async fn verify<K: Kind>(
 }
 
 /// The assertion itself; any error counts as a failed attempt.
+/// Why [`verify_assertion`] refused: a counter that went backwards locks the key (A11), so it
+/// is told apart from every other refusal.
+#[derive(Debug)]
+pub enum AssertionError {
+    CounterRegression,
+    Refused(BrokerError),
+}
+
+impl From<BrokerError> for AssertionError {
+    fn from(e: BrokerError) -> Self {
+        Self::Refused(e)
+    }
+}
+
+/// Everything an assertion proves that needs no database: the credential's encoding, the exact
+/// origin, the signed binding to `action_hash` (A5), the userHandle (A12), the signature and
+/// counter against the ceremony state, UV and no syncable key (A9, A10). Login and step-up
+/// run it before touching the stored credential; the fuzz targets in `fuzz/` call it as is.
+pub fn verify_assertion(
+    rp: &webauthn::RelyingParty,
+    state_json: &str,
+    user: Uuid,
+    action_hash: &str,
+    credential: &Value,
+) -> Result<AuthenticationResult, AssertionError> {
+    let parsed = webauthn::parse_assertion(credential)?;
+    let binding = webauthn::client_binding(credential)?;
+    rp.check_origin(credential)?;
+    // The key signed clientDataJSON, so this member is the key's word on the action (A5).
+    if binding.action_hash.as_deref() != Some(action_hash) {
+        return Err(refuse(
+            ErrorCode::WebauthnRejected,
+            "the signed client data is not bound to this action",
+        )
+        .into());
+    }
+    if let Some(handle) = &binding.user_handle {
+        if handle.as_slice() != user.as_bytes() {
+            return Err(refuse(
+                ErrorCode::WebauthnRejected,
+                "userHandle does not match the user",
+            )
+            .into());
+        }
+    }
+    let result = match rp.finish_authentication(&parsed, state_json) {
+        Ok(r) => r,
+        Err(WebauthnFailure::CounterRegression) => return Err(AssertionError::CounterRegression),
+        Err(WebauthnFailure::Rejected(reason)) => {
+            return Err(refuse(
+                ErrorCode::WebauthnRejected,
+                format!("assertion refused: {reason}"),
+            )
+            .into());
+        }
+        Err(WebauthnFailure::Broker(e)) => return Err(e.into()),
+    };
+    // Belt and braces over the library's policy: UV required, syncable keys refused (A9, A10).
+    if !result.user_verified() || result.backup_eligible() || result.backup_state() {
+        return Err(refuse(
+            ErrorCode::WebauthnRejected,
+            "assertion refused: user verification missing or a syncable credential",
+        )
+        .into());
+    }
+    Ok(result)
+}
+
 async fn check_assertion(
     svc: &Identity,
     user: &User,
@@ -211,49 +280,25 @@ async fn check_assertion(
     credential: &Value,
     now: i64,
 ) -> Result<String> {
-    let parsed = webauthn::parse_assertion(credential)?;
-    let binding = webauthn::client_binding(credential)?;
-    svc.rp.check_origin(credential)?;
-    // The key signed clientDataJSON, so this member is the key's word on the action (A5).
-    if binding.action_hash.as_deref() != Some(row.action_hash.as_str()) {
-        return Err(refuse(
-            ErrorCode::WebauthnRejected,
-            "the signed client data is not bound to this action",
-        ));
-    }
-    if let Some(handle) = &binding.user_handle {
-        if handle.as_slice() != user.uuid()?.as_bytes() {
-            return Err(refuse(
-                ErrorCode::WebauthnRejected,
-                "userHandle does not match the user",
-            ));
-        }
-    }
     let claimed_id = credential["id"].as_str().unwrap_or_default().to_owned();
-    let result = match svc.rp.finish_authentication(&parsed, &row.state_json) {
+    let checked = verify_assertion(
+        &svc.rp,
+        &row.state_json,
+        user.uuid()?,
+        &row.action_hash,
+        credential,
+    );
+    let result = match checked {
         Ok(r) => r,
-        Err(WebauthnFailure::CounterRegression) => {
+        Err(AssertionError::CounterRegression) => {
             identity::lock_credential(&svc.db, &user.id, &claimed_id, now).await?;
             return Err(refuse(
                 ErrorCode::WebauthnRejected,
                 "signature counter went backwards; the security key is locked",
             ));
         }
-        Err(WebauthnFailure::Rejected(reason)) => {
-            return Err(refuse(
-                ErrorCode::WebauthnRejected,
-                format!("assertion refused: {reason}"),
-            ));
-        }
-        Err(WebauthnFailure::Broker(e)) => return Err(e),
+        Err(AssertionError::Refused(e)) => return Err(e),
     };
-    // Belt and braces over the library's policy: UV required, syncable keys refused (A9, A10).
-    if !result.user_verified() || result.backup_eligible() || result.backup_state() {
-        return Err(refuse(
-            ErrorCode::WebauthnRejected,
-            "assertion refused: user verification missing or a syncable credential",
-        ));
-    }
     let cred_id = b64(result.cred_id().as_ref());
     let stored = identity::usable_credentials(&svc.db, &user.id)
         .await?
