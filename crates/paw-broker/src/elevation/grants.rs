@@ -328,31 +328,3 @@ pub(super) async fn issue_checks(
     }
     Ok(())
 }
-
-/// Ends a session ticket (the session closed).
-pub async fn end_session(svc: &Elevation, auth: &AuthContext, session_id: &str) -> Result<()> {
-    let now = svc.clock.now_ms();
-    let mut tx = svc.db.begin().await?;
-    audit::lock(&mut tx).await?;
-    let done = with_tx!(&mut tx, t => {
-        sqlx::query("UPDATE session_tickets SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL \
-                     AND grant_id IN (SELECT id FROM grants WHERE user_id = $3)")
-            .bind(now).bind(session_id).bind(&auth.user_id).execute(&mut **t).await?.rows_affected()
-    });
-    if done != 1 {
-        return Err(refuse(ErrorCode::NotFound, "no such open session"));
-    }
-    audit::append(
-        &mut tx,
-        now,
-        Entry::new(
-            &auth.user_name,
-            "session_ended",
-            session_id,
-            Outcome::Success,
-            json!({}),
-        ),
-    )
-    .await?;
-    tx.commit().await
-}

@@ -22,7 +22,7 @@ use crate::http::identity::Signed;
 use crate::http::{ApiFailure, AppState};
 use crate::identity::stepup::{self, kind, Kind, StepUp};
 
-pub(crate) type ApiResult<T> = Result<Json<T>, ApiFailure>;
+use crate::http::ApiResult;
 
 /// How often a live event stream re-checks its session.
 const SESSION_CHECK: Duration = Duration::from_secs(5);
@@ -262,24 +262,6 @@ pub async fn redeem(
     Ok(Json(
         elevation::redeem(&state.elevation, &auth, &proof).await?,
     ))
-}
-
-#[utoipa::path(post, path = "/v1/sessions/{id}/end", tag = "elevation",
-    params(("id" = String, Path, description = "Session id"),
-           ("paw-device-proof" = String, Header, description = "Device-key proof")),
-    responses(
-        (status = 200, description = "Ended"),
-        (status = 404, description = "`not_found`", body = ApiError),
-    ))]
-pub async fn end_session(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    req: Signed,
-) -> Result<Json<serde_json::Value>, ApiFailure> {
-    req.no_body()?;
-    let auth = req.auth(&state).await?;
-    elevation::end_session(&state.elevation, &auth, &id).await?;
-    Ok(Json(serde_json::json!({})))
 }
 
 #[utoipa::path(get, path = "/v1/events", tag = "elevation",

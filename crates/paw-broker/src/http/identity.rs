@@ -23,7 +23,7 @@ use crate::identity::stepup::{self, kind};
 use crate::identity::tokens::{self, SignedRequest};
 use crate::identity::{self, keys};
 
-type ApiResult<T> = Result<Json<T>, ApiFailure>;
+use crate::http::ApiResult;
 
 /// A request whose exact bytes a device proof may cover: method, path, body, proof header and
 /// bearer token, with the body parsed on demand.

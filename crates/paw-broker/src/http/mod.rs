@@ -9,6 +9,7 @@ pub mod audit;
 pub mod elevation;
 pub mod identity;
 pub mod sessions;
+pub mod statuses;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -59,6 +60,9 @@ pub struct AppState {
     pub sessions: crate::sessions::Sessions,
     pub cosigner: crate::audit::checkpoints::Cosigner,
 }
+
+/// What a JSON handler answers: its body, or `{code, message}` with the code's status.
+pub type ApiResult<T> = Result<Json<T>, ApiFailure>;
 
 /// An error on its way to the client as `{code, message}` with the code's HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +215,6 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(elevation_api::break_glass))
         .routes(routes!(elevation_api::close_review))
         .routes(routes!(elevation_api::redeem))
-        .routes(routes!(elevation_api::end_session))
         .routes(routes!(crate::http::sessions::live))
         .routes(routes!(crate::http::sessions::kill))
         .routes(routes!(crate::http::sessions::history))
@@ -223,13 +226,13 @@ fn documented_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, without a database or a server.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().into_openapi()
+    statuses::document(documented_routes().into_openapi())
 }
 
 /// The complete application: routes, fallbacks and every layer.
 pub fn router(state: AppState, limits: &Limits) -> Router {
     let (routes, doc) = documented_routes().split_for_parts();
-    let doc = Arc::new(doc);
+    let doc = Arc::new(statuses::document(doc));
     let routes = routes
         .route(
             "/openapi.json",

@@ -8,7 +8,8 @@ use paw_proto::session::{
 };
 use paw_proto::ApiError;
 
-use crate::http::elevation::{signed, ApiResult};
+use crate::http::elevation::signed;
+use crate::http::ApiResult;
 use crate::http::{ApiQuery, AppState};
 use crate::identity::stepup::kind;
 use crate::sessions::{self, history};

@@ -60,7 +60,9 @@ fn registration_and_assertion_checks_accept_valid_and_refuse_tampered() {
     let passkey = rp.finish_registration(&req.credential, &reg_state).unwrap();
     let mut bad = body.clone();
     bad["credential"]["response"]["attestationObject"] = json!(b64(&ao[..ao.len() - 9]));
-    assert!(rp.finish_registration(&bad["credential"], &reg_state).is_err());
+    assert!(rp
+        .finish_registration(&bad["credential"], &reg_state)
+        .is_err());
 
     let action = Action::Login {
         user: "alice".into(),

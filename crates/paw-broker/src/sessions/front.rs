@@ -67,10 +67,6 @@ impl SshFront {
         })
     }
 
-    pub fn ca_public_key(&self) -> &PublicKey {
-        self.ca.public_key()
-    }
-
     pub fn host_public_key(&self) -> &PublicKey {
         self.host_key.public_key()
     }

@@ -1,0 +1,182 @@
+//! Schemathesis-style conformance of the OpenAPI document (issue 13): every operation in
+//! `/openapi.json` is called — anonymously, as a user and as an admin, with no body, an empty
+//! object, unknown fields, bytes that are not JSON, an oversized body, an unknown query
+//! parameter and ids that name nothing — and every answer must be a status that operation
+//! documents, with an `{code, message}` body whose code carries that status.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::idp::{Broker, Caller};
+use paw_proto::{ApiError, ErrorCode};
+use serde_json::Value;
+
+const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
+
+/// The path with every `{param}` replaced by an id that names nothing.
+fn concrete(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let j = rest[i..].find('}').unwrap();
+        out.push_str("00000000-0000-4000-8000-000000000000");
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn bodies(op: &Value, max_body: usize) -> Vec<Vec<u8>> {
+    let mut out = vec![Vec::new()];
+    if !op["requestBody"].is_null() {
+        out.push(b"{}".to_vec());
+        out.push(br#"{"no_such_field": 1}"#.to_vec());
+        out.push(b"this is not json".to_vec());
+        out.push(vec![b'x'; max_body + 1]);
+    }
+    out
+}
+
+fn queries(op: &Value) -> Vec<&'static str> {
+    let has_query = op["parameters"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+    if has_query {
+        vec!["", "?no_such_param=1", "?limit=not-a-number"]
+    } else {
+        vec![""]
+    }
+}
+
+#[tokio::test]
+async fn every_answer_of_every_operation_is_documented() {
+    let b = Broker::start().await;
+    let ada = b.enrolled_as("ada", &["admin"]).await.caller();
+    let bob = b.enrolled("bob").await.caller();
+    let callers: [(&str, Option<&Caller>); 3] = [
+        ("anonymous", None),
+        ("bob", Some(&bob)),
+        ("ada", Some(&ada)),
+    ];
+    let (status, doc) = b.send("GET", "/openapi.json", Vec::new(), &[]).await;
+    assert_eq!(status, 200);
+    let max_body = paw_broker::config::Limits::default().max_body_bytes;
+
+    let mut seen = BTreeSet::new();
+    let mut problems = Vec::new();
+    let mut calls = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS {
+            let Some(op) = item.get(*method) else {
+                continue;
+            };
+            let documented: BTreeSet<u16> = op["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter_map(|k| k.parse().ok())
+                .collect();
+            let m = method.to_uppercase();
+            for query in queries(op) {
+                let uri = format!("{}{query}", concrete(path));
+                for body in bodies(op, max_body) {
+                    for (who, caller) in &callers {
+                        let headers = caller
+                            .map(|c| c.headers(&b, &m, &uri, &body))
+                            .unwrap_or_default();
+                        let res = b.respond(&m, &uri, body.clone(), &headers).await;
+                        let status = res.status().as_u16();
+                        calls += 1;
+                        seen.insert(status);
+                        if !documented.contains(&status) {
+                            problems.push(format!(
+                                "{m} {path}{query} as {who} with a {}-byte body: {status} is not documented ({documented:?})",
+                                body.len()
+                            ));
+                        }
+                        if status >= 400 {
+                            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+                                .await
+                                .unwrap();
+                            match serde_json::from_slice::<ApiError>(&bytes) {
+                                Ok(e) if e.code.http_status() == status => {}
+                                Ok(e) => problems.push(format!(
+                                    "{m} {path}: code {} carries {}, answered {status}",
+                                    e.code,
+                                    e.code.http_status()
+                                )),
+                                Err(_) => problems
+                                    .push(format!("{m} {path}: {status} without an ApiError body")),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} undocumented answers:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    // The probes reached every stage: parsing, size, authentication, lookups.
+    for want in [200, 400, 401, 404, 413] {
+        assert!(
+            seen.contains(&want),
+            "no probe answered {want}: {seen:?} in {calls} calls"
+        );
+    }
+    assert!(calls > 200, "{calls}");
+}
+
+/// Every operation lists the statuses its parts can produce, each with the ApiError body.
+#[test]
+fn every_operation_documents_the_errors_of_its_parts() {
+    let doc = serde_json::to_value(paw_broker::http::openapi()).unwrap();
+    let mut ops = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS {
+            let Some(op) = item.get(*method) else {
+                continue;
+            };
+            ops += 1;
+            let want = paw_broker::http::statuses::error_statuses(op);
+            for status in want {
+                let r = &op["responses"][status.to_string()];
+                assert!(!r.is_null(), "{method} {path} does not document {status}");
+                assert_eq!(
+                    r["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ApiError",
+                    "{method} {path} {status}"
+                );
+            }
+            for (status, r) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        !r["content"]["application/json"]["schema"].is_null(),
+                        "{method} {path} {status} has no body schema"
+                    );
+                }
+            }
+        }
+    }
+    assert!(ops >= 30, "{ops}");
+    // Each documented error status is one some error code really carries.
+    let codes: BTreeSet<u16> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            serde_json::from_value::<ErrorCode>(n.clone())
+                .unwrap()
+                .http_status()
+        })
+        .collect();
+    for want in [400, 401, 403, 404, 408, 409, 413, 415, 429, 500, 503] {
+        assert!(codes.contains(&want), "{want}");
+    }
+}
