@@ -122,6 +122,7 @@ fn only_the_named_crate_depends_on_each_framework() {
         "paw-fido",
         "paw-broker",
         "paw-client",
+        "paw-pgproxy",
         "paw",
     ];
     for (framework, owner) in owners {
@@ -137,4 +138,38 @@ fn only_the_named_crate_depends_on_each_framework() {
     // The probe can fail: the owner does have its framework.
     assert!(g.closure("paw").contains("tauri"));
     assert!(g.closure("paw-broker").contains("axum"));
+}
+
+/// paw-pgproxy is a protocol library under the broker: PostgreSQL roles and the wire splice,
+/// nothing about HTTP, SSH, WebAuthn or the desktop, and no other paw crate.
+#[test]
+fn pgproxy_is_a_leaf_that_only_the_broker_uses() {
+    let g = graph();
+    let c = g.closure("paw-pgproxy");
+    for forbidden in [
+        "paw-proto",
+        "paw-policy",
+        "paw-audit",
+        "paw-fido",
+        "paw-broker",
+        "paw-client",
+        "paw",
+        "axum",
+        "hyper",
+        "reqwest",
+        "russh",
+        "tauri",
+        "webauthn-rs",
+    ] {
+        assert!(!c.contains(forbidden), "paw-pgproxy depends on {forbidden}");
+    }
+    for krate in ["paw-proto", "paw-policy", "paw-audit", "paw-fido", "paw-client", "paw"] {
+        assert!(
+            !g.closure(krate).contains("paw-pgproxy"),
+            "{krate} depends on paw-pgproxy; only paw-broker may"
+        );
+    }
+    // The probe can fail: the broker does use it, and it does speak the protocol.
+    assert!(g.closure("paw-broker").contains("paw-pgproxy"));
+    assert!(c.contains("postgres-protocol"));
 }

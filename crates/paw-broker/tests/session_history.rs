@@ -93,7 +93,7 @@ fn stream(cast: &str, code: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h1_helpdesk_sees_everyones_history_and_filters_work_others_only_their_own() {
+async fn helpdesk1_helpdesk_sees_everyones_history_and_filters_work_others_only_their_own() {
     let mut s = setup("").await;
     let mut eve = s.b.enrolled_as("eve", &[]).await;
     let hana = s.b.enrolled_as("hana", &["helpdesk"]).await;
@@ -214,7 +214,7 @@ async fn h1_helpdesk_sees_everyones_history_and_filters_work_others_only_their_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h2_replay_masks_configured_patterns_and_every_replay_is_audited() {
+async fn helpdesk2_replay_masks_configured_patterns_and_every_replay_is_audited() {
     let mut s = setup(r#"mask = ["token=[A-Za-z0-9]+", "(?i)api[_-]key: *\\S+"]"#).await;
     let eve = s.b.enrolled_as("eve", &[]).await;
     let hana = s.b.enrolled_as("hana", &["helpdesk"]).await;
@@ -295,7 +295,7 @@ async fn h2_replay_masks_configured_patterns_and_every_replay_is_audited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h3_a_recording_edited_or_deleted_on_disk_is_refused_and_so_is_an_oversized_one() {
+async fn helpdesk3_a_recording_edited_or_deleted_on_disk_is_refused_and_so_is_an_oversized_one() {
     let mut s = setup("").await;
     let hana = s.b.enrolled_as("hana", &["helpdesk"]).await;
     let (sid, _) = run_session(&mut s.ada, &s.b, "echo rm-rf-happened").await;
@@ -361,7 +361,7 @@ async fn h3_a_recording_edited_or_deleted_on_disk_is_refused_and_so_is_an_oversi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h4_a_password_typed_after_a_password_prompt_is_not_recorded() {
+async fn helpdesk4_a_password_typed_after_a_password_prompt_is_not_recorded() {
     let mut s = setup("").await;
     let hana = s.b.enrolled_as("hana", &["helpdesk"]).await;
     let cred = session_credential(&mut s.ada, &s.b).await;
@@ -407,7 +407,7 @@ async fn h4_a_password_typed_after_a_password_prompt_is_not_recorded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h5_helpdesk_can_request_nothing() {
+async fn helpdesk5_helpdesk_can_request_nothing() {
     let b = Broker::start().await;
     // eve is a requester of both entitlements by the policy's groups; the help-desk role
     // overrides that.
