@@ -163,7 +163,14 @@ fn pgproxy_is_a_leaf_that_only_the_broker_uses() {
     ] {
         assert!(!c.contains(forbidden), "paw-pgproxy depends on {forbidden}");
     }
-    for krate in ["paw-proto", "paw-policy", "paw-audit", "paw-fido", "paw-client", "paw"] {
+    for krate in [
+        "paw-proto",
+        "paw-policy",
+        "paw-audit",
+        "paw-fido",
+        "paw-client",
+        "paw",
+    ] {
         assert!(
             !g.closure(krate).contains("paw-pgproxy"),
             "{krate} depends on paw-pgproxy; only paw-broker may"

@@ -7,6 +7,21 @@ use crate::base::error::{BrokerError, Result};
 
 /// At most this many mask patterns, each compiled within this size: a replay runs every
 /// pattern over every recording, so the config cannot make that unbounded.
+/// What `[sessions] mask` holds when the config says nothing: the secrets people most often
+/// type or print in the clear. `mask = []` turns masking off.
+pub const DEFAULT_MASKS: &[&str] = &[
+    r"(?i)\b(?:token|password|passwd|secret|api[_-]?key)=\S+",
+    r"\bAKIA[0-9A-Z]{16}\b",
+    r"(?i)aws_secret_access_key\s*[=:]\s*\S+",
+    r"(?i)authorization:\s*bearer\s+\S+",
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+];
+
+/// The default patterns as the config holds them.
+pub fn default_masks() -> Vec<String> {
+    DEFAULT_MASKS.iter().map(|p| (*p).to_owned()).collect()
+}
+
 pub const MAX_MASKS: usize = 64;
 const MASK_SIZE_LIMIT: usize = 1 << 20;
 
@@ -63,5 +78,26 @@ impl Masks {
             }
         }
         merged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_patterns_compile_and_catch_what_they_name() {
+        let masks = Masks::compile(&default_masks()).unwrap();
+        for secret in [
+            "curl -d token=abc123",
+            "PASSWORD=hunter2",
+            "AKIAABCDEFGHIJKLMNOP",
+            "aws_secret_access_key = wJalrXUtnFEMI",
+            "Authorization: Bearer eyJhbGciOi",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----",
+        ] {
+            assert!(!masks.ranges(secret).is_empty(), "{secret}");
+        }
+        assert!(masks.ranges("ls -la /etc && echo done").is_empty());
     }
 }

@@ -32,8 +32,9 @@ pub struct SessionsConfig {
     #[serde(default = "default_recordings")]
     pub recordings: PathBuf,
     /// Regular expressions (Rust `regex` syntax) whose matches help-desk never sees in a
-    /// replay: tokens, passwords typed in the clear. Masked in output and input alike.
-    #[serde(default)]
+    /// replay: tokens, passwords typed in the clear. Masked in output and input alike. Unset
+    /// means [`crate::config::masks::DEFAULT_MASKS`]; `[]` masks nothing.
+    #[serde(default = "crate::config::masks::default_masks")]
     pub mask: Vec<String>,
 }
 
