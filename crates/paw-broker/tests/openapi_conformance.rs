@@ -165,6 +165,20 @@ fn every_operation_documents_the_errors_of_its_parts() {
         }
     }
     assert!(ops >= 30, "{ops}");
+    // The shared `DeviceProof` parameter reaches the document under its wire name and place.
+    let signed = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| METHODS.iter().filter_map(move |m| item.get(*m)))
+        .filter(|op| {
+            op["parameters"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["name"] == "paw-device-proof" && p["in"] == "header")
+            })
+        })
+        .count();
+    assert!(signed >= 25, "{signed} operations declare paw-device-proof");
     // Each documented error status is one some error code really carries.
     let codes: BTreeSet<u16> = doc["components"]["schemas"]["ErrorCode"]["enum"]
         .as_array()

@@ -7,11 +7,12 @@ use paw_proto::ApiError;
 
 use crate::audit::checkpoints;
 use crate::http::identity::Signed;
+use crate::http::DeviceProof;
 use crate::http::{ApiFailure, AppState};
 
 #[utoipa::path(post, path = "/v1/audit/checkpoint", tag = "audit",
     request_body = CheckpointUploadRequest,
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "Cosigned: the checkpoint continues the last one the broker cosigned for its origin", body = CheckpointCosigned),
         (status = 400, description = "Malformed checkpoint or record", body = ApiError),

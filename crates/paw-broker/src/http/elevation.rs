@@ -19,6 +19,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use crate::base::auth::AuthContext;
 use crate::elevation;
 use crate::http::identity::Signed;
+use crate::http::DeviceProof;
 use crate::http::{ApiFailure, AppState};
 use crate::identity::stepup::{self, kind, Kind, StepUp};
 
@@ -47,7 +48,7 @@ pub(crate) async fn signed<K: Kind>(
 }
 
 #[utoipa::path(get, path = "/v1/entitlements", tag = "elevation",
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "Entitlements the caller may request", body = EntitlementList),
         (status = 401, description = "`unauthenticated`", body = ApiError),
@@ -64,7 +65,7 @@ pub async fn entitlements(
 }
 
 #[utoipa::path(get, path = "/v1/grants", tag = "elevation",
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "The caller's requests and grants, newest first, with the broker's time", body = GrantList),
         (status = 401, description = "`unauthenticated`", body = ApiError),
@@ -77,7 +78,7 @@ pub async fn grants(State(state): State<AppState>, req: Signed) -> ApiResult<Gra
 
 #[utoipa::path(post, path = "/v1/requests", tag = "elevation",
     request_body = SignedElevation,
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "The request as stored (active at once for automatic approval)", body = GrantView),
         (status = 400, description = "The request breaks a rule (duration, justification, ticket)", body = ApiError),
@@ -92,8 +93,7 @@ pub async fn request(State(state): State<AppState>, req: Signed) -> ApiResult<Gr
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/cancel", tag = "elevation",
-    params(("id" = String, Path, description = "Request id"),
-           ("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(("id" = String, Path, description = "Request id"), DeviceProof),
     responses(
         (status = 200, description = "Cancelled", body = GrantView),
         (status = 404, description = "`not_found` (also for another user's request)", body = ApiError),
@@ -111,8 +111,7 @@ pub async fn cancel(
 
 #[utoipa::path(post, path = "/v1/requests/{id}/decide", tag = "elevation",
     request_body = SignedElevation,
-    params(("id" = String, Path, description = "Request id"),
-           ("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(("id" = String, Path, description = "Request id"), DeviceProof),
     responses(
         (status = 200, description = "The decision is recorded; the request as it stands", body = GrantView),
         (status = 401, description = "The approver's step-up failed", body = ApiError),
@@ -135,7 +134,7 @@ pub async fn decide(
 }
 
 #[utoipa::path(get, path = "/v1/approvals", tag = "elevation",
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "Requests the caller may decide, and break-glass uses to review", body = Inbox),
         (status = 401, description = "`unauthenticated`", body = ApiError),
@@ -147,7 +146,7 @@ pub async fn approvals(State(state): State<AppState>, req: Signed) -> ApiResult<
 }
 
 #[utoipa::path(get, path = "/v1/oversight", tag = "elevation",
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "Other people's approved or active grants the caller may revoke \
             (of entitlements they approve for; every one for an admin), newest first, at most 200, \
@@ -162,8 +161,7 @@ pub async fn oversight(State(state): State<AppState>, req: Signed) -> ApiResult<
 }
 
 #[utoipa::path(post, path = "/v1/grants/{id}/release", tag = "elevation",
-    params(("id" = String, Path, description = "Grant id"),
-           ("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(("id" = String, Path, description = "Grant id"), DeviceProof),
     responses(
         (status = 200, description = "Released; its sessions end", body = GrantView),
         (status = 404, description = "`not_found`", body = ApiError),
@@ -183,8 +181,7 @@ pub async fn release(
 
 #[utoipa::path(post, path = "/v1/grants/{id}/revoke", tag = "elevation",
     request_body = RevokeGrantRequest,
-    params(("id" = String, Path, description = "Grant id"),
-           ("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(("id" = String, Path, description = "Grant id"), DeviceProof),
     responses(
         (status = 200, description = "Revoked; its sessions end", body = GrantView),
         (status = 403, description = "`forbidden`: not an approver of the entitlement or an admin", body = ApiError),
@@ -204,7 +201,7 @@ pub async fn revoke(
 
 #[utoipa::path(post, path = "/v1/breakglass", tag = "elevation",
     request_body = SignedElevation,
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "Active at once, audited first, every admin notified, review opened", body = GrantView),
         (status = 400, description = "No justification, or too long", body = ApiError),
@@ -220,8 +217,7 @@ pub async fn break_glass(State(state): State<AppState>, req: Signed) -> ApiResul
 
 #[utoipa::path(post, path = "/v1/reviews/{id}/close", tag = "elevation",
     request_body = CloseReviewRequest,
-    params(("id" = String, Path, description = "Break-glass grant id"),
-           ("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(("id" = String, Path, description = "Break-glass grant id"), DeviceProof),
     responses(
         (status = 200, description = "The review with this reviewer's sign-off", body = GrantView),
         (status = 403, description = "`forbidden`: not an admin, or the user who broke the glass", body = ApiError),
@@ -241,8 +237,7 @@ pub async fn close_review(
 
 #[utoipa::path(post, path = "/v1/grants/{id}/redeem", tag = "elevation",
     request_body = SignedElevation,
-    params(("id" = String, Path, description = "Grant id"),
-           ("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(("id" = String, Path, description = "Grant id"), DeviceProof),
     responses(
         (status = 200, description = "A one-time session ticket", body = RedeemResponse),
         (status = 401, description = "The session step-up failed", body = ApiError),
@@ -265,7 +260,7 @@ pub async fn redeem(
 }
 
 #[utoipa::path(get, path = "/v1/events", tag = "elevation",
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "Server-sent events: `LiveEvent` JSON in each `data`", content_type = "text/event-stream"),
         (status = 401, description = "`unauthenticated`", body = ApiError),

@@ -18,6 +18,7 @@ use paw_proto::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 
 use crate::base::auth::AuthContext;
+use crate::http::DeviceProof;
 use crate::http::{ApiFailure, ApiJson, AppState};
 use crate::identity::stepup::{self, kind};
 use crate::identity::tokens::{self, SignedRequest};
@@ -184,7 +185,7 @@ pub async fn token_refresh(State(state): State<AppState>, req: Signed) -> ApiRes
 }
 
 #[utoipa::path(get, path = "/v1/me", tag = "identity",
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "The caller", body = WhoAmI),
         (status = 401, description = "`unauthenticated` or `reauthentication_required`", body = ApiError),
@@ -201,7 +202,7 @@ pub async fn whoami(State(state): State<AppState>, req: Signed) -> ApiResult<Who
 
 #[utoipa::path(post, path = "/v1/stepup/start", tag = "identity",
     request_body = StepUpStartRequest,
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "Assertion options bound to the action's purpose and hash", body = ChallengeResponse),
         (status = 400, description = "Malformed request, or a login action", body = ApiError),
@@ -221,7 +222,7 @@ pub async fn stepup_start(
 
 #[utoipa::path(post, path = "/v1/stepup/finish", tag = "identity",
     request_body = StepUpFinishRequest,
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "The step-up verified (and its challenge consumed)", body = StepUpVerified),
         (status = 401, description = "`challenge_invalid`, `webauthn_rejected`, `unauthenticated`", body = ApiError),
@@ -247,7 +248,7 @@ pub async fn stepup_finish(
 }
 
 #[utoipa::path(get, path = "/v1/keys", tag = "keys",
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "The caller's security keys", body = SecurityKeyList),
         (status = 401, description = "`unauthenticated`", body = ApiError),
@@ -260,8 +261,7 @@ pub async fn keys_list(State(state): State<AppState>, req: Signed) -> ApiResult<
 
 #[utoipa::path(post, path = "/v1/keys/{id}/rename", tag = "keys",
     request_body = RenameKeyRequest,
-    params(("id" = String, Path, description = "Security key id"),
-           ("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(("id" = String, Path, description = "Security key id"), DeviceProof),
     responses(
         (status = 200, description = "Renamed; the updated list", body = SecurityKeyList),
         (status = 404, description = "`not_found`", body = ApiError),
@@ -279,8 +279,7 @@ pub async fn key_rename(
 
 #[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys",
     request_body = RevokeKeyRequest,
-    params(("id" = String, Path, description = "Security key id"),
-           ("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(("id" = String, Path, description = "Security key id"), DeviceProof),
     responses(
         (status = 200, description = "Revoked; the updated list", body = SecurityKeyList),
         (status = 401, description = "The key-management step-up failed", body = ApiError),
@@ -307,7 +306,7 @@ pub async fn key_revoke(
 }
 
 #[utoipa::path(post, path = "/v1/keys/register/start", tag = "keys",
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "Creation options for an additional key", body = AddKeyStartResponse),
         (status = 401, description = "`unauthenticated`", body = ApiError),
@@ -323,7 +322,7 @@ pub async fn key_add_start(
 
 #[utoipa::path(post, path = "/v1/keys/register/finish", tag = "keys",
     request_body = AddKeyFinishRequest,
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "Added; the updated list", body = SecurityKeyList),
         (status = 401, description = "Registration or the key-management step-up failed", body = ApiError),

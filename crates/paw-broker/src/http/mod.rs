@@ -61,6 +61,17 @@ pub struct AppState {
     pub cosigner: crate::audit::checkpoints::Cosigner,
 }
 
+/// The `paw-device-proof` header every authenticated operation takes, declared once for the
+/// OpenAPI document (and read by [`statuses`] to document the signed-request errors).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct DeviceProof {
+    /// Device-key proof
+    #[param(rename = "paw-device-proof")]
+    #[allow(dead_code)]
+    proof: String,
+}
+
 /// What a JSON handler answers: its body, or `{code, message}` with the code's status.
 pub type ApiResult<T> = Result<Json<T>, ApiFailure>;
 

@@ -10,12 +10,13 @@ use paw_proto::ApiError;
 
 use crate::http::elevation::signed;
 use crate::http::ApiResult;
+use crate::http::DeviceProof;
 use crate::http::{ApiQuery, AppState};
 use crate::identity::stepup::kind;
 use crate::sessions::{self, history};
 
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
-    params(("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(DeviceProof),
     responses(
         (status = 200, description = "Live sessions: everyone's for an admin, the caller's own otherwise", body = SessionList),
         (status = 401, description = "`unauthenticated`", body = ApiError),
@@ -32,8 +33,7 @@ pub async fn live(
 
 #[utoipa::path(post, path = "/v1/sessions/{id}/kill", tag = "sessions",
     request_body = SignedElevation,
-    params(("id" = String, Path, description = "Session id"),
-           ("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(("id" = String, Path, description = "Session id"), DeviceProof),
     responses(
         (status = 200, description = "Ended; the connection closes within a second", body = SessionView),
         (status = 403, description = "`forbidden`: not an administrator", body = ApiError),
@@ -51,8 +51,7 @@ pub async fn kill(
 }
 
 #[utoipa::path(get, path = "/v1/sessions/history", tag = "sessions",
-    params(SessionHistoryQuery,
-           ("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(SessionHistoryQuery, DeviceProof),
     responses(
         (status = 200, description = "Sessions newest first: everyone's for help-desk and administrators, the caller's own otherwise", body = SessionHistory),
         (status = 400, description = "`bad_request`: an unknown parameter, a limit outside 1–200, a bad time range", body = ApiError),
@@ -71,8 +70,7 @@ pub async fn history(
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{id}/recording", tag = "sessions",
-    params(("id" = String, Path, description = "Session id"),
-           ("paw-device-proof" = String, Header, description = "Device-key proof")),
+    params(("id" = String, Path, description = "Session id"), DeviceProof),
     responses(
         (status = 200, description = "The asciicast v2 recording, checked against its audit record, with the configured patterns masked; the replay is audited", body = SessionRecording),
         (status = 404, description = "`not_found`: no such session (or not the caller's), or it has no recording", body = ApiError),
