@@ -51,7 +51,7 @@ pub async fn revoke(
     let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let mut row = load(&mut tx, id).await?;
-    let allowed = is_admin(&auth.roles)
+    let allowed = auth.is_admin()
         || policy
             .entitlement(&row.entitlement)
             .is_some_and(|e| policy.is_approver_of(&auth.user_name, e));
@@ -134,7 +134,7 @@ pub async fn close_review(
     let policy = svc.policy.get();
     let now = svc.clock.now_ms();
     let me = policy.person_of(&auth.user_name);
-    if !is_admin(&auth.roles) {
+    if !auth.is_admin() {
         return Err(refuse(
             ErrorCode::Forbidden,
             "only admins review break-glass use",

@@ -148,15 +148,11 @@ fn u32_of(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-fn is_admin(roles: &[String]) -> bool {
-    roles.iter().any(|r| r == ADMIN_ROLE)
-}
-
 /// What the request form lists: the entitlements `auth` may request.
 pub fn entitlements(svc: &Elevation, auth: &AuthContext) -> EntitlementList {
     let policy = svc.policy.get();
     let mine = policy.groups_of(&auth.user_name);
-    let entitlements = if auth.roles.iter().any(|r| r == HELPDESK_ROLE) {
+    let entitlements = if auth.has_role(HELPDESK_ROLE) {
         Vec::new()
     } else {
         policy
@@ -191,7 +187,7 @@ pub fn check_action(
     auth: &AuthContext,
     action: &Action,
 ) -> Result<(paw_policy::RequestPlan, Entitlement)> {
-    if auth.roles.iter().any(|r| r == HELPDESK_ROLE) {
+    if auth.has_role(HELPDESK_ROLE) {
         return Err(refuse(
             ErrorCode::Forbidden,
             "the help-desk role cannot request elevation",

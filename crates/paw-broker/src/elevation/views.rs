@@ -168,7 +168,7 @@ pub async fn inbox(svc: &Elevation, auth: &AuthContext) -> Result<Inbox> {
         });
     }
     let mut reviews = Vec::new();
-    if is_admin(&auth.roles) {
+    if auth.is_admin() {
         let uses: Vec<GrantRow> = with_tx!(&mut tx, t => {
             sqlx::query_as(&qb).bind(true).fetch_all(&mut **t).await?
         });
@@ -201,7 +201,7 @@ pub async fn oversight(svc: &Elevation, auth: &AuthContext) -> Result<GrantList>
     let me = policy.person_of(&auth.user_name);
     // The filter is in SQL, before the limit, so grants the caller cannot act on never crowd
     // out the ones they can.
-    let scope: Option<Vec<&str>> = if is_admin(&auth.roles) {
+    let scope: Option<Vec<&str>> = if auth.is_admin() {
         None
     } else {
         Some(

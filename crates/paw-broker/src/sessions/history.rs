@@ -23,10 +23,10 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Entry};
 use crate::base::auth::AuthContext;
+use crate::base::auth::HELPDESK_ROLE;
 use crate::base::error::{BrokerError, Result};
 use crate::base::util::refuse;
 use crate::config::masks::Masks;
-use crate::elevation::{ADMIN_ROLE, HELPDESK_ROLE};
 use crate::sessions::Sessions;
 use crate::with_pool;
 
@@ -42,9 +42,7 @@ pub const MAX_LIMIT: u32 = 200;
 const MAX_FILTER_CHARS: usize = 128;
 
 fn sees_everyone(auth: &AuthContext) -> bool {
-    auth.roles
-        .iter()
-        .any(|r| r == HELPDESK_ROLE || r == ADMIN_ROLE)
+    auth.is_admin() || auth.has_role(HELPDESK_ROLE)
 }
 
 /// Masks an asciicast v2 text: every match of a pattern in the output stream (`o` events) and

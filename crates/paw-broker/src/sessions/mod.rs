@@ -29,7 +29,7 @@ use crate::audit::{self, Entry};
 use crate::base::auth::AuthContext;
 use crate::base::error::Result;
 use crate::base::util::{refuse, secret_hash};
-use crate::elevation::{self, ADMIN_ROLE};
+use crate::elevation;
 use crate::identity::stepup::{kind, wrong_action, StepUp};
 use crate::{with_pool, with_tx};
 
@@ -246,7 +246,7 @@ pub async fn kill(
     if signed != session_id {
         return Err(wrong_action());
     }
-    if !auth.roles.iter().any(|r| r == ADMIN_ROLE) {
+    if !auth.is_admin() {
         return Err(refuse(
             ErrorCode::Forbidden,
             "only administrators end other people's sessions",
@@ -320,7 +320,7 @@ async fn view(svc: &Sessions, id: &str) -> Result<SessionView> {
 
 /// Live sessions: everyone's for an admin, the caller's own otherwise.
 pub async fn live(svc: &Sessions, auth: &AuthContext) -> Result<SessionList> {
-    let admin = auth.roles.iter().any(|r| r == ADMIN_ROLE);
+    let admin = auth.is_admin();
     let sql = format!(
         "{SELECT} AND s.recording_closed_at IS NULL AND (s.ended_at IS NULL OR $1) \
          AND ($2 OR g.user_id = $3) ORDER BY s.used_at DESC LIMIT 500"
