@@ -27,24 +27,13 @@ use std::fmt;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::limits::{
+    MAX_BREAK_GLASS_DURATION_SECS, MAX_DESCRIPTION_CHARS, MAX_ENTITLEMENT_DURATION_SECS,
+    MAX_IDENTIFIER_CHARS, MAX_SESSIONS_PER_GRANT,
+};
 use crate::quorum::{is_valid_group_name, GROUP_NAME_RULE};
 use crate::text::check_free_text;
 use crate::{Pattern, PolicyError, Quorum};
-
-/// The longest grant any entitlement may allow. Beyond a working day a "just-in-time" grant is
-/// standing privilege by another name; a longer need is a new request, seen by approvers again.
-pub const MAX_ENTITLEMENT_DURATION_SECS: i64 = 24 * 60 * 60;
-
-/// The longest break-glass grant. Break-glass skips approval, so it is time-boxed hard: an
-/// emergency that outlasts this asks again, and every use is reviewed.
-pub const MAX_BREAK_GLASS_DURATION_SECS: i64 = 4 * 60 * 60;
-
-/// Descriptions are one line in the approvals inbox.
-pub const MAX_DESCRIPTION_CHARS: usize = 200;
-
-/// Ids and roles are at most this long: PostgreSQL truncates identifiers at 63 bytes, and a
-/// truncated role name would be a different role from the one the approvers saw.
-const MAX_IDENTIFIER_CHARS: usize = 63;
 
 /// What kind of target an entitlement opens, so an SSH entitlement can never be used as a
 /// PostgreSQL one on a target that happens to share a name.
@@ -152,9 +141,6 @@ pub struct EntitlementConfig {
     #[serde(default = "default_max_sessions")]
     pub max_sessions: u32,
 }
-
-/// The most sessions one grant may have open at once.
-pub const MAX_SESSIONS_PER_GRANT: u32 = 16;
 
 fn default_max_sessions() -> u32 {
     1

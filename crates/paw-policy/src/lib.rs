@@ -2,7 +2,8 @@
 //!
 //! The rules an auditor reads: entitlements and the checks on an elevation request, the grant
 //! state machine, anchored entitlement patterns, duration bounds, the approval quorum with
-//! separation of duties, and the review that follows a break-glass use.
+//! separation of duties, and the review that follows a break-glass use. [`limits`] holds every
+//! length, duration and count that the broker, the workstation core and the UI all enforce.
 //!
 //! Rules this crate keeps:
 //! - **Pure.** No I/O, no clock, no randomness, no async. Time is an argument. Everything here
@@ -23,6 +24,7 @@ mod duration;
 mod entitlement;
 mod error;
 mod grant;
+pub mod limits;
 mod pattern;
 mod quorum;
 mod request;
@@ -32,15 +34,17 @@ mod text;
 pub use duration::{validate_duration, GrantDuration};
 pub use entitlement::{
     ApprovalConfig, ApprovalRule, BreakGlassConfig, BreakGlassRule, Entitlement, EntitlementConfig,
-    TargetKind, MAX_BREAK_GLASS_DURATION_SECS, MAX_DESCRIPTION_CHARS,
-    MAX_ENTITLEMENT_DURATION_SECS, MAX_SESSIONS_PER_GRANT,
+    TargetKind,
 };
 pub use error::PolicyError;
 pub use grant::{transition, GrantEvent, GrantState};
-pub use pattern::Pattern;
-pub use quorum::{Approval, IgnoreReason, Ignored, PersonId, Quorum, QuorumOutcome};
-pub use request::{
-    check_request, may_approve, NextStep, RequestInput, RequestPlan, MAX_JUSTIFICATION_CHARS,
+// The limits are also re-exported at the root, where callers found them before `limits` existed.
+pub use limits::{
+    Limits, BREAK_GLASS_REVIEWERS, LIMITS, MAX_BREAK_GLASS_DURATION_SECS, MAX_DESCRIPTION_CHARS,
+    MAX_ENTITLEMENT_DURATION_SECS, MAX_JUSTIFICATION_CHARS, MAX_SESSIONS_PER_GRANT,
     MAX_TARGET_NAME_CHARS, MAX_TICKET_CHARS, MIN_JUSTIFICATION_CHARS,
 };
-pub use review::{may_review, review_closed, BREAK_GLASS_REVIEWERS};
+pub use pattern::Pattern;
+pub use quorum::{Approval, IgnoreReason, Ignored, PersonId, Quorum, QuorumOutcome};
+pub use request::{check_request, may_approve, NextStep, RequestInput, RequestPlan};
+pub use review::{may_review, review_closed};

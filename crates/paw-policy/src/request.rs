@@ -10,19 +10,13 @@
 
 use serde::Serialize;
 
-use crate::entitlement::{ApprovalRule, Entitlement, TargetKind, MAX_BREAK_GLASS_DURATION_SECS};
+use crate::entitlement::{ApprovalRule, Entitlement, TargetKind};
+use crate::limits::{
+    MAX_BREAK_GLASS_DURATION_SECS, MAX_JUSTIFICATION_CHARS, MAX_TARGET_NAME_CHARS,
+    MAX_TICKET_CHARS, MIN_JUSTIFICATION_CHARS,
+};
 use crate::text::{check_free_text, check_token};
 use crate::{validate_duration, GrantDuration, PersonId, PolicyError, Quorum};
-
-/// Fewer characters than this is not a reason anyone can review ("fix", "pls").
-pub const MIN_JUSTIFICATION_CHARS: usize = 10;
-/// A justification is read by approvers in an inbox, not an essay.
-pub const MAX_JUSTIFICATION_CHARS: usize = 2000;
-/// Ticket ids ("INC-4711", "OPS-2024-0815") are short; anything longer is not one.
-pub const MAX_TICKET_CHARS: usize = 64;
-/// The longest DNS name. Target names are host or service names; a longer one matches nothing,
-/// which also bounds the work the pattern matcher does on request input.
-pub const MAX_TARGET_NAME_CHARS: usize = 253;
 
 /// One elevation request, as the broker has stored it (never as the client re-sent it), with
 /// the requester's groups looked up fresh at check time.

@@ -7,10 +7,8 @@
 
 use std::collections::HashSet;
 
+use crate::limits::BREAK_GLASS_REVIEWERS;
 use crate::{PersonId, PolicyError};
-
-/// How many distinct people, other than the user, must close a break-glass review.
-pub const BREAK_GLASS_REVIEWERS: usize = 2;
 
 /// Whether `reviewer` may close a review of `user`'s break-glass use (case B1).
 /// Checked when a review is submitted, so a self-review is refused rather than silently ignored.
