@@ -31,6 +31,7 @@ use ed25519_dalek::VerifyingKey;
 use paw_audit::{
     AuditError, Checkpoint, Filter, Head, LocalTrail, NewEvent, Order, Outcome, Record, VerifyError,
 };
+use paw_policy::limits::{MAX_AUDIT_FILTER_CHARS, MAX_AUDIT_PAGE};
 use paw_proto::action::Action;
 use paw_proto::elevation::GrantView;
 use paw_proto::ipc::{
@@ -45,10 +46,6 @@ use crate::paths::PIN_FILE;
 use crate::util::hex;
 use crate::{clock, ClientError, Core};
 
-/// Largest page the audit page may ask for.
-const MAX_PAGE: u32 = 500;
-/// Longest text filter (target, kind, search words) accepted.
-const MAX_FILTER_CHARS: usize = 256;
 /// Records read per query while exporting.
 const EXPORT_CHUNK: u32 = 5_000;
 
@@ -411,9 +408,9 @@ fn view(r: &Record) -> AuditRecordView {
 /// An optional text filter: empty means unset; too long is refused.
 fn text_filter(field: &'static str, v: Option<String>) -> Result<Option<String>, ClientError> {
     match v {
-        Some(s) if s.chars().count() > MAX_FILTER_CHARS => Err(ClientError::InvalidInput {
+        Some(s) if s.chars().count() > MAX_AUDIT_FILTER_CHARS => Err(ClientError::InvalidInput {
             field,
-            reason: format!("at most {MAX_FILTER_CHARS} characters"),
+            reason: format!("at most {MAX_AUDIT_FILTER_CHARS} characters"),
         }),
         Some(s) if s.trim().is_empty() => Ok(None),
         other => Ok(other),
@@ -547,10 +544,10 @@ impl Core {
 
     /// One page of the local trail, newest first.
     pub async fn audit_query(&self, input: AuditQueryInput) -> Result<AuditPage, ClientError> {
-        if input.limit == 0 || input.limit > MAX_PAGE {
+        if input.limit == 0 || input.limit > MAX_AUDIT_PAGE {
             return Err(ClientError::InvalidInput {
                 field: "limit",
-                reason: format!("between 1 and {MAX_PAGE}"),
+                reason: format!("between 1 and {MAX_AUDIT_PAGE}"),
             });
         }
         let (limit, offset) = (input.limit, input.offset);

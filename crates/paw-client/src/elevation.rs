@@ -21,6 +21,11 @@
 
 use std::time::Instant;
 
+use paw_policy::limits::{
+    MAX_BREAK_GLASS_DURATION_SECS, MAX_COMMENT_CHARS, MAX_ENTITLEMENT_DURATION_SECS,
+    MAX_IDENTIFIER_CHARS, MAX_JUSTIFICATION_CHARS, MAX_TARGET_NAME_CHARS, MAX_TICKET_CHARS,
+    MIN_JUSTIFICATION_CHARS,
+};
 use paw_proto::action::Action;
 use paw_proto::elevation::{
     CloseReviewRequest, EntitlementList, GrantList, GrantView, Inbox, LiveEvent,
@@ -41,19 +46,6 @@ use crate::{ClientError, Core};
 
 /// Longest id (request, grant) accepted in a URL path; the broker's are UUIDs.
 const MAX_ID_CHARS: usize = 128;
-/// Entitlement ids and roles: the broker's identifier limit.
-const MAX_IDENT_CHARS: usize = 63;
-/// A DNS name's limit, which the broker applies to target names.
-const MAX_TARGET_CHARS: usize = 253;
-/// The broker's justification bounds.
-const MIN_JUSTIFICATION_CHARS: usize = 10;
-const MAX_JUSTIFICATION_CHARS: usize = 2000;
-const MAX_TICKET_CHARS: usize = 64;
-/// Comments, revocation reasons and review notes.
-const MAX_COMMENT_CHARS: usize = 1000;
-/// The longest grant any entitlement may allow, and the longest break-glass.
-const MAX_DURATION_SECS: u32 = 24 * 60 * 60;
-const MAX_BREAK_GLASS_SECS: u32 = 4 * 60 * 60;
 
 impl Core {
     /// The entitlements the signed-in user may request.
@@ -416,7 +408,7 @@ pub(crate) fn canonical_action(action: &ElevationAction) -> Result<Action, Clien
             check_ident("entitlement", entitlement)?;
             check_target(target)?;
             check_ident("role", role)?;
-            check_duration(*duration_secs, MAX_DURATION_SECS)?;
+            check_duration(*duration_secs, MAX_ENTITLEMENT_DURATION_SECS)?;
             check_justification(justification)?;
             if let Some(t) = ticket {
                 check_ticket(t)?;
@@ -457,7 +449,7 @@ pub(crate) fn canonical_action(action: &ElevationAction) -> Result<Action, Clien
             check_ident("entitlement", entitlement)?;
             check_target(target)?;
             check_ident("role", role)?;
-            check_duration(*duration_secs, MAX_BREAK_GLASS_SECS)?;
+            check_duration(*duration_secs, MAX_BREAK_GLASS_DURATION_SECS)?;
             check_justification(justification)?;
             Action::BreakGlass {
                 entitlement: entitlement.clone(),
@@ -510,7 +502,7 @@ pub(crate) fn check_id(field: &'static str, id: &str) -> Result<(), ClientError>
 /// Entitlement ids and roles: short ASCII identifiers (the broker's grammar is stricter).
 fn check_ident(field: &'static str, v: &str) -> Result<(), ClientError> {
     let ok = !v.is_empty()
-        && v.len() <= MAX_IDENT_CHARS
+        && v.len() <= MAX_IDENTIFIER_CHARS
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
@@ -518,16 +510,16 @@ fn check_ident(field: &'static str, v: &str) -> Result<(), ClientError> {
     } else {
         Err(bad(
             field,
-            format!("1–{MAX_IDENT_CHARS} letters, digits, '-' or '_'"),
+            format!("1–{MAX_IDENTIFIER_CHARS} letters, digits, '-' or '_'"),
         ))
     }
 }
 
 fn check_target(target: &str) -> Result<(), ClientError> {
-    if target.is_empty() || target.chars().count() > MAX_TARGET_CHARS {
+    if target.is_empty() || target.chars().count() > MAX_TARGET_NAME_CHARS {
         return Err(bad(
             "target",
-            format!("a target name is 1–{MAX_TARGET_CHARS} characters"),
+            format!("a target name is 1–{MAX_TARGET_NAME_CHARS} characters"),
         ));
     }
     if target.chars().any(|c| c.is_whitespace() || misleading(c)) {
@@ -539,8 +531,8 @@ fn check_target(target: &str) -> Result<(), ClientError> {
     Ok(())
 }
 
-fn check_duration(secs: u32, max: u32) -> Result<(), ClientError> {
-    if secs == 0 || secs > max {
+fn check_duration(secs: u32, max: i64) -> Result<(), ClientError> {
+    if secs == 0 || i64::from(secs) > max {
         return Err(bad(
             "duration_secs",
             format!("a duration is 1 s to {} h", max / 3600),

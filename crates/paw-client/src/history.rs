@@ -7,16 +7,12 @@
 //! `bad_request` here rather than a round trip, and passes the answer on as text for the UI to
 //! render inert.
 
+use paw_policy::limits::{MAX_HISTORY_FILTER_CHARS, MAX_HISTORY_PAGE};
 use paw_proto::session::{SessionHistory, SessionHistoryQuery, SessionIdInput, SessionRecording};
 use reqwest::Method;
 
 use crate::elevation::check_id;
 use crate::{ClientError, Core};
-
-/// The most sessions one history page may hold (the broker's bound too).
-const MAX_LIMIT: u32 = 200;
-/// The longest user or target filter.
-const MAX_FILTER_CHARS: usize = 128;
 
 fn bad(field: &'static str, reason: impl Into<String>) -> ClientError {
     ClientError::InvalidInput {
@@ -37,10 +33,10 @@ fn history_path(q: &SessionHistoryQuery) -> Result<String, ClientError> {
         let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
             continue;
         };
-        if v.chars().count() > MAX_FILTER_CHARS || v.chars().any(char::is_control) {
+        if v.chars().count() > MAX_HISTORY_FILTER_CHARS || v.chars().any(char::is_control) {
             return Err(bad(
                 field,
-                format!("at most {MAX_FILTER_CHARS} printable characters"),
+                format!("at most {MAX_HISTORY_FILTER_CHARS} printable characters"),
             ));
         }
         query.append_pair(field, v);
@@ -57,8 +53,8 @@ fn history_path(q: &SessionHistoryQuery) -> Result<String, ClientError> {
         query.append_pair("until_ms", &until.to_string());
     }
     if let Some(limit) = q.limit {
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(bad("limit", format!("1 to {MAX_LIMIT}")));
+        if !(1..=MAX_HISTORY_PAGE).contains(&limit) {
+            return Err(bad("limit", format!("1 to {MAX_HISTORY_PAGE}")));
         }
         query.append_pair("limit", &limit.to_string());
     }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use paw_fido::{Assertion, Authenticator, FidoError, KeyPrompt, Registration, UserEntity};
+use paw_policy::limits::{MAX_NAME_CHARS, STEP_UP_TTL_SECS};
 use paw_proto::action::Action;
 use paw_proto::device_proof;
 use paw_proto::http::{
@@ -53,10 +54,8 @@ use crate::{clock, BrokerClient, ClientError, Core, DeviceKey, Tokens};
 /// Keyring entry of the INSECURE virtual key's state (its private keys and counters).
 pub const VIRTUAL_KEY_ENTRY: &str = "virtual-key";
 
-/// How long a step-up prompt stays confirmable: the broker's challenge lifetime (5 min).
-pub const STEP_UP_TTL: Duration = Duration::from_secs(5 * 60);
-/// Longest security key name the broker accepts.
-const MAX_KEY_NAME: usize = 64;
+/// How long a step-up prompt stays confirmable: the broker's challenge lifetime.
+pub const STEP_UP_TTL: Duration = Duration::from_secs(STEP_UP_TTL_SECS as u64);
 /// The access token is refreshed this long before the broker would refuse it.
 const REFRESH_MARGIN_MS: i64 = 30_000;
 
@@ -788,12 +787,12 @@ fn check_challenge(c: &ChallengeResponse, action: &Action) -> Result<(), ClientE
 /// The broker's rule for key names, checked before the user is asked to touch the key.
 fn check_key_name(name: &str) -> Result<(), ClientError> {
     if name.trim().is_empty()
-        || name.chars().count() > MAX_KEY_NAME
+        || name.chars().count() > MAX_NAME_CHARS
         || name.chars().any(char::is_control)
     {
         return Err(ClientError::InvalidInput {
             field: "name",
-            reason: format!("a key name is 1–{MAX_KEY_NAME} printable characters"),
+            reason: format!("a key name is 1–{MAX_NAME_CHARS} printable characters"),
         });
     }
     Ok(())

@@ -13,6 +13,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use base64::Engine;
 use paw_audit::Outcome;
+use paw_policy::limits::{
+    MAX_KILL_REASON_CHARS, MAX_TERMINAL_COLS, MAX_TERMINAL_INPUT_BYTES, MAX_TERMINAL_ROWS,
+    MIN_KILL_REASON_CHARS, MIN_TERMINAL_COLS, MIN_TERMINAL_ROWS,
+};
 use paw_proto::action::Action;
 use paw_proto::elevation::{RedeemResponse, SignedElevation};
 use paw_proto::http::StepUpFinishRequest;
@@ -32,11 +36,6 @@ use crate::stock_ssh;
 use crate::terminal::{self, Credential, TermEvent, Terminal};
 use crate::util::encode;
 use crate::{ClientError, Core};
-
-/// Most input one IPC call may carry (a large paste).
-const MAX_INPUT_BYTES: usize = 64 * 1024;
-/// A kill's reason, as the broker's audit log keeps it.
-const REASON_CHARS: std::ops::RangeInclusive<usize> = 3..=500;
 
 /// The sessions this core holds open.
 #[derive(Default)]
@@ -408,10 +407,10 @@ impl Core {
 
     /// Keystrokes or pasted text for a terminal.
     pub async fn terminal_input(&self, input: TerminalInput) -> Result<(), ClientError> {
-        if input.data.len() > MAX_INPUT_BYTES {
+        if input.data.len() > MAX_TERMINAL_INPUT_BYTES {
             return Err(ClientError::InvalidInput {
                 field: "data",
-                reason: format!("at most {MAX_INPUT_BYTES} bytes at a time"),
+                reason: format!("at most {MAX_TERMINAL_INPUT_BYTES} bytes at a time"),
             });
         }
         let t = self.inner.sessions.get(&input.session_id)?;
@@ -419,10 +418,15 @@ impl Core {
     }
 
     pub async fn terminal_resize(&self, input: TerminalResize) -> Result<(), ClientError> {
-        if !(2..=1000).contains(&input.cols) || !(1..=1000).contains(&input.rows) {
+        if !(MIN_TERMINAL_COLS..=MAX_TERMINAL_COLS).contains(&input.cols)
+            || !(MIN_TERMINAL_ROWS..=MAX_TERMINAL_ROWS).contains(&input.rows)
+        {
             return Err(ClientError::InvalidInput {
                 field: "cols",
-                reason: "a terminal of 2–1000 columns and 1–1000 rows".into(),
+                reason: format!(
+                    "a terminal of {MIN_TERMINAL_COLS}–{MAX_TERMINAL_COLS} columns and \
+                     {MIN_TERMINAL_ROWS}–{MAX_TERMINAL_ROWS} rows"
+                ),
             });
         }
         let t = self.inner.sessions.get(&input.session_id)?;
@@ -452,10 +456,12 @@ impl Core {
     ) -> Result<StepUpPrompt, ClientError> {
         check_id("session_id", &input.session_id)?;
         let reason = input.reason.trim().to_owned();
-        if !REASON_CHARS.contains(&reason.chars().count()) {
+        if !(MIN_KILL_REASON_CHARS..=MAX_KILL_REASON_CHARS).contains(&reason.chars().count()) {
             return Err(ClientError::InvalidInput {
                 field: "reason",
-                reason: "a reason of 3–500 characters".into(),
+                reason: format!(
+                    "a reason of {MIN_KILL_REASON_CHARS}–{MAX_KILL_REASON_CHARS} characters"
+                ),
             });
         }
         self.authenticator()?;
