@@ -1,5 +1,6 @@
 import { fireEvent, screen, waitFor, within } from '@testing-library/svelte';
 import { describe, expect, it } from 'vitest';
+import { LIMITS } from '../lib/ipc';
 import { inboxItem, renderSignedIn, type } from './elevation-helpers';
 import { renderApp } from './helpers';
 
@@ -170,6 +171,21 @@ describe('approvals page: break-glass reviews', () => {
     expect(screen.queryByTestId('stepup-modal')).toBeNull();
     expect(core.elevation.grant(CAROL).review_closed).toBe(true);
     expect(screen.getByTestId('approvals-notice').textContent).toContain('fully reviewed');
+  });
+
+  it('bounds comments by the limit the core and the broker enforce, not a number of its own', async () => {
+    const { core } = await openApprovals();
+    // Both fields once allowed 2000 characters, which the core then refused after typing.
+    expect(LIMITS.comment_max_chars).toBe(1000);
+    expect(within(inboxItem(BOB)).getByTestId('inbox-comment').getAttribute('maxlength')).toBe('1000');
+    expect(screen.getByTestId('review-comment').getAttribute('maxlength')).toBe('1000');
+    // A value set by script ignores maxlength; the fake core refuses it like the broker.
+    await type('review-comment', 'x'.repeat(LIMITS.comment_max_chars + 1));
+    await fireEvent.click(screen.getByTestId('review-close'));
+    const error = await screen.findByTestId('review-error');
+    expect(error.dataset['code']).toBe('bad_request');
+    expect(error.textContent).toContain('at most 1000 characters');
+    expect(core.elevation.grant(CAROL).review_closed).toBe(false);
   });
 
   it('shows a refused review in its card', async () => {

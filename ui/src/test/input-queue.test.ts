@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { LIMITS } from '../lib/ipc';
 import { createInputQueue, INPUT_CHUNK_CHARS } from '../lib/terminal/input-queue';
 
 /** A send whose calls finish only when the test says so, in any order it likes. */
@@ -52,6 +53,19 @@ describe('terminal input queue', () => {
     expect(sent.join('')).toBe(paste);
     expect(sent.every((c) => c.length <= INPUT_CHUNK_CHARS)).toBe(true);
     expect(sent[0]!.length).toBe(INPUT_CHUNK_CHARS - 1);
+  });
+
+  it('never sends a chunk the core refuses as too many UTF-8 bytes', async () => {
+    const sent: string[] = [];
+    const q = createInputQueue(async (d) => {
+      sent.push(d);
+    }, () => undefined);
+    // The worst cases: 3 bytes per code unit (€), 4 bytes per surrogate pair (😀).
+    q.push('€'.repeat(INPUT_CHUNK_CHARS * 2 + 7) + '😀'.repeat(INPUT_CHUNK_CHARS));
+    for (let i = 0; i < 10; i++) await tick();
+    const bytes = sent.map((c) => new TextEncoder().encode(c).length);
+    expect(sent.length).toBeGreaterThan(3);
+    expect(Math.max(...bytes)).toBeLessThanOrEqual(LIMITS.terminal_input_max_bytes);
   });
 
   it('drops unsent keys when cleared', async () => {

@@ -50,6 +50,8 @@ import type {
 } from './bindings';
 
 export type * from './bindings';
+/** Every length, duration and count the core and the broker enforce (generated from paw-policy). */
+export { LIMITS, type Limits } from './limits';
 
 /** Every `ErrorCode` at run time. The checks below fail `npm run check` if bindings.ts drifts. */
 export const ERROR_CODES = [

@@ -3,6 +3,7 @@
  * in-memory list, filtering roughly like the Rust side (newest first, AND of the set filters).
  */
 import type { ApiError, AuditOutcome, AuditPage, AuditQueryInput, AuditRecordView, AuditVerifyView } from './bindings';
+import { LIMITS } from './limits';
 
 const MIN = 60_000;
 
@@ -109,7 +110,7 @@ export class AuditModel {
     switch (cmd) {
       case 'audit_query': {
         const i = asInput(args);
-        if (i.limit < 1 || i.limit > 500) throw bad('limit: between 1 and 500');
+        if (i.limit < 1 || i.limit > LIMITS.audit_page_max) throw bad(`limit: between 1 and ${LIMITS.audit_page_max}`);
         const all = this.matching(i);
         const page: AuditPage = {
           records: structuredClone(all.slice(i.offset, i.offset + i.limit)),

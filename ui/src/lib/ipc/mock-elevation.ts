@@ -20,6 +20,7 @@ import type {
   Purpose,
   StepUpPrompt,
 } from './bindings';
+import { LIMITS } from './limits';
 
 /** An entitlement as the mock configures it: the view, plus how many approvals it needs. */
 export type MockEntitlement = EntitlementView & { approvals_required: number };
@@ -75,7 +76,7 @@ const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 /** The broker warns a grant's holder this long before it ends (once each). */
 const WARNINGS = [5 * MIN, MIN] as const;
-const REVIEWS_NEEDED = 2;
+const REVIEWS_NEEDED = LIMITS.break_glass_reviewers;
 
 /** A grant with every field filled; `fields` override. Times are by the broker's clock. */
 export function mockGrant(fields: Partial<GrantView> & { id: string; user: string }): GrantView {
@@ -446,6 +447,7 @@ export class ElevationModel {
         }
         const reason = str(input, 'reason') ?? '';
         if (reason.trim() === '') throw apiError('bad_request', 'a reason is required to revoke a grant');
+        checkComment(reason);
         if (grant.state !== 'active' && grant.state !== 'approved') {
           throw apiError('conflict', `a ${grant.state} grant cannot be revoked`);
         }
@@ -458,6 +460,7 @@ export class ElevationModel {
         const grant = this.grant(str(input, 'id') ?? '');
         const comment = str(input, 'comment') ?? '';
         if (comment.trim() === '') throw apiError('bad_request', 'a comment is required to close a review');
+        checkComment(comment);
         this.review(grant, me);
         return structuredClone(grant);
       }
@@ -566,7 +569,7 @@ export class ElevationModel {
     const role = str(action, 'role') ?? '';
     const duration = field(action, 'duration_secs');
     const justification = str(action, 'justification') ?? '';
-    if (target.length > 253 || !patternMatches(entitlement.target, target)) {
+    if ([...target].length > LIMITS.target_name_max_chars || !patternMatches(entitlement.target, target)) {
       throw apiError('forbidden', 'the target is not covered by this entitlement');
     }
     if (role !== entitlement.role) throw apiError('forbidden', 'the role is not the one this entitlement grants');
@@ -602,6 +605,7 @@ export class ElevationModel {
     if (grant.state !== 'pending') throw apiError('conflict', `this request is ${grant.state}, no longer pending`);
     if (grant.decisions.some((d) => d.approver === me)) throw apiError('conflict', 'you already decided on this request');
     if (!approve && comment.trim() === '') throw apiError('bad_request', 'a comment is required to deny a request');
+    checkComment(comment);
   }
 
   private describe(action: Checked): string {
@@ -729,14 +733,23 @@ export const ELEVATION_COMMANDS: ReadonlySet<string> = new Set([
   'live_events',
 ]);
 
-/** paw-policy: one line, nothing invisible, never trimmed, 10 to 2000 characters. */
+/** paw-policy: one line, nothing invisible, never trimmed, within the justification limits. */
 function checkJustification(text: string): void {
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(text)) throw apiError('bad_request', 'justification must be one line of visible text');
   if (/^\s|\s$/.test(text)) throw apiError('bad_request', 'justification must not start or end with a space');
   const chars = [...text].length;
-  if (chars < 10) throw apiError('bad_request', `justification has ${chars} characters; at least 10 are required`);
-  if (chars > 2000) throw apiError('bad_request', `justification has ${chars} characters; at most 2000 are allowed`);
+  const { justification_min_chars: min, justification_max_chars: max } = LIMITS;
+  if (chars < min) throw apiError('bad_request', `justification has ${chars} characters; at least ${min} are required`);
+  if (chars > max) throw apiError('bad_request', `justification has ${chars} characters; at most ${max} are allowed`);
+}
+
+/** The broker's rule for comments, revocation reasons and review notes: one line, bounded. */
+function checkComment(text: string): void {
+  // eslint-disable-next-line no-control-regex
+  if ([...text].length > LIMITS.comment_max_chars || /[\u0000-\u001f\u007f]/.test(text)) {
+    throw apiError('bad_request', `a comment is at most ${LIMITS.comment_max_chars} characters on one line`);
+  }
 }
 
 export function fakeHash(text: string): string {

@@ -5,9 +5,10 @@
  * asciicast text the broker has already masked. Test and dev use only.
  */
 import type { ApiError, SessionHistory, SessionHistoryEntry, SessionHistoryQuery, SessionRecording } from './bindings';
+import { LIMITS } from './limits';
 
 const MIN = 60_000;
-const MAX_LIMIT = 200;
+const MAX_LIMIT = LIMITS.history_page_max;
 
 /** An entry with every field filled; `fields` override. */
 export function mockHistoryEntry(fields: Partial<SessionHistoryEntry> & { id: string }): SessionHistoryEntry {

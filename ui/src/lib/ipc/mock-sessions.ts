@@ -16,6 +16,7 @@ import type {
   TerminalEvent,
   TerminalView,
 } from './bindings';
+import { LIMITS } from './limits';
 import { fakeHash, type ElevationModel } from './mock-elevation';
 
 export interface SessionOptions {
@@ -342,7 +343,8 @@ export class SessionModel {
         const id = str(input, 'session_id') ?? '';
         const reason = str(input, 'reason') ?? '';
         const chars = [...reason.trim()].length;
-        if (chars < 3 || chars > 500) throw apiError('bad_request', 'a reason of 3 to 500 characters is required');
+        const { kill_reason_min_chars: min, kill_reason_max_chars: max } = LIMITS;
+        if (chars < min || chars > max) throw apiError('bad_request', `a reason of ${min} to ${max} characters is required`);
         const session = this.sessions.find((s) => s.id === id);
         if (session === undefined) throw apiError('not_found', 'no such session');
         if (session.ended_at_ms !== null) throw apiError('conflict', 'this session has already ended');

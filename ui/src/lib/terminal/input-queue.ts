@@ -5,8 +5,14 @@
  * meanwhile as the next call, in order.
  */
 
-/** The core refuses larger inputs (paw-client's `MAX_INPUT_BYTES`, 64 KiB); stay well below. */
-export const INPUT_CHUNK_CHARS = 16 * 1024;
+import { LIMITS } from '../ipc';
+
+/**
+ * The core refuses an input longer than `LIMITS.terminal_input_max_bytes` in UTF-8. A chunk is
+ * cut in UTF-16 code units, and one code unit is at most 3 UTF-8 bytes (a surrogate pair is two
+ * units and 4 bytes), so a chunk of a third of that many units always fits.
+ */
+export const INPUT_CHUNK_CHARS = Math.floor(LIMITS.terminal_input_max_bytes / 3);
 
 export interface InputQueue {
   push(data: string): void;

@@ -1,7 +1,7 @@
 /** Client-side checks of elevation form fields: only what the user can fix at a glance. */
+import { LIMITS } from '../ipc';
 
-export const JUSTIFICATION_MIN = 10;
-export const JUSTIFICATION_MAX = 2000;
+const { justification_min_chars: JUSTIFICATION_MIN, justification_max_chars: JUSTIFICATION_MAX } = LIMITS;
 
 /** What is wrong with a justification (as it will be sent: trimmed), or `null`. Counts Unicode characters like the broker. */
 export function checkJustification(text: string): string | null {
