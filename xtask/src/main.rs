@@ -4,8 +4,8 @@
 //! - `cargo xtask run`: install what is missing, build, start `pawd` (SQLite) and the app.
 //! - `cargo xtask test`: the whole suite, as CI runs it.
 //!
-//! Also: `cargo xtask bindings` (regenerate the UI's TS types and limits), `cargo xtask bench` (the start-up,
-//! memory, size and broker throughput figures of BENCHMARKS.md).
+//! Also: `cargo xtask bindings` (regenerate the UI's TS types and limits), `cargo xtask bench`
+//! (the start-up, memory, size and broker throughput figures of BENCHMARKS.md).
 //!
 //! System packages are installed with apt-get (as root, or through passwordless sudo); where
 //! neither is possible the exact command is printed and the task stops.
