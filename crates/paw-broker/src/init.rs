@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use crate::base::error::{BrokerError, Result};
 use crate::config::{Config, DatabaseUrl, CONFIG_FILE_NAME};
 use crate::crypto::tls;
+use crate::identity::error::IdentityError;
 use crate::store::{Create, Db, META_INSTANCE_ID};
 
 /// Paths `pawd init` writes, relative to its directory.
@@ -345,14 +346,19 @@ fn config_text(
 
 /// `pawd invite`: a one-time enrollment code for `user`, valid 24 h. The code is returned to be
 /// printed once; only its hash is stored.
-pub async fn invite(config: &Config, user: &str, roles: &[String]) -> Result<(String, i64)> {
+pub async fn invite(
+    config: &Config,
+    user: &str,
+    roles: &[String],
+) -> Result<(String, i64), IdentityError> {
     let db = Db::connect(&config.database_url, Create::Never).await?;
     let outcome = async {
         let pending = db.pending_migrations().await?;
         if !pending.is_empty() {
             return Err(BrokerError::Migration(
                 "the database is not migrated; run `pawd serve` or `pawd init` first".into(),
-            ));
+            )
+            .into());
         }
         let now = crate::base::clock::Clock::now_ms(&crate::base::clock::SystemClock);
         crate::identity::create_invite(&db, now, user, roles).await
@@ -367,13 +373,14 @@ pub async fn unlock(
     config: &Config,
     user: &str,
     key: Option<&str>,
-) -> Result<crate::identity::UnlockReport> {
+) -> Result<crate::identity::UnlockReport, IdentityError> {
     let db = Db::connect(&config.database_url, Create::Never).await?;
     let outcome = async {
         if !db.pending_migrations().await?.is_empty() {
             return Err(BrokerError::Migration(
                 "the database is not migrated; run `pawd serve` or `pawd init` first".into(),
-            ));
+            )
+            .into());
         }
         crate::identity::unlock(&db, user, key).await
     }

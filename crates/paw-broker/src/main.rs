@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use paw_broker::base::error::ServiceError;
 use paw_broker::config::telemetry;
 use paw_broker::config::{DatabaseUrl, LogFormat};
 use paw_broker::init::{self, InitOptions};
@@ -118,7 +119,7 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(&BrokerError::io("cannot start the async runtime", e)),
+        Err(e) => return fail(&BrokerError::io("cannot start the async runtime", e).into()),
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,12 +127,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn fail(e: &BrokerError) -> ExitCode {
-    eprintln!("{}: {e}", e.code());
+/// Any service's error as the command line prints it: `code: message`, so scripts can tell a
+/// refusal (`bad_request`) from a failure.
+struct CliError {
+    code: paw_proto::ErrorCode,
+    message: String,
+}
+
+impl<E: ServiceError> From<E> for CliError {
+    fn from(e: E) -> Self {
+        Self {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn fail(e: &CliError) -> ExitCode {
+    eprintln!("{}: {}", e.code, e.message);
     ExitCode::FAILURE
 }
 
-async fn run(command: Command) -> Result<(), BrokerError> {
+async fn run(command: Command) -> Result<(), CliError> {
     paw_broker::config::check_env_names()?;
     match command {
         Command::Init {
@@ -250,7 +267,7 @@ async fn run(command: Command) -> Result<(), BrokerError> {
             tokio::spawn(reload_on_hangup(server.elevation().clone(), config_path));
             // Tests and scripts parse this exact line for the real port.
             println!("listening on https://{}", server.local_addr());
-            server.run(shutdown_signal()).await
+            Ok(server.run(shutdown_signal()).await?)
         }
         Command::Openapi => {
             let doc = paw_broker::http::openapi();

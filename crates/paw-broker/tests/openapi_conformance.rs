@@ -133,6 +133,46 @@ async fn every_answer_of_every_operation_is_documented() {
     assert!(calls > 200, "{calls}");
 }
 
+/// Every operation lists the status of each code its service's error type declares
+/// (`service_error!`), so a refusal added to a service is documented by that alone; and every
+/// operation is tagged with a service, so none falls back to the infrastructure codes only.
+#[test]
+fn every_operation_documents_the_codes_of_its_service_error() {
+    let doc = serde_json::to_value(paw_broker::http::openapi()).unwrap();
+    let known = [
+        "identity",
+        "keys",
+        "elevation",
+        "sessions",
+        "audit",
+        "system",
+    ];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS {
+            let Some(op) = item.get(*method) else {
+                continue;
+            };
+            let tags = op["tags"].as_array().cloned().unwrap_or_default();
+            assert!(!tags.is_empty(), "{method} {path} has no tag");
+            for tag in tags {
+                let tag = tag.as_str().unwrap();
+                assert!(known.contains(&tag), "{method} {path}: unknown tag {tag}");
+                for code in paw_broker::http::statuses::service_codes(tag) {
+                    let status = code.http_status().to_string();
+                    assert!(
+                        !op["responses"][&status].is_null(),
+                        "{method} {path} ({tag}) can answer {} with {status} but does not document it",
+                        code.as_str()
+                    );
+                }
+            }
+        }
+    }
+    // The elevation service refuses a second decision with `conflict`: its operations say 409.
+    let approve = &doc["paths"]["/v1/requests/{id}/decide"]["post"];
+    assert!(!approve["responses"]["409"].is_null(), "{approve}");
+}
+
 /// Every operation lists the statuses its parts can produce, each with the ApiError body.
 #[test]
 fn every_operation_documents_the_errors_of_its_parts() {

@@ -24,10 +24,11 @@ use paw_proto::http::{
 use paw_proto::ErrorCode;
 use serde_json::json;
 
+use crate::audit::error::{AuditError, Result};
 use crate::audit::{self, Entry};
 use crate::base::auth::AuthContext;
-use crate::base::error::{BrokerError, Result};
-use crate::base::util::{b64, refuse, unb64};
+use crate::base::error::BrokerError;
+use crate::base::util::{b64, unb64};
 use crate::store::Tx;
 use crate::with_tx;
 
@@ -71,14 +72,11 @@ pub async fn upload(
 ) -> Result<CheckpointCosigned> {
     // Size first: nothing below is worth doing for an upload we will not take.
     if req.records.len() > MAX_CHECKPOINT_RECORDS {
-        return Err(refuse(
-            ErrorCode::PayloadTooLarge,
-            format!(
-                "at most {MAX_CHECKPOINT_RECORDS} records per upload (got {}); upload in steps, \
+        return Err(AuditError::PayloadTooLarge(format!(
+            "at most {MAX_CHECKPOINT_RECORDS} records per upload (got {}); upload in steps, \
                  each with a checkpoint at its last record",
-                req.records.len()
-            ),
-        ));
+            req.records.len()
+        )));
     }
     let checkpoint = parse_checkpoint(&req.checkpoint)?;
     let records = req
@@ -89,9 +87,8 @@ pub async fn upload(
     let now = svc.clock.now_ms();
     if checkpoint.time_ms > now.saturating_add(MAX_SKEW_MS) {
         // A far-future time would make every honest later checkpoint look older than it.
-        return Err(refuse(
-            ErrorCode::BadRequest,
-            "the checkpoint time is ahead of the broker's clock",
+        return Err(AuditError::BadRequest(
+            "the checkpoint time is ahead of the broker's clock".into(),
         ));
     }
 
@@ -180,73 +177,56 @@ fn judge(
     // The device proof already showed this request comes from the session's device; the
     // checkpoint must be that device's statement too, not one relayed from another key.
     if checkpoint.key != session_key.to_bytes() {
-        return Err(refuse(
-            ErrorCode::Forbidden,
-            "the checkpoint is not signed by this session's device key",
+        return Err(AuditError::Forbidden(
+            "the checkpoint is not signed by this session's device key".into(),
         ));
     }
     checkpoint.verify(&session_key).map_err(|_| {
-        refuse(
-            ErrorCode::Forbidden,
-            "the checkpoint signature does not verify under this session's device key",
+        AuditError::Forbidden(
+            "the checkpoint signature does not verify under this session's device key".into(),
         )
     })?;
     let Some(last) = last else {
         // The origin's first checkpoint becomes the base. Records, when sent, must run from
         // the genesis to the head it signs.
         if !records.is_empty() {
-            let reached = verify_from(&Head::genesis(), records).map_err(|e| {
-                refuse(
-                    ErrorCode::Conflict,
-                    format!("the records do not verify: {e}"),
-                )
-            })?;
+            let reached = verify_from(&Head::genesis(), records)
+                .map_err(|e| AuditError::Conflict(format!("the records do not verify: {e}")))?;
             if reached != checkpoint.head {
-                return Err(refuse(
-                    ErrorCode::Conflict,
-                    format!(
-                        "the records end at seq {}, not at the checkpoint's head",
-                        reached.seq
-                    ),
-                ));
+                return Err(AuditError::Conflict(format!(
+                    "the records end at seq {}, not at the checkpoint's head",
+                    reached.seq
+                )));
             }
         }
         return Ok(());
     };
     if last.user_id != auth.user_id {
-        return Err(refuse(
-            ErrorCode::Forbidden,
-            "this audit trail origin belongs to another user",
+        return Err(AuditError::Forbidden(
+            "this audit trail origin belongs to another user".into(),
         ));
     }
     let previous = last_checkpoint(&checkpoint.origin, last)?;
     if checkpoint.head.seq < previous.head.seq {
-        return Err(refuse(
-            ErrorCode::Conflict,
-            format!(
-                "the checkpoint's head (seq {}) is behind the last cosigned checkpoint (seq {}): \
+        return Err(AuditError::Conflict(format!(
+            "the checkpoint's head (seq {}) is behind the last cosigned checkpoint (seq {}): \
                  the trail lost its tail",
-                checkpoint.head.seq, previous.head.seq
-            ),
-        ));
+            checkpoint.head.seq, previous.head.seq
+        )));
     }
     // Strictly newer: an old checkpoint replayed (or re-sent) is never cosigned again, so a
     // cosignature's time always says when the broker last saw that head.
     if checkpoint.time_ms <= previous.time_ms {
-        return Err(refuse(
-            ErrorCode::Conflict,
-            "the checkpoint is not newer than the last cosigned checkpoint of this trail",
+        return Err(AuditError::Conflict(
+            "the checkpoint is not newer than the last cosigned checkpoint of this trail".into(),
         ));
     }
     let records = after_cosigned(&previous, records)?;
     check_successor(&previous, checkpoint, records).map_err(|e| {
-        refuse(
-            ErrorCode::Conflict,
-            format!(
-                "the checkpoint does not continue the last cosigned checkpoint (seq {}): {e}",
-                previous.head.seq
-            ),
-        )
+        AuditError::Conflict(format!(
+            "the checkpoint does not continue the last cosigned checkpoint (seq {}): {e}",
+            previous.head.seq
+        ))
     })
 }
 
@@ -262,13 +242,10 @@ fn after_cosigned<'a>(previous: &Checkpoint, records: &'a [Record]) -> Result<&'
     }
     match records.iter().position(|r| r.event.seq == want.seq) {
         Some(at) if records[at].hash == want.hash => Ok(&records[at + 1..]),
-        _ => Err(refuse(
-            ErrorCode::Conflict,
-            format!(
-                "the records do not pass through the last cosigned head (seq {})",
-                want.seq
-            ),
-        )),
+        _ => Err(AuditError::Conflict(format!(
+            "the records do not pass through the last cosigned head (seq {})",
+            want.seq
+        ))),
     }
 }
 
@@ -320,7 +297,7 @@ async fn store(
     now: i64,
 ) -> Result<()> {
     let seq = i64::try_from(checkpoint.head.seq)
-        .map_err(|_| refuse(ErrorCode::BadRequest, "checkpoint seq is out of range"))?;
+        .map_err(|_| AuditError::BadRequest("checkpoint seq is out of range".into()))?;
     // The signed body then the signature: the row alone lets anyone re-verify the statement.
     let mut blob = checkpoint.message();
     blob.extend_from_slice(&checkpoint.signature);
@@ -351,8 +328,8 @@ async fn store(
     Ok(())
 }
 
-fn bad(message: impl Into<String>) -> BrokerError {
-    refuse(ErrorCode::BadRequest, message)
+fn bad(message: impl Into<String>) -> AuditError {
+    AuditError::BadRequest(message.into())
 }
 
 fn hex32(s: &str) -> Option<[u8; 32]> {

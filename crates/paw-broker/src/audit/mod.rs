@@ -10,12 +10,14 @@
 //! the record with paw-audit and write both.
 
 pub mod checkpoints;
+pub mod error;
 pub mod stream;
 
 use paw_audit::{Event, Head, Outcome, Record};
 use serde_json::Value;
 
-use crate::base::error::{BrokerError, Result};
+use crate::base::error::BrokerError;
+use crate::base::error::Result;
 use crate::store::{Db, Tx};
 use crate::{with_pool, with_tx};
 

@@ -26,7 +26,8 @@ use std::time::Duration;
 use paw_audit::Record;
 
 use crate::base::clock::Clock;
-use crate::base::error::{BrokerError, Result};
+use crate::base::error::BrokerError;
+use crate::base::error::Result;
 use crate::config::AuditConfig;
 use crate::store::Db;
 use crate::with_pool;

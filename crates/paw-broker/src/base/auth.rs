@@ -2,10 +2,7 @@
 //! Identity builds an [`AuthContext`] from a verified token and device proof; every other layer
 //! only reads it, so one role check ([`AuthContext::require_admin`]) serves every admin route.
 
-use paw_proto::ErrorCode;
-
-use crate::base::error::Result;
-use crate::base::util::refuse;
+use crate::base::error::Forbidden;
 
 /// The role that may revoke any grant, kill any session and read every break-glass review.
 pub const ADMIN_ROLE: &str = "admin";
@@ -36,14 +33,11 @@ impl AuthContext {
     }
 
     /// The one admin check: `forbidden` for anyone without the admin role.
-    pub fn require_admin(&self, what: &str) -> Result<()> {
+    pub fn require_admin(&self, what: &str) -> Result<(), Forbidden> {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(refuse(
-                ErrorCode::Forbidden,
-                format!("{what} needs the admin role"),
-            ))
+            Err(Forbidden(format!("{what} needs the admin role")))
         }
     }
 }

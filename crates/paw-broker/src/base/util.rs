@@ -4,7 +4,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::base::error::{BrokerError, Result};
+use crate::base::error::{BrokerError, Invalid, Result};
 
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -36,19 +36,11 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Refused input with a code; the message must never contain a secret.
-pub fn refuse(code: paw_proto::ErrorCode, message: impl Into<String>) -> BrokerError {
-    BrokerError::BadRequest {
-        code,
-        message: message.into(),
-    }
-}
-
 /// The longest user, role or key name.
 pub const MAX_NAME: usize = 64;
 
 /// A user or role name: short, printable, no separators that could confuse logs or paths.
-pub fn validate_name(what: &str, name: &str) -> Result<()> {
+pub fn validate_name(what: &str, name: &str) -> Result<(), Invalid> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
         && name
@@ -57,9 +49,8 @@ pub fn validate_name(what: &str, name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(refuse(
-            paw_proto::ErrorCode::BadRequest,
-            format!("{what} must be 1–{MAX_NAME} characters of a-z, A-Z, 0-9, '.', '_', '-', '@'"),
-        ))
+        Err(Invalid(format!(
+            "{what} must be 1–{MAX_NAME} characters of a-z, A-Z, 0-9, '.', '_', '-', '@'"
+        )))
     }
 }

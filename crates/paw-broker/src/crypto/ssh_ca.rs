@@ -90,12 +90,13 @@ impl UserCa {
     }
 
     /// Signs a certificate for `subject` (the session's ephemeral public key).
-    pub fn issue(&self, subject: &PublicKey, req: &CertRequest<'_>) -> Result<Certificate> {
+    pub fn issue(
+        &self,
+        subject: &PublicKey,
+        req: &CertRequest<'_>,
+    ) -> Result<Certificate, IssueError> {
         if req.grant_end_secs <= req.now_secs {
-            return Err(BrokerError::BadRequest {
-                code: paw_proto::ErrorCode::Forbidden,
-                message: "the grant has ended".into(),
-            });
+            return Err(IssueError::GrantEnded);
         }
         let after = req.now_secs.saturating_sub(BACKDATE_SECS);
         let nonce = random_bytes::<32>()?;
@@ -123,8 +124,18 @@ impl UserCa {
             .map_err(sign_err)?
             .extension("permit-pty", "")
             .map_err(sign_err)?;
-        b.sign(&self.key).map_err(sign_err)
+        b.sign(&self.key).map_err(sign_err).map_err(Into::into)
     }
+}
+
+/// Why no certificate was signed: the grant ended first (the caller refuses the session), or
+/// the signing itself failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("the grant has ended")]
+    GrantEnded,
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Grants after approval: revocation, the break-glass review, redeeming a session ticket and
 //! ending a session the grant carries.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
+#[allow(clippy::wildcard_imports)]
+use crate::elevation::error::ElevationError;
 
 /// Brings `row` up to the broker's clock before a transition and returns its state now: an
 /// approved grant whose start has passed but that the ticker has not reached yet is written
@@ -41,9 +42,8 @@ pub async fn revoke(
 ) -> Result<GrantView> {
     check_comment(reason)?;
     if reason.trim().is_empty() {
-        return Err(refuse(
-            ErrorCode::BadRequest,
-            "say why the grant is revoked",
+        return Err(ElevationError::BadRequest(
+            "say why the grant is revoked".into(),
         ));
     }
     let policy = svc.policy.get();
@@ -56,9 +56,8 @@ pub async fn revoke(
             .entitlement(&row.entitlement)
             .is_some_and(|e| policy.is_approver_of(&auth.user_name, e));
     if !allowed {
-        return Err(refuse(
-            ErrorCode::Forbidden,
-            "only an approver of this entitlement or an admin can revoke",
+        return Err(ElevationError::Forbidden(
+            "only an approver of this entitlement or an admin can revoke".into(),
         ));
     }
     let current = catch_up(&mut tx, &mut row, now).await?;
@@ -129,22 +128,23 @@ pub async fn close_review(
 ) -> Result<GrantView> {
     check_comment(comment)?;
     if comment.trim().is_empty() {
-        return Err(refuse(ErrorCode::BadRequest, "a review needs a comment"));
+        return Err(ElevationError::BadRequest(
+            "a review needs a comment".into(),
+        ));
     }
     let policy = svc.policy.get();
     let now = svc.clock.now_ms();
     let me = policy.person_of(&auth.user_name);
     if !auth.is_admin() {
-        return Err(refuse(
-            ErrorCode::Forbidden,
-            "only admins review break-glass use",
+        return Err(ElevationError::Forbidden(
+            "only admins review break-glass use".into(),
         ));
     }
     let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let row = load(&mut tx, id).await?;
     if !row.break_glass {
-        return Err(refuse(ErrorCode::NotFound, "no such break-glass use"));
+        return Err(ElevationError::NotFound("no such break-glass use".into()));
     }
     may_review(&PersonId::new(&row.person), &me)?;
     let inserted = with_tx!(&mut tx, t => {
@@ -154,9 +154,8 @@ pub async fn close_review(
             .execute(&mut **t).await?.rows_affected()
     });
     if inserted != 1 {
-        return Err(refuse(
-            ErrorCode::Conflict,
-            "you have already reviewed this use",
+        return Err(ElevationError::Conflict(
+            "you have already reviewed this use".into(),
         ));
     }
     let reviewers = reviewers_in(&mut tx, id).await?;
@@ -218,7 +217,7 @@ pub async fn redeem(
     proof: &StepUp<kind::Session>,
 ) -> Result<RedeemResponse> {
     let Some(Action::Session { grant_id, target }) = proof.action() else {
-        return Err(wrong_action());
+        return Err(wrong_action().into());
     };
     let now = svc.clock.now_ms();
     let session_id = new_id();
@@ -294,14 +293,14 @@ pub(super) async fn issue_checks(
     live_user(tx, &auth.user_id).await?;
     let row = load(tx, grant_id).await?;
     if row.user_id != auth.user_id || row.target != target {
-        return Err(refuse(ErrorCode::NotFound, "no such grant"));
+        return Err(ElevationError::NotFound("no such grant".into()));
     }
     if effective(&row, now)? != GrantState::Active {
-        return Err(refuse(ErrorCode::Forbidden, "the grant is not active"));
+        return Err(ElevationError::Forbidden("the grant is not active".into()));
     }
     let e = policy
         .entitlement(&row.entitlement)
-        .ok_or_else(|| refuse(ErrorCode::Forbidden, "the entitlement no longer exists"))?;
+        .ok_or_else(|| ElevationError::Forbidden("the entitlement no longer exists".into()))?;
     if !row.break_glass {
         if let ApprovalRule::Quorum(q) = e.approval() {
             let all = decisions_in(tx, grant_id).await?;
@@ -309,9 +308,8 @@ pub(super) async fn issue_checks(
                 .evaluate(&PersonId::new(&row.person), &approvals(policy, &all))
                 .is_met()
             {
-                return Err(refuse(
-                    ErrorCode::Forbidden,
-                    "the approvals no longer hold (an approver left the approving group)",
+                return Err(ElevationError::Forbidden(
+                    "the approvals no longer hold (an approver left the approving group)".into(),
                 ));
             }
         }
@@ -321,10 +319,10 @@ pub(super) async fn issue_checks(
             .bind(grant_id).fetch_one(&mut **t).await?
     });
     if open >= i64::from(e.max_sessions()) {
-        return Err(refuse(
-            ErrorCode::Conflict,
-            format!("the grant allows {} session(s) at a time", e.max_sessions()),
-        ));
+        return Err(ElevationError::Conflict(format!(
+            "the grant allows {} session(s) at a time",
+            e.max_sessions()
+        )));
     }
     Ok(())
 }

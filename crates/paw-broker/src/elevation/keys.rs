@@ -2,11 +2,8 @@
 //! grant it activated happen in one audited transaction, so this use case lives with the grants
 //! rather than with the keys.
 
-use paw_proto::ErrorCode;
-
 use super::Elevation;
-use crate::base::error::Result;
-use crate::base::util::refuse;
+use crate::elevation::error::{ElevationError, Result};
 use crate::identity::keys::revoke_action;
 use crate::identity::stepup::{self, kind, StepUp};
 
@@ -17,7 +14,7 @@ pub async fn revoke_key(
     id: &str,
 ) -> Result<()> {
     if proof.action() != Some(&revoke_action(id)) {
-        return Err(stepup::wrong_action());
+        return Err(stepup::wrong_action().into());
     }
     let now = svc.clock.now_ms();
     let user = proof.user();
@@ -30,7 +27,9 @@ pub async fn revoke_key(
          RETURNING cred_id")
         .bind(now).bind(id).bind(&user.id).fetch_optional(&mut **t).await?);
     let Some(cred) = cred else {
-        return Err(refuse(ErrorCode::NotFound, "no such active security key"));
+        return Err(ElevationError::NotFound(
+            "no such active security key".into(),
+        ));
     };
     let voided = super::void_activated_by(
         &mut tx,

@@ -15,6 +15,7 @@
 //! - **Transitions come from paw-policy.** Every state change goes through
 //!   [`paw_policy::transition`], so an edge the state machine does not list cannot happen.
 
+pub mod error;
 mod grants;
 pub mod keys;
 pub mod notify;
@@ -34,13 +35,13 @@ use paw_proto::elevation::{
     DecisionView, EntitlementList, EntitlementView, GrantList, GrantView, Inbox, InboxItem,
     LiveEvent, RedeemResponse,
 };
-use paw_proto::ErrorCode;
 use serde_json::json;
 
 use crate::audit::Entry;
 use crate::base::auth::AuthContext;
-use crate::base::error::{BrokerError, Result};
-use crate::base::util::{new_id, random_secret, refuse, secret_hash};
+use crate::base::error::BrokerError;
+use crate::base::util::{new_id, random_secret, secret_hash};
+use crate::elevation::error::{ElevationError, Result};
 use crate::elevation::notify::{Audience, Notice};
 use crate::elevation::policy::Policy;
 use crate::identity::stepup::{kind, wrong_action, StepUp};
@@ -125,6 +126,7 @@ fn parse_state(s: &str) -> Result<GrantState> {
         .into_iter()
         .find(|g| g.as_str() == s)
         .ok_or_else(|| BrokerError::Internal(format!("unknown grant state {s:?}")))
+        .map_err(Into::into)
 }
 
 /// The state at `now` by the broker's clock, whatever the ticker has written so far.
@@ -188,9 +190,8 @@ pub fn check_action(
     action: &Action,
 ) -> Result<(paw_policy::RequestPlan, Entitlement)> {
     if auth.has_role(HELPDESK_ROLE) {
-        return Err(refuse(
-            ErrorCode::Forbidden,
-            "the help-desk role cannot request elevation",
+        return Err(ElevationError::Forbidden(
+            "the help-desk role cannot request elevation".into(),
         ));
     }
     let (entitlement, target, role, duration, justification, ticket, break_glass) = match action {
@@ -226,11 +227,11 @@ pub fn check_action(
             None,
             true,
         ),
-        _ => return Err(wrong_action()),
+        _ => return Err(wrong_action().into()),
     };
     let e = policy
         .entitlement(entitlement)
-        .ok_or_else(|| refuse(ErrorCode::NotFound, "no such entitlement"))?;
+        .ok_or_else(|| ElevationError::NotFound("no such entitlement".into()))?;
     let plan = check_request(
         e,
         &RequestInput {

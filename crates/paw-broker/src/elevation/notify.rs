@@ -16,8 +16,9 @@ use sha2::Sha256;
 use tokio::sync::broadcast;
 use zeroize::Zeroizing;
 
-use crate::base::error::{BrokerError, Result};
+use crate::base::error::BrokerError;
 use crate::config::WebhookConfig;
+use crate::elevation::error::Result;
 use crate::elevation::policy::Policy;
 
 /// Live events buffered per subscriber before a slow one starts missing some.
@@ -146,7 +147,8 @@ impl Webhook {
         if secret.len() < 32 {
             return Err(BrokerError::Config(
                 "webhook.secret_file must hold at least 32 bytes".into(),
-            ));
+            )
+            .into());
         }
         let mut roots = rustls::RootCertStore::empty();
         if let Some(ca) = &c.ca_file {
@@ -165,7 +167,8 @@ impl Webhook {
                 "webhook.ca_file is required for an https webhook (for a public service, point it \
                  at the system bundle, e.g. /etc/ssl/certs/ca-certificates.crt)"
                     .into(),
-            ));
+            )
+            .into());
         }
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -202,10 +205,7 @@ impl Webhook {
             .await
             .map_err(|e| BrokerError::Internal(format!("webhook: {e}")))?;
         if !res.status().is_success() {
-            return Err(BrokerError::Internal(format!(
-                "webhook answered {}",
-                res.status()
-            )));
+            return Err(BrokerError::Internal(format!("webhook answered {}", res.status())).into());
         }
         Ok(())
     }

@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Entry};
-use crate::base::error::{BrokerError, Result};
 use crate::config::Config;
+use crate::elevation::error::ElevationError;
+use crate::elevation::error::Result;
 use crate::store::Db;
 use crate::with_tx;
 
@@ -190,7 +191,7 @@ pub async fn install(
     shared.set(Arc::new(policy));
     if let Err(e) = tx.commit().await {
         shared.set(previous);
-        return Err(e);
+        return Err(e.into());
     }
     if changed {
         tracing::warn!(
@@ -222,31 +223,24 @@ pub async fn reload(
     .await
 }
 
-impl From<paw_policy::PolicyError> for BrokerError {
-    fn from(e: paw_policy::PolicyError) -> Self {
-        BrokerError::BadRequest {
-            code: policy_code(&e),
-            message: e.to_string(),
-        }
-    }
-}
-
 /// The API code for a policy refusal: the caller asked for something the rules do not allow
 /// (`forbidden`), or sent something malformed (`bad_request`).
-fn policy_code(e: &paw_policy::PolicyError) -> paw_proto::ErrorCode {
-    use paw_policy::PolicyError as P;
-    use paw_proto::ErrorCode as C;
-    match e {
-        P::NotARequester
-        | P::TargetNotAllowed
-        | P::RoleNotAllowed
-        | P::BreakGlassNotAllowed
-        | P::NoApprovers
-        | P::SelfApproval
-        | P::ApproverNotInGroup
-        | P::SelfReview
-        | P::TargetKindMismatch { .. } => C::Forbidden,
-        _ => C::BadRequest,
+impl From<paw_policy::PolicyError> for ElevationError {
+    fn from(e: paw_policy::PolicyError) -> Self {
+        use paw_policy::PolicyError as P;
+        let message = e.to_string();
+        match e {
+            P::NotARequester
+            | P::TargetNotAllowed
+            | P::RoleNotAllowed
+            | P::BreakGlassNotAllowed
+            | P::NoApprovers
+            | P::SelfApproval
+            | P::ApproverNotInGroup
+            | P::SelfReview
+            | P::TargetKindMismatch { .. } => Self::Forbidden(message),
+            _ => Self::BadRequest(message),
+        }
     }
 }
 

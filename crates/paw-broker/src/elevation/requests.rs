@@ -1,8 +1,9 @@
 //! Requests and decisions: asking (with step-up), break-glass, approving or denying, and the
 //! requester cancelling or releasing their own grant.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
+#[allow(clippy::wildcard_imports)]
+use crate::elevation::error::ElevationError;
 
 /// A request signed by the requester's step-up. Auto-approved entitlements become active grants
 /// at once (or at the requested start).
@@ -13,15 +14,14 @@ pub async fn request(
 ) -> Result<GrantView> {
     let action = proof.action().ok_or_else(wrong_action)?;
     let Action::Request { start_at_ms, .. } = action else {
-        return Err(wrong_action());
+        return Err(wrong_action().into());
     };
     let policy = svc.policy.get();
     let (plan, e) = check_action(&policy, auth, action)?;
     let now = svc.clock.now_ms();
     if start_at_ms.is_some_and(|t| t < now - 60_000 || t > now + 30 * 86_400_000) {
-        return Err(refuse(
-            ErrorCode::BadRequest,
-            "start time must be within the next 30 days",
+        return Err(ElevationError::BadRequest(
+            "start time must be within the next 30 days".into(),
         ));
     }
     let row = new_row(auth, &policy, action, &e, now, proof.credential_id())?;
@@ -199,7 +199,7 @@ pub(super) fn new_row(
             justification,
             ..
         } => (target, role, duration_secs, justification, None, None),
-        _ => return Err(wrong_action()),
+        _ => return Err(wrong_action().into()),
     };
     Ok(GrantRow {
         id: new_id(),
@@ -273,7 +273,7 @@ pub async fn decide(
         comment,
     }) = proof.action()
     else {
-        return Err(wrong_action());
+        return Err(wrong_action().into());
     };
     check_comment(comment)?;
     let now = svc.clock.now_ms();
@@ -285,7 +285,7 @@ pub async fn decide(
     let row = load(&mut tx, request_id).await?;
     let e = policy
         .entitlement(&row.entitlement)
-        .ok_or_else(|| refuse(ErrorCode::Conflict, "the entitlement no longer exists"))?;
+        .ok_or_else(|| ElevationError::Conflict("the entitlement no longer exists".into()))?;
     may_approve(
         e,
         &me,
@@ -293,10 +293,10 @@ pub async fn decide(
         &PersonId::new(&row.person),
     )?;
     if parse_state(&row.state)? != GrantState::Pending {
-        return Err(refuse(
-            ErrorCode::Conflict,
-            format!("the request is {}, not pending", row.state),
-        ));
+        return Err(ElevationError::Conflict(format!(
+            "the request is {}, not pending",
+            row.state
+        )));
     }
     let inserted = with_tx!(&mut tx, t => {
         sqlx::query(
@@ -308,9 +308,9 @@ pub async fn decide(
         .execute(&mut **t).await?.rows_affected()
     });
     if inserted != 1 {
-        return Err(refuse(
-            ErrorCode::Conflict,
-            "you have already decided on this request (with this or another of your accounts)",
+        return Err(ElevationError::Conflict(
+            "you have already decided on this request (with this or another of your accounts)"
+                .into(),
         ));
     }
     audit::append(
@@ -392,9 +392,8 @@ pub async fn decide(
 
 pub(super) fn check_comment(comment: &str) -> Result<()> {
     if comment.chars().count() > 1000 || comment.chars().any(char::is_control) {
-        return Err(refuse(
-            ErrorCode::BadRequest,
-            "a comment is at most 1000 characters on one line",
+        return Err(ElevationError::BadRequest(
+            "a comment is at most 1000 characters on one line".into(),
         ));
     }
     Ok(())
@@ -431,7 +430,7 @@ pub(super) async fn end_own(
     let mut row = load(&mut tx, id).await?;
     if row.user_id != auth.user_id {
         // Another user's id is indistinguishable from an unknown one (case B3).
-        return Err(refuse(ErrorCode::NotFound, "no such request or grant"));
+        return Err(ElevationError::NotFound("no such request or grant".into()));
     }
     catch_up(&mut tx, &mut row, now).await?;
     move_state(&mut tx, &row, event, None, Some((now, why))).await?;

@@ -1,8 +1,9 @@
 //! The SQL of grants and decisions: one place for the statements the other elevation files
 //! share, each run inside the caller's audited transaction.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
+#[allow(clippy::wildcard_imports)]
+use crate::elevation::error::ElevationError;
 
 /// Refuses a locked or disabled user inside the transaction (their row is read there, so a
 /// lock committed before this transaction is seen: case B5/B9).
@@ -15,11 +16,10 @@ pub(crate) async fn live_user(tx: &mut Tx, user_id: &str) -> Result<()> {
     });
     match row {
         Some((false, None)) => Ok(()),
-        Some((true, _)) => Err(refuse(
-            ErrorCode::AccountLocked,
-            "the account is locked; ask an administrator",
+        Some((true, _)) => Err(ElevationError::AccountLocked(
+            "the account is locked; ask an administrator".into(),
         )),
-        _ => Err(refuse(ErrorCode::Forbidden, "the account is disabled")),
+        _ => Err(ElevationError::Forbidden("the account is disabled".into())),
     }
 }
 
@@ -64,7 +64,7 @@ pub(super) async fn move_state(
 ) -> Result<GrantState> {
     let from = parse_state(&row.state)?;
     let to = transition(from, event)
-        .map_err(|e| refuse(ErrorCode::Conflict, format!("the request is {from}: {e}")))?;
+        .map_err(|e| ElevationError::Conflict(format!("the request is {from}: {e}")))?;
     let (starts, ends) = match window {
         Some((s, e)) => (Some(s), Some(e)),
         None => (row.starts_at, row.ends_at),
@@ -90,7 +90,9 @@ pub(super) async fn move_state(
         .rows_affected()
     });
     if done != 1 {
-        return Err(refuse(ErrorCode::Conflict, "the request changed meanwhile"));
+        return Err(ElevationError::Conflict(
+            "the request changed meanwhile".into(),
+        ));
     }
     Ok(to)
 }
@@ -100,7 +102,7 @@ pub(crate) async fn load(tx: &mut Tx, id: &str) -> Result<GrantRow> {
     let row: Option<GrantRow> = with_tx!(tx, t => {
         sqlx::query_as(&q).bind(id).fetch_optional(&mut **t).await?
     });
-    row.ok_or_else(|| refuse(ErrorCode::NotFound, "no such request or grant"))
+    row.ok_or_else(|| ElevationError::NotFound("no such request or grant".into()))
 }
 
 pub(super) async fn decisions_in(tx: &mut Tx, id: &str) -> Result<Vec<DecisionRow>> {

@@ -1,8 +1,9 @@
 //! The grant clock: start, warn and end grants at their time, exactly once, and void what a
 //! disabled user or a revoked key still holds.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
+#[allow(clippy::wildcard_imports)]
+use crate::elevation::error::ElevationError;
 
 /// The clock's work, run every 200 ms by the server (and by tests with a moved clock):
 /// approved grants whose start has come become active, active grants whose end has come
@@ -190,7 +191,7 @@ pub async fn disable_user(svc: &Elevation, actor: &str, user_name: &str) -> Resu
     let now = svc.clock.now_ms();
     let user = crate::identity::user_by_name(&svc.db, user_name)
         .await?
-        .ok_or_else(|| refuse(ErrorCode::NotFound, "no such user"))?;
+        .ok_or_else(|| ElevationError::NotFound("no such user".into()))?;
     let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let q = format!(

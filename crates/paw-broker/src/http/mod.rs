@@ -38,7 +38,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::base::error::BrokerError;
+use crate::base::error::{BrokerError, ServiceError};
 use crate::config::Limits;
 use crate::store::Db;
 
@@ -85,8 +85,11 @@ impl ApiFailure {
     }
 }
 
-impl From<BrokerError> for ApiFailure {
-    fn from(e: BrokerError) -> Self {
+/// The one table from every service's error to the answer: the code names the HTTP status
+/// (`ErrorCode::http_status`), the message is the refusal's own or, for storage and internal
+/// failures, a generic one.
+impl<E: ServiceError> From<E> for ApiFailure {
+    fn from(e: E) -> Self {
         let api = e.to_api_error();
         if matches!(
             api.code,

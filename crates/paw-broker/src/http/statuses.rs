@@ -12,6 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use paw_proto::ErrorCode;
 use serde_json::{json, Value};
 
+use crate::audit::error::AuditError;
+use crate::base::error::{BrokerError, ServiceError};
+use crate::elevation::error::ElevationError;
+use crate::identity::error::IdentityError;
+use crate::sessions::error::SessionsError;
+
 /// The header every authenticated operation declares.
 const DEVICE_PROOF: &str = "paw-device-proof";
 
@@ -28,9 +34,26 @@ const WITH_PATH: &[u16] = &[404];
 /// locked account or a missing role, throttled failures, and a body where none belongs.
 const SIGNED: &[u16] = &[400, 401, 403, 413, 429];
 
-/// The statuses one operation can answer with an error, from the parts it declares.
+/// The error type of the service behind each tag: its handlers call that service, so they
+/// can answer with each code the type declares (`service_error!`).
+pub fn service_codes(tag: &str) -> Vec<ErrorCode> {
+    match tag {
+        "identity" | "keys" => IdentityError::codes(),
+        "elevation" => ElevationError::codes(),
+        "sessions" => SessionsError::codes(),
+        "audit" => AuditError::codes(),
+        _ => BrokerError::codes(),
+    }
+}
+
+/// The statuses one operation can answer with an error, from the parts it declares and the
+/// error type of its service.
 pub fn error_statuses(op: &Value) -> BTreeSet<u16> {
     let mut out: BTreeSet<u16> = EVERY_REQUEST.iter().copied().collect();
+    for tag in op["tags"].as_array().into_iter().flatten() {
+        let codes = service_codes(tag.as_str().unwrap_or_default());
+        out.extend(codes.iter().map(|c| c.http_status()));
+    }
     let params = op["parameters"].as_array().cloned().unwrap_or_default();
     let has = |place: &str| params.iter().any(|p| p["in"] == place);
     if !op["requestBody"].is_null() {

@@ -6,13 +6,11 @@
 
 use paw_proto::action::Action;
 use paw_proto::http::{AddKeyStartResponse, SecurityKeyInfo, SecurityKeyList};
-use paw_proto::ErrorCode;
 use serde_json::Value;
 
 use crate::base::auth::AuthContext;
-use crate::base::error::Result;
-use crate::base::util::refuse;
 use crate::identity;
+use crate::identity::error::{IdentityError, Result};
 use crate::identity::stepup::{self, kind, StepUp};
 use crate::identity::webauthn::{self, ChallengeRow, CHALLENGE_TTL_MS, PURPOSE_ADD_KEY};
 use crate::identity::Identity;
@@ -39,7 +37,7 @@ pub async fn rename(svc: &Identity, auth: &AuthContext, id: &str, name: &str) ->
         "UPDATE credentials SET name = $1 WHERE id = $2 AND user_id = $3")
         .bind(name).bind(id).bind(&auth.user_id).execute(pool).await?.rows_affected());
     if n == 0 {
-        return Err(refuse(ErrorCode::NotFound, "no such security key"));
+        return Err(IdentityError::NotFound("no such security key".into()));
     }
     Ok(())
 }
@@ -64,7 +62,7 @@ pub fn add_action(name: &str) -> Action {
 pub async fn add_start(svc: &Identity, auth: &AuthContext) -> Result<AddKeyStartResponse> {
     let user = identity::user_by_id(&svc.db, &auth.user_id)
         .await?
-        .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "unknown user"))?;
+        .ok_or_else(|| IdentityError::Unauthenticated("unknown user".into()))?;
     let exclude = identity::credentials(&svc.db, &user.id)
         .await?
         .iter()
@@ -110,10 +108,7 @@ pub async fn add_finish(
         .await?
         .filter(|r| r.purpose == PURPOSE_ADD_KEY && r.user_id.as_deref() == Some(&proof.user().id))
         .ok_or_else(|| {
-            refuse(
-                ErrorCode::ChallengeInvalid,
-                "unknown or used registration ceremony",
-            )
+            IdentityError::ChallengeInvalid("unknown or used registration ceremony".into())
         })?;
     webauthn::check_not_expired(&row, now)?;
     let passkey = svc.rp.finish_registration(credential, &row.state_json)?;

@@ -6,6 +6,7 @@
 //! - Failed assertions are counted per user; the account locks at `auth.lock_after_failures`
 //!   (≤ 100) and attempts are throttled after `auth.throttle_after_failures` (case A14).
 
+pub mod error;
 pub mod keys;
 pub mod stepup;
 pub mod tokens;
@@ -17,14 +18,14 @@ mod verify_tests;
 use paw_proto::http::{
     EnrollFinishRequest, EnrollFinishResponse, EnrollStartRequest, EnrollStartResponse,
 };
-use paw_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{AttestedPasskey, Uuid};
 
 use self::webauthn::{ChallengeRow, CHALLENGE_TTL_MS, PURPOSE_ENROLL};
-use crate::base::error::{BrokerError, Result};
-use crate::base::util::{new_id, random_secret, refuse, secret_hash, unb64};
+use crate::base::error::BrokerError;
+use crate::base::util::{new_id, random_secret, secret_hash, unb64};
 use crate::config::AuthConfig;
+use crate::identity::error::{IdentityError, Result};
 use crate::store::Db;
 use crate::with_pool;
 
@@ -62,7 +63,9 @@ impl User {
     }
 
     pub fn uuid(&self) -> Result<Uuid> {
-        Uuid::parse_str(&self.id).map_err(|e| BrokerError::Internal(format!("user id: {e}")))
+        Uuid::parse_str(&self.id)
+            .map_err(|e| BrokerError::Internal(format!("user id: {e}")))
+            .map_err(Into::into)
     }
 }
 
@@ -81,7 +84,7 @@ pub struct CredentialRow {
 
 impl CredentialRow {
     pub fn passkey(&self) -> Result<AttestedPasskey> {
-        webauthn::from_json(&self.passkey_json)
+        webauthn::from_json(&self.passkey_json).map_err(Into::into)
     }
 }
 
@@ -93,10 +96,9 @@ pub fn validate_key_name(name: &str) -> Result<()> {
         || name.chars().count() > MAX_NAME
         || name.chars().any(char::is_control)
     {
-        return Err(refuse(
-            ErrorCode::BadRequest,
-            format!("name must be 1–{MAX_NAME} printable characters"),
-        ));
+        return Err(IdentityError::BadRequest(format!(
+            "name must be 1–{MAX_NAME} printable characters"
+        )));
     }
     Ok(())
 }
@@ -154,10 +156,9 @@ pub async fn create_invite(
         validate_name("role", r)?;
     }
     if user_by_name(db, user).await?.is_some() {
-        return Err(refuse(
-            ErrorCode::Conflict,
-            format!("user {user} exists already"),
-        ));
+        return Err(IdentityError::Conflict(format!(
+            "user {user} exists already"
+        )));
     }
     let code = random_secret()?;
     let expires_at = now_ms + INVITE_TTL_MS;
@@ -209,9 +210,8 @@ pub fn validate_device_key(key: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(refuse(
-            ErrorCode::BadRequest,
-            "device_public_key must be an ed25519 public key: 32 bytes, base64url",
+        Err(IdentityError::BadRequest(
+            "device_public_key must be an ed25519 public key: 32 bytes, base64url".into(),
         ))
     }
 }
@@ -224,7 +224,7 @@ pub async fn enroll_start(svc: &Identity, req: &EnrollStartRequest) -> Result<En
     let invite = with_pool!(&svc.db, pool => sqlx::query_as::<_, Invite>(
         "SELECT user_name FROM invites WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2")
         .bind(&code_hash).bind(now).fetch_optional(pool).await?)
-    .ok_or_else(|| refuse(ErrorCode::InviteInvalid, "the enrollment code is unknown, used or expired"))?;
+    .ok_or_else(|| IdentityError::InviteInvalid("the enrollment code is unknown, used or expired".into()))?;
     let user_id = Uuid::new_v4();
     let (options, challenge, state_json) =
         svc.rp
@@ -267,10 +267,7 @@ pub async fn enroll_finish(
         .await?
         .filter(|r| r.purpose == PURPOSE_ENROLL)
         .ok_or_else(|| {
-            refuse(
-                ErrorCode::ChallengeInvalid,
-                "unknown or used enrollment ceremony",
-            )
+            IdentityError::ChallengeInvalid("unknown or used enrollment ceremony".into())
         })?;
     webauthn::check_not_expired(&row, now)?;
     let ctx: EnrollContext = webauthn::from_json(&row.context)?;
@@ -289,17 +286,17 @@ pub async fn enroll_finish(
              AND expires_at > $1 RETURNING user_name, roles")
             .bind(now).bind(&ctx.code_hash).fetch_optional(&mut **t).await?;
         let Some((user_name, roles)) = invite else {
-            return Err(refuse(ErrorCode::InviteInvalid, "the enrollment code is unknown, used or expired"));
+            return Err(IdentityError::InviteInvalid("the enrollment code is unknown, used or expired".into()));
         };
         let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE name = $1")
             .bind(&user_name).fetch_one(&mut **t).await?;
         if exists > 0 {
-            return Err(refuse(ErrorCode::Conflict, format!("user {user_name} exists already")));
+            return Err(IdentityError::Conflict(format!("user {user_name} exists already")));
         }
         let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM credentials WHERE cred_id = $1")
             .bind(&cred_id).fetch_one(&mut **t).await?;
         if taken > 0 {
-            return Err(refuse(ErrorCode::Conflict, "this security key is registered already"));
+            return Err(IdentityError::Conflict("this security key is registered already".into()));
         }
         sqlx::query("INSERT INTO users (id, name, roles, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&ctx.user_id).bind(&user_name).bind(&roles).bind(now)
@@ -347,9 +344,8 @@ pub async fn insert_credential(
         .bind(&key_id).bind(user_id).bind(&cred_id).bind(name).bind(&passkey_json)
         .bind(0i64).bind(now).execute(pool).await?.rows_affected());
     if inserted == 0 {
-        return Err(refuse(
-            ErrorCode::Conflict,
-            "this security key is registered already",
+        return Err(IdentityError::Conflict(
+            "this security key is registered already".into(),
         ));
     }
     Ok(key_id)
@@ -358,9 +354,8 @@ pub async fn insert_credential(
 /// Refuses an attempt while the user is locked or throttled.
 pub fn check_attempt_allowed(user: &User, cfg: &AuthConfig, now: i64) -> Result<()> {
     if user.locked {
-        return Err(refuse(
-            ErrorCode::AccountLocked,
-            "the account is locked; ask an administrator",
+        return Err(IdentityError::AccountLocked(
+            "the account is locked; ask an administrator".into(),
         ));
     }
     let throttled = user.failed_attempts >= i64::from(cfg.throttle_after_failures)
@@ -368,9 +363,8 @@ pub fn check_attempt_allowed(user: &User, cfg: &AuthConfig, now: i64) -> Result<
             now < t.saturating_add(i64::try_from(cfg.throttle_ms).unwrap_or(i64::MAX))
         });
     if throttled {
-        return Err(refuse(
-            ErrorCode::RateLimited,
-            "too many failed attempts; wait and retry",
+        return Err(IdentityError::RateLimited(
+            "too many failed attempts; wait and retry".into(),
         ));
     }
     Ok(())
@@ -425,13 +419,12 @@ pub struct UnlockReport {
 pub async fn unlock(db: &Db, user_name: &str, key: Option<&str>) -> Result<UnlockReport> {
     let user = user_by_name(db, user_name)
         .await?
-        .ok_or_else(|| refuse(ErrorCode::NotFound, "no such user"))?;
+        .ok_or_else(|| IdentityError::NotFound("no such user".into()))?;
     let disabled: Option<i64> = with_pool!(db, pool => sqlx::query_scalar(
         "SELECT disabled_at FROM users WHERE id = $1").bind(&user.id).fetch_one(pool).await?);
     if disabled.is_some() {
-        return Err(refuse(
-            ErrorCode::Conflict,
-            "the user is disabled; unlocking does not re-enable them",
+        return Err(IdentityError::Conflict(
+            "the user is disabled; unlocking does not re-enable them".into(),
         ));
     }
     let account_unlocked = user.locked || user.failed_attempts > 0;
@@ -446,7 +439,7 @@ pub async fn unlock(db: &Db, user_name: &str, key: Option<&str>) -> Result<Unloc
                     "UPDATE credentials SET locked_at = NULL WHERE user_id = $1 AND id = $2 AND revoked_at IS NULL")
                     .bind(&user.id).bind(k).execute(&mut *tx).await?.rows_affected();
                 if done == 0 {
-                    return Err(refuse(ErrorCode::NotFound, "the user has no such active security key"));
+                    return Err(IdentityError::NotFound("the user has no such active security key".into()));
                 }
                 Some(k.to_owned())
             }

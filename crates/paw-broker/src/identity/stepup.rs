@@ -15,8 +15,9 @@ use paw_proto::ErrorCode;
 use serde_json::Value;
 use webauthn_rs::prelude::{AuthenticationResult, Uuid};
 
-use crate::base::error::{BrokerError, Result};
-use crate::base::util::{b64, refuse};
+use crate::base::error::BrokerError;
+use crate::base::util::b64;
+use crate::identity::error::{IdentityError, Result};
 use crate::identity::webauthn::{self, ChallengeRow, WebauthnFailure, CHALLENGE_TTL_MS};
 use crate::identity::Identity;
 use crate::identity::{self, User};
@@ -93,9 +94,8 @@ pub async fn start(svc: &Identity, user: &User, action: &Action) -> Result<Chall
         .map(identity::CredentialRow::passkey)
         .collect::<Result<Vec<_>>>()?;
     if keys.is_empty() {
-        return Err(refuse(
-            ErrorCode::WebauthnRejected,
-            "the user has no usable security key",
+        return Err(IdentityError::WebauthnRejected(
+            "the user has no usable security key".into(),
         ));
     }
     let (options, challenge, state_json) = svc.rp.start_authentication(&keys)?;
@@ -139,47 +139,38 @@ pub async fn verify<K: Kind>(
     let row = webauthn::take_challenge(&svc.db, challenge, now)
         .await?
         .ok_or_else(|| {
-            refuse(
-                ErrorCode::ChallengeInvalid,
-                "unknown or already used challenge",
-            )
+            IdentityError::ChallengeInvalid("unknown or already used challenge".into())
         })?;
     webauthn::check_not_expired(&row, now)?;
     if row.purpose != K::PURPOSE.as_str() {
-        return Err(refuse(
-            ErrorCode::ChallengeInvalid,
-            format!(
-                "the challenge was issued for {}, not {}",
-                row.purpose,
-                K::PURPOSE.as_str()
-            ),
-        ));
+        return Err(IdentityError::ChallengeInvalid(format!(
+            "the challenge was issued for {}, not {}",
+            row.purpose,
+            K::PURPOSE.as_str()
+        )));
     }
     let user_id = row
         .user_id
         .clone()
-        .ok_or_else(|| refuse(ErrorCode::ChallengeInvalid, "not an assertion challenge"))?;
+        .ok_or_else(|| IdentityError::ChallengeInvalid("not an assertion challenge".into()))?;
     if expected_user.is_some_and(|u| u != user_id) {
-        return Err(refuse(
-            ErrorCode::ChallengeInvalid,
-            "the challenge belongs to another user",
+        return Err(IdentityError::ChallengeInvalid(
+            "the challenge belongs to another user".into(),
         ));
     }
     if let Some(action) = action {
         if action.purpose() != K::PURPOSE || b64(&action.hash()) != row.action_hash {
-            return Err(refuse(
-                ErrorCode::ChallengeInvalid,
-                "the action differs from the one the challenge was issued for",
+            return Err(IdentityError::ChallengeInvalid(
+                "the action differs from the one the challenge was issued for".into(),
             ));
         }
     }
     let user = identity::user_by_id(&svc.db, &user_id)
         .await?
-        .ok_or_else(|| refuse(ErrorCode::ChallengeInvalid, "unknown user"))?;
+        .ok_or_else(|| IdentityError::ChallengeInvalid("unknown user".into()))?;
     if user.locked {
-        return Err(refuse(
-            ErrorCode::AccountLocked,
-            "the account is locked; ask an administrator",
+        return Err(IdentityError::AccountLocked(
+            "the account is locked; ask an administrator".into(),
         ));
     }
     match check_assertion(svc, &user, &row, credential, now).await {
@@ -210,12 +201,18 @@ pub async fn verify<K: Kind>(
 #[derive(Debug)]
 pub enum AssertionError {
     CounterRegression,
-    Refused(BrokerError),
+    Refused(IdentityError),
+}
+
+impl From<IdentityError> for AssertionError {
+    fn from(e: IdentityError) -> Self {
+        Self::Refused(e)
+    }
 }
 
 impl From<BrokerError> for AssertionError {
     fn from(e: BrokerError) -> Self {
-        Self::Refused(e)
+        Self::Refused(e.into())
     }
 }
 
@@ -235,17 +232,15 @@ pub fn verify_assertion(
     rp.check_origin(credential)?;
     // The key signed clientDataJSON, so this member is the key's word on the action (A5).
     if binding.action_hash.as_deref() != Some(action_hash) {
-        return Err(refuse(
-            ErrorCode::WebauthnRejected,
-            "the signed client data is not bound to this action",
+        return Err(IdentityError::WebauthnRejected(
+            "the signed client data is not bound to this action".into(),
         )
         .into());
     }
     if let Some(handle) = &binding.user_handle {
         if handle.as_slice() != user.as_bytes() {
-            return Err(refuse(
-                ErrorCode::WebauthnRejected,
-                "userHandle does not match the user",
+            return Err(IdentityError::WebauthnRejected(
+                "userHandle does not match the user".into(),
             )
             .into());
         }
@@ -254,19 +249,16 @@ pub fn verify_assertion(
         Ok(r) => r,
         Err(WebauthnFailure::CounterRegression) => return Err(AssertionError::CounterRegression),
         Err(WebauthnFailure::Rejected(reason)) => {
-            return Err(refuse(
-                ErrorCode::WebauthnRejected,
-                format!("assertion refused: {reason}"),
-            )
-            .into());
+            return Err(
+                IdentityError::WebauthnRejected(format!("assertion refused: {reason}")).into(),
+            );
         }
         Err(WebauthnFailure::Broker(e)) => return Err(e.into()),
     };
     // Belt and braces over the library's policy: UV required, syncable keys refused (A9, A10).
     if !result.user_verified() || result.backup_eligible() || result.backup_state() {
-        return Err(refuse(
-            ErrorCode::WebauthnRejected,
-            "assertion refused: user verification missing or a syncable credential",
+        return Err(IdentityError::WebauthnRejected(
+            "assertion refused: user verification missing or a syncable credential".into(),
         )
         .into());
     }
@@ -292,9 +284,8 @@ async fn check_assertion(
         Ok(r) => r,
         Err(AssertionError::CounterRegression) => {
             identity::lock_credential(&svc.db, &user.id, &claimed_id, now).await?;
-            return Err(refuse(
-                ErrorCode::WebauthnRejected,
-                "signature counter went backwards; the security key is locked",
+            return Err(IdentityError::WebauthnRejected(
+                "signature counter went backwards; the security key is locked".into(),
             ));
         }
         Err(AssertionError::Refused(e)) => return Err(e),
@@ -305,10 +296,7 @@ async fn check_assertion(
         .into_iter()
         .find(|c| c.cred_id == cred_id)
         .ok_or_else(|| {
-            refuse(
-                ErrorCode::WebauthnRejected,
-                "the security key is revoked or locked",
-            )
+            IdentityError::WebauthnRejected("the security key is revoked or locked".into())
         })?;
     let new_counter = i64::from(result.counter());
     if new_counter > 0 || stored.counter > 0 {
@@ -324,9 +312,8 @@ async fn check_assertion(
             .execute(pool).await?.rows_affected());
         if updated == 0 {
             identity::lock_credential(&svc.db, &user.id, &cred_id, now).await?;
-            return Err(refuse(
-                ErrorCode::WebauthnRejected,
-                "signature counter did not advance; the security key is locked",
+            return Err(IdentityError::WebauthnRejected(
+                "signature counter did not advance; the security key is locked".into(),
             ));
         }
     }
@@ -350,9 +337,8 @@ pub async fn verify_any(
         };
     }
     match action.purpose() {
-        Purpose::Login => Err(refuse(
-            ErrorCode::BadRequest,
-            "login is not a step-up; use /v1/login",
+        Purpose::Login => Err(IdentityError::BadRequest(
+            "login is not a step-up; use /v1/login".into(),
         )),
         Purpose::Request => go!(kind::Request),
         Purpose::Approve => go!(kind::Approve),
@@ -368,10 +354,7 @@ pub async fn login_start(svc: &Identity, user_name: &str) -> Result<ChallengeRes
     let user = identity::user_by_name(&svc.db, user_name)
         .await?
         .ok_or_else(|| {
-            refuse(
-                ErrorCode::WebauthnRejected,
-                "unknown user or no usable security key",
-            )
+            IdentityError::WebauthnRejected("unknown user or no usable security key".into())
         })?;
     start(
         svc,
@@ -390,21 +373,17 @@ pub async fn start_for(
     action: &Action,
 ) -> Result<ChallengeResponse> {
     if action.purpose() == Purpose::Login {
-        return Err(refuse(
-            ErrorCode::BadRequest,
-            "login is not a step-up; use /v1/login",
+        return Err(IdentityError::BadRequest(
+            "login is not a step-up; use /v1/login".into(),
         ));
     }
     let user = identity::user_by_id(&svc.db, user_id)
         .await?
-        .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "unknown user"))?;
+        .ok_or_else(|| IdentityError::Unauthenticated("unknown user".into()))?;
     start(svc, &user, action).await
 }
 
-/// `BrokerError` for a step-up whose action is not the one a privileged function performs.
-pub fn wrong_action() -> BrokerError {
-    refuse(
-        ErrorCode::ChallengeInvalid,
-        "the step-up was for a different action",
-    )
+/// The refusal of a step-up whose action is not the one a privileged function performs.
+pub fn wrong_action() -> IdentityError {
+    IdentityError::ChallengeInvalid("the step-up was for a different action".into())
 }

@@ -13,12 +13,12 @@
 use ed25519_dalek::{Signature, VerifyingKey};
 use paw_proto::device_proof::{self, ProofHeader, MAX_SKEW_MS};
 use paw_proto::http::TokenResponse;
-use paw_proto::ErrorCode;
 
 use crate::base::auth::AuthContext;
-use crate::base::error::{BrokerError, Result};
-use crate::base::util::{b64, new_id, random_secret, refuse, secret_hash, unb64};
+use crate::base::error::BrokerError;
+use crate::base::util::{b64, new_id, random_secret, secret_hash, unb64};
 use crate::identity;
+use crate::identity::error::{IdentityError, Result};
 use crate::identity::stepup::{kind, StepUp};
 pub use crate::identity::Identity;
 use crate::with_pool;
@@ -61,9 +61,8 @@ pub async fn login(
     let user = proof.user();
     identity::validate_device_key(device_key)?;
     if !identity::device_key_registered(&svc.db, &user.id, device_key).await? {
-        return Err(refuse(
-            ErrorCode::Unauthenticated,
-            "this device key is not registered for the user",
+        return Err(IdentityError::Unauthenticated(
+            "this device key is not registered for the user".into(),
         ));
     }
     let now = svc.clock.now_ms();
@@ -121,13 +120,14 @@ async fn revoke_session(svc: &Identity, session_id: &str, now: i64) -> Result<()
 /// Idle and absolute limits (A15). A session past either is revoked for good.
 async fn check_session_alive(svc: &Identity, s: &SessionRow, now: i64) -> Result<()> {
     if s.revoked_at.is_some() {
-        return Err(refuse(ErrorCode::Unauthenticated, "the session has ended"));
+        return Err(IdentityError::Unauthenticated(
+            "the session has ended".into(),
+        ));
     }
     if now >= s.created_at + SESSION_ABSOLUTE_MS || now >= s.last_seen_at + SESSION_IDLE_MS {
         revoke_session(svc, &s.id, now).await?;
-        return Err(refuse(
-            ErrorCode::ReauthenticationRequired,
-            "the session is past its idle or absolute limit; log in again",
+        return Err(IdentityError::ReauthenticationRequired(
+            "the session is past its idle or absolute limit; log in again".into(),
         ));
     }
     Ok(())
@@ -185,26 +185,24 @@ pub async fn authenticate_as(
     let token = req
         .bearer
         .as_deref()
-        .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "missing bearer token"))?;
+        .ok_or_else(|| IdentityError::Unauthenticated("missing bearer token".into()))?;
     let now = svc.clock.now_ms();
     let session = session_by_access(svc, token)
         .await?
-        .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "unknown access token"))?;
+        .ok_or_else(|| IdentityError::Unauthenticated("unknown access token".into()))?;
     check_session_alive(svc, &session, now).await?;
     if session.token_expires_at.is_none_or(|exp| now >= exp) {
-        return Err(refuse(
-            ErrorCode::Unauthenticated,
-            "the access token has expired; refresh it",
+        return Err(IdentityError::Unauthenticated(
+            "the access token has expired; refresh it".into(),
         ));
     }
     verify_device_proof(svc, req, &session.device_key, token, now).await?;
     let user = identity::user_by_id(&svc.db, &session.user_id)
         .await?
-        .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "unknown user"))?;
+        .ok_or_else(|| IdentityError::Unauthenticated("unknown user".into()))?;
     if user.locked {
-        return Err(refuse(
-            ErrorCode::AccountLocked,
-            "the account is locked; ask an administrator",
+        return Err(IdentityError::AccountLocked(
+            "the account is locked; ask an administrator".into(),
         ));
     }
     if activity == Activity::User {
@@ -236,16 +234,15 @@ pub async fn refresh(
          CAST(NULL AS BIGINT) AS token_expires_at, r.used_at AS token_used_at \
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1")
         .bind(&hash).fetch_optional(pool).await?)
-    .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "unknown refresh token"))?;
+    .ok_or_else(|| IdentityError::Unauthenticated("unknown refresh token".into()))?;
     // The proof first: a stolen token without the device key must not be able to end the
     // victim's session by replaying it.
     verify_device_proof(svc, req, &session.device_key, refresh_token, now).await?;
     if session.token_used_at.is_some() {
         revoke_session(svc, &session.id, now).await?;
         tracing::warn!(alert = true, session = %session.id, "refresh token reused; token family revoked");
-        return Err(refuse(
-            ErrorCode::Unauthenticated,
-            "refresh token reused; the session is revoked",
+        return Err(IdentityError::Unauthenticated(
+            "refresh token reused; the session is revoked".into(),
         ));
     }
     check_session_alive(svc, &session, now).await?;
@@ -254,18 +251,16 @@ pub async fn refresh(
         .bind(now).bind(&hash).execute(pool).await?.rows_affected());
     if won == 0 {
         revoke_session(svc, &session.id, now).await?;
-        return Err(refuse(
-            ErrorCode::Unauthenticated,
-            "refresh token reused; the session is revoked",
+        return Err(IdentityError::Unauthenticated(
+            "refresh token reused; the session is revoked".into(),
         ));
     }
     let user = identity::user_by_id(&svc.db, &session.user_id)
         .await?
-        .ok_or_else(|| refuse(ErrorCode::Unauthenticated, "unknown user"))?;
+        .ok_or_else(|| IdentityError::Unauthenticated("unknown user".into()))?;
     if user.locked {
-        return Err(refuse(
-            ErrorCode::AccountLocked,
-            "the account is locked; ask an administrator",
+        return Err(IdentityError::AccountLocked(
+            "the account is locked; ask an administrator".into(),
         ));
     }
     issue(
@@ -288,7 +283,7 @@ async fn verify_device_proof(
     token: &str,
     now: i64,
 ) -> Result<()> {
-    let bad = |m: &str| refuse(ErrorCode::Unauthenticated, format!("device proof: {m}"));
+    let bad = |m: &str| IdentityError::Unauthenticated(format!("device proof: {m}"));
     let header = req.proof.as_deref().ok_or_else(|| bad("missing"))?;
     let proof = ProofHeader::parse(header).ok_or_else(|| bad("malformed"))?;
     if (proof.time_ms - now).abs() > MAX_SKEW_MS {

@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 
-use paw_proto::ErrorCode;
 use serde_json::Value;
 use webauthn_rs::prelude::{
     AttestationCaList, AttestationCaListBuilder, AttestedPasskey, AttestedPasskeyAuthentication,
@@ -20,9 +19,10 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
-use crate::base::error::{BrokerError, Result};
-use crate::base::util::{b64, refuse, unb64};
+use crate::base::error::BrokerError;
+use crate::base::util::{b64, unb64};
 use crate::config::WebauthnConfig;
+use crate::identity::error::{IdentityError, Result};
 use crate::store::Db;
 use crate::with_pool;
 
@@ -95,9 +95,8 @@ impl RelyingParty {
         exclude: Vec<CredentialID>,
     ) -> Result<(Value, String, String)> {
         let cas = self.cas.clone().ok_or_else(|| {
-            refuse(
-                ErrorCode::WebauthnRejected,
-                "this broker trusts no attestation CA; enrollment is disabled",
+            IdentityError::WebauthnRejected(
+                "this broker trusts no attestation CA; enrollment is disabled".into(),
             )
         })?;
         let exclude = (!exclude.is_empty()).then_some(exclude);
@@ -123,9 +122,8 @@ impl RelyingParty {
             .as_str()
             .map(str::to_owned);
         if origin.as_deref() != Some(self.origin.as_str()) {
-            return Err(refuse(
-                ErrorCode::WebauthnRejected,
-                "the client data origin is not this broker's origin",
+            return Err(IdentityError::WebauthnRejected(
+                "the client data origin is not this broker's origin".into(),
             ));
         }
         Ok(())
@@ -138,16 +136,16 @@ impl RelyingParty {
     ) -> Result<AttestedPasskey> {
         self.check_origin(credential)?;
         let credential: RegisterPublicKeyCredential = serde_json::from_value(credential.clone())
-            .map_err(|e| refuse(ErrorCode::BadRequest, format!("credential: {e}")))?;
+            .map_err(|e| IdentityError::BadRequest(format!("credential: {e}")))?;
         let state: AttestedPasskeyRegistration = from_json(state_json)?;
         self.webauthn
             .finish_attested_passkey_registration(&credential, &state)
             .map_err(|e| {
                 tracing::info!(error = ?e, "registration refused");
-                refuse(
-                    ErrorCode::WebauthnRejected,
-                    format!("security key registration refused: {}", reason(&e)),
-                )
+                IdentityError::WebauthnRejected(format!(
+                    "security key registration refused: {}",
+                    reason(&e)
+                ))
             })
     }
 
@@ -198,15 +196,15 @@ fn reason(e: &WebauthnError) -> String {
     text.chars().take(80).collect()
 }
 
-fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, BrokerError> {
     serde_json::to_value(v).map_err(|e| BrokerError::Internal(format!("webauthn json: {e}")))
 }
 
-pub fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+pub fn to_json<T: serde::Serialize>(v: &T) -> Result<String, BrokerError> {
     serde_json::to_string(v).map_err(|e| BrokerError::Internal(format!("webauthn json: {e}")))
 }
 
-pub fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+pub fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, BrokerError> {
     serde_json::from_str(s).map_err(|e| BrokerError::Internal(format!("stored webauthn json: {e}")))
 }
 
@@ -227,7 +225,8 @@ fn read_pem_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
         return Err(BrokerError::Config(format!(
             "webauthn.attestation_ca {}: no certificate in the file",
             path.display()
-        )));
+        ))
+        .into());
     }
     Ok(certs)
 }
@@ -289,9 +288,8 @@ pub async fn take_challenge(db: &Db, challenge: &str, now_ms: i64) -> Result<Opt
 /// The expiry check, with the broker's clock (case A3).
 pub fn check_not_expired(row: &ChallengeRow, now_ms: i64) -> Result<()> {
     if now_ms > row.expires_at {
-        return Err(refuse(
-            ErrorCode::ChallengeInvalid,
-            "the challenge has expired",
+        return Err(IdentityError::ChallengeInvalid(
+            "the challenge has expired".into(),
         ));
     }
     Ok(())
@@ -309,13 +307,10 @@ fn client_data(credential: &Value) -> Result<Value> {
         .as_str()
         .and_then(unb64)
         .ok_or_else(|| {
-            refuse(
-                ErrorCode::BadRequest,
-                "credential.response.clientDataJSON is not base64url",
-            )
+            IdentityError::BadRequest("credential.response.clientDataJSON is not base64url".into())
         })?;
     serde_json::from_slice(&cdj)
-        .map_err(|_| refuse(ErrorCode::BadRequest, "clientDataJSON is not JSON"))
+        .map_err(|_| IdentityError::BadRequest("clientDataJSON is not JSON".into()))
 }
 
 pub fn client_binding(credential: &Value) -> Result<ClientBinding> {
@@ -325,12 +320,12 @@ pub fn client_binding(credential: &Value) -> Result<ClientBinding> {
     let user_handle = match &response["userHandle"] {
         Value::Null => None,
         Value::String(s) => Some(
-            unb64(s).ok_or_else(|| refuse(ErrorCode::BadRequest, "userHandle is not base64url"))?,
+            unb64(s)
+                .ok_or_else(|| IdentityError::BadRequest("userHandle is not base64url".into()))?,
         ),
         _ => {
-            return Err(refuse(
-                ErrorCode::BadRequest,
-                "userHandle must be a string or null",
+            return Err(IdentityError::BadRequest(
+                "userHandle must be a string or null".into(),
             ))
         }
     };
@@ -342,7 +337,7 @@ pub fn client_binding(credential: &Value) -> Result<ClientBinding> {
 
 pub fn parse_assertion(credential: &Value) -> Result<PublicKeyCredential> {
     serde_json::from_value(credential.clone())
-        .map_err(|e| refuse(ErrorCode::BadRequest, format!("credential: {e}")))
+        .map_err(|e| IdentityError::BadRequest(format!("credential: {e}")))
 }
 
 pub fn cred_id_b64(key: &AttestedPasskey) -> String {

@@ -21,9 +21,11 @@ use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::base::error::{BrokerError, Result};
+use crate::base::error::BrokerError;
 use crate::config::sessions::{SessionsConfig, TargetConfig};
 use crate::crypto::ssh_ca::{self, CertRequest, UserCa};
+use crate::sessions::error::Result;
+use crate::sessions::error::SessionsError;
 use crate::sessions::recording::Recorder;
 use crate::sessions::Sessions;
 use crate::sessions::{self, SessionInfo};
@@ -606,10 +608,7 @@ async fn connect_target(
     front: &SshFront,
     info: &SessionInfo,
 ) -> Result<TargetConn> {
-    let unavailable = |m: String| BrokerError::BadRequest {
-        code: paw_proto::ErrorCode::TargetUnavailable,
-        message: m,
-    };
+    let unavailable = SessionsError::TargetUnavailable;
     let t = front
         .target(&info.target)
         .filter(|t| t.kind == "ssh")
@@ -673,4 +672,5 @@ pub async fn bind(config: &SessionsConfig) -> Result<TcpListener> {
     TcpListener::bind(config.ssh_listen)
         .await
         .map_err(|e| BrokerError::io(format!("cannot listen on {}", config.ssh_listen), e))
+        .map_err(Into::into)
 }

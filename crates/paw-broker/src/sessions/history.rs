@@ -17,16 +17,15 @@ use paw_audit::Outcome;
 use paw_proto::session::{
     SessionHistory, SessionHistoryEntry, SessionHistoryQuery, SessionRecording,
 };
-use paw_proto::ErrorCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Entry};
 use crate::base::auth::AuthContext;
 use crate::base::auth::HELPDESK_ROLE;
-use crate::base::error::{BrokerError, Result};
-use crate::base::util::refuse;
+use crate::base::error::BrokerError;
 use crate::config::masks::Masks;
+use crate::sessions::error::{Result, SessionsError};
 use crate::sessions::Sessions;
 use crate::with_pool;
 
@@ -70,7 +69,7 @@ pub fn mask_cast(cast: &str, masks: &Masks) -> Result<(String, u32)> {
             v.get(1).and_then(Value::as_str),
             v.get(2).and_then(Value::as_str),
         ) else {
-            return Err(bad());
+            return Err(bad().into());
         };
         events.push((i, t.clone(), code.to_owned(), data.to_owned()));
     }
@@ -162,8 +161,8 @@ impl Filter {
     }
 }
 
-fn bad(message: impl Into<String>) -> BrokerError {
-    refuse(ErrorCode::BadRequest, message)
+fn bad(message: impl Into<String>) -> SessionsError {
+    SessionsError::BadRequest(message.into())
 }
 
 /// `%part%` for a case-insensitive LIKE with `\` as the escape character, so `%` and `_` in
@@ -321,7 +320,7 @@ fn read_checked(path: &Path, want_sha: &str) -> Result<Checked> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Checked::Missing),
-        Err(e) => return Err(BrokerError::io("cannot open a recording", e)),
+        Err(e) => return Err(BrokerError::io("cannot open a recording", e).into()),
     };
     let len = file
         .metadata()
@@ -347,11 +346,12 @@ fn read_checked(path: &Path, want_sha: &str) -> Result<Checked> {
     String::from_utf8(bytes)
         .map(Checked::Ok)
         .map_err(|_| BrokerError::Internal("a recording is not UTF-8".into()))
+        .map_err(Into::into)
 }
 
 /// The recording of session `id`, checked against its audit record and masked, for `auth`.
 pub async fn recording(svc: &Sessions, auth: &AuthContext, id: &str) -> Result<SessionRecording> {
-    let not_found = || refuse(ErrorCode::NotFound, "no such session");
+    let not_found = || SessionsError::NotFound("no such session".into());
     if !is_session_id(id) {
         return Err(not_found());
     }
@@ -382,13 +382,14 @@ pub async fn recording(svc: &Sessions, auth: &AuthContext, id: &str) -> Result<S
         return Err(not_found());
     }
     if row.recording_closed_at.is_none() {
-        return Err(refuse(
-            ErrorCode::Conflict,
-            "the session is still running; its recording can be replayed once it ends",
+        return Err(SessionsError::Conflict(
+            "the session is still running; its recording can be replayed once it ends".into(),
         ));
     }
     let (Some(want), Some(path)) = (row.recording_sha256, recording_path(svc, id)) else {
-        return Err(refuse(ErrorCode::NotFound, "this session has no recording"));
+        return Err(SessionsError::NotFound(
+            "this session has no recording".into(),
+        ));
     };
     let masks = svc
         .ssh
@@ -415,7 +416,7 @@ pub async fn recording(svc: &Sessions, auth: &AuthContext, id: &str) -> Result<S
         );
         (
             note(Outcome::Failure, detail),
-            refuse(ErrorCode::RecordingTampered, message),
+            SessionsError::RecordingTampered(message),
         )
     };
     let base =
@@ -456,14 +457,11 @@ pub async fn recording(svc: &Sessions, auth: &AuthContext, id: &str) -> Result<S
                 Outcome::Failure,
                 with(json!({"reason": "recording_too_large", "bytes": bytes})),
             ),
-            Err(refuse(
-                ErrorCode::PayloadTooLarge,
-                format!(
-                    "the recording is {} MiB; the broker replays recordings of at most {} MiB",
-                    bytes.div_ceil(1024 * 1024),
-                    MAX_RECORDING_BYTES / (1024 * 1024)
-                ),
-            )),
+            Err(SessionsError::PayloadTooLarge(format!(
+                "the recording is {} MiB; the broker replays recordings of at most {} MiB",
+                bytes.div_ceil(1024 * 1024),
+                MAX_RECORDING_BYTES / (1024 * 1024)
+            ))),
         ),
     };
     // Fail closed: without its audit record, the recording does not leave the broker.

@@ -8,6 +8,7 @@
 //! it in the database first; the front door closes every connection whose session has ended
 //! within [`WATCH_EVERY`] (case C2), and at the grant's end by its own timer.
 
+pub mod error;
 pub mod front;
 pub mod history;
 pub mod postgres;
@@ -21,16 +22,15 @@ use paw_audit::Outcome;
 use paw_policy::GrantState;
 use paw_proto::action::Action;
 use paw_proto::session::{SessionList, SessionView};
-use paw_proto::ErrorCode;
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::audit::{self, Entry};
 use crate::base::auth::AuthContext;
-use crate::base::error::Result;
-use crate::base::util::{refuse, secret_hash};
+use crate::base::util::secret_hash;
 use crate::elevation;
 use crate::identity::stepup::{kind, wrong_action, StepUp};
+use crate::sessions::error::{Result, SessionsError};
 use crate::{with_pool, with_tx};
 
 /// Brokered sessions as a service: the store, the clock, the registry of live connections and
@@ -67,12 +67,8 @@ pub async fn claim(
     peer: &str,
 ) -> Result<SessionInfo> {
     let now = svc.clock.now_ms();
-    let refused = |why: &str| {
-        refuse(
-            ErrorCode::Unauthenticated,
-            format!("session credential refused: {why}"),
-        )
-    };
+    let refused =
+        |why: &str| SessionsError::Unauthenticated(format!("session credential refused: {why}"));
     let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let used = with_tx!(&mut tx, t => {
@@ -80,7 +76,7 @@ pub async fn claim(
                      AND used_at IS NULL AND ended_at IS NULL AND expires_at > $1")
             .bind(now).bind(session_id).bind(secret_hash(ticket)).execute(&mut **t).await?.rows_affected()
     });
-    let checked = if used == 1 {
+    let checked: Result<_> = if used == 1 {
         let grant_id: String = with_tx!(&mut tx, t => {
             sqlx::query_scalar("SELECT grant_id FROM session_tickets WHERE id = $1")
                 .bind(session_id).fetch_one(&mut **t).await?
@@ -91,7 +87,7 @@ pub async fn claim(
             elevation::live_user(&mut tx, &row.user_id).await,
         ) {
             (GrantState::Active, Ok(())) => Ok(row),
-            (GrantState::Active, Err(e)) => Err(e),
+            (GrantState::Active, Err(e)) => Err(e.into()),
             _ => Err(refused("the grant is not active")),
         }
     } else {
@@ -216,7 +212,7 @@ pub async fn finish_with(
         Entry::new(&info.user, "session_end", &info.id, outcome, detail),
     )
     .await?;
-    tx.commit().await
+    tx.commit().await.map_err(Into::into)
 }
 
 /// Ends a session from outside (kill, failed recording) in the database; the front door
@@ -241,22 +237,21 @@ pub async fn kill(
         reason,
     }) = proof.action()
     else {
-        return Err(wrong_action());
+        return Err(wrong_action().into());
     };
     if signed != session_id {
-        return Err(wrong_action());
+        return Err(wrong_action().into());
     }
     if !auth.is_admin() {
-        return Err(refuse(
-            ErrorCode::Forbidden,
-            "only administrators end other people's sessions",
+        return Err(SessionsError::Forbidden(
+            "only administrators end other people's sessions".into(),
         ));
     }
     let now = svc.clock.now_ms();
     let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     if end_now(svc, &mut tx, session_id, "killed").await? != 1 {
-        return Err(refuse(ErrorCode::NotFound, "no such live session"));
+        return Err(SessionsError::NotFound("no such live session".into()));
     }
     audit::append(
         &mut tx,

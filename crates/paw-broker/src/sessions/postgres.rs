@@ -20,15 +20,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paw_pgproxy::{Admin, TempRole};
-use paw_proto::ErrorCode;
 use russh::server::{ChannelOpenHandle, Msg};
 use russh::{Channel, ChannelOpenFailure};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::base::error::{BrokerError, Result};
 use crate::config::sessions::TargetConfig;
+use crate::sessions::error::Result;
+use crate::sessions::error::SessionsError;
 use crate::sessions::front::SshFront;
 use crate::sessions::Sessions;
 use crate::sessions::{self, EndDetail, SessionInfo};
@@ -99,30 +99,13 @@ impl Admins {
     }
 }
 
-fn unavailable(message: String) -> BrokerError {
-    BrokerError::BadRequest {
-        code: ErrorCode::TargetUnavailable,
-        message,
-    }
+fn unavailable(message: String) -> SessionsError {
+    SessionsError::TargetUnavailable(message)
 }
 
 /// A [`paw_pgproxy::Error`] as the broker's error. Its messages hold no password or URL.
-pub fn pg_error(e: paw_pgproxy::Error) -> BrokerError {
-    use paw_pgproxy::Error as E;
-    let code = match &e {
-        E::Forbidden(_) => ErrorCode::Forbidden,
-        E::BadRequest { .. } | E::WrongDatabase { .. } | E::Protocol(_) => ErrorCode::BadRequest,
-        E::Conflict(_) => ErrorCode::Conflict,
-        E::Unavailable(_)
-        | E::UpstreamAuth(_)
-        | E::UpstreamProtocol(_)
-        | E::Timeout(_)
-        | E::Database(_) => ErrorCode::TargetUnavailable,
-    };
-    BrokerError::BadRequest {
-        code,
-        message: e.to_string(),
-    }
+pub fn pg_error(e: paw_pgproxy::Error) -> SessionsError {
+    e.into()
 }
 
 /// At start-up, before the front door accepts anyone: drops the temporary roles a previous
