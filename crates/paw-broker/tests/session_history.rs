@@ -232,6 +232,18 @@ async fn helpdesk2_replay_masks_configured_patterns_and_every_replay_is_audited(
         "the file stays the evidence"
     );
     let sha = session_end(&s.b, &sid).await["recording_sha256"].clone();
+    // What a replay hides is readable by any signed-in user, as configured, and by nobody
+    // who is not signed in.
+    let (st, v) = eve.call(&s.b, "GET", "/v1/sessions/masks", None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["patterns"],
+        serde_json::json!(["token=[A-Za-z0-9]+", "(?i)api[_-]key: *\\S+"])
+    );
+    assert_eq!(v["default"], false);
+    assert_eq!(v["replacement"], "••••");
+    let (st, v) = s.b.send("GET", "/v1/sessions/masks", Vec::new(), &[]).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
 
     let (st, v) = hana
         .call(&s.b, "GET", &format!("/v1/sessions/{sid}/recording"), None)

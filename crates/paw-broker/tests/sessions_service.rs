@@ -239,12 +239,16 @@ async fn ending_a_session_twice_keeps_its_first_end(store: Store) {
     let row = s.session_row(&info.id).await;
     assert_eq!(row.ended_at, Some(t_end));
     assert_eq!(row.end_reason.as_deref(), Some("closed"));
-    // Whatever the audit log holds about the second end, it does not contradict the first.
-    for (_, what, _, detail) in s.audited(&info.id).await {
-        if what == "session_end" {
-            assert_eq!(detail["reason"], "closed");
-        }
-    }
+    // One `session_end` record, the first: a second finish writes nothing (it would otherwise
+    // replace the recording's hash that replay checks against).
+    let ends: Vec<_> = s
+        .audited(&info.id)
+        .await
+        .into_iter()
+        .filter(|r| r.1 == "session_end")
+        .collect();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert_eq!(ends[0].3["reason"], "closed");
     // An ended session cannot be killed: refused clearly, nothing written.
     let before = s.audit_len().await;
     assert_eq!(
@@ -281,6 +285,17 @@ async fn an_admin_kill_ends_a_live_session_once_and_signals_its_connection(store
     let proof = s.stepup::<kind::KillSession>(&mut root, &action).await;
     let code = refused!(sessions::kill(&s.sessions, &root.auth, &info.id, &proof).await);
     assert_eq!(code, ErrorCode::ChallengeInvalid);
+    assert_eq!(s.session_row(&info.id).await.ended_at, None);
+    // The reason goes into the audit record and the user's terminal: too short, too long or
+    // over two lines is refused, even when signed, and the session runs on.
+    let long = "x".repeat(paw_policy::limits::MAX_KILL_REASON_CHARS + 1);
+    for reason in ["ok", "line one\nline two", long.as_str()] {
+        assert_eq!(
+            kill(&s, &mut root, &info.id, reason).await,
+            Err(ErrorCode::BadRequest),
+            "{reason:?}"
+        );
+    }
     assert_eq!(s.session_row(&info.id).await.ended_at, None);
 
     s.advance(1000);

@@ -178,6 +178,20 @@ pub struct SessionHistory {
     pub has_more: bool,
 }
 
+/// `GET /v1/sessions/masks`: what a replay hides. Any signed-in user may read it (the help
+/// desk needs to know what it will not see); nobody who is not signed in, since the list says
+/// what goes unmasked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct SessionMasks {
+    /// The `[sessions] mask` patterns (Rust `regex` syntax), in config order; empty when
+    /// masking is off.
+    pub patterns: Vec<String>,
+    /// The config says nothing, so these are the broker's defaults.
+    pub default: bool,
+    /// What each match is replaced with in a replay.
+    pub replacement: String,
+}
+
 /// `GET /v1/sessions/{id}/recording`: an SSH session's recording as help-desk sees it, after
 /// the broker checked it against its recorded SHA-256 and masked the configured patterns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]

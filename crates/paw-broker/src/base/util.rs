@@ -37,7 +37,7 @@ pub fn new_id() -> String {
 }
 
 /// The longest user, role or key name.
-pub const MAX_NAME: usize = 64;
+pub const MAX_NAME: usize = paw_policy::limits::MAX_NAME_CHARS;
 
 /// A user or role name: short, printable, no separators that could confuse logs or paths.
 pub fn validate_name(what: &str, name: &str) -> Result<(), Invalid> {

@@ -57,6 +57,21 @@ impl Masks {
         Ok(Self(out))
     }
 
+    /// The patterns as configured, in order.
+    pub fn patterns(&self) -> Vec<String> {
+        self.0.iter().map(|r| r.as_str().to_owned()).collect()
+    }
+
+    /// Whether these are [`DEFAULT_MASKS`] (the config said nothing).
+    pub fn is_default(&self) -> bool {
+        self.0.len() == DEFAULT_MASKS.len()
+            && self
+                .0
+                .iter()
+                .zip(DEFAULT_MASKS)
+                .all(|(r, d)| r.as_str() == *d)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

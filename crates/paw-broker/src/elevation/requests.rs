@@ -4,6 +4,7 @@
 use super::*;
 #[allow(clippy::wildcard_imports)]
 use crate::elevation::error::ElevationError;
+use paw_policy::limits::MAX_COMMENT_CHARS;
 
 /// A request signed by the requester's step-up. Auto-approved entitlements become active grants
 /// at once (or at the requested start).
@@ -391,10 +392,10 @@ pub async fn decide(
 }
 
 pub(super) fn check_comment(comment: &str) -> Result<()> {
-    if comment.chars().count() > 1000 || comment.chars().any(char::is_control) {
-        return Err(ElevationError::BadRequest(
-            "a comment is at most 1000 characters on one line".into(),
-        ));
+    if comment.chars().count() > MAX_COMMENT_CHARS || comment.chars().any(char::is_control) {
+        return Err(ElevationError::BadRequest(format!(
+            "a comment is at most {MAX_COMMENT_CHARS} characters on one line"
+        )));
     }
     Ok(())
 }

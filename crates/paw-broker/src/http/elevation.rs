@@ -314,8 +314,12 @@ pub async fn events(
 /// A refusal before the step-up starts, so nobody touches their key for a request that cannot
 /// succeed.
 pub fn precheck(state: &AppState, auth: &AuthContext, action: &Action) -> Result<(), ApiFailure> {
-    if matches!(action, Action::Request { .. } | Action::BreakGlass { .. }) {
-        elevation::check_action(&state.elevation.policy.get(), auth, action)?;
+    match action {
+        Action::Request { .. } | Action::BreakGlass { .. } => {
+            elevation::check_action(&state.elevation.policy.get(), auth, action)?;
+        }
+        Action::KillSession { reason, .. } => crate::sessions::check_kill_reason(reason)?,
+        _ => {}
     }
     Ok(())
 }

@@ -231,6 +231,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(elevation_api::redeem))
         .routes(routes!(crate::http::sessions::live))
         .routes(routes!(crate::http::sessions::kill))
+        .routes(routes!(crate::http::sessions::masks))
         .routes(routes!(crate::http::sessions::history))
         .routes(routes!(crate::http::sessions::recording))
         .routes(routes!(elevation_api::events))

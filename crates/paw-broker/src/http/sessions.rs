@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use paw_proto::elevation::SignedElevation;
 use paw_proto::session::{
-    SessionHistory, SessionHistoryQuery, SessionList, SessionRecording, SessionView,
+    SessionHistory, SessionHistoryQuery, SessionList, SessionMasks, SessionRecording, SessionView,
 };
 use paw_proto::ApiError;
 
@@ -48,6 +48,21 @@ pub async fn kill(
     Ok(Json(
         sessions::kill(&state.sessions, &auth, &id, &proof).await?,
     ))
+}
+
+#[utoipa::path(get, path = "/v1/sessions/masks", tag = "sessions",
+    params(DeviceProof),
+    responses(
+        (status = 200, description = "The patterns a replay masks; any signed-in user", body = SessionMasks),
+        (status = 401, description = "`unauthenticated`", body = ApiError),
+    ))]
+pub async fn masks(
+    State(state): State<AppState>,
+    req: crate::http::identity::Signed,
+) -> ApiResult<SessionMasks> {
+    req.no_body()?;
+    req.probe(&state).await?;
+    Ok(Json(history::mask_patterns(&state.sessions)))
 }
 
 #[utoipa::path(get, path = "/v1/sessions/history", tag = "sessions",

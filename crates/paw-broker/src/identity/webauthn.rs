@@ -27,7 +27,7 @@ use crate::store::Db;
 use crate::with_pool;
 
 /// Lifetime of every challenge (cases A3 and the "≤ 5 min").
-pub const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
+pub const CHALLENGE_TTL_MS: i64 = paw_policy::limits::STEP_UP_TTL_SECS as i64 * 1000;
 
 /// Purposes of registration ceremonies, stored in `challenges.purpose` next to the assertion
 /// purposes of [`paw_proto::action::Purpose`].

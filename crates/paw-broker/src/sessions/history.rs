@@ -36,9 +36,9 @@ pub const MASK: &str = "••••";
 pub const MAX_RECORDING_BYTES: u64 = 64 * 1024 * 1024;
 /// History page size when the query names none, and the most one page may hold.
 pub const DEFAULT_LIMIT: u32 = 50;
-pub const MAX_LIMIT: u32 = 200;
+pub const MAX_LIMIT: u32 = paw_policy::limits::MAX_HISTORY_PAGE;
 /// The longest user or target filter: names are far shorter.
-const MAX_FILTER_CHARS: usize = 128;
+const MAX_FILTER_CHARS: usize = paw_policy::limits::MAX_HISTORY_FILTER_CHARS;
 
 fn sees_everyone(auth: &AuthContext) -> bool {
     auth.is_admin() || auth.has_role(HELPDESK_ROLE)
@@ -391,11 +391,7 @@ pub async fn recording(svc: &Sessions, auth: &AuthContext, id: &str) -> Result<S
             "this session has no recording".into(),
         ));
     };
-    let masks = svc
-        .ssh
-        .as_ref()
-        .map(|r| r.front.masks().clone())
-        .unwrap_or_default();
+    let masks = masks_of(svc);
     let want_c = want.clone();
     // File I/O, hashing and masking of up to 64 MiB: off the async workers.
     let read = tokio::task::spawn_blocking(move || -> Result<(Checked, u32)> {
@@ -570,5 +566,24 @@ mod tests {
         for id in ["", "../x", "a/b", "a.cast", "a b", &"a".repeat(65)] {
             assert!(!is_session_id(id), "{id:?}");
         }
+    }
+}
+
+/// The patterns replays mask: the SSH front door's, or none when it is not configured (there
+/// are then no SSH recordings to replay).
+fn masks_of(svc: &Sessions) -> Masks {
+    svc.ssh
+        .as_ref()
+        .map(|r| r.front.masks().clone())
+        .unwrap_or_default()
+}
+
+/// `GET /v1/sessions/masks`: what a replay hides, for the Settings page.
+pub fn mask_patterns(svc: &Sessions) -> paw_proto::session::SessionMasks {
+    let masks = masks_of(svc);
+    paw_proto::session::SessionMasks {
+        patterns: masks.patterns(),
+        default: masks.is_default(),
+        replacement: MASK.to_owned(),
     }
 }

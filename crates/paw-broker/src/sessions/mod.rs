@@ -178,12 +178,18 @@ pub async fn finish_with(
     let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let sha = recording.map(|r| r.sha256.clone());
-    with_tx!(&mut tx, t => {
+    // Once: the first finish closes the recording and writes its hash; a second one (another
+    // replica's clean-up, a racing drop) changes nothing and writes no second record, so the
+    // hash that replay checks against stays the first.
+    let closed = with_tx!(&mut tx, t => {
         sqlx::query("UPDATE session_tickets SET ended_at = COALESCE(ended_at, $1), \
                      end_reason = COALESCE(end_reason, $2), recording_sha256 = $3, \
-                     recording_closed_at = $1 WHERE id = $4")
-            .bind(now).bind(reason).bind(&sha).bind(&info.id).execute(&mut **t).await?;
+                     recording_closed_at = $1 WHERE id = $4 AND recording_closed_at IS NULL")
+            .bind(now).bind(reason).bind(&sha).bind(&info.id).execute(&mut **t).await?.rows_affected()
     });
+    if closed == 0 {
+        return Ok(());
+    }
     let final_reason: Option<String> = with_tx!(&mut tx, t => {
         sqlx::query_scalar("SELECT end_reason FROM session_tickets WHERE id = $1")
             .bind(&info.id).fetch_one(&mut **t).await?
@@ -225,6 +231,22 @@ async fn end_now(svc: &Sessions, tx: &mut crate::store::Tx, id: &str, reason: &s
     }))
 }
 
+/// The reason an administrator gives for ending a session: it goes into the audit record and
+/// the user's terminal, so it is bounded and on one line. Checked before the step-up starts
+/// and again on the signed action.
+pub fn check_kill_reason(reason: &str) -> Result<()> {
+    use paw_policy::limits::{MAX_KILL_REASON_CHARS, MIN_KILL_REASON_CHARS};
+    let n = reason.trim().chars().count();
+    if !(MIN_KILL_REASON_CHARS..=MAX_KILL_REASON_CHARS).contains(&n)
+        || reason.chars().any(char::is_control)
+    {
+        return Err(SessionsError::BadRequest(format!(
+            "a reason of {MIN_KILL_REASON_CHARS}–{MAX_KILL_REASON_CHARS} characters on one line"
+        )));
+    }
+    Ok(())
+}
+
 /// An admin ends someone's session, after a step-up naming the session and the reason.
 pub async fn kill(
     svc: &Sessions,
@@ -242,6 +264,7 @@ pub async fn kill(
     if signed != session_id {
         return Err(wrong_action().into());
     }
+    check_kill_reason(reason)?;
     if !auth.is_admin() {
         return Err(SessionsError::Forbidden(
             "only administrators end other people's sessions".into(),

@@ -374,3 +374,18 @@ masked: number,
  * asciicast v2 text (a JSON header line, then one JSON event per line).
  */
 cast: string, };
+
+export type SessionMasks = { 
+/**
+ * The `[sessions] mask` patterns (Rust `regex` syntax), in config order; empty when
+ * masking is off.
+ */
+patterns: Array<string>, 
+/**
+ * The config says nothing, so these are the broker's defaults.
+ */
+default: boolean, 
+/**
+ * What each match is replaced with in a replay.
+ */
+replacement: string, };
