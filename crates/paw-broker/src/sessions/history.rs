@@ -465,6 +465,25 @@ pub async fn recording(svc: &Sessions, auth: &AuthContext, id: &str) -> Result<S
     result
 }
 
+/// The patterns replays mask: the SSH front door's, or none when it is not configured (there
+/// are then no SSH recordings to replay).
+fn masks_of(svc: &Sessions) -> Masks {
+    svc.ssh
+        .as_ref()
+        .map(|r| r.front.masks().clone())
+        .unwrap_or_default()
+}
+
+/// `GET /v1/sessions/masks`: what a replay hides, for the Settings page.
+pub fn mask_patterns(svc: &Sessions) -> paw_proto::session::SessionMasks {
+    let masks = masks_of(svc);
+    paw_proto::session::SessionMasks {
+        patterns: masks.patterns(),
+        default: masks.is_default(),
+        replacement: MASK.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,24 +585,5 @@ mod tests {
         for id in ["", "../x", "a/b", "a.cast", "a b", &"a".repeat(65)] {
             assert!(!is_session_id(id), "{id:?}");
         }
-    }
-}
-
-/// The patterns replays mask: the SSH front door's, or none when it is not configured (there
-/// are then no SSH recordings to replay).
-fn masks_of(svc: &Sessions) -> Masks {
-    svc.ssh
-        .as_ref()
-        .map(|r| r.front.masks().clone())
-        .unwrap_or_default()
-}
-
-/// `GET /v1/sessions/masks`: what a replay hides, for the Settings page.
-pub fn mask_patterns(svc: &Sessions) -> paw_proto::session::SessionMasks {
-    let masks = masks_of(svc);
-    paw_proto::session::SessionMasks {
-        patterns: masks.patterns(),
-        default: masks.is_default(),
-        replacement: MASK.to_owned(),
     }
 }
