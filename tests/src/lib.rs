@@ -5,7 +5,9 @@
 //! failure with a message saying what to install, never a silent skip.
 
 pub mod postgres;
+pub mod replicas;
 pub mod sshd;
+pub mod virtual_user;
 
 /// A loopback port that was free a moment ago: the broker's WebAuthn origin names its port, so
 /// the config must know it before the server binds.
