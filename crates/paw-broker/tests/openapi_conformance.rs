@@ -234,3 +234,48 @@ fn every_operation_documents_the_errors_of_its_parts() {
         assert!(codes.contains(&want), "{want}");
     }
 }
+
+/// The schema states the limits the broker enforces, and their values are those of the one
+/// place they are defined (paw-policy's `limits`): a limit changed there and not in the
+/// schema's attributes fails here.
+#[test]
+fn the_schema_states_the_limits_from_their_one_place() {
+    use paw_policy::limits::{MAX_HISTORY_FILTER_CHARS, MAX_HISTORY_PAGE, MAX_NAME_CHARS};
+    let doc = serde_json::to_value(paw_broker::http::openapi()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let login_user = &schemas["LoginStartRequest"]["properties"]["user"];
+    assert_eq!(login_user["maxLength"], MAX_NAME_CHARS, "{login_user}");
+    assert_eq!(login_user["minLength"], 1, "{login_user}");
+    assert_eq!(login_user["pattern"], "^[A-Za-z0-9._@-]+$", "{login_user}");
+    // The pattern is the broker's own rule for a name.
+    for (name, ok) in [
+        ("ada.smith@corp", true),
+        ("ada smith", false),
+        ("a/b", false),
+    ] {
+        assert_eq!(
+            paw_broker::base::util::validate_name("user", name).is_ok(),
+            ok,
+            "{name}"
+        );
+    }
+    let key_name = &schemas["EnrollFinishRequest"]["properties"]["name"];
+    assert_eq!(key_name["maxLength"], MAX_NAME_CHARS, "{key_name}");
+
+    let params = doc["paths"]["/v1/sessions/history"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no parameter {name}"))["schema"]
+            .clone()
+    };
+    assert_eq!(param("limit")["maximum"], MAX_HISTORY_PAGE);
+    assert_eq!(param("limit")["minimum"], 1);
+    for name in ["user", "target"] {
+        assert_eq!(param(name)["maxLength"], MAX_HISTORY_FILTER_CHARS, "{name}");
+    }
+}

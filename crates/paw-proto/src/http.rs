@@ -76,6 +76,7 @@ pub struct EnrollFinishRequest {
     #[schema(value_type = Object)]
     pub credential: serde_json::Value,
     /// A name for the security key, shown on the security keys page.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
 }
 
@@ -92,6 +93,7 @@ pub struct EnrollFinishResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginStartRequest {
+    #[schema(pattern = "^[A-Za-z0-9._@-]+$", min_length = 1, max_length = 64)]
     pub user: String,
 }
 

@@ -127,8 +127,10 @@ pub struct ForwardView {
 #[into_params(parameter_in = Query)]
 pub struct SessionHistoryQuery {
     /// A part of the user's name, case-insensitive.
+    #[param(max_length = 128)]
     pub user: Option<String>,
     /// A part of the target's name, case-insensitive.
+    #[param(max_length = 128)]
     pub target: Option<String>,
     /// Why it ended, exactly (see [`SessionView::end_reason`]), or `live` for sessions that
     /// have not ended.
@@ -140,6 +142,7 @@ pub struct SessionHistoryQuery {
     #[ts(type = "number | null")]
     pub until_ms: Option<i64>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     #[ts(type = "number | null")]
     pub offset: Option<u64>,
