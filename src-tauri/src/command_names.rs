@@ -43,5 +43,6 @@ pub const COMMANDS: &[&str] = &[
     "list_forwards",
     "session_history",
     "session_recording",
+    "session_masks",
     "open_in_terminal",
 ];

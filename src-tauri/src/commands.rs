@@ -11,8 +11,8 @@ use paw_proto::ipc::{
     SettingsView, StepUpPrompt,
 };
 use paw_proto::session::{
-    ForwardView, SessionHistory, SessionList, SessionRecording, SessionView, TerminalEvent,
-    TerminalView,
+    ForwardView, SessionHistory, SessionList, SessionMasks, SessionRecording, SessionView,
+    TerminalEvent, TerminalView,
 };
 use paw_proto::ApiError;
 use serde_json::Value;
@@ -313,6 +313,11 @@ pub async fn session_recording(
     input: Option<Value>,
 ) -> Result<SessionRecording, ApiError> {
     Ok(core.session_recording(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn session_masks(core: State<'_, Core>) -> Result<SessionMasks, ApiError> {
+    Ok(core.session_masks().await?)
 }
 
 #[tauri::command]

@@ -144,6 +144,7 @@ fn run() -> Result<(), String> {
             commands::list_forwards,
             commands::session_history,
             commands::session_recording,
+            commands::session_masks,
             commands::open_in_terminal,
         ])
         .run(tauri::generate_context!())

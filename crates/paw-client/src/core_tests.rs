@@ -578,6 +578,57 @@ async fn oversight_reads_other_people_s_grants_and_leaves_the_status_bar_alone()
     assert_eq!(e.code(), ErrorCode::Forbidden, "{e}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_masks_is_a_signed_get_and_a_refusal_signs_out() {
+    let refuse = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refusing = refuse.clone();
+    let fb = FakeBroker::start(move |req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/v1/sessions/masks") if refusing.load(Ordering::SeqCst) => Some(Reply::Json(
+            401,
+            json!({"code": "unauthenticated", "message": "unknown access token"}),
+        )),
+        ("GET", "/v1/sessions/masks") => Some(Reply::Json(
+            200,
+            json!({"patterns": [r"\bAKIA[0-9A-Z]{16}\b", "(?i)password=\\S+"],
+                       "default": true, "replacement": "••••"}),
+        )),
+        _ => None,
+    });
+    let s = signed_in(&fb, None).await;
+    let core = &s.core;
+
+    let masks = core.session_masks().await.unwrap();
+    assert_eq!(
+        masks.patterns,
+        [r"\bAKIA[0-9A-Z]{16}\b", r"(?i)password=\S+"],
+        "patterns pass through as the broker wrote them"
+    );
+    assert!(masks.default);
+    assert_eq!(masks.replacement, "••••");
+    let sent = fb.requests("/v1/sessions/masks");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].method, "GET");
+    assert_eq!(sent[0].header("authorization"), Some("Bearer access-1"));
+    assert!(sent[0].header(paw_proto::device_proof::HEADER).is_some());
+    assert!(sent[0].body.is_empty());
+
+    // The broker no longer knows the token: its code comes back and the core signs out.
+    refuse.store(true, Ordering::SeqCst);
+    let e = core.session_masks().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Unauthenticated, "{e}");
+    assert!(TokenStore::new(s.keystore.clone())
+        .load()
+        .unwrap()
+        .is_none());
+    let e = core.session_masks().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Unauthenticated, "{e}");
+    assert_eq!(
+        fb.requests("/v1/sessions/masks").len(),
+        2,
+        "signed out, the core does not ask"
+    );
+}
+
 // ---- local audit trail (cases D1, D2, D5) ------------------------------------------------
 
 fn all_records() -> paw_proto::ipc::AuditQueryInput {

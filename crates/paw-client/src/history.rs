@@ -1,5 +1,5 @@
-//! The help-desk view from the workstation: the organisation's session history and the replay
-//! of a recording, both read from the broker.
+//! The help-desk view from the workstation: the organisation's session history, the replay of
+//! a recording and the patterns a replay masks, all read from the broker.
 //!
 //! Rules: the broker decides who sees what (help-desk and administrators everyone's, anyone
 //! else their own), checks each recording against its audit record, masks the configured
@@ -8,7 +8,9 @@
 //! render inert.
 
 use paw_policy::limits::{MAX_HISTORY_FILTER_CHARS, MAX_HISTORY_PAGE};
-use paw_proto::session::{SessionHistory, SessionHistoryQuery, SessionIdInput, SessionRecording};
+use paw_proto::session::{
+    SessionHistory, SessionHistoryQuery, SessionIdInput, SessionMasks, SessionRecording,
+};
 use reqwest::Method;
 
 use crate::elevation::check_id;
@@ -87,6 +89,12 @@ impl Core {
         check_id("session_id", &input.session_id)?;
         let path = format!("/v1/sessions/{}/recording", input.session_id);
         self.authed(Method::GET, &path, None).await
+    }
+
+    /// The patterns the broker masks in every replay, for Settings: what help-desk will not
+    /// see, and whether they are the broker's defaults. Any signed-in user may read them.
+    pub async fn session_masks(&self) -> Result<SessionMasks, ClientError> {
+        self.authed(Method::GET, "/v1/sessions/masks", None).await
     }
 }
 

@@ -1,5 +1,6 @@
-import { fireEvent, screen, waitFor } from '@testing-library/svelte';
+import { fireEvent, screen, waitFor, within } from '@testing-library/svelte';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_MASK_PATTERNS } from '../lib/ipc/mock';
 import { CONFIGURED, renderApp } from './helpers';
 
 async function openSettings(options: Parameters<typeof renderApp>[0] = {}) {
@@ -135,5 +136,79 @@ describe('settings page', () => {
     expect(window.localStorage.getItem('paw.theme')).toBe('dark');
     await fireEvent.click(screen.getByTestId('theme-light'));
     expect(document.documentElement.dataset['theme']).toBe('light');
+  });
+});
+
+describe('settings: masked in replays', () => {
+  const ADA = { name: 'ada', roles: ['engineer'] };
+
+  function patternTexts(): string[] {
+    return within(screen.getByTestId('settings-masks-patterns'))
+      .getAllByRole('listitem')
+      .map((li) => li.querySelector('code')?.textContent ?? '');
+  }
+
+  it('shows the broker’s default patterns as code, says they are the defaults, and the replacement', async () => {
+    const { core } = await openSettings({ settings: CONFIGURED, user: ADA });
+    await screen.findByTestId('settings-masks-patterns');
+    expect(patternTexts()).toEqual([...DEFAULT_MASK_PATTERNS]);
+    // Shown verbatim, backslashes and all.
+    expect(patternTexts()).toContain(String.raw`\bAKIA[0-9A-Z]{16}\b`);
+    const source = screen.getByTestId('settings-masks-source');
+    expect(source.dataset['default']).toBe('true');
+    expect(source.textContent).toContain('broker’s default patterns');
+    expect(screen.getByTestId('settings-masks-replacement').textContent).toBe('••••');
+    expect(screen.getByRole('heading', { name: 'Masked in replays' })).toBeTruthy();
+    expect(screen.queryByTestId('settings-masks-empty')).toBeNull();
+    // Read-only: nothing in the section takes input.
+    const section = screen.getByTestId('settings-masks');
+    expect(section.querySelectorAll('input, textarea, select, button')).toHaveLength(0);
+    expect(core.calls.filter((c) => c.cmd === 'session_masks')).toHaveLength(1);
+  });
+
+  it('says when the patterns come from the broker’s configuration', async () => {
+    await openSettings({
+      settings: CONFIGURED,
+      user: ADA,
+      masks: { patterns: ['(?i)pin=\\d{4}'], default: false, replacement: '[hidden]' },
+    });
+    await screen.findByTestId('settings-masks-patterns');
+    expect(patternTexts()).toEqual(['(?i)pin=\\d{4}']);
+    const source = screen.getByTestId('settings-masks-source');
+    expect(source.dataset['default']).toBe('false');
+    expect(source.textContent).toContain('Set in the broker’s configuration');
+    expect(source.textContent).not.toContain('default patterns');
+    expect(screen.getByTestId('settings-masks-replacement').textContent).toBe('[hidden]');
+  });
+
+  it('says masking is off when the broker masks nothing', async () => {
+    await openSettings({ settings: CONFIGURED, user: ADA, masks: { patterns: [], default: false, replacement: '••••' } });
+    const empty = await screen.findByTestId('settings-masks-empty');
+    expect(empty.textContent).toContain('Masking is off');
+    expect(screen.queryByTestId('settings-masks-patterns')).toBeNull();
+  });
+
+  it('shows loading, then an error with its code and a keyboard-reachable retry, then the patterns', async () => {
+    const { core } = renderApp({ settings: CONFIGURED, user: ADA, delayMs: 20 }, '#/settings');
+    core.history.fail('session_masks', { code: 'broker_unreachable', message: 'connection refused' });
+    expect(await screen.findByTestId('settings-masks-loading')).toBeTruthy();
+    const error = await screen.findByTestId('settings-masks-error');
+    expect(error.dataset['code']).toBe('broker_unreachable');
+    expect(error.getAttribute('role')).toBe('alert');
+    expect(error.textContent).toContain('Could not read the mask patterns.');
+    expect(error.textContent).toContain('connection refused');
+    const retry = within(error).getByRole<HTMLButtonElement>('button', { name: 'Retry' });
+    retry.focus();
+    expect(document.activeElement).toBe(retry);
+    await fireEvent.click(retry);
+    await screen.findByTestId('settings-masks-patterns');
+    expect(patternTexts()).toHaveLength(DEFAULT_MASK_PATTERNS.length);
+    expect(screen.queryByTestId('settings-masks-error')).toBeNull();
+  });
+
+  it('asks nothing of the broker until the user signs in', async () => {
+    const { core } = await openSettings({ settings: CONFIGURED });
+    expect(screen.getByTestId('settings-masks-signed-out').textContent).toContain('Sign in');
+    expect(core.calls.some((c) => c.cmd === 'session_masks')).toBe(false);
   });
 });

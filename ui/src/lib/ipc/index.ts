@@ -37,6 +37,7 @@ import type {
   SessionHistoryQuery,
   SessionIdInput,
   SessionList,
+  SessionMasks,
   SessionRecording,
   SessionUser,
   SessionView,
@@ -436,6 +437,14 @@ export function sessionHistory(input: SessionHistoryQuery): Promise<SessionHisto
  */
 export function sessionRecording(sessionId: string): Promise<SessionRecording> {
   return call<SessionRecording>('session_recording', { input: { session_id: sessionId } });
+}
+
+/**
+ * The patterns the broker masks in every replay (for Settings), whether they are its defaults,
+ * and what replaces each match. Any signed-in user may read them.
+ */
+export function sessionMasks(): Promise<SessionMasks> {
+  return call<SessionMasks>('session_masks');
 }
 
 /** True inside the desktop shell (the core injected its IPC bridge). */

@@ -1,10 +1,18 @@
 /**
  * The help-desk half of the fake core (see mock.ts): `session_history` over an in-memory list,
  * filtering like the broker (case-insensitive parts of user and target, exact end reason or
- * `live`, start time in [from, until), newest first), and `session_recording` answering
- * asciicast text the broker has already masked. Test and dev use only.
+ * `live`, start time in [from, until), newest first), `session_recording` answering
+ * asciicast text the broker has already masked, and `session_masks` with the broker's default
+ * patterns. Test and dev use only.
  */
-import type { ApiError, SessionHistory, SessionHistoryEntry, SessionHistoryQuery, SessionRecording } from './bindings';
+import type {
+  ApiError,
+  SessionHistory,
+  SessionHistoryEntry,
+  SessionHistoryQuery,
+  SessionMasks,
+  SessionRecording,
+} from './bindings';
 import { LIMITS } from './limits';
 
 const MIN = 60_000;
@@ -74,9 +82,28 @@ export function mockCast(title = 'root@web-1 (ada)'): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * The broker's default `[sessions] mask` patterns (crates/paw-broker/src/config/masks.rs,
+ * `DEFAULT_MASKS`), as `GET /v1/sessions/masks` reports them when the config says nothing.
+ */
+export const DEFAULT_MASK_PATTERNS: readonly string[] = [
+  String.raw`(?i)\b(?:token|password|passwd|secret|api[_-]?key)=\S+`,
+  String.raw`\bAKIA[0-9A-Z]{16}\b`,
+  String.raw`(?i)aws_secret_access_key\s*[=:]\s*\S+`,
+  String.raw`(?i)authorization:\s*bearer\s+\S+`,
+  String.raw`-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----`,
+];
+
+/** What the broker answers with no `[sessions] mask` in its config. */
+export function defaultMasks(): SessionMasks {
+  return { patterns: [...DEFAULT_MASK_PATTERNS], default: true, replacement: '••••' };
+}
+
 export interface HistoryOptions {
   /** The broker's session history. Default: `defaultHistory(Date.now())`. */
   history?: SessionHistoryEntry[];
+  /** What `session_masks` answers. Default: `defaultMasks()`. */
+  masks?: SessionMasks;
 }
 
 function bad(message: string): ApiError {
@@ -93,6 +120,9 @@ function text(v: unknown): string {
   return typeof v === 'string' ? v.trim().toLowerCase() : '';
 }
 
+type HistoryCommand = 'session_history' | 'session_recording' | 'session_masks';
+const HISTORY_COMMANDS: ReadonlySet<string> = new Set<HistoryCommand>(['session_history', 'session_recording', 'session_masks']);
+
 export class HistoryModel {
   sessions: SessionHistoryEntry[];
   /** Whether the signed-in user reads everyone's history (help-desk or administrator). */
@@ -103,26 +133,31 @@ export class HistoryModel {
   private readonly failures = new Map<string, unknown>();
   /** Session ids whose recordings were replayed, in order (the broker audits each). */
   readonly replayed: string[] = [];
+  /** What `session_masks` answers (the broker's `[sessions] mask`). */
+  masks: SessionMasks;
 
   constructor(options: HistoryOptions, seesEveryone: () => boolean) {
     this.sessions = structuredClone(options.history ?? defaultHistory(Date.now()));
+    this.masks = structuredClone(options.masks ?? defaultMasks());
     this.seesEveryone = seesEveryone;
   }
 
-  /** The next `cmd` (`session_history` or `session_recording`) rejects with `failure`. */
-  fail(cmd: 'session_history' | 'session_recording', failure: unknown): void {
+  /** The next `cmd` rejects with `failure`. */
+  fail(cmd: HistoryCommand, failure: unknown): void {
     this.failures.set(cmd, failure);
   }
 
   /** Answers a history command, or `undefined` for any other command. */
   handle(cmd: string, args: unknown, requireUser: () => string): unknown {
-    if (cmd !== 'session_history' && cmd !== 'session_recording') return undefined;
+    if (!HISTORY_COMMANDS.has(cmd)) return undefined;
     const me = requireUser();
     const failure = this.failures.get(cmd);
     if (failure !== undefined) {
       this.failures.delete(cmd);
       throw failure;
     }
+    // Any signed-in user may read the patterns; there is no input.
+    if (cmd === 'session_masks') return structuredClone(this.masks);
     const i = input(args);
     const visible = this.sessions.filter((s) => this.seesEveryone() || s.user === me);
     if (cmd === 'session_recording') {

@@ -29,7 +29,7 @@ import { SESSION_KEY_COMMANDS, SessionModel, type SessionOptions } from './mock-
 export { defaultAuditRecords, mockAuditRecord } from './mock-audit';
 export { defaultGrants, mockGrant, MOCK_ENTITLEMENTS, type MockEntitlement } from './mock-elevation';
 export { defaultSessions, mockSession } from './mock-sessions';
-export { defaultHistory, mockCast, mockHistoryEntry } from './mock-history';
+export { DEFAULT_MASK_PATTERNS, defaultHistory, defaultMasks, mockCast, mockHistoryEntry } from './mock-history';
 
 export interface MockOptions extends ElevationOptions, AuditOptions, SessionOptions, HistoryOptions {
   /** Broker state to report once a broker URL is configured. Default `connected`. */
@@ -73,7 +73,7 @@ export interface MockCore {
   readonly audit: AuditModel;
   /** Brokered sessions: terminals (with their channels), local ports, live sessions, kills. */
   readonly sessions: SessionModel;
-  /** The broker's session history and recordings (help-desk view). */
+  /** The broker's session history, recordings (help-desk view) and replay masks. */
   readonly history: HistoryModel;
   build: BuildInfo;
   /** When set, `app_status` rejects with this value (any shape, to test normalisation). */
