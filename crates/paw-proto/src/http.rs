@@ -1,6 +1,7 @@
 //! DTOs of the broker's HTTP API. The OpenAPI document is generated from these and the handlers.
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 use utoipa::{IntoParams, ToSchema};
 
 /// Which database backs the broker.
@@ -126,6 +127,21 @@ pub struct LoginFinishRequest {
     pub credential: serde_json::Value,
     /// The device key (registered at enrollment) the tokens are bound to; base64url.
     pub device_public_key: String,
+}
+
+/// Answer to `POST /v1/auth/sign-out`: the token family the broker revoked. Every broker on
+/// the same database refuses its tokens from then on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct SignedOut {
+    /// The sign-in (token family) that ended.
+    pub session_id: String,
+    /// Broker time of the revocation, Unix ms.
+    #[ts(type = "number")]
+    pub revoked_at_ms: i64,
+    /// Access tokens of the family that were still valid.
+    pub access_tokens: u32,
+    /// Refresh tokens of the family that were still unused.
+    pub refresh_tokens: u32,
 }
 
 /// Tokens issued at login and on refresh. Both are opaque; the broker stores only their hashes.

@@ -412,6 +412,7 @@ pub fn typescript_bindings() -> String {
         crate::session::SessionHistory::decl(),
         crate::session::SessionRecording::decl(),
         crate::session::SessionMasks::decl(),
+        crate::http::SignedOut::decl(),
     ];
     let mut out = String::from(
         "// Generated from crates/paw-proto by `cargo xtask bindings`. Do not edit by hand:\n\

@@ -12,7 +12,7 @@ use paw_proto::http::{
     AddKeyFinishRequest, AddKeyStartResponse, ChallengeResponse, EnrollFinishRequest,
     EnrollFinishResponse, EnrollStartRequest, EnrollStartResponse, LoginFinishRequest,
     LoginStartRequest, RefreshRequest, RenameKeyRequest, RevokeKeyRequest, SecurityKeyList,
-    StepUpFinishRequest, StepUpStartRequest, StepUpVerified, TokenResponse, WhoAmI,
+    SignedOut, StepUpFinishRequest, StepUpStartRequest, StepUpVerified, TokenResponse, WhoAmI,
 };
 use paw_proto::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -182,6 +182,18 @@ pub async fn token_refresh(State(state): State<AppState>, req: Signed) -> ApiRes
     Ok(Json(
         tokens::refresh(&state.identity, &req.0, &body.refresh_token).await?,
     ))
+}
+
+#[utoipa::path(post, path = "/v1/auth/sign-out", tag = "identity",
+    params(DeviceProof),
+    responses(
+        (status = 200, description = "The sign-in's token family is revoked on every broker", body = SignedOut),
+        (status = 401, description = "`unauthenticated` (already signed out) or `reauthentication_required`", body = ApiError),
+    ))]
+pub async fn sign_out(State(state): State<AppState>, req: Signed) -> ApiResult<SignedOut> {
+    req.no_body()?;
+    let auth = req.probe(&state).await?;
+    Ok(Json(tokens::sign_out(&state.identity, &auth).await?))
 }
 
 #[utoipa::path(get, path = "/v1/me", tag = "identity",

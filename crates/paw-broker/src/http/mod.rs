@@ -209,6 +209,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::login_start))
         .routes(routes!(handlers::login_finish))
         .routes(routes!(handlers::token_refresh))
+        .routes(routes!(handlers::sign_out))
         .routes(routes!(handlers::whoami))
         .routes(routes!(handlers::stepup_start))
         .routes(routes!(handlers::stepup_finish))

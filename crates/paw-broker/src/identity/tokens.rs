@@ -12,7 +12,7 @@
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use paw_proto::device_proof::{self, ProofHeader, MAX_SKEW_MS};
-use paw_proto::http::TokenResponse;
+use paw_proto::http::{SignedOut, TokenResponse};
 
 use crate::base::auth::AuthContext;
 use crate::base::error::BrokerError;
@@ -115,6 +115,54 @@ async fn revoke_session(svc: &Identity, session_id: &str, now: i64) -> Result<()
             .bind(now).bind(session_id).execute(pool).await?;
     });
     Ok(())
+}
+
+/// `POST /v1/auth/sign-out`: ends the caller's sign-in at the broker. The whole token family
+/// (every access and refresh token of the session) stops working at once, on every broker on
+/// this database, and the revocation is audited in the same transaction (case I7).
+pub async fn sign_out(svc: &Identity, auth: &AuthContext) -> Result<SignedOut> {
+    let now = svc.clock.now_ms();
+    let mut tx = svc.db.begin().await?;
+    crate::audit::lock(&mut tx).await?;
+    let (access, refresh): (i64, i64) = crate::with_tx!(&mut tx, t => {
+        sqlx::query_as("SELECT \
+            (SELECT COUNT(*) FROM access_tokens WHERE session_id = $1 AND expires_at > $2), \
+            (SELECT COUNT(*) FROM refresh_tokens WHERE session_id = $1 AND used_at IS NULL)")
+            .bind(&auth.session_id).bind(now).fetch_one(&mut **t).await?
+    });
+    let revoked = crate::with_tx!(&mut tx, t => {
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now).bind(&auth.session_id).execute(&mut **t).await?.rows_affected()
+    });
+    if revoked == 0 {
+        // Another request of the same sign-in got there first.
+        return Err(IdentityError::Unauthenticated(
+            "the session has ended".into(),
+        ));
+    }
+    let out = SignedOut {
+        session_id: auth.session_id.clone(),
+        revoked_at_ms: now,
+        access_tokens: u32::try_from(access).unwrap_or(u32::MAX),
+        refresh_tokens: u32::try_from(refresh).unwrap_or(u32::MAX),
+    };
+    crate::audit::append(
+        &mut tx,
+        now,
+        crate::audit::Entry::new(
+            &auth.user_name,
+            "sign_out",
+            &auth.session_id,
+            paw_audit::Outcome::Success,
+            serde_json::json!({
+                "access_tokens": out.access_tokens,
+                "refresh_tokens": out.refresh_tokens,
+            }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(out)
 }
 
 /// Idle and absolute limits (A15). A session past either is revoked for good.

@@ -389,3 +389,21 @@ default: boolean,
  * What each match is replaced with in a replay.
  */
 replacement: string, };
+
+export type SignedOut = { 
+/**
+ * The sign-in (token family) that ended.
+ */
+session_id: string, 
+/**
+ * Broker time of the revocation, Unix ms.
+ */
+revoked_at_ms: number, 
+/**
+ * Access tokens of the family that were still valid.
+ */
+access_tokens: number, 
+/**
+ * Refresh tokens of the family that were still unused.
+ */
+refresh_tokens: number, };
