@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use paw_tests::replicas::Replicas;
+use std::time::Duration;
+
+use paw_tests::replicas::{Options, Replicas, Store};
 
 /// ada may have root on web-1 at once (automatic approval), two sessions per grant.
 const POLICY: &str = r#"
@@ -21,6 +23,41 @@ requesters = ["sre"]
 approval = "auto"
 max_sessions = 2
 "#;
+
+/// I6. The second `pawd serve` on a SQLite config another running pawd holds exits
+/// non-zero within 20 s, without serving, and says why on stderr: a message containing "lock"
+/// and naming the database file (`pawd.db`, or a lock file next to it). The first keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i6_second_broker_on_the_same_sqlite_file_refuses_to_start() {
+    let mut r = Replicas::start_with(Options {
+        replicas: 1,
+        store: Store::Sqlite,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    // Its own listen port: the refusal must come from the database, not from the socket.
+    let second = r.add().unwrap();
+    r.spawn(second).unwrap();
+    let status = r.wait_exit(second, Duration::from_secs(20)).await.unwrap();
+    let log = r.log(second);
+    let status = status.unwrap_or_else(|| {
+        panic!("a second pawd on the same SQLite file is still running:\n{log}")
+    });
+    assert!(!status.success(), "it exited with {status}:\n{log}");
+    assert!(
+        log.to_lowercase().contains("lock") && log.contains("pawd.db"),
+        "the message must name the lock on the database file:\n{log}"
+    );
+    let health = r
+        .client()
+        .unwrap()
+        .get(format!("{}/healthz", r.url(0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "the first broker keeps serving");
+}
 
 /// I7. `POST /v1/auth/sign-out`, authenticated like every call (bearer access token and
 /// device proof), no body; after it, every access and refresh token of that

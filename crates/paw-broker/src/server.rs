@@ -36,6 +36,8 @@ pub struct BoundServer {
     instance_id: String,
     state: AppState,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Held while serving: a second broker on the same SQLite file refuses to start.
+    _single: Option<crate::store::SingleBroker>,
 }
 
 impl BoundServer {
@@ -47,6 +49,8 @@ impl BoundServer {
 
     /// [`BoundServer::bind`] with another clock (tests move time instead of sleeping).
     pub async fn bind_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self> {
+        // Before anything touches the database: a second broker must not even migrate it.
+        let single = crate::store::SingleBroker::acquire(&config.database_url)?;
         let tls = crate::crypto::tls::server_config(&config.tls.cert, &config.tls.key)?;
         let App {
             router: app,
@@ -72,6 +76,7 @@ impl BoundServer {
             instance_id,
             state,
             tasks,
+            _single: single,
         })
     }
 

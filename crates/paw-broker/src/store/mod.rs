@@ -57,6 +57,53 @@ pub enum Db {
     Postgres(PgPool),
 }
 
+/// The SQLite file is for one broker (case I6): a serving `pawd` holds an exclusive lock on
+/// `<database>.lock` for its lifetime, and a second one on the same file refuses to start. The
+/// operating system drops the lock when the process ends, even by `kill -9`, so a restart is
+/// never refused by a dead broker. Command-line tools (`pawd invite`, `unlock`) do not take
+/// it: they work beside the running broker.
+#[derive(Debug)]
+pub struct SingleBroker {
+    _file: std::fs::File,
+}
+
+impl SingleBroker {
+    /// `None` for PostgreSQL, where several brokers are the point.
+    pub fn acquire(url: &DatabaseUrl) -> Result<Option<Self>> {
+        if url.kind()? != DatabaseKind::Sqlite {
+            return Ok(None);
+        }
+        let options = SqliteConnectOptions::from_str(url.expose())
+            .map_err(|e| BrokerError::Config(format!("database_url: {e}")))?;
+        let db = options.get_filename();
+        if db.as_os_str().is_empty() || db.as_os_str() == ":memory:" {
+            return Ok(None);
+        }
+        let mut lock = db.as_os_str().to_owned();
+        lock.push(".lock");
+        let lock = std::path::PathBuf::from(lock);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|e| BrokerError::io(format!("cannot open {}", lock.display()), e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Self { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Err(BrokerError::Config(format!(
+                "another pawd is serving {} (it holds the lock {}); SQLite is for one broker: \
+                 run several brokers on PostgreSQL",
+                db.display(),
+                lock.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(BrokerError::io(
+                format!("cannot lock {}", lock.display()),
+                e,
+            )),
+        }
+    }
+}
+
 impl Db {
     /// Opens a pool. Fails if the first connection fails, so a wrong URL is caught at start.
     pub async fn connect(url: &DatabaseUrl, create: Create) -> Result<Self> {
