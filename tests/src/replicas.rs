@@ -516,6 +516,16 @@ impl Replicas {
             .context("running pawd")
     }
 
+    /// [`Replicas::pawd`] with another config file (`PAWD_CONFIG`): an operator command run
+    /// with, say, a replica's own config or one made from it.
+    pub fn pawd_with(&self, config: &Path, args: &[String]) -> Result<std::process::Output> {
+        pawd_command(&self.pawd)
+            .args(args)
+            .env("PAWD_CONFIG", config)
+            .output()
+            .context("running pawd")
+    }
+
     /// The shared PostgreSQL (with [`Store::Postgres`]).
     pub fn pg(&self) -> Option<&TempPostgres> {
         self.pg.as_ref()
