@@ -222,7 +222,12 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::User {
             cmd: UserCommand::Disable { config, user },
         } => {
-            let config = Config::load(&config)?;
+            let mut config = Config::load(&config)?;
+            // An operator command beside running brokers: it must not open the SSH front
+            // door or clean up sessions at start-up (that is a serving broker's job). The
+            // sessions of the disabled user end through the database, where every broker
+            // carrying one sees it within a second.
+            config.sessions = None;
             let app = paw_broker::server::app(
                 &config,
                 std::sync::Arc::new(paw_broker::base::clock::SystemClock),

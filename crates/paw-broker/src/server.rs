@@ -25,6 +25,8 @@ use crate::store::{Create, Db};
 
 /// How long in-flight requests get to finish after shutdown is requested.
 const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
+/// How long a clean shutdown waits for the sessions it ended to close their recordings.
+const SESSIONS_CLOSE: Duration = Duration::from_secs(3);
 
 /// A broker that holds its socket, database and TLS identity and has not served yet.
 pub struct BoundServer {
@@ -117,6 +119,7 @@ impl BoundServer {
                 .await;
         watcher.abort();
         ticker.abort();
+        end_own_sessions(&self.state.sessions).await;
         for t in &self.tasks {
             t.abort();
         }
@@ -206,6 +209,7 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         clock: clock.clone(),
         live_sessions: Default::default(),
         ssh: ssh.clone(),
+        broker_id: Arc::from(crate::base::util::new_id().as_str()),
     };
     let cosigner = Cosigner {
         db: db.clone(),
@@ -222,13 +226,23 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         cosigner,
     };
     if let (Some(listener), Some(run)) = (ssh_listener, ssh) {
-        let ended = crate::sessions::close_orphans(&sessions).await?;
+        // A broker that carries sessions registers with a lease, so that its peers can end
+        // them if it dies (I3), and cleans up what previous processes left. On SQLite this is
+        // the only broker (`SingleBroker`): every open session was a dead process's. On
+        // PostgreSQL, only those of brokers whose lease has expired; a restart leaves its live
+        // peers' sessions alone (I2).
+        crate::sessions::brokers::register(&sessions).await?;
+        let ended = match db.kind() {
+            DatabaseKind::Sqlite => crate::sessions::close_orphans(&sessions).await?,
+            DatabaseKind::Postgres => crate::sessions::brokers::reap_lost(&sessions).await?,
+        };
         if ended > 0 {
             tracing::warn!(
                 sessions = ended,
                 "ended sessions a previous broker process held"
             );
         }
+        tasks.push(tokio::spawn(lease(sessions.clone())));
         let (st, front) = (sessions.clone(), run.front.clone());
         tasks.push(tokio::spawn(async move {
             // Roles a previous process left are dropped before anyone can log in, so the
@@ -245,6 +259,60 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         state,
         tasks,
     })
+}
+
+/// A clean shutdown ends the sessions this broker carries (`broker_shutdown`), lets their
+/// connections close and finish their recordings (bounded), and releases the lease.
+async fn end_own_sessions(svc: &Sessions) {
+    let ids = match crate::sessions::brokers::shutdown(svc).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::error!(error = %e, "could not end this broker's sessions at shutdown");
+            return;
+        }
+    };
+    for id in &ids {
+        svc.live_sessions.signal(id, "broker_shutdown");
+    }
+    let deadline = tokio::time::Instant::now() + SESSIONS_CLOSE;
+    while !ids.is_empty() && tokio::time::Instant::now() < deadline {
+        if crate::sessions::brokers::all_closed(svc, &ids)
+            .await
+            .unwrap_or(false)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Renews this broker's lease and ends the sessions of brokers whose lease expired, every
+/// [`crate::sessions::brokers::RENEW_EVERY`]. A renewal refused because the others already took
+/// this broker for dead ends the sessions it carries: they were ended in the database, and a
+/// connection must not outlive its record.
+async fn lease(sessions: Sessions) {
+    use crate::sessions::brokers;
+    let mut every = tokio::time::interval(brokers::RENEW_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match brokers::renew(&sessions).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!(
+                    alert = true,
+                    "this broker's lease was taken over; ending the sessions it carries"
+                );
+                for id in sessions.live_sessions.ids() {
+                    sessions.live_sessions.signal(&id, "broker_lost");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+        }
+        if let Err(e) = brokers::reap_lost(&sessions).await {
+            tracing::warn!(error = %e, "looking for lost brokers failed");
+        }
+    }
 }
 
 /// How often the grant clock runs: grants start, warn and end within this of their time (the

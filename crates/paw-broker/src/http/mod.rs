@@ -612,6 +612,7 @@ mod tests {
                 clock: clock.clone(),
                 live_sessions: Default::default(),
                 ssh: None,
+                broker_id: Arc::from("test-broker"),
             },
             cosigner: crate::audit::checkpoints::Cosigner {
                 db: db.clone(),

@@ -192,7 +192,7 @@ fn text_filter(field: &str, v: Option<&String>) -> Result<Option<String>> {
 }
 
 /// Session ids are UUIDs; anything else cannot name a session (nor a file).
-fn is_session_id(id: &str) -> bool {
+pub(crate) fn is_session_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 

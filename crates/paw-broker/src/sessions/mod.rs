@@ -8,6 +8,7 @@
 //! it in the database first; the front door closes every connection whose session has ended
 //! within [`WATCH_EVERY`] (case C2), and at the grant's end by its own timer.
 
+pub mod brokers;
 pub mod error;
 pub mod front;
 pub mod history;
@@ -41,6 +42,9 @@ pub struct Sessions {
     pub clock: Arc<dyn crate::base::clock::Clock>,
     pub live_sessions: Arc<Live>,
     pub ssh: Option<Arc<front::Running>>,
+    /// This process as a broker (`brokers.id`): the sessions it carries are marked with it,
+    /// so another broker can end them if this one dies ([`brokers`]).
+    pub broker_id: Arc<str>,
 }
 
 /// How often the front door looks for sessions ended elsewhere (revoked, killed).
@@ -72,9 +76,10 @@ pub async fn claim(
     let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
     let used = with_tx!(&mut tx, t => {
-        sqlx::query("UPDATE session_tickets SET used_at = $1 WHERE id = $2 AND ticket_hash = $3 \
+        sqlx::query("UPDATE session_tickets SET used_at = $1, broker_id = $4 WHERE id = $2 AND ticket_hash = $3 \
                      AND used_at IS NULL AND ended_at IS NULL AND expires_at > $1")
-            .bind(now).bind(session_id).bind(secret_hash(ticket)).execute(&mut **t).await?.rows_affected()
+            .bind(now).bind(session_id).bind(secret_hash(ticket)).bind(&*svc.broker_id)
+            .execute(&mut **t).await?.rows_affected()
     });
     let checked: Result<_> = if used == 1 {
         let grant_id: String = with_tx!(&mut tx, t => {
@@ -381,7 +386,7 @@ impl Live {
         }
     }
 
-    fn ids(&self) -> Vec<String> {
+    pub fn ids(&self) -> Vec<String> {
         self.map
             .lock()
             .map(|m| m.keys().cloned().collect())

@@ -199,6 +199,7 @@ impl Services {
             front_door: None,
         };
         let sessions = Sessions {
+            broker_id: std::sync::Arc::from(paw_broker::base::util::new_id().as_str()),
             db: db.clone(),
             clock: dyn_clock,
             live_sessions: Default::default(),
