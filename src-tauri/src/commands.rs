@@ -8,7 +8,7 @@ use paw_client::Core;
 use paw_proto::elevation::{EntitlementList, GrantList, GrantView, Inbox};
 use paw_proto::ipc::{
     AppStatus, AuditPage, AuditVerifyView, KeyPromptView, LiveFeed, SecurityKeyView, SessionUser,
-    SettingsView, StepUpPrompt,
+    SettingsView, SignOutReport, StepUpPrompt,
 };
 use paw_proto::session::{
     ForwardView, SessionHistory, SessionList, SessionMasks, SessionRecording, SessionView,
@@ -67,7 +67,7 @@ pub async fn login(core: State<'_, Core>, input: Option<Value>) -> Result<Sessio
 }
 
 #[tauri::command]
-pub async fn logout(core: State<'_, Core>) -> Result<(), ApiError> {
+pub async fn logout(core: State<'_, Core>) -> Result<SignOutReport, ApiError> {
     Ok(core.logout().await?)
 }
 

@@ -1225,3 +1225,169 @@ async fn d3_the_audit_page_verify_catches_a_tail_cut_below_a_cosigned_checkpoint
     assert_eq!(bad.seq, 3, "{bad:?}");
     assert!(bad.reason.contains("cut"), "{bad:?}");
 }
+
+const SIGN_OUT: &str = "/v1/auth/sign-out";
+
+/// The device proof on `req` verifies under this core's device key, over `method`, the
+/// request's path, an empty body and the bearer token `token`.
+async fn assert_signed_without_body(
+    core: &Core,
+    req: &crate::fake_broker::Req,
+    method: &str,
+    token: &str,
+) {
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+    use paw_proto::device_proof::{message, ProofHeader, HEADER};
+    assert_eq!(req.method, method);
+    assert!(req.body.is_empty(), "{:?}", req.body);
+    assert_eq!(req.header("content-type"), None);
+    assert_eq!(
+        req.header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    let proof = ProofHeader::parse(req.header(HEADER).expect("a device proof")).unwrap();
+    let device = VerifyingKey::from_bytes(&core.device().await.unwrap().public_key()).unwrap();
+    let msg = message(method, &req.path, b"", proof.time_ms, &proof.nonce, token);
+    device
+        .verify(&msg, &Signature::from_bytes(&proof.signature))
+        .expect("the proof signs exactly this request");
+}
+
+async fn assert_forgotten(s: &Setup) {
+    assert!(TokenStore::new(s.keystore.clone())
+        .load()
+        .unwrap()
+        .is_none());
+    assert!(s.core.status().await.user.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_revokes_the_sign_in_at_the_broker_and_reports_what_it_revoked() {
+    let fb = FakeBroker::start(|req| {
+        (req.path == SIGN_OUT).then(|| {
+            Reply::Json(
+                200,
+                json!({"session_id": "s-1", "revoked_at_ms": 1_700_000_000_000_i64,
+                       "access_tokens": 2, "refresh_tokens": 1}),
+            )
+        })
+    });
+    let s = signed_in(&fb, None).await;
+
+    let report = s.core.logout().await.unwrap();
+
+    let revoked = report.revoked.expect("the broker's answer");
+    assert_eq!(report.broker_error, None);
+    assert_eq!(revoked.session_id, "s-1");
+    assert_eq!(revoked.revoked_at_ms, 1_700_000_000_000);
+    assert_eq!((revoked.access_tokens, revoked.refresh_tokens), (2, 1));
+    let sent = fb.requests(SIGN_OUT);
+    assert_eq!(sent.len(), 1);
+    assert_signed_without_body(&s.core, &sent[0], "POST", "access-1").await;
+    assert_forgotten(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_refreshes_a_due_access_token_first_so_the_family_can_be_revoked() {
+    let fb = FakeBroker::start(|req| {
+        let now = clock::local_wall_ms();
+        match req.path.as_str() {
+            "/v1/token/refresh" => Some(Reply::Json(
+                200,
+                json!({"user": "alice", "roles": [], "access_token": "access-2",
+                       "access_expires_at_ms": now + 900_000, "refresh_token": "refresh-2",
+                       "session_expires_at_ms": now + 3_600_000}),
+            )),
+            SIGN_OUT => Some(Reply::Json(
+                200,
+                json!({"session_id": "s-1", "revoked_at_ms": now,
+                       "access_tokens": 1, "refresh_tokens": 1}),
+            )),
+            _ => None,
+        }
+    });
+    let s = signed_in(&fb, None).await;
+    let now = clock::local_wall_ms();
+    TokenStore::new(s.keystore.clone())
+        .save(&Tokens {
+            access: AccessToken::new("access-1"),
+            access_expires_ms: now - 1,
+            refresh: RefreshToken::new("refresh-1"),
+            refresh_expires_ms: now + 3_600_000,
+        })
+        .unwrap();
+
+    let report = s.core.logout().await.unwrap();
+
+    assert_eq!(report.revoked.map(|r| r.access_tokens), Some(1));
+    assert_eq!(fb.requests("/v1/token/refresh").len(), 1);
+    let sent = fb.requests(SIGN_OUT);
+    assert_eq!(sent.len(), 1);
+    assert_signed_without_body(&s.core, &sent[0], "POST", "access-2").await;
+    assert_forgotten(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_refused_by_the_broker_still_forgets_the_sign_in_here() {
+    for (status, code, expected) in [
+        (401, "unauthenticated", ErrorCode::Unauthenticated),
+        (500, "internal", ErrorCode::Internal),
+    ] {
+        let fb = FakeBroker::start(move |req| {
+            (req.path == SIGN_OUT)
+                .then(|| Reply::Json(status, json!({"code": code, "message": "no"})))
+        });
+        let s = signed_in(&fb, None).await;
+
+        let report = s.core.logout().await.unwrap();
+
+        assert_eq!(report.revoked, None);
+        assert_eq!(report.broker_error.map(|e| e.code), Some(expected));
+        // Asked once: the refusal neither retries nor refreshes.
+        assert_eq!(fb.requests(SIGN_OUT).len(), 1);
+        assert!(fb.requests("/v1/token/refresh").is_empty());
+        assert_forgotten(&s).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_with_the_broker_unreachable_still_forgets_the_sign_in_here() {
+    let fb = FakeBroker::start(|_| None);
+    let s = signed_in(&fb, None).await;
+    // Nothing listens on this port any more: every connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ca = crate::load_ca(&fb.ca_path).unwrap();
+    {
+        let mut st = s.core.inner.state.write().await;
+        st.client =
+            Some(crate::BrokerClient::new(&format!("https://127.0.0.1:{port}"), &ca.der).unwrap());
+        st.clock.reset();
+    }
+
+    let report = s.core.logout().await.unwrap();
+
+    assert_eq!(report.revoked, None);
+    assert_eq!(
+        report.broker_error.map(|e| e.code),
+        Some(ErrorCode::BrokerUnreachable)
+    );
+    assert!(fb.requests(SIGN_OUT).is_empty());
+    assert_forgotten(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_when_nobody_is_signed_in_asks_the_broker_nothing() {
+    let fb = FakeBroker::start(|_| None);
+    let s = signed_in(&fb, None).await;
+    TokenStore::new(s.keystore.clone()).clear().unwrap();
+
+    let report = s.core.logout().await.unwrap();
+
+    assert_eq!((report.revoked, report.broker_error), (None, None));
+    assert!(fb.requests(SIGN_OUT).is_empty());
+    assert_forgotten(&s).await;
+}

@@ -30,11 +30,11 @@ use paw_proto::http::{
     AddKeyFinishRequest, AddKeyStartResponse, ChallengeResponse, EnrollFinishRequest,
     EnrollFinishResponse, EnrollStartRequest, EnrollStartResponse, LoginFinishRequest,
     LoginStartRequest, RefreshRequest, RenameKeyRequest, RevokeKeyRequest, SecurityKeyList,
-    StepUpFinishRequest, StepUpStartRequest, TokenResponse, WhoAmI,
+    SignedOut, StepUpFinishRequest, StepUpStartRequest, TokenResponse, WhoAmI,
 };
 use paw_proto::ipc::{
     EnrollInput, KeyAction, KeyPromptView, LoginInput, PinInput, RenameKeyInput, SecurityKeyView,
-    SessionUser, StepUpPrompt,
+    SessionUser, SignOutReport, StepUpPrompt,
 };
 use paw_proto::{ApiError, ErrorCode};
 use rand_core::{OsRng, RngCore};
@@ -209,12 +209,71 @@ impl Core {
         Ok(user)
     }
 
-    /// Forgets the tokens and the user. Pending step-ups go too.
-    pub async fn logout(&self) -> Result<(), ClientError> {
+    /// Signs out: asks the broker to revoke the sign-in (its whole token family, on every
+    /// broker on its database), then forgets the tokens and the user here. Pending step-ups go
+    /// too. Whatever the broker answers, or if it cannot be reached, the sign-in is forgotten
+    /// on this computer; the report says which of the two happened at the broker.
+    pub async fn logout(&self) -> Result<SignOutReport, ClientError> {
         // Sessions opened by this user end with the sign-out.
         self.close_sessions().await;
+        let at_broker = self.sign_out_at_broker().await;
         let _tokens = self.inner.identity.token_lock.lock().await;
-        self.signed_out().await
+        self.signed_out().await?;
+        Ok(match at_broker {
+            None => SignOutReport {
+                revoked: None,
+                broker_error: None,
+            },
+            Some(Ok(revoked)) => {
+                tracing::info!(
+                    access_tokens = revoked.access_tokens,
+                    refresh_tokens = revoked.refresh_tokens,
+                    "signed out; the broker revoked the sign-in"
+                );
+                SignOutReport {
+                    revoked: Some(revoked),
+                    broker_error: None,
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(code = ?e.code(), "signed out here; the broker did not confirm: {e}");
+                SignOutReport {
+                    revoked: None,
+                    broker_error: Some(e.to_api()),
+                }
+            }
+        })
+    }
+
+    /// `POST /v1/auth/sign-out` with the current tokens; `None` when there are none (nobody is
+    /// signed in). Signed like [`Core::authed`] (an access token due for rotation is refreshed
+    /// first, so the family can still be revoked), but a refusal does not go through
+    /// [`Core::after_authed`]: the caller forgets the tokens anyway, once.
+    async fn sign_out_at_broker(&self) -> Option<Result<SignedOut, ClientError>> {
+        let ts = self.token_store();
+        match blocking(move || ts.load().map(|t| t.is_some())).await {
+            Ok(false) => return None,
+            Ok(true) => {}
+            Err(e) => return Some(Err(e)),
+        }
+        Some(self.sign_out_request().await)
+    }
+
+    async fn sign_out_request(&self) -> Result<SignedOut, ClientError> {
+        const PATH: &str = "/v1/auth/sign-out";
+        let client = self.client().await?;
+        let (bearer, proof) = self.credentials(&client, &Method::POST, PATH, &[]).await?;
+        client
+            .request_json(
+                Method::POST,
+                PATH,
+                None,
+                &[
+                    ("authorization", bearer.as_str()),
+                    (device_proof::HEADER, proof.as_str()),
+                ],
+            )
+            .await
     }
 
     /// The user's security keys.

@@ -50,6 +50,18 @@ pub struct SessionUser {
     pub roles: Vec<String>,
 }
 
+/// `logout` output: what the sign-out ended. The sign-in is always forgotten on this computer;
+/// this says whether the broker also revoked it (its whole token family, on every broker on its
+/// database) or could not be told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SignOutReport {
+    /// What the broker revoked, when it confirmed the sign-out.
+    pub revoked: Option<crate::http::SignedOut>,
+    /// Why the broker did not confirm it (unreachable, refused, …); the sign-in then ends at
+    /// the broker when it next expires. Both fields are empty when nobody was signed in.
+    pub broker_error: Option<ApiError>,
+}
+
 /// The active grant with the least time left, for the status bar countdown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct GrantSummary {
@@ -362,6 +374,7 @@ pub fn typescript_bindings() -> String {
         BrokerState::decl(),
         BrokerStatus::decl(),
         SessionUser::decl(),
+        SignOutReport::decl(),
         GrantSummary::decl(),
         BuildInfo::decl(),
         EnrollInput::decl(),

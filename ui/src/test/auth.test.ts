@@ -175,6 +175,96 @@ describe('sign out', () => {
     expect(screen.getByTestId('status-user').textContent?.trim()).toBe('Not signed in');
   });
 
+  it('says the broker revoked the sign-in, with the token counts, until dismissed', async () => {
+    const { core } = renderApp({ settings: CONFIGURED, user: { name: 'ada', roles: ['engineer'] } });
+    await screen.findByTestId('account');
+    await fireEvent.click(screen.getByTestId('signout'));
+    const panel = await screen.findByTestId('signin-panel');
+    const notice = within(panel).getByTestId('signout-notice');
+    expect(notice.dataset['tone']).toBe('success');
+    expect(notice.getAttribute('role')).toBe('status');
+    expect(within(notice).getByTestId('signout-notice-text').textContent).toBe(
+      'Signed out. The broker revoked this sign-in: 2 access tokens and 1 refresh token no longer work on any broker.',
+    );
+    await fireEvent.click(within(notice).getByTestId('signout-notice-dismiss'));
+    expect(screen.queryByTestId('signout-notice')).toBeNull();
+
+    expect(core.calls.filter((c) => c.cmd === 'logout')).toHaveLength(1);
+  });
+
+  it('counts the tokens the broker says it revoked', async () => {
+    const { core } = renderApp({ settings: CONFIGURED, user: { name: 'ada', roles: ['engineer'] } });
+    await screen.findByTestId('account');
+    core.signOutRevokes = { access_tokens: 1, refresh_tokens: 3 };
+    await fireEvent.click(screen.getByTestId('signout'));
+    expect((await screen.findByTestId('signout-notice-text')).textContent).toBe(
+      'Signed out. The broker revoked this sign-in: 1 access token and 3 refresh tokens no longer work on any broker.',
+    );
+  });
+
+  it('warns that the broker could not be reached, and signs out here all the same', async () => {
+    const { core } = renderApp({ settings: CONFIGURED, user: { name: 'ada', roles: ['engineer'] } });
+    await screen.findByTestId('account');
+    core.signOutBrokerError = { code: 'broker_unreachable', message: 'connection refused' };
+    await fireEvent.click(screen.getByTestId('signout'));
+    const panel = await screen.findByTestId('signin-panel');
+    const notice = within(panel).getByTestId('signout-notice');
+    expect(notice.dataset['tone']).toBe('warning');
+    expect(notice.dataset['code']).toBe('broker_unreachable');
+    expect(notice.getAttribute('role')).toBe('alert');
+    expect(within(notice).getByTestId('signout-notice-text').textContent).toBe(
+      'Signed out on this computer. The broker could not be reached (broker_unreachable): ' +
+        'the sign-in ends at the broker when it next expires (at most 15 minutes idle).',
+    );
+    expect(notice.textContent).toContain('connection refused');
+    expect(screen.getByTestId('status-user').textContent?.trim()).toBe('Not signed in');
+    expect(screen.queryByTestId('signout-error')).toBeNull();
+    await fireEvent.click(within(notice).getByTestId('signout-notice-dismiss'));
+    expect(screen.queryByTestId('signout-notice')).toBeNull();
+  });
+
+  it('says the broker did not confirm when it refused the sign-out', async () => {
+    const { core } = renderApp({ settings: CONFIGURED, user: { name: 'ada', roles: ['engineer'] } });
+    await screen.findByTestId('account');
+    core.signOutBrokerError = { code: 'unauthenticated', message: 'the session has ended' };
+    await fireEvent.click(screen.getByTestId('signout'));
+    const notice = await screen.findByTestId('signout-notice');
+    expect(notice.dataset['code']).toBe('unauthenticated');
+    expect(within(notice).getByTestId('signout-notice-text').textContent).toBe(
+      'Signed out on this computer. The broker did not confirm the sign-out (unauthenticated): ' +
+        'the sign-in ends at the broker when it next expires (at most 15 minutes idle).',
+    );
+  });
+
+  it('shows the notice above the page when the sign-in screen is not shown (no broker)', async () => {
+    const { core } = renderApp({ settings: CONFIGURED, user: { name: 'ada', roles: ['engineer'] } });
+    await screen.findByTestId('account');
+    core.brokerState = 'unreachable';
+    await fireEvent.click(screen.getByTestId('signout'));
+    const notice = await screen.findByTestId('signout-notice');
+    expect(screen.queryByTestId('signin-panel')).toBeNull();
+    expect(notice.dataset['code']).toBe('broker_unreachable');
+    expect(notice.textContent).toContain('The broker could not be reached (broker_unreachable)');
+  });
+
+  it('forgets the notice when someone signs in', async () => {
+    renderApp({ settings: CONFIGURED, user: { name: 'ada', roles: ['engineer'] } });
+    await screen.findByTestId('account');
+    await fireEvent.click(screen.getByTestId('signout'));
+    await screen.findByTestId('signout-notice');
+    await typeInto('signin-user', 'ada');
+    await fireEvent.click(screen.getByTestId('signin-submit'));
+    await screen.findByTestId('page-access');
+    await fireEvent.click(screen.getByTestId('signout'));
+    await screen.findByTestId('signin-panel');
+    expect(screen.getAllByTestId('signout-notice')).toHaveLength(1);
+    await fireEvent.click(screen.getByTestId('signout-notice-dismiss'));
+    await typeInto('signin-user', 'ada');
+    await fireEvent.click(screen.getByTestId('signin-submit'));
+    await screen.findByTestId('page-access');
+    expect(screen.queryByTestId('signout-notice')).toBeNull();
+  });
+
   it('has no sign-out control while signed out', async () => {
     renderApp({ settings: CONFIGURED });
     await screen.findByTestId('signin-panel');

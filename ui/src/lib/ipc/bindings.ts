@@ -23,6 +23,17 @@ error: ApiError | null, };
 
 export type SessionUser = { name: string, roles: Array<string>, };
 
+export type SignOutReport = { 
+/**
+ * What the broker revoked, when it confirmed the sign-out.
+ */
+revoked: SignedOut | null, 
+/**
+ * Why the broker did not confirm it (unreachable, refused, …); the sign-in then ends at
+ * the broker when it next expires. Both fields are empty when nobody was signed in.
+ */
+broker_error: ApiError | null, };
+
 export type GrantSummary = { id: string, target: string, role: string, 
 /**
  * Milliseconds left by the broker's clock when this status was taken. The UI counts down

@@ -43,6 +43,7 @@ import type {
   SessionView,
   SettingsInput,
   SettingsView,
+  SignOutReport,
   StepUpPrompt,
   TerminalEvent,
   TerminalInput,
@@ -237,8 +238,12 @@ export async function cancelKeyPrompt(): Promise<void> {
   await call<null>('cancel_key_prompt');
 }
 
-export async function logout(): Promise<void> {
-  await call<null>('logout');
+/**
+ * Signs out. The core always forgets the sign-in on this computer; the report says whether the
+ * broker revoked it too (and how many tokens), or why it could not be told.
+ */
+export function logout(): Promise<SignOutReport> {
+  return call<SignOutReport>('logout');
 }
 
 export function listKeys(): Promise<SecurityKeyView[]> {

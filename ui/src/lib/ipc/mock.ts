@@ -18,6 +18,7 @@ import type {
   SessionUser,
   SettingsInput,
   SettingsView,
+  SignOutReport,
   StepUpPrompt,
 } from './bindings';
 import type { StepUpAction } from './index';
@@ -78,6 +79,15 @@ export interface MockCore {
   build: BuildInfo;
   /** When set, `app_status` rejects with this value (any shape, to test normalisation). */
   statusFailure: unknown;
+  /**
+   * How many tokens the broker revokes at the next `logout`. Default 2 access, 1 refresh.
+   */
+  signOutRevokes: { access_tokens: number; refresh_tokens: number };
+  /**
+   * When set, the next `logout` reports the broker did not confirm, with this error (the user
+   * is signed out all the same). Without it, a broker that is not connected gives its own error.
+   */
+  signOutBrokerError: ApiError | null;
   /** When set, the next `save_settings` rejects with this value. */
   saveFailure: unknown;
   keys: SecurityKeyView[];
@@ -248,6 +258,8 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     },
     pending: new Map(),
     statusFailure: options.statusFailure,
+    signOutRevokes: { access_tokens: 2, refresh_tokens: 1 },
+    signOutBrokerError: null,
     saveFailure: undefined,
     calls: [],
     opened: [],
@@ -286,6 +298,20 @@ export function installMockCore(options: MockOptions = {}): MockCore {
           ? null
           : { ...grant, remaining_ms: Math.max(0, Math.round(grant.remaining_ms - (performance.now() - grantSetAt))) },
       build: core.build,
+    };
+  };
+
+  /** What the broker says to a sign-out: like the core, the user is signed out regardless. */
+  const signOutReport = (): SignOutReport => {
+    const failure = core.signOutBrokerError;
+    core.signOutBrokerError = null;
+    if (core.user === null) return { revoked: null, broker_error: null };
+    const broker = status().broker;
+    const brokerError = failure ?? (broker.state === 'connected' ? null : broker.error);
+    if (brokerError !== null) return { revoked: null, broker_error: brokerError };
+    return {
+      revoked: { session_id: 'mock-session', revoked_at_ms: Date.now(), ...core.signOutRevokes },
+      broker_error: null,
     };
   };
 
@@ -436,14 +462,16 @@ export function installMockCore(options: MockOptions = {}): MockCore {
         core.user = { name: user, roles: ['engineer'] };
         return structuredClone(core.user);
       }
-      case 'logout':
+      case 'logout': {
+        const report = signOutReport();
         core.user = null;
         core.pending.clear();
         core.elevation.pending.clear();
         core.sessions.pending.clear();
         for (const id of [...core.sessions.terminals.keys()]) core.sessions.end(id, 'closed', 'signed out');
         core.sessions.forwards = [];
-        return null;
+        return report;
+      }
       case 'list_keys':
         requireUser();
         return keyList();
