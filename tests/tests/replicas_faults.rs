@@ -244,6 +244,15 @@ async fn i3_killed_broker_sessions_end_once_as_broker_lost() {
         "{detail}"
     );
 
+    // `pawd status` shows it: the killed broker stopped as lost, carrying nothing; the two
+    // others serving.
+    let status = r.pawd(&["status".to_owned()]).unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(status.matches("stopped (lost)").count(), 1, "{status}");
+    assert_eq!(status.matches("serving, lease").count(), 2, "{status}");
+    assert!(!status.contains("1 open session"), "{status}");
+
     // The grant is untouched: still active, on every live replica.
     for url in [&b, &r.url(2)] {
         let grants = ada.call(url, "GET", "/v1/grants", None).await.unwrap();

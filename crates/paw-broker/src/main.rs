@@ -88,6 +88,11 @@ enum Command {
         #[arg(long)]
         json_logs: bool,
     },
+    /// The brokers on this database: each one's lease, and the sessions it carries.
+    Status {
+        #[arg(long, env = "PAWD_CONFIG")]
+        config: PathBuf,
+    },
     /// Print the OpenAPI document (JSON) to stdout.
     Openapi,
 }
@@ -252,6 +257,21 @@ async fn run(command: Command) -> Result<(), CliError> {
             db.close().await;
             let n = result?;
             println!("audit log verified: {n} record(s), chain intact");
+            Ok(())
+        }
+        Command::Status { config } => {
+            let config = Config::load(&config)?;
+            let db = paw_broker::store::Db::connect(
+                &config.database_url,
+                paw_broker::store::Create::Never,
+            )
+            .await?;
+            let now = paw_broker::base::clock::Clock::now_ms(&paw_broker::base::clock::SystemClock);
+            let rows = paw_broker::sessions::brokers::list(&db).await;
+            db.close().await;
+            for b in rows? {
+                println!("{}", b.describe(now));
+            }
             Ok(())
         }
         Command::Check { config } => {

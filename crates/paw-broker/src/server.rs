@@ -287,31 +287,62 @@ async fn end_own_sessions(svc: &Sessions) {
 }
 
 /// Renews this broker's lease and ends the sessions of brokers whose lease expired, every
-/// [`crate::sessions::brokers::RENEW_EVERY`]. A renewal refused because the others already took
-/// this broker for dead ends the sessions it carries: they were ended in the database, and a
-/// connection must not outlive its record.
+/// [`brokers::RENEW_EVERY`]; ends the sessions this broker carries when it has not reached the
+/// database for [`brokers::DB_GRACE`] (I5), or when the others already took it for dead.
 async fn lease(sessions: Sessions) {
     use crate::sessions::brokers;
-    let mut every = tokio::time::interval(brokers::RENEW_EVERY);
+    let mut every = tokio::time::interval(brokers::WATCH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_ok = tokio::time::Instant::now();
+    let mut next_renew = tokio::time::Instant::now();
     loop {
         every.tick().await;
-        match brokers::renew(&sessions).await {
-            Ok(true) => {}
-            Ok(false) => {
+        let now = tokio::time::Instant::now();
+        if now >= next_renew {
+            next_renew = now + brokers::RENEW_EVERY;
+            // Bounded: a database that hangs instead of refusing must not stop the grace
+            // check below.
+            match tokio::time::timeout(brokers::RENEW_EVERY, brokers::renew(&sessions)).await {
+                Ok(Ok(true)) => last_ok = tokio::time::Instant::now(),
+                Ok(Ok(false)) => {
+                    tracing::error!(
+                        alert = true,
+                        "the other brokers took this one for dead and ended its sessions; \
+                         ending their connections and taking the lease back"
+                    );
+                    end_all(&sessions, "broker_lost");
+                    if brokers::revive(&sessions).await.is_ok() {
+                        last_ok = tokio::time::Instant::now();
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "lease renewal failed"),
+                Err(_) => tracing::warn!("lease renewal timed out"),
+            }
+            if let Ok(Err(e)) =
+                tokio::time::timeout(brokers::RENEW_EVERY, brokers::reap_lost(&sessions)).await
+            {
+                tracing::warn!(error = %e, "looking for lost brokers failed");
+            }
+        }
+        if last_ok.elapsed() >= brokers::DB_GRACE {
+            let live = sessions.live_sessions.ids();
+            if !live.is_empty() {
                 tracing::error!(
                     alert = true,
-                    "this broker's lease was taken over; ending the sessions it carries"
+                    sessions = live.len(),
+                    "the database has been unreachable for the grace; ending every session"
                 );
-                for id in sessions.live_sessions.ids() {
-                    sessions.live_sessions.signal(&id, "broker_lost");
-                }
+                end_all(&sessions, "database_lost");
             }
-            Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
         }
-        if let Err(e) = brokers::reap_lost(&sessions).await {
-            tracing::warn!(error = %e, "looking for lost brokers failed");
-        }
+    }
+}
+
+/// Tells every connection this broker carries to end with `reason`; each closes its
+/// recording and records its end (retrying until the database takes it).
+fn end_all(sessions: &Sessions, reason: &str) {
+    for id in sessions.live_sessions.ids() {
+        sessions.live_sessions.signal(&id, reason);
     }
 }
 

@@ -248,6 +248,9 @@ describe('sessions page: terminal tabs', () => {
     ['revoked', 'The grant was revoked'],
     ['recording_failed', 'The recording failed'],
     ['broker_restart', 'The broker restarted'],
+    ['broker_shutdown', 'The broker carrying the session shut down'],
+    ['broker_lost', 'another broker ended it'],
+    ['database_lost', 'The broker lost its database'],
   ])('names the reason %s', async (reason, words) => {
     const { core } = await openSessions();
     const id = await openTerminal(core);

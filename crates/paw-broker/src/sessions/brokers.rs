@@ -29,9 +29,65 @@ use crate::{with_pool, with_tx};
 pub const LEASE: Duration = Duration::from_secs(10);
 /// How often a broker renews its lease and looks for lost peers.
 pub const RENEW_EVERY: Duration = Duration::from_secs(2);
+/// How long a broker carries sessions without reaching its database (case I5): then it ends
+/// them all, since nothing it does can be recorded or revoked. Under the lease, so a broker
+/// cut off from the database has ended its sessions before its peers take it for dead; plus
+/// [`WATCH_EVERY`], within the 10 s the issue allows.
+pub const DB_GRACE: Duration = Duration::from_secs(8);
+/// How often the grace is checked.
+pub const WATCH_EVERY: Duration = Duration::from_millis(500);
 
 fn lease_ms() -> i64 {
     i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// One broker as `pawd status` lists it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct BrokerRow {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: i64,
+    pub lease_until: i64,
+    pub stopped_at: Option<i64>,
+    pub stop_reason: Option<String>,
+    /// Sessions it carries whose recording is still open.
+    pub sessions: i64,
+}
+
+impl BrokerRow {
+    /// One line: id, host and pid, state (serving with the lease left, expired, or stopped and
+    /// why), open sessions.
+    pub fn describe(&self, now: i64) -> String {
+        let state = match (&self.stopped_at, &self.stop_reason) {
+            (Some(_), reason) => format!("stopped ({})", reason.as_deref().unwrap_or("?")),
+            (None, _) if self.lease_until >= now => {
+                format!(
+                    "serving, lease {:.1} s",
+                    (self.lease_until - now) as f64 / 1000.0
+                )
+            }
+            (None, _) => format!(
+                "lease expired {:.1} s ago",
+                (now - self.lease_until) as f64 / 1000.0
+            ),
+        };
+        format!(
+            "{}  {} pid {}  started {}  {}  {} open session(s)",
+            self.id, self.host, self.pid, self.started_at, state, self.sessions
+        )
+    }
+}
+
+/// Every broker that served on this database, the newest first.
+pub async fn list(db: &crate::store::Db) -> crate::base::error::Result<Vec<BrokerRow>> {
+    Ok(with_pool!(db, p => {
+        sqlx::query_as("SELECT b.id, b.host, b.pid, b.started_at, b.lease_until, b.stopped_at, b.stop_reason, \
+                        (SELECT COUNT(*) FROM session_tickets s WHERE s.broker_id = b.id \
+                         AND s.used_at IS NOT NULL AND s.recording_closed_at IS NULL) AS sessions \
+                        FROM brokers b ORDER BY b.started_at DESC")
+            .fetch_all(p).await?
+    }))
 }
 
 /// Registers this process as a broker with a fresh lease.
@@ -61,6 +117,17 @@ pub async fn renew(svc: &Sessions) -> Result<bool> {
             .bind(now + lease_ms()).bind(&*svc.broker_id).execute(p).await?.rows_affected()
     });
     Ok(n == 1)
+}
+
+/// Takes the lease back after the others took this broker for dead (it could not renew for a
+/// while): they ended every session it carried, so it starts again with none.
+pub async fn revive(svc: &Sessions) -> Result<()> {
+    let now = svc.clock.now_ms();
+    with_pool!(&svc.db, p => {
+        sqlx::query("UPDATE brokers SET lease_until = $1, stopped_at = NULL, stop_reason = NULL WHERE id = $2")
+            .bind(now + lease_ms()).bind(&*svc.broker_id).execute(p).await?;
+    });
+    Ok(())
 }
 
 /// Ends the sessions of every broker whose lease has expired, each broker claimed by exactly

@@ -365,6 +365,9 @@ pub(crate) fn reason_words(reason: &str) -> &'static str {
         "target_closed" => "the target closed it",
         "target_unreachable" => "the target could not be reached",
         "closed" => "you closed it",
+        "broker_shutdown" => "the broker carrying it is shutting down",
+        "broker_lost" => "the broker carrying it was taken for lost",
+        "database_lost" => "the broker lost its database, so nothing could be recorded or revoked",
         _ => "the broker ended it",
     }
 }
@@ -397,10 +400,16 @@ async fn bridge(
             String::new(),
         )
         .await;
-    if let Err(e) =
+    // The end must reach the record: while the database is away (I5) keep trying, the
+    // session staying in the registry meanwhile. `finish` writes once, so a peer that ended
+    // it first (`broker_lost`) makes this a no-op.
+    let mut wait = Duration::from_millis(250);
+    while let Err(e) =
         sessions::finish(&svc, &info, &reason, recording.as_ref(), error.as_deref()).await
     {
-        tracing::error!(session = %info.id, error = %e, "could not record the end of a session");
+        tracing::error!(session = %info.id, error = %e, "could not record the end of a session; retrying");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(2));
     }
     // Only now: a registry without this session means its end is on record.
     svc.live_sessions.unregister(&info.id);

@@ -160,6 +160,12 @@ export function endReasonText(reason: string): string {
       return 'The recording failed, so the broker ended the session.';
     case 'broker_restart':
       return 'The broker restarted; the session could not continue.';
+    case 'broker_shutdown':
+      return 'The broker carrying the session shut down; open it again to reach another broker.';
+    case 'broker_lost':
+      return 'The broker carrying the session stopped answering; another broker ended it.';
+    case 'database_lost':
+      return 'The broker lost its database, so it ended the session: nothing could be recorded or revoked.';
     case 'target_closed':
       return 'The target closed the connection.';
     default:
