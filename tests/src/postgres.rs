@@ -10,6 +10,7 @@ use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -35,7 +36,9 @@ pub struct TempPostgres {
     port: u16,
     password: String,
     as_postgres_user: bool,
-    child: Option<Child>,
+    /// The running server process; behind a lock so a shared `&TempPostgres` can
+    /// [`TempPostgres::stop`] and [`TempPostgres::start_again`] it.
+    child: Mutex<Option<Child>>,
 }
 
 impl TempPostgres {
@@ -90,7 +93,7 @@ impl TempPostgres {
             port: 0,
             password,
             as_postgres_user,
-            child: None,
+            child: Mutex::new(None),
         };
 
         let out = pg
@@ -201,6 +204,49 @@ impl TempPostgres {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Stops the server at once (`pg_ctl stop -m immediate`, as a crash or a cut network
+    /// would look to its clients): every connection drops and new ones are refused until
+    /// [`TempPostgres::start_again`]. Does nothing if it is not running.
+    ///
+    /// What was committed before the call survives: this cluster runs with
+    /// `synchronous_commit=off`, so an immediate stop alone would lose the last few hundred
+    /// milliseconds of commits (still in the WAL buffers) and a test would blame its client for
+    /// them. A `CHECKPOINT` first writes them out (best effort: a commit racing the stop may
+    /// still be lost, as in a real crash).
+    pub fn stop(&self) {
+        if self.is_running().unwrap_or(false) {
+            let _ = self.psql("CHECKPOINT");
+        }
+        self.stop_server();
+    }
+
+    /// Starts the stopped server again on the same data directory and port (after crash
+    /// recovery, with everything committed before [`TempPostgres::stop`]) and waits until it
+    /// accepts connections. Fails if it is already running.
+    pub fn start_again(&self) -> Result<()> {
+        if self.is_running()? {
+            bail!("postgres is already running");
+        }
+        let sockets = self
+            .dir()
+            .map(|d| d.join("sock"))
+            .ok_or_else(|| anyhow!("temp dir already removed"))?;
+        if let Err(e) = self.spawn_server(&sockets) {
+            self.stop_server();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Whether the server process started by this value is running.
+    pub fn is_running(&self) -> Result<bool> {
+        let mut child = self.lock_child();
+        match child.as_mut() {
+            Some(c) => Ok(c.try_wait().context("polling postgres")?.is_none()),
+            None => Ok(false),
+        }
+    }
+
     /// The test database's name.
     pub fn database(&self) -> &'static str {
         DATABASE
@@ -215,11 +261,22 @@ impl TempPostgres {
         self.dir().map(|d| d.join("postgres.log"))
     }
 
-    fn spawn_server(&mut self, sockets: &Path) -> Result<()> {
+    fn lock_child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn spawn_server(&self, sockets: &Path) -> Result<()> {
         let log_path = self
             .log_path()
             .ok_or_else(|| anyhow!("temp dir already removed"))?;
-        let log = File::create(&log_path).context("creating postgres.log")?;
+        // Appended to, so a start after a stop keeps what the first run logged.
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .context("opening postgres.log")?;
         let log_err = log.try_clone().context("cloning the log handle")?;
         let child = self
             .server_command("postgres")
@@ -236,11 +293,11 @@ impl TempPostgres {
             .stderr(log_err)
             .spawn()
             .context("starting postgres")?;
-        self.child = Some(child);
+        *self.lock_child() = Some(child);
 
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(child) = self.child.as_mut() {
+            if let Some(child) = self.lock_child().as_mut() {
                 if let Some(status) = child.try_wait().context("polling postgres")? {
                     bail!(
                         "postgres exited with {status} before accepting connections:\n{}",
@@ -302,8 +359,8 @@ impl TempPostgres {
         cmd
     }
 
-    fn stop_server(&mut self) {
-        let Some(mut child) = self.child.take() else {
+    fn stop_server(&self) {
+        let Some(mut child) = self.lock_child().take() else {
             return;
         };
         // Immediate shutdown through pg_ctl, because signals to `runuser` are not reliably
