@@ -213,6 +213,20 @@ impl VirtualUser {
             .await
     }
 
+    /// An authenticated GET whose answer is read as it comes (the server-sent events of
+    /// `/v1/events`), with the current access token.
+    pub async fn stream(&self, base: &str, path: &str) -> Result<reqwest::Response> {
+        let token = self.access.clone().unwrap_or_default();
+        let proof = self.proof("GET", path, &[], &token)?;
+        self.http
+            .get(format!("{base}{path}"))
+            .header("authorization", format!("Bearer {token}"))
+            .header(device_proof::HEADER, proof)
+            .send()
+            .await
+            .with_context(|| format!("{base}{path}"))
+    }
+
     /// [`VirtualUser::call_with`] the current access token.
     pub async fn call(
         &self,

@@ -197,19 +197,32 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
                 .collect(),
         })
     });
+    // This process, as the origin of the live events it shares and as a broker with a lease.
+    let live_origin = crate::base::util::new_id();
     let elevation = Elevation {
         db: db.clone(),
         clock: clock.clone(),
         policy,
-        notifier: crate::elevation::notify::Notifier::new(webhook),
+        notifier: match db.kind() {
+            // One broker: its streams are all there is.
+            DatabaseKind::Sqlite => crate::elevation::notify::Notifier::new(webhook),
+            DatabaseKind::Postgres => crate::elevation::notify::Notifier::new(webhook).shared(
+                db.clone(),
+                clock.clone(),
+                &live_origin,
+            ),
+        },
         front_door,
     };
+    tasks.push(tokio::spawn(crate::elevation::notify::relay(
+        elevation.notifier.clone(),
+    )));
     let sessions = Sessions {
         db: db.clone(),
         clock: clock.clone(),
         live_sessions: Default::default(),
         ssh: ssh.clone(),
-        broker_id: Arc::from(crate::base::util::new_id().as_str()),
+        broker_id: Arc::from(live_origin.as_str()),
     };
     let cosigner = Cosigner {
         db: db.clone(),

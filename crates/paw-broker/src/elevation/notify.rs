@@ -27,7 +27,7 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SIGNATURE_HEADER: &str = "paw-signature";
 
 /// Who an event is for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Audience {
     pub users: Vec<String>,
     /// Approvers of this entitlement (resolved with the policy when the event is delivered).
@@ -85,12 +85,30 @@ pub struct Notice {
     pub event: LiveEvent,
 }
 
-/// The fan-out point: a broadcast channel the SSE streams subscribe to, and the webhook.
+/// The fan-out point: a broadcast channel the SSE streams subscribe to, the webhook, and, with
+/// several brokers on one database, the `live_events` table that carries each event to the
+/// others' streams ([`relay`]).
 #[derive(Clone)]
 pub struct Notifier {
     tx: broadcast::Sender<Arc<Notice>>,
     webhook: Option<Arc<Webhook>>,
+    shared: Option<Shared>,
 }
+
+/// This broker's place in the shared relay.
+#[derive(Clone)]
+struct Shared {
+    db: crate::store::Db,
+    clock: Arc<dyn crate::base::clock::Clock>,
+    origin: Arc<str>,
+}
+
+/// How often a broker looks for other brokers' events, and how far back: wide enough that an
+/// event committed late (ids are not committed in order) is still seen, once.
+pub const RELAY_EVERY: Duration = Duration::from_millis(250);
+const RELAY_WINDOW_MS: i64 = 10_000;
+/// Rows older than this are deleted; nobody reads them after the window.
+const RELAY_KEEP_MS: i64 = 5 * 60 * 1000;
 
 impl std::fmt::Debug for Notifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,7 +124,24 @@ impl Notifier {
         Self {
             tx,
             webhook: webhook.map(Arc::new),
+            shared: None,
         }
+    }
+
+    /// Shares events with the other brokers on `db` (PostgreSQL): each event sent here is also
+    /// written for them, and [`relay`] brings theirs to this broker's streams.
+    pub fn shared(
+        mut self,
+        db: crate::store::Db,
+        clock: Arc<dyn crate::base::clock::Clock>,
+        origin: &str,
+    ) -> Self {
+        self.shared = Some(Shared {
+            db,
+            clock,
+            origin: Arc::from(origin),
+        });
+        self
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Notice>> {
@@ -117,6 +152,14 @@ impl Notifier {
     pub fn send(&self, notice: Notice) {
         let notice = Arc::new(notice);
         let _ = self.tx.send(notice.clone());
+        if let Some(shared) = &self.shared {
+            let (shared, notice) = (shared.clone(), notice.clone());
+            tokio::spawn(async move {
+                if let Err(e) = publish(&shared, &notice).await {
+                    tracing::warn!(error = %e, kind = %notice.event.kind, "sharing a live event failed");
+                }
+            });
+        }
         if let Some(w) = &self.webhook {
             let w = w.clone();
             tokio::spawn(async move {
@@ -124,6 +167,77 @@ impl Notifier {
                     tracing::warn!(error = %e, kind = %notice.event.kind, "webhook delivery failed");
                 }
             });
+        }
+    }
+}
+
+async fn publish(shared: &Shared, notice: &Notice) -> crate::base::error::Result<()> {
+    let audience = serde_json::to_string(&notice.audience)
+        .map_err(|e| BrokerError::Internal(format!("live event: {e}")))?;
+    let event = serde_json::to_string(&notice.event)
+        .map_err(|e| BrokerError::Internal(format!("live event: {e}")))?;
+    let now = shared.clock.now_ms();
+    crate::with_pool!(&shared.db, p => {
+        sqlx::query("INSERT INTO live_events (origin, created_at, audience, event) VALUES ($1, $2, $3, $4)")
+            .bind(&*shared.origin).bind(now).bind(&audience).bind(&event).execute(p).await?;
+    });
+    Ok(())
+}
+
+/// Brings the other brokers' events to this broker's streams, forever: every [`RELAY_EVERY`],
+/// the rows of the last [`RELAY_WINDOW_MS`] it did not write and has not relayed yet.
+pub async fn relay(notifier: Notifier) {
+    let Some(shared) = notifier.shared.clone() else {
+        return;
+    };
+    let mut seen: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+    let mut every = tokio::time::interval(RELAY_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune = 0;
+    loop {
+        every.tick().await;
+        let now = shared.clock.now_ms();
+        let rows: std::result::Result<Vec<(i64, i64, String, String)>, BrokerError> = async {
+            Ok(crate::with_pool!(&shared.db, p => {
+                sqlx::query_as("SELECT id, created_at, audience, event FROM live_events \
+                                WHERE created_at >= $1 AND origin <> $2 ORDER BY id")
+                    .bind(now - RELAY_WINDOW_MS).bind(&*shared.origin).fetch_all(p).await?
+            }))
+        }
+        .await;
+        match rows {
+            Ok(rows) => {
+                for (id, created_at, audience, event) in rows {
+                    if seen.insert(id, created_at).is_some() {
+                        continue;
+                    }
+                    match (
+                        serde_json::from_str(&audience),
+                        serde_json::from_str(&event),
+                    ) {
+                        (Ok(audience), Ok(event)) => {
+                            let _ = notifier.tx.send(Arc::new(Notice { audience, event }));
+                        }
+                        _ => tracing::warn!(id, "a shared live event does not parse"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "relaying live events failed"),
+        }
+        seen.retain(|_, created_at| *created_at >= now - 2 * RELAY_WINDOW_MS);
+        if now - last_prune > RELAY_KEEP_MS {
+            last_prune = now;
+            let pruned: std::result::Result<(), BrokerError> = async {
+                crate::with_pool!(&shared.db, p => {
+                    sqlx::query("DELETE FROM live_events WHERE created_at < $1")
+                        .bind(now - RELAY_KEEP_MS).execute(p).await?;
+                });
+                Ok(())
+            }
+            .await;
+            if let Err(e) = pruned {
+                tracing::warn!(error = %e, "pruning live events failed");
+            }
         }
     }
 }
