@@ -301,53 +301,77 @@ async fn end_own_sessions(svc: &Sessions) {
 
 /// Renews this broker's lease and ends the sessions of brokers whose lease expired, every
 /// [`brokers::RENEW_EVERY`]; ends the sessions this broker carries when it has not reached the
-/// database for [`brokers::DB_GRACE`] (I5), or when the others already took it for dead.
+/// database for [`brokers::DB_GRACE`] (I5), or when the others already took it for dead. The
+/// grace is watched by its own loop, so a database that hangs the renewal does not delay it.
 async fn lease(sessions: Sessions) {
+    use crate::sessions::brokers;
+    let last_ok = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
+    let watchdog = tokio::spawn(grace_watch(sessions.clone(), last_ok.clone()));
+    // Ends the watchdog with this task (the task is aborted at shutdown).
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _watchdog = AbortOnDrop(watchdog);
+    let renewed = || {
+        if let Ok(mut t) = last_ok.lock() {
+            *t = tokio::time::Instant::now();
+        }
+    };
+    let mut every = tokio::time::interval(brokers::RENEW_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match tokio::time::timeout(brokers::RENEW_EVERY, brokers::renew(&sessions)).await {
+            Ok(Ok(true)) => renewed(),
+            Ok(Ok(false)) => {
+                tracing::error!(
+                    alert = true,
+                    "the other brokers took this one for dead and ended its sessions; \
+                     ending their connections and taking the lease back"
+                );
+                end_all(&sessions, "broker_lost");
+                if brokers::revive(&sessions).await.is_ok() {
+                    renewed();
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "lease renewal failed"),
+            Err(_) => tracing::warn!("lease renewal timed out"),
+        }
+        if let Ok(Err(e)) =
+            tokio::time::timeout(brokers::RENEW_EVERY, brokers::reap_lost(&sessions)).await
+        {
+            tracing::warn!(error = %e, "looking for lost brokers failed");
+        }
+    }
+}
+
+/// Every [`crate::sessions::brokers::WATCH_EVERY`]: once the last renewal is older than the
+/// grace, every session this broker carries is told to end (once per outage in the log).
+async fn grace_watch(sessions: Sessions, last_ok: Arc<std::sync::Mutex<tokio::time::Instant>>) {
     use crate::sessions::brokers;
     let mut every = tokio::time::interval(brokers::WATCH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_ok = tokio::time::Instant::now();
-    let mut next_renew = tokio::time::Instant::now();
+    let mut reported = false;
     loop {
         every.tick().await;
-        let now = tokio::time::Instant::now();
-        if now >= next_renew {
-            next_renew = now + brokers::RENEW_EVERY;
-            // Bounded: a database that hangs instead of refusing must not stop the grace
-            // check below.
-            match tokio::time::timeout(brokers::RENEW_EVERY, brokers::renew(&sessions)).await {
-                Ok(Ok(true)) => last_ok = tokio::time::Instant::now(),
-                Ok(Ok(false)) => {
-                    tracing::error!(
-                        alert = true,
-                        "the other brokers took this one for dead and ended its sessions; \
-                         ending their connections and taking the lease back"
-                    );
-                    end_all(&sessions, "broker_lost");
-                    if brokers::revive(&sessions).await.is_ok() {
-                        last_ok = tokio::time::Instant::now();
-                    }
-                }
-                Ok(Err(e)) => tracing::warn!(error = %e, "lease renewal failed"),
-                Err(_) => tracing::warn!("lease renewal timed out"),
-            }
-            if let Ok(Err(e)) =
-                tokio::time::timeout(brokers::RENEW_EVERY, brokers::reap_lost(&sessions)).await
-            {
-                tracing::warn!(error = %e, "looking for lost brokers failed");
-            }
+        let since = last_ok.lock().map(|t| t.elapsed()).unwrap_or_default();
+        if since < brokers::DB_GRACE {
+            reported = false;
+            continue;
         }
-        if last_ok.elapsed() >= brokers::DB_GRACE {
-            let live = sessions.live_sessions.ids();
-            if !live.is_empty() {
-                tracing::error!(
-                    alert = true,
-                    sessions = live.len(),
-                    "the database has been unreachable for the grace; ending every session"
-                );
-                end_all(&sessions, "database_lost");
-            }
+        let live = sessions.live_sessions.ids();
+        if !live.is_empty() && !reported {
+            reported = true;
+            tracing::error!(
+                alert = true,
+                sessions = live.len(),
+                "the database has been unreachable for the grace; ending every session"
+            );
         }
+        end_all(&sessions, "database_lost");
     }
 }
 
