@@ -237,26 +237,17 @@ async fn i1_session_killed_on_one_broker_ends_session_on_another() {
         .await;
 }
 
-/// (3) The user is disabled through B's config. There is no HTTP route for it: the operator's
-/// command is `pawd user disable`, run here with B's config less its `[sessions]` table, as on
-/// an admin host. With B's config as it is the command does not run while B does (it binds B's
-/// SSH port); with a `[sessions]` table of its own it starts as a front door would, and its
-/// start-up clean-up ends every replica's live sessions as `broker_restart`.
+/// (3) The user is disabled with the operator's command, `pawd user disable`, run with B's own
+/// config (there is no HTTP route). The command does not open B's SSH front door nor clean up
+/// sessions at start-up (it once did both: it could not run beside B, and with a port of its
+/// own it ended every replica's sessions as `broker_restart`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i1_user_disabled_through_one_broker_ends_session_on_another() {
     let c = carried_on_a().await;
-    let b_config = c.r.config_path(B).unwrap();
-    let mut table: toml::Table = std::fs::read_to_string(b_config).unwrap().parse().unwrap();
-    table.remove("sessions");
-    // Next to B's, so its relative paths name the same files.
-    let admin_config = c.r.broker_dir().join("admin-cli.toml");
-    std::fs::write(&admin_config, toml::to_string(&table).unwrap()).unwrap();
+    let b_config = c.r.config_path(B).unwrap().to_owned();
     let out =
-        c.r.pawd_with(
-            &admin_config,
-            &["user".into(), "disable".into(), "ada".into()],
-        )
-        .unwrap();
+        c.r.pawd_with(&b_config, &["user".into(), "disable".into(), "ada".into()])
+            .unwrap();
     let answered = Instant::now();
     assert!(
         out.status.success(),
