@@ -152,6 +152,27 @@ async fn i5_database_outage_ends_sessions_within_the_grace_and_loses_nothing() {
     // readiness check 503, the liveness probe 200. The calls run together (each may wait for
     // the pool's acquire timeout) and each must answer within CALL_LIMIT.
     let http = r.client().unwrap();
+    // The readiness check answers the load balancer fast, 503 with a code, not a timeout.
+    for i in [A, B] {
+        let asked = Instant::now();
+        let ready = health(&http, &r.url(i), "/readyz").await.unwrap();
+        let took = asked.elapsed();
+        println!(
+            "I5 outage: replica {i} /readyz: {} in {} ms",
+            ready.status,
+            took.as_millis()
+        );
+        assert_eq!(
+            (ready.status, ready.code()),
+            (503, "storage_unavailable"),
+            "replica {i} readiness while the database is down: {:?}",
+            ready.body
+        );
+        assert!(
+            took < Duration::from_millis(1500),
+            "replica {i} /readyz took {took:?}"
+        );
+    }
     let kill = Action::KillSession {
         session_id: sid.clone(),
         reason: "checking the broker fails closed".into(),
@@ -363,6 +384,22 @@ async fn i5_database_outage_ends_sessions_within_the_grace_and_loses_nothing() {
             "replica {i} health after the outage: {:?}",
             h.body
         );
+    }
+    // Ready again, each with a live lease of its own.
+    for i in [A, B] {
+        let ready = health(&http, &r.url(i), "/readyz").await.unwrap();
+        assert_eq!(
+            ready.status, 200,
+            "replica {i} readiness after: {:?}",
+            ready.body
+        );
+        let left = ready.body["lease_ms_left"].as_i64().unwrap_or(-1);
+        assert!(
+            left > 0,
+            "replica {i} lease after the outage: {:?}",
+            ready.body
+        );
+        assert!(ready.body["broker_id"].is_string(), "{:?}", ready.body);
     }
 }
 

@@ -129,6 +129,17 @@ pub struct LoginFinishRequest {
     pub device_public_key: String,
 }
 
+/// Answer to `GET /readyz`: what a load balancer's readiness check needs, this broker's
+/// database and its lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    pub database: DatabaseKind,
+    /// This process as a broker; `None` when it carries no sessions (no `[sessions]`).
+    pub broker_id: Option<String>,
+    /// How long its lease still runs (ms); `None` when it holds none.
+    pub lease_ms_left: Option<i64>,
+}
+
 /// Answer to `POST /v1/auth/sign-out`: the token family the broker revoked. Every broker on
 /// the same database refuses its tokens from then on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]

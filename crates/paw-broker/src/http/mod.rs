@@ -26,7 +26,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use paw_proto::http::{Health, HealthQuery};
+use paw_proto::http::{Health, HealthQuery, Readiness};
 use paw_proto::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -204,6 +204,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
     use self::{audit as audit_api, elevation as elevation_api, identity as handlers};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
+        .routes(routes!(readyz))
         .routes(routes!(handlers::enroll_start))
         .routes(routes!(handlers::enroll_finish))
         .routes(routes!(handlers::login_start))
@@ -403,6 +404,41 @@ async fn healthz(
         database: state.db.kind(),
         time_ms: state.clock.now_ms(),
         instance_id: state.instance_id.to_string(),
+    }))
+}
+
+/// How long `/readyz` waits for the database: a load balancer's check should get an answer,
+/// 503 included, well within its own timeout.
+const READY_DB_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Readiness for a load balancer: the database answers within a second and, for a broker that
+/// carries sessions, its lease is live (others have not taken it for dead).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "system",
+    responses(
+        (status = 200, description = "Ready: the database answers and the lease is live", body = Readiness),
+        (status = 503, description = "Not ready: the database is unavailable or the lease has lapsed (`storage_unavailable`)", body = ApiError),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiFailure> {
+    let not_ready = |m: &str| ApiFailure::new(ErrorCode::StorageUnavailable, m);
+    let checks = async {
+        state.db.ping().await?;
+        crate::sessions::brokers::lease_left(&state.sessions).await
+    };
+    let lease = match tokio::time::timeout(READY_DB_TIMEOUT, checks).await {
+        Ok(Ok(lease)) => lease,
+        Ok(Err(_)) | Err(_) => return Err(not_ready("the database is unavailable")),
+    };
+    if lease.is_some_and(|left| left < 0) {
+        return Err(not_ready("this broker's lease has lapsed"));
+    }
+    Ok(Json(Readiness {
+        database: state.db.kind(),
+        broker_id: lease.map(|_| state.sessions.broker_id.to_string()),
+        lease_ms_left: lease,
     }))
 }
 

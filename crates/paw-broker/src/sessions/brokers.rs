@@ -107,6 +107,21 @@ pub async fn register(svc: &Sessions) -> Result<()> {
     Ok(())
 }
 
+/// How long this broker's lease still runs (ms): `None` when it holds no lease (not
+/// registered), negative or an error when the others may take it for dead.
+pub async fn lease_left(svc: &Sessions) -> Result<Option<i64>> {
+    let now = svc.clock.now_ms();
+    let row: Option<(i64, Option<i64>)> = with_pool!(&svc.db, p => {
+        sqlx::query_as("SELECT lease_until, stopped_at FROM brokers WHERE id = $1")
+            .bind(&*svc.broker_id).fetch_optional(p).await?
+    });
+    Ok(match row {
+        None => None,
+        Some((_, Some(_))) => Some(-1),
+        Some((until, None)) => Some(until - now),
+    })
+}
+
 /// Renews this broker's lease. `false` when the others already consider it gone (its row was
 /// reaped while it could not reach the database): its sessions were ended, and it must not
 /// carry on as if they were not.
