@@ -115,6 +115,7 @@ pub(super) async fn end_tickets(tx: &mut Tx, grant_id: &str, now: i64, reason: &
         sqlx::query("UPDATE session_tickets SET ended_at = $1, end_reason = $3 WHERE grant_id = $2 AND ended_at IS NULL")
             .bind(now).bind(grant_id).bind(reason).execute(&mut **t).await?;
     });
+    tx.notify(crate::store::SESSION_ENDS).await?;
     Ok(())
 }
 

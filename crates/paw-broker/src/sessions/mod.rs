@@ -49,6 +49,8 @@ pub struct Sessions {
 
 /// How often the front door looks for sessions ended elsewhere (revoked, killed).
 pub const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// How soon a failed session-end listener is opened again (the poll covers the gap).
+const LISTEN_RETRY: Duration = Duration::from_secs(5);
 
 /// A session whose credential was just used.
 #[derive(Debug, Clone)]
@@ -230,10 +232,12 @@ pub async fn finish_with(
 /// closes the connection when it sees it.
 async fn end_now(svc: &Sessions, tx: &mut crate::store::Tx, id: &str, reason: &str) -> Result<u64> {
     let now = svc.clock.now_ms();
-    Ok(with_tx!(tx, t => {
+    let n = with_tx!(tx, t => {
         sqlx::query("UPDATE session_tickets SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL AND used_at IS NOT NULL")
             .bind(now).bind(reason).bind(id).execute(&mut **t).await?.rows_affected()
-    }))
+    });
+    tx.notify(crate::store::SESSION_ENDS).await?;
+    Ok(n)
 }
 
 /// The reason an administrator gives for ending a session: it goes into the audit record and
@@ -407,8 +411,33 @@ impl Live {
 pub async fn watch_ends(svc: Sessions) {
     let mut every = tokio::time::interval(WATCH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // On PostgreSQL a change made through another broker also wakes this one at once
+    // (`store::SESSION_ENDS`); the poll stays, for notices lost while the listener reconnects.
+    let mut listener = None;
+    let mut listen_again = tokio::time::Instant::now();
     loop {
-        every.tick().await;
+        if listener.is_none() && tokio::time::Instant::now() >= listen_again {
+            listen_again = tokio::time::Instant::now() + LISTEN_RETRY;
+            match svc.db.listen(crate::store::SESSION_ENDS).await {
+                Ok(l) => listener = l,
+                Err(e) => tracing::warn!(error = %e, "listening for session ends failed"),
+            }
+        }
+        let woken = async {
+            match listener.as_mut() {
+                Some(l) => l.recv().await.map(|_| ()),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = every.tick() => {}
+            r = woken => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "the session-end listener failed; polling");
+                    listener = None;
+                }
+            }
+        }
         let ids = svc.live_sessions.ids();
         if ids.is_empty() {
             continue;

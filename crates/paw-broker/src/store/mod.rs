@@ -322,7 +322,40 @@ impl Db {
     }
 }
 
+/// The PostgreSQL channel that announces a change ending sessions (a revocation, a kill, a
+/// grant's end), so the broker carrying the connection acts at once rather than at its next
+/// poll. The row is the record; the notice only wakes the watcher, and a notice lost while a
+/// listener reconnects is found by the poll.
+pub const SESSION_ENDS: &str = "paw_session_ends";
+
+impl Db {
+    /// A listener on `channel` (PostgreSQL); `None` on SQLite, where one broker is all there
+    /// is and the change was made in this process.
+    pub async fn listen(&self, channel: &str) -> Result<Option<sqlx::postgres::PgListener>> {
+        match self {
+            Db::Sqlite(_) => Ok(None),
+            Db::Postgres(pool) => {
+                let mut l = sqlx::postgres::PgListener::connect_with(pool).await?;
+                l.listen(channel).await?;
+                Ok(Some(l))
+            }
+        }
+    }
+}
+
 impl Tx {
+    /// Announces on `channel` when this transaction commits (PostgreSQL `pg_notify`; nothing
+    /// on SQLite).
+    pub async fn notify(&mut self, channel: &str) -> Result<()> {
+        if let Tx::Postgres(t) = self {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(channel)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn commit(self) -> Result<()> {
         match self {
             Tx::Sqlite(t) => t.commit().await?,
