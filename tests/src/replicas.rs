@@ -670,3 +670,34 @@ fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(60)..].join("\n")
 }
+
+/// ada may have root on web-1 ([`SSH_TARGET`]) at once (automatic approval), two sessions per
+/// grant: the policy most replica tests share.
+pub const WEB_ROOT_POLICY: &str = r#"
+[groups]
+sre = ["ada"]
+
+[[entitlement]]
+id = "web-root"
+description = "Root on the web servers"
+target_kind = "ssh"
+target = "web-*"
+role = "root"
+max_duration_secs = 3600
+requesters = ["sre"]
+approval = "auto"
+max_sessions = 2
+"#;
+
+/// ada's request for root on web-1 for 30 minutes, under [`WEB_ROOT_POLICY`].
+pub fn request_web() -> paw_proto::action::Action {
+    paw_proto::action::Action::Request {
+        entitlement: "web-root".into(),
+        target: SSH_TARGET.into(),
+        role: "root".into(),
+        duration_secs: 30 * 60,
+        justification: "restart the stuck worker pool".into(),
+        ticket: None,
+        start_at_ms: None,
+    }
+}

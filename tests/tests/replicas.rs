@@ -8,42 +8,13 @@ use std::time::Duration;
 
 use paw_client::terminal::{self, Credential, TermEvent};
 use paw_proto::action::Action;
-use paw_tests::replicas::{Replicas, SSH_TARGET};
+use paw_tests::replicas::{request_web, Replicas, SSH_TARGET, WEB_ROOT_POLICY};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-/// ada may have root on web-1 at once (automatic approval), two sessions per grant.
-const POLICY: &str = r#"
-[groups]
-sre = ["ada"]
-
-[[entitlement]]
-id = "web-root"
-description = "Root on the web servers"
-target_kind = "ssh"
-target = "web-*"
-role = "root"
-max_duration_secs = 3600
-requesters = ["sre"]
-approval = "auto"
-max_sessions = 2
-"#;
-
-fn request_web() -> Action {
-    Action::Request {
-        entitlement: "web-root".into(),
-        target: SSH_TARGET.into(),
-        role: "root".into(),
-        duration_secs: 30 * 60,
-        justification: "restart the stuck worker pool".into(),
-        ticket: None,
-        start_at_ms: None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i4_login_started_on_one_broker_finishes_on_another() {
-    let r = Replicas::start(2, POLICY).await.unwrap();
+    let r = Replicas::start(2, WEB_ROOT_POLICY).await.unwrap();
     let (a, b) = (r.url(0), r.url(1));
     let mut ada = r.enrolled("ada", &[], 0).await.unwrap();
 
@@ -79,7 +50,7 @@ async fn i4_login_started_on_one_broker_finishes_on_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i4_stepup_challenge_from_one_broker_answered_on_another() {
-    let r = Replicas::start(2, POLICY).await.unwrap();
+    let r = Replicas::start(2, WEB_ROOT_POLICY).await.unwrap();
     let (a, b) = (r.url(0), r.url(1));
     let mut ada = r.enrolled("ada", &[], 0).await.unwrap();
     let action = request_web();
@@ -130,7 +101,7 @@ async fn i4_stepup_challenge_from_one_broker_answered_on_another() {
 /// front door, once; afterwards A's front door refuses it, as does B's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i4_session_credential_redeemed_once_across_brokers() {
-    let r = Replicas::start_with_sshd(2, POLICY).await.unwrap();
+    let r = Replicas::start_with_sshd(2, WEB_ROOT_POLICY).await.unwrap();
     let a = r.url(0);
     let mut ada = r.enrolled("ada", &[], 0).await.unwrap();
     let granted = ada

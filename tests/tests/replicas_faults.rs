@@ -7,28 +7,11 @@ use std::time::{Duration, Instant};
 
 use paw_client::terminal::{self, Credential, TermEvent};
 use paw_proto::action::Action;
-use paw_tests::replicas::{Options, Replicas, Store, SSH_TARGET};
+use paw_tests::replicas::{request_web, Options, Replicas, Store, SSH_TARGET, WEB_ROOT_POLICY};
 use paw_tests::virtual_user::VirtualUser;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
-
-/// ada may have root on web-1 at once (automatic approval), two sessions per grant.
-const POLICY: &str = r#"
-[groups]
-sre = ["ada"]
-
-[[entitlement]]
-id = "web-root"
-description = "Root on the web servers"
-target_kind = "ssh"
-target = "web-*"
-role = "root"
-max_duration_secs = 3600
-requesters = ["sre"]
-approval = "auto"
-max_sessions = 2
-"#;
 
 /// How long a replica's sessions are watched for a wrong end after a peer restarts: longer
 /// than the session watcher's period and the grant clock's tick.
@@ -78,7 +61,7 @@ async fn i6_second_broker_on_the_same_sqlite_file_refuses_to_start() {
 /// `unauthenticated`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i7_sign_out_revokes_the_token_family_on_every_broker() {
-    let r = Replicas::start(2, POLICY).await.unwrap();
+    let r = Replicas::start(2, WEB_ROOT_POLICY).await.unwrap();
     let (a, b) = (r.url(0), r.url(1));
     let mut ada = r.enrolled("ada", &[], 0).await.unwrap();
     let first_access = ada.access.clone().unwrap();
@@ -142,7 +125,7 @@ async fn i7_sign_out_revokes_the_token_family_on_every_broker() {
 /// running peer. A's session stays open, unmarked, and keeps working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i2_restarting_one_broker_leaves_the_others_sessions_open() {
-    let mut r = Replicas::start_with_sshd(2, POLICY).await.unwrap();
+    let mut r = Replicas::start_with_sshd(2, WEB_ROOT_POLICY).await.unwrap();
     let a = r.url(0);
     let mut ada = r.enrolled("ada", &[], 0).await.unwrap();
     let grant = grant(&r, &mut ada).await;
@@ -197,7 +180,7 @@ async fn i2_restarting_one_broker_leaves_the_others_sessions_open() {
 /// broker's recording on a disk no other broker reads is closed without a hash (see SECURITY.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i3_killed_broker_sessions_end_once_as_broker_lost() {
-    let mut r = Replicas::start_with_sshd(3, POLICY).await.unwrap();
+    let mut r = Replicas::start_with_sshd(3, WEB_ROOT_POLICY).await.unwrap();
     let b = r.url(1);
     let mut ada = r.enrolled("ada", &[], 1).await.unwrap();
     let grant = grant(&r, &mut ada).await;
@@ -265,18 +248,6 @@ async fn i3_killed_broker_sessions_end_once_as_broker_lost() {
             "{url}: {:?}",
             grants.body
         );
-    }
-}
-
-fn request_web() -> Action {
-    Action::Request {
-        entitlement: "web-root".into(),
-        target: SSH_TARGET.into(),
-        role: "root".into(),
-        duration_secs: 30 * 60,
-        justification: "restart the stuck worker pool".into(),
-        ticket: None,
-        start_at_ms: None,
     }
 }
 

@@ -14,27 +14,10 @@ use std::time::{Duration, Instant};
 
 use paw_client::terminal::{self, Credential, TermEvent, Terminal};
 use paw_proto::action::Action;
-use paw_tests::replicas::{Replicas, SSH_TARGET};
+use paw_tests::replicas::{request_web, Replicas, SSH_TARGET, WEB_ROOT_POLICY};
 use paw_tests::virtual_user::VirtualUser;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-
-/// ada may have root on web-1 at once (automatic approval).
-const POLICY: &str = r#"
-[groups]
-sre = ["ada"]
-
-[[entitlement]]
-id = "web-root"
-description = "Root on the web servers"
-target_kind = "ssh"
-target = "web-*"
-role = "root"
-max_duration_secs = 3600
-requesters = ["sre"]
-approval = "auto"
-max_sessions = 2
-"#;
 
 /// The case's bound: from B's answer to the end of the session A carries.
 const BOUND: Duration = Duration::from_secs(1);
@@ -59,7 +42,7 @@ struct Carried {
 /// Two replicas with an sshd; ada's grant redeemed on A and a shell opened at A's front door,
 /// in which a command ran and its output came back.
 async fn carried_on_a() -> Carried {
-    let r = Replicas::start_with_sshd(2, POLICY).await.unwrap();
+    let r = Replicas::start_with_sshd(2, WEB_ROOT_POLICY).await.unwrap();
     let a = r.url(A);
     let mut ada = r.enrolled("ada", &[], A).await.unwrap();
     let admin = r.enrolled("root", &["admin"], B).await.unwrap();
@@ -286,18 +269,6 @@ async fn i1_key_revoked_on_one_broker_ends_session_on_another() {
     // The grant that key asked for is revoked: the session ends as revoked.
     c.assert_ended_by_a("key revoked", answered, "revoked")
         .await;
-}
-
-fn request_web() -> Action {
-    Action::Request {
-        entitlement: "web-root".into(),
-        target: SSH_TARGET.into(),
-        role: "root".into(),
-        duration_secs: 30 * 60,
-        justification: "restart the stuck worker pool".into(),
-        ticket: None,
-        start_at_ms: None,
-    }
 }
 
 fn credential(minted: &Value, addr: &str) -> Credential {

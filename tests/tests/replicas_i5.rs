@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use paw_client::terminal::{self, Credential, TermEvent, Terminal};
 use paw_proto::action::Action;
-use paw_tests::replicas::{Replicas, SSH_TARGET};
+use paw_tests::replicas::{request_web, Replicas, SSH_TARGET};
 use paw_tests::virtual_user::{Reply, VirtualUser};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -400,18 +400,6 @@ async fn i5_database_outage_ends_sessions_within_the_grace_and_loses_nothing() {
             ready.body
         );
         assert!(ready.body["broker_id"].is_string(), "{:?}", ready.body);
-    }
-}
-
-fn request_web() -> Action {
-    Action::Request {
-        entitlement: "web-root".into(),
-        target: SSH_TARGET.into(),
-        role: "root".into(),
-        duration_secs: 30 * 60,
-        justification: "restart the stuck worker pool".into(),
-        ticket: None,
-        start_at_ms: None,
     }
 }
 
