@@ -124,7 +124,7 @@ impl UserCa {
             .map_err(sign_err)?
             .extension("permit-pty", "")
             .map_err(sign_err)?;
-        b.sign(&self.key).map_err(sign_err).map_err(Into::into)
+        Ok(b.sign(&self.key).map_err(sign_err)?)
     }
 }
 

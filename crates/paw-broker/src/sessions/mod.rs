@@ -225,7 +225,7 @@ pub async fn finish_with(
         Entry::new(&info.user, "session_end", &info.id, outcome, detail),
     )
     .await?;
-    tx.commit().await.map_err(Into::into)
+    Ok(tx.commit().await?)
 }
 
 /// Ends a session from outside (kill, failed recording) in the database; the front door
