@@ -133,8 +133,14 @@ pub struct WebhookConfig {
 pub struct WebauthnConfig {
     /// The relying party id: the broker's host name (`localhost`, `paw.example.com`).
     pub rp_id: String,
-    /// The one origin assertions must come from, matched exactly: `https://host[:port]`.
+    /// The origin assertions come from, matched exactly: `https://host[:port]`. With several
+    /// brokers behind a load balancer, the balancer's address.
     pub origin: String,
+    /// More origins accepted byte for byte like `origin`: the brokers' own addresses, for
+    /// workstations that list each broker and fail over between them without a load balancer
+    /// (the app claims the address it is talking to). Each must be within `rp_id`.
+    #[serde(default)]
+    pub replica_origins: Vec<String>,
     /// PEM files of the attestation CAs whose authenticators may enroll. Relative paths are
     /// resolved against the config file's directory. Empty: nobody can enroll.
     #[serde(default)]
@@ -186,29 +192,46 @@ pub const MAX_LOCK_AFTER_FAILURES: u32 = 100;
 impl WebauthnConfig {
     /// Parses and checks the origin: https, no path, query or fragment, host within the RP ID.
     pub fn origin_url(&self) -> Result<url::Url> {
-        let url = url::Url::parse(&self.origin)
-            .map_err(|e| BrokerError::Config(format!("webauthn.origin {:?}: {e}", self.origin)))?;
+        self.check_origin("webauthn.origin", &self.origin)
+    }
+
+    /// `origin` first, then `replica_origins`, each checked like `origin`.
+    pub fn origin_urls(&self) -> Result<Vec<url::Url>> {
+        let mut all = vec![self.origin_url()?];
+        for o in &self.replica_origins {
+            let url = self.check_origin("webauthn.replica_origins", o)?;
+            if all.contains(&url) {
+                return Err(BrokerError::Config(format!(
+                    "webauthn.replica_origins: {o:?} is listed twice"
+                )));
+            }
+            all.push(url);
+        }
+        Ok(all)
+    }
+
+    fn check_origin(&self, field: &str, origin: &str) -> Result<url::Url> {
+        let url = url::Url::parse(origin)
+            .map_err(|e| BrokerError::Config(format!("{field} {origin:?}: {e}")))?;
         if url.scheme() != "https" {
             return Err(BrokerError::Config(format!(
-                "webauthn.origin {:?} must be https",
-                self.origin
+                "{field} {origin:?} must be https"
             )));
         }
         if url.path() != "/"
             || url.query().is_some()
             || url.fragment().is_some()
-            || url.origin().ascii_serialization() != self.origin
+            || url.origin().ascii_serialization() != origin
         {
             return Err(BrokerError::Config(format!(
-                "webauthn.origin {:?} must be exactly https://host[:port] (no trailing slash, \
-                 lower case, no default port)",
-                self.origin
+                "{field} {origin:?} must be exactly https://host[:port] (no trailing slash, \
+                 lower case, no default port)"
             )));
         }
         let host = url.host_str().unwrap_or_default();
         if host != self.rp_id && !host.ends_with(&format!(".{}", self.rp_id)) {
             return Err(BrokerError::Config(format!(
-                "webauthn.origin host {host:?} is not within webauthn.rp_id {:?}",
+                "{field} host {host:?} is not within webauthn.rp_id {:?}",
                 self.rp_id
             )));
         }
@@ -238,7 +261,7 @@ impl WebauthnConfig {
                 "webauthn.rp_id {rp:?} must be a host name (no scheme, port or path)"
             )));
         }
-        self.origin_url()?;
+        self.origin_urls()?;
         let aaguids = self.aaguids()?;
         if !self.attestation_ca.is_empty() && aaguids.is_empty() {
             return Err(BrokerError::Config(

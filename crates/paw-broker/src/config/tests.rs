@@ -195,6 +195,29 @@ fn webauthn_origin_and_rp_id_are_validated() {
 }
 
 #[test]
+fn replica_origins_are_validated_like_the_origin() {
+    let with = |list: &str| {
+        BASE.replace(
+            "origin = \"https://paw.example:8443\"",
+            &format!("origin = \"https://paw.example:8443\"\nreplica_origins = {list}"),
+        )
+    };
+    let ok = with(r#"["https://a.paw.example:8443", "https://paw.example:8444"]"#);
+    let c = Config::from_toml(&ok, Path::new("/"), no_env()).unwrap();
+    assert_eq!(c.webauthn.origin_urls().unwrap().len(), 3);
+    for bad in [
+        r#"["https://evil.example"]"#,
+        r#"["http://paw.example:8444"]"#,
+        r#"["https://paw.example:8444/"]"#,
+        r#"["https://paw.example:8443"]"#,
+        r#"["https://paw.example:8444", "https://paw.example:8444"]"#,
+    ] {
+        let e = Config::from_toml(&with(bad), Path::new("/"), no_env()).unwrap_err();
+        assert!(e.to_string().contains("replica_origins"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn attestation_cas_need_aaguids_and_resolve_relative() {
     let text = format!("{BASE}attestation_ca = [\"ca.pem\"]\n");
     assert!(Config::from_toml(&text, Path::new("/etc/pawd"), no_env()).is_err());

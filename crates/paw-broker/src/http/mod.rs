@@ -621,6 +621,7 @@ mod tests {
         let rp = RelyingParty::new(&crate::config::WebauthnConfig {
             rp_id: "localhost".into(),
             origin: "https://localhost:8443".into(),
+            replica_origins: Vec::new(),
             attestation_ca: Vec::new(),
             allowed_aaguids: Vec::new(),
         })

@@ -16,8 +16,12 @@ use sha2::{Digest, Sha256};
 const ORIGIN: &str = "https://localhost:8443";
 
 fn cdj(typ: &str, challenge: &str, action_hash: Option<&str>) -> Vec<u8> {
+    cdj_from(ORIGIN, typ, challenge, action_hash)
+}
+
+fn cdj_from(origin: &str, typ: &str, challenge: &str, action_hash: Option<&str>) -> Vec<u8> {
     let mut v =
-        json!({"type": typ, "challenge": challenge, "origin": ORIGIN, "crossOrigin": false});
+        json!({"type": typ, "challenge": challenge, "origin": origin, "crossOrigin": false});
     if let Some(h) = action_hash {
         v["pawActionHash"] = json!(h);
     }
@@ -35,6 +39,7 @@ fn registration_and_assertion_checks_accept_valid_and_refuse_tampered() {
     let rp = RelyingParty::new(&WebauthnConfig {
         rp_id: "localhost".into(),
         origin: ORIGIN.into(),
+        replica_origins: Vec::new(),
         attestation_ca: vec![ca],
         allowed_aaguids: vec![aaguid],
     })
@@ -84,4 +89,65 @@ fn registration_and_assertion_checks_accept_valid_and_refuse_tampered() {
     cut["response"]["signature"] = json!(b64(&a.signature[..a.signature.len() - 3]));
     assert!(verify_assertion(&rp, &auth_state, user, &hash, &cut).is_err());
     assert!(verify_assertion(&rp, &auth_state, user, &hash, &credential).is_ok());
+}
+
+/// A workstation that lists the brokers themselves claims the address it talks to: accepted when
+/// the broker lists that address in `replica_origins`, refused otherwise (A6 for several brokers).
+#[test]
+fn an_assertion_from_a_listed_replica_origin_verifies_and_an_unlisted_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, attestation_ca_pem().unwrap()).unwrap();
+    let rp = RelyingParty::new(&WebauthnConfig {
+        rp_id: "localhost".into(),
+        origin: ORIGIN.into(),
+        replica_origins: vec!["https://localhost:9443".into()],
+        attestation_ca: vec![ca],
+        allowed_aaguids: vec![Uuid::from_bytes(VIRTUAL_KEY_AAGUID).to_string()],
+    })
+    .unwrap();
+    let user = Uuid::from_bytes([9; 16]);
+    let mut key = VirtualKey::generate().unwrap();
+    let (_, challenge, reg_state) = rp.start_registration(user, "bob", vec![]).unwrap();
+    // Enrolled through the second broker's address.
+    let client = cdj_from(
+        "https://localhost:9443",
+        "webauthn.create",
+        &challenge,
+        None,
+    );
+    let ao = key
+        .make_credential(
+            "localhost",
+            &Sha256::digest(&client).into(),
+            VIRTUAL_KEY_AAGUID,
+        )
+        .unwrap();
+    let id = b64(key.credential_id());
+    let reg = json!({"id": id, "rawId": id, "type": "public-key", "extensions": {},
+        "response": {"attestationObject": b64(&ao), "clientDataJSON": b64(&client)}});
+    let passkey = rp.finish_registration(&reg, &reg_state).unwrap();
+
+    let hash = b64(&Action::Login { user: "bob".into() }.hash());
+    for (origin, accepted) in [
+        (ORIGIN, true),
+        ("https://localhost:9443", true),
+        ("https://localhost:9444", false),
+        ("https://localhost:9443/", false),
+    ] {
+        let (_, challenge, state) = rp.start_authentication(&[passkey.clone()]).unwrap();
+        let client = cdj_from(origin, "webauthn.get", &challenge, Some(&hash));
+        let a = key
+            .get_assertion("localhost", &Sha256::digest(&client).into())
+            .unwrap();
+        let credential = json!({"id": id, "rawId": id, "type": "public-key", "extensions": {},
+            "response": {"authenticatorData": b64(&a.authenticator_data),
+                "clientDataJSON": b64(&client), "signature": b64(&a.signature),
+                "userHandle": b64(user.as_bytes())}});
+        assert_eq!(
+            verify_assertion(&rp, &state, user, &hash, &credential).is_ok(),
+            accepted,
+            "{origin}"
+        );
+    }
 }

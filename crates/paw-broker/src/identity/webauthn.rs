@@ -37,8 +37,8 @@ pub const PURPOSE_ADD_KEY: &str = "add_key";
 pub struct RelyingParty {
     webauthn: Webauthn,
     cas: Option<AttestationCaList>,
-    /// The configured origin serialised as browsers do (`https://host[:port]`, no slash).
-    origin: String,
+    /// The configured origins serialised as browsers do (`https://host[:port]`, no slash).
+    origins: Vec<String>,
 }
 
 impl std::fmt::Debug for RelyingParty {
@@ -50,8 +50,13 @@ impl std::fmt::Debug for RelyingParty {
 impl RelyingParty {
     /// Builds the relying party and reads the attestation CAs.
     pub fn new(config: &WebauthnConfig) -> Result<Self> {
-        let origin = config.origin_url()?;
-        let webauthn = WebauthnBuilder::new(&config.rp_id, &origin)
+        let origins = config.origin_urls()?;
+        let webauthn = WebauthnBuilder::new(&config.rp_id, &origins[0])
+            .map(|b| {
+                origins[1..]
+                    .iter()
+                    .fold(b, |b, o| b.append_allowed_origin(o))
+            })
             .and_then(|b| b.rp_name("paw").build())
             .map_err(|e| BrokerError::Config(format!("webauthn: {e}")))?;
         let aaguids = config.aaguids()?;
@@ -83,7 +88,10 @@ impl RelyingParty {
         Ok(Self {
             webauthn,
             cas,
-            origin: origin.origin().ascii_serialization(),
+            origins: origins
+                .iter()
+                .map(|o| o.origin().ascii_serialization())
+                .collect(),
         })
     }
 
@@ -115,13 +123,13 @@ impl RelyingParty {
         Ok((to_value(&ccr)?, challenge, to_json(&state)?))
     }
 
-    /// The origin in clientDataJSON must be the configured one byte for byte: webauthn-rs
+    /// The origin in clientDataJSON must be a configured one byte for byte: webauthn-rs
     /// compares parsed URLs, which would let `https://host/` pass for `https://host` (A6).
     pub fn check_origin(&self, credential: &Value) -> Result<()> {
         let origin = client_data(credential)?["origin"]
             .as_str()
             .map(str::to_owned);
-        if origin.as_deref() != Some(self.origin.as_str()) {
+        if !origin.is_some_and(|o| self.origins.contains(&o)) {
             return Err(IdentityError::WebauthnRejected(
                 "the client data origin is not this broker's origin".into(),
             ));
