@@ -104,6 +104,7 @@ async fn setup() -> Setup {
     .unwrap();
     core.save_settings(SettingsInput {
         broker_url: format!("https://localhost:{port}"),
+        fallback_urls: Vec::new(),
         ca_path: report.ca_cert_path.display().to_string(),
     })
     .await

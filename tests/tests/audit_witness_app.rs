@@ -145,6 +145,7 @@ impl Broker {
         .unwrap();
         core.save_settings(SettingsInput {
             broker_url: format!("https://localhost:{}", self.port),
+            fallback_urls: Vec::new(),
             ca_path: self.ca.display().to_string(),
         })
         .await

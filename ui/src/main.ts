@@ -13,7 +13,12 @@ async function boot(): Promise<void> {
     const me = 'Ada Admin';
     const min = 60_000;
     installMockCore({
-      settings: { broker_url: 'https://pawd.example.com', ca_path: '/etc/paw/broker-ca.pem', ca: null },
+      settings: {
+        broker_url: 'https://pawd.example.com',
+        fallback_urls: ['https://pawd-2.example.com'],
+        ca_path: '/etc/paw/broker-ca.pem',
+        ca: null,
+      },
       user: { name: me, roles: ['admin'] },
       // The status bar shows the active grant below, counting down by the mock broker's clock.
       grants: (now) => [

@@ -1,5 +1,13 @@
 //! Typed HTTPS client for the broker's API.
+//!
+//! It may know several brokers of one deployment (same database, CA and witness key). It talks
+//! to one at a time and moves to the next when that one cannot be reached, so that a broker
+//! going away costs the user a retry inside one call, not their sign-in. A request is sent again
+//! to another broker only when the first cannot have acted on it: the connection never opened,
+//! or the broker answered 503 (it has no database, so it changed nothing). A request that timed
+//! out after it was sent is retried elsewhere only when it is a read.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +27,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest error body read from a stream endpoint that refused (an `ApiError` is far smaller).
 const MAX_STREAM_ERROR_BYTES: usize = 16 * 1024;
 
-/// A client bound to one broker URL and pinned to one CA. Cheap to clone.
+/// A client bound to the broker URLs of one deployment, pinned to one CA. Cheap to clone;
+/// clones share which broker is in use.
 #[derive(Clone)]
 pub struct BrokerClient {
-    base: String,
+    /// The configured URLs, first the primary; never empty.
+    bases: Arc<[String]>,
+    /// Index into `bases` of the broker in use; always in range.
+    active: Arc<AtomicUsize>,
     http: reqwest::Client,
     /// Same trust and rules, without the overall request timeout, which would cut a long-lived
     /// event stream after [`REQUEST_TIMEOUT`]. The reader bounds the silence instead.
@@ -30,8 +42,12 @@ pub struct BrokerClient {
 }
 
 impl BrokerClient {
-    /// `ca_der` is the only trust anchor: the system's roots are not consulted.
-    pub fn new(base: &str, ca_der: &[u8]) -> Result<Self, ClientError> {
+    /// `ca_der` is the only trust anchor: the system's roots are not consulted. `bases` are the
+    /// brokers to use, in order of preference.
+    pub fn new(bases: &[String], ca_der: &[u8]) -> Result<Self, ClientError> {
+        if bases.is_empty() {
+            return Err(ClientError::NotConfigured);
+        }
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(CertificateDer::from(ca_der.to_vec()))
@@ -49,15 +65,86 @@ impl BrokerClient {
         let http = http_client(tls.clone(), Some(REQUEST_TIMEOUT))?;
         let stream_http = http_client(tls, None)?;
         Ok(Self {
-            base: base.trim_end_matches('/').to_owned(),
+            bases: bases
+                .iter()
+                .map(|b| b.trim_end_matches('/').to_owned())
+                .collect(),
+            active: Arc::new(AtomicUsize::new(0)),
             http,
             stream_http,
         })
     }
 
-    /// Whether both clients talk to the same broker URL.
+    /// Whether both clients were made for the same brokers (a settings change makes another).
     pub(crate) fn same_broker(&self, other: &Self) -> bool {
-        self.base == other.base
+        Arc::ptr_eq(&self.bases, &other.bases)
+    }
+
+    /// The URL of the broker in use.
+    pub fn active_url(&self) -> &str {
+        &self.bases[self.active.load(Ordering::Acquire)]
+    }
+
+    /// Whether the broker in use is not the first configured one.
+    pub fn failed_over(&self) -> bool {
+        self.active.load(Ordering::Acquire) != 0
+    }
+
+    /// Moves off broker `from` to the next one, unless another call already moved: two calls
+    /// that fail together on the same broker skip it once, not two brokers.
+    fn fail_over(&self, from: usize) {
+        let to = (from + 1) % self.bases.len();
+        if from != to
+            && self
+                .active
+                .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            tracing::warn!(
+                from = %self.bases[from],
+                to = %self.bases[to],
+                "broker unreachable; using the next one"
+            );
+        }
+    }
+
+    /// Sends the request `build` makes for a broker URL, moving to the next broker when the
+    /// answer says the one in use did not act on it (see the module doc). At most one attempt
+    /// per configured broker; the last failure is returned.
+    async fn send(
+        &self,
+        method: &Method,
+        build: impl Fn(&str) -> Result<reqwest::RequestBuilder, ClientError>,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut last = None;
+        for _ in 0..self.bases.len() {
+            let at = self.active.load(Ordering::Acquire);
+            let req = build(&self.bases[at])?.send();
+            let sent = match timeout {
+                Some(t) => match tokio::time::timeout(t, req).await {
+                    Ok(r) => r.map_err(Unsent::Http),
+                    Err(_) => Err(Unsent::TimedOut),
+                },
+                None => req.await.map_err(Unsent::Http),
+            };
+            let retry = match &sent {
+                Ok(r) => r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE,
+                Err(Unsent::Http(e)) if e.is_connect() => true,
+                Err(Unsent::Http(e)) if e.is_timeout() => method == Method::GET,
+                Err(Unsent::TimedOut) => method == Method::GET,
+                Err(Unsent::Http(_)) => false,
+            };
+            if !retry || self.bases.len() == 1 {
+                return sent.map_err(Unsent::into_error);
+            }
+            self.fail_over(at);
+            last = Some(sent);
+        }
+        match last {
+            Some(sent) => sent.map_err(Unsent::into_error),
+            None => Err(ClientError::NotConfigured),
+        }
     }
 
     pub async fn health(&self) -> Result<Health, ClientError> {
@@ -98,17 +185,24 @@ impl BrokerClient {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> Result<T, ClientError> {
-        let mut req = with_headers(
-            self.http
-                .request(method.clone(), format!("{}{path}", self.base)),
-            headers,
-        )?;
-        if let Some(body) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
-        }
-        let resp = req.send().await.map_err(classify)?;
+        let resp = self
+            .send(
+                &method,
+                |base| {
+                    let mut req = with_headers(
+                        self.http.request(method.clone(), format!("{base}{path}")),
+                        headers,
+                    )?;
+                    if let Some(body) = &body {
+                        req = req
+                            .header(reqwest::header::CONTENT_TYPE, "application/json")
+                            .body(body.clone());
+                    }
+                    Ok(req)
+                },
+                None,
+            )
+            .await?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(classify)?;
         if status.is_success() {
@@ -133,17 +227,21 @@ impl BrokerClient {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<reqwest::Response, ClientError> {
-        let req = with_headers(
-            self.stream_http
-                .get(format!("{}{path}", self.base))
-                .header(reqwest::header::ACCEPT, "text/event-stream"),
-            headers,
-        )?;
         // The connection is up once the headers are in; bound that part like any request.
-        let mut resp = tokio::time::timeout(REQUEST_TIMEOUT, req.send())
-            .await
-            .map_err(|_| ClientError::Unreachable("timed out".into()))?
-            .map_err(classify)?;
+        let mut resp = self
+            .send(
+                &Method::GET,
+                |base| {
+                    with_headers(
+                        self.stream_http
+                            .get(format!("{base}{path}"))
+                            .header(reqwest::header::ACCEPT, "text/event-stream"),
+                        headers,
+                    )
+                },
+                Some(REQUEST_TIMEOUT),
+            )
+            .await?;
         let status = resp.status();
         if status.is_success() {
             let sse = resp
@@ -177,10 +275,27 @@ impl BrokerClient {
         }
     }
 
-    /// The WebAuthn origin this workstation claims in clientDataJSON: the broker URL's origin
-    /// (`https://host[:port]`), which the broker pins as its relying-party origin.
+    /// The WebAuthn origin this workstation claims in clientDataJSON: the origin of the broker
+    /// URL in use (`https://host[:port]`), which the brokers list as theirs
+    /// (`webauthn.origin` or `webauthn.replica_origins`).
     pub fn origin(&self) -> Result<url::Url, ClientError> {
-        url::Url::parse(&self.base).map_err(|e| ClientError::Internal(format!("broker URL: {e}")))
+        url::Url::parse(self.active_url())
+            .map_err(|e| ClientError::Internal(format!("broker URL: {e}")))
+    }
+}
+
+/// Why a request got no answer: reqwest's error, or our own bound on the wait.
+enum Unsent {
+    Http(reqwest::Error),
+    TimedOut,
+}
+
+impl Unsent {
+    fn into_error(self) -> ClientError {
+        match self {
+            Self::Http(e) => classify(e),
+            Self::TimedOut => ClientError::Unreachable("timed out".into()),
+        }
     }
 }
 
@@ -250,4 +365,99 @@ fn classify(e: reqwest::Error) -> ClientError {
         return ClientError::Protocol(e.to_string());
     }
     ClientError::Unreachable(e.without_url().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::fake_broker::{FakeBroker, Reply};
+    use serde_json::{json, Value};
+
+    /// A loopback port nothing listens on.
+    fn dead_url() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        format!("https://localhost:{port}")
+    }
+
+    fn client(fb: &FakeBroker, urls: &[String]) -> BrokerClient {
+        let der = crate::settings::load_ca(&fb.ca_path).unwrap().der;
+        BrokerClient::new(urls, &der).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_broker_is_left_for_the_next_and_the_move_sticks() {
+        let live = FakeBroker::start(|_| None);
+        let c = client(&live, &[dead_url(), live.url.clone()]);
+        assert!(!c.failed_over());
+        c.health().await.unwrap();
+        assert_eq!(c.active_url(), live.url);
+        assert!(c.failed_over());
+        // Clones share the broker in use; the next call goes straight to it.
+        let h = c.clone().health().await.unwrap();
+        assert_eq!(h.status, "ok");
+        assert_eq!(live.requests("/healthz").len(), 2);
+        assert_eq!(c.origin().unwrap().as_str(), format!("{}/", live.url));
+    }
+
+    #[tokio::test]
+    async fn a_broker_without_its_database_hands_the_call_to_the_next() {
+        let down = FakeBroker::start(|r| {
+            (r.path == "/v1/x").then(|| {
+                Reply::Json(
+                    503,
+                    json!({"code": "storage_unavailable", "message": "no database"}),
+                )
+            })
+        });
+        let up = down.start_beside(|r| (r.path == "/v1/x").then(|| Reply::Json(200, json!(1))));
+        let c = client(&down, &[down.url.clone(), up.url.clone()]);
+        let v: Value = c.post_json("/v1/x", &json!({})).await.unwrap();
+        assert_eq!(v, json!(1));
+        assert_eq!(down.requests("/v1/x").len(), 1);
+        assert_eq!(up.requests("/v1/x").len(), 1);
+        assert_eq!(c.active_url(), up.url);
+    }
+
+    /// A write that reached a broker and got no answer may have been carried out: it is never
+    /// sent to a second broker (the user sees the timeout and decides). A read is.
+    #[tokio::test]
+    async fn a_write_that_timed_out_is_not_sent_again_elsewhere_but_a_read_is() {
+        let slow = FakeBroker::start(|r| {
+            r.path.starts_with("/v1/slow").then(|| {
+                std::thread::sleep(REQUEST_TIMEOUT + Duration::from_millis(500));
+                Reply::Json(200, json!(0))
+            })
+        });
+        let other = slow.start_beside(|r| {
+            r.path
+                .starts_with("/v1/slow")
+                .then(|| Reply::Json(200, json!(2)))
+        });
+        let c = client(&slow, &[slow.url.clone(), other.url.clone()]);
+        let empty = json!({});
+        let (write, read) =
+            tokio::join!(c.post_json::<_, Value>("/v1/slow-write", &empty), async {
+                // After the write is on its way, so that both start on the slow broker.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                c.get_json::<Value>("/v1/slow-read").await
+            });
+        let e = write.unwrap_err();
+        assert_eq!(e.code(), paw_proto::ErrorCode::BrokerUnreachable, "{e}");
+        assert!(other.requests("/v1/slow-write").is_empty());
+        assert_eq!(read.unwrap(), json!(2));
+        assert_eq!(slow.requests("/v1/slow-read").len(), 1);
+        assert_eq!(other.requests("/v1/slow-read").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_every_broker_is_down_the_call_says_unreachable() {
+        let fb = FakeBroker::start(|_| None);
+        let c = client(&fb, &[dead_url(), dead_url()]);
+        let e = c.health().await.unwrap_err();
+        assert_eq!(e.code(), paw_proto::ErrorCode::BrokerUnreachable, "{e}");
+    }
 }

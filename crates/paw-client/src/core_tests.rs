@@ -47,6 +47,7 @@ async fn signed_in(fb: &FakeBroker, auth: Option<Arc<dyn Authenticator>>) -> Set
     .unwrap();
     core.save_settings(SettingsInput {
         broker_url: fb.url.clone(),
+        fallback_urls: Vec::new(),
         ca_path: fb.ca_path.display().to_string(),
     })
     .await
@@ -1363,8 +1364,9 @@ async fn sign_out_with_the_broker_unreachable_still_forgets_the_sign_in_here() {
     let ca = crate::load_ca(&fb.ca_path).unwrap();
     {
         let mut st = s.core.inner.state.write().await;
-        st.client =
-            Some(crate::BrokerClient::new(&format!("https://127.0.0.1:{port}"), &ca.der).unwrap());
+        st.client = Some(
+            crate::BrokerClient::new(&[format!("https://127.0.0.1:{port}")], &ca.der).unwrap(),
+        );
         st.clock.reset();
     }
 

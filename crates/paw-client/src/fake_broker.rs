@@ -54,7 +54,9 @@ pub(crate) struct FakeBroker {
     pub(crate) seen: Arc<Mutex<Vec<Req>>>,
     /// Event streams currently open (a closed client is noticed within ~100 ms).
     pub(crate) open_streams: Arc<AtomicUsize>,
-    _dir: tempfile::TempDir,
+    /// Its CA, so that another fake broker of the same "deployment" can share it.
+    ca: Arc<rcgen::CertifiedKey>,
+    _dir: Arc<tempfile::TempDir>,
 }
 
 impl FakeBroker {
@@ -63,6 +65,28 @@ impl FakeBroker {
     pub(crate) fn start(handler: impl Fn(&Req) -> Option<Reply> + Send + Sync + 'static) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (ca_path, ca) = crate::settings::tests::write_ca(dir.path());
+        Self::start_signed(handler, ca_path, Arc::new(ca), Arc::new(dir))
+    }
+
+    /// Another broker of the same deployment: its certificate from the same CA.
+    pub(crate) fn start_beside(
+        &self,
+        handler: impl Fn(&Req) -> Option<Reply> + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_signed(
+            handler,
+            self.ca_path.clone(),
+            self.ca.clone(),
+            self._dir.clone(),
+        )
+    }
+
+    fn start_signed(
+        handler: impl Fn(&Req) -> Option<Reply> + Send + Sync + 'static,
+        ca_path: PathBuf,
+        ca: Arc<rcgen::CertifiedKey>,
+        dir: Arc<tempfile::TempDir>,
+    ) -> Self {
         let leaf_key = rcgen::KeyPair::generate().unwrap();
         let leaf = rcgen::CertificateParams::new(vec!["localhost".into()])
             .unwrap()
@@ -102,6 +126,7 @@ impl FakeBroker {
             ca_path,
             seen,
             open_streams,
+            ca,
             _dir: dir,
         }
     }

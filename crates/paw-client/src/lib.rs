@@ -123,16 +123,15 @@ impl Core {
         let store = SettingsStore::new(config_dir)?;
         let settings = store.load()?;
         let client = match &settings {
-            Settings::Configured {
-                broker_url,
-                ca_path,
-            } => match BrokerClient::new(broker_url, &load_ca(ca_path)?.der) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::warn!(code = %e.code(), "stored broker settings are unusable");
-                    None
+            Settings::Configured { ca_path, .. } => {
+                match BrokerClient::new(&settings.broker_urls(), &load_ca(ca_path)?.der) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::warn!(code = %e.code(), "stored broker settings are unusable");
+                        None
+                    }
                 }
-            },
+            }
             Settings::Unconfigured => None,
         };
         Ok(Self {
@@ -156,7 +155,7 @@ impl Core {
 
     /// Everything the frame and status bar show, with a fresh broker health check.
     pub async fn status(&self) -> AppStatus {
-        let (url, client) = {
+        let (configured, client) = {
             let st = self.inner.state.read().await;
             (
                 st.settings.broker_url().map(str::to_owned),
@@ -169,7 +168,8 @@ impl Core {
                 connected = false;
                 BrokerStatus {
                     state: BrokerState::Unconfigured,
-                    url,
+                    url: configured,
+                    failed_over: false,
                     version: None,
                     latency_ms: None,
                     error: None,
@@ -177,7 +177,11 @@ impl Core {
             }
             Some(c) => {
                 let started = Instant::now();
-                match c.health().await {
+                let health = c.health().await;
+                // After the check: it may have moved to another broker.
+                let url = Some(c.active_url().to_owned());
+                let failed_over = c.failed_over();
+                match health {
                     Ok(h) => {
                         connected = true;
                         let received = Instant::now();
@@ -185,6 +189,7 @@ impl Core {
                         BrokerStatus {
                             state: BrokerState::Connected,
                             url,
+                            failed_over,
                             version: Some(h.version),
                             latency_ms: Some(
                                 u32::try_from(received.duration_since(started).as_millis())
@@ -198,6 +203,7 @@ impl Core {
                         BrokerStatus {
                             state: e.broker_state(),
                             url,
+                            failed_over,
                             version: None,
                             latency_ms: None,
                             error: Some(e.to_api()),
@@ -263,13 +269,14 @@ impl Core {
     pub async fn save_settings(&self, input: SettingsInput) -> Result<SettingsView, ClientError> {
         let settings = Settings::validate(input)?;
         let client = match &settings {
-            Settings::Configured {
-                broker_url,
-                ca_path,
-            } => Some(BrokerClient::new(broker_url, &load_ca(ca_path)?.der)?),
+            Settings::Configured { ca_path, .. } => Some(BrokerClient::new(
+                &settings.broker_urls(),
+                &load_ca(ca_path)?.der,
+            )?),
             Settings::Unconfigured => None,
         };
-        // Tokens belong to the broker that issued them: another broker never sees them.
+        // Tokens belong to the deployment that issued them (named by its primary broker): another
+        // deployment never sees them. Editing only the fallback list keeps the sign-in.
         let changed = self.inner.state.read().await.settings.broker_url() != settings.broker_url();
         if changed {
             self.logout().await?;

@@ -6,7 +6,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use paw_proto::ipc::{CaInfo, SettingsInput, SettingsView, MAX_PATH_LEN, MAX_URL_LEN};
+use paw_proto::ipc::{
+    CaInfo, SettingsInput, SettingsView, MAX_FALLBACK_BROKERS, MAX_PATH_LEN, MAX_URL_LEN,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -21,6 +23,8 @@ pub enum Settings {
     Unconfigured,
     Configured {
         broker_url: String,
+        /// Brokers of the same deployment to move to when the one in use is unreachable.
+        fallback_urls: Vec<String>,
         ca_path: PathBuf,
     },
 }
@@ -29,6 +33,9 @@ pub enum Settings {
 #[serde(deny_unknown_fields)]
 struct OnDisk {
     broker_url: String,
+    /// Absent in files written before the app knew several brokers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    fallback_urls: Vec<String>,
     ca_path: PathBuf,
 }
 
@@ -40,14 +47,34 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> ClientError {
 }
 
 impl Settings {
-    /// Validates user input. Both fields empty means "forget the broker".
+    /// Validates user input. All fields empty means "forget the broker".
     pub fn validate(input: SettingsInput) -> Result<Self, ClientError> {
         let url = input.broker_url.trim();
         let ca = input.ca_path.trim();
-        if url.is_empty() && ca.is_empty() {
+        let fallbacks: Vec<&str> = input
+            .fallback_urls
+            .iter()
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if url.is_empty() && ca.is_empty() && fallbacks.is_empty() {
             return Ok(Self::Unconfigured);
         }
         let broker_url = validate_broker_url(url)?;
+        if fallbacks.len() > MAX_FALLBACK_BROKERS {
+            return Err(invalid(
+                "fallback_urls",
+                format!("list at most {MAX_FALLBACK_BROKERS} other brokers"),
+            ));
+        }
+        let mut fallback_urls: Vec<String> = Vec::with_capacity(fallbacks.len());
+        for raw in fallbacks {
+            let u = validate_url("fallback_urls", raw)?;
+            if u == broker_url || fallback_urls.contains(&u) {
+                return Err(invalid("fallback_urls", format!("{u} is listed twice")));
+            }
+            fallback_urls.push(u);
+        }
         if ca.is_empty() {
             return Err(invalid(
                 "ca_path",
@@ -64,10 +91,13 @@ impl Settings {
         load_ca(&ca_path)?;
         Ok(Self::Configured {
             broker_url,
+            fallback_urls,
             ca_path,
         })
     }
 
+    /// The primary broker's URL: the name of the deployment the tokens and the witness pin
+    /// belong to, whichever of its brokers is in use.
     pub fn broker_url(&self) -> Option<&str> {
         match self {
             Self::Configured { broker_url, .. } => Some(broker_url),
@@ -75,18 +105,36 @@ impl Settings {
         }
     }
 
+    /// Every configured broker URL, the primary first.
+    pub fn broker_urls(&self) -> Vec<String> {
+        match self {
+            Self::Configured {
+                broker_url,
+                fallback_urls,
+                ..
+            } => std::iter::once(broker_url)
+                .chain(fallback_urls)
+                .cloned()
+                .collect(),
+            Self::Unconfigured => Vec::new(),
+        }
+    }
+
     pub fn view(&self) -> Result<SettingsView, ClientError> {
         Ok(match self {
             Self::Unconfigured => SettingsView {
                 broker_url: String::new(),
+                fallback_urls: Vec::new(),
                 ca_path: String::new(),
                 ca: None,
             },
             Self::Configured {
                 broker_url,
+                fallback_urls,
                 ca_path,
             } => SettingsView {
                 broker_url: broker_url.clone(),
+                fallback_urls: fallback_urls.clone(),
                 ca_path: ca_path.display().to_string(),
                 // A CA file removed after saving shows as "no CA" rather than failing the page.
                 ca: load_ca(ca_path).ok().map(|c| c.info),
@@ -98,28 +146,26 @@ impl Settings {
 /// `https://host[:port]` with nothing else: a path, query or credentials in the base URL would
 /// change where requests go in ways the user does not see.
 fn validate_broker_url(raw: &str) -> Result<String, ClientError> {
+    validate_url("broker_url", raw)
+}
+
+fn validate_url(field: &'static str, raw: &str) -> Result<String, ClientError> {
     if raw.len() > MAX_URL_LEN || raw.chars().any(char::is_control) {
-        return Err(invalid("broker_url", "not a usable URL"));
+        return Err(invalid(field, "not a usable URL"));
     }
-    let u = url::Url::parse(raw).map_err(|e| invalid("broker_url", format!("not a URL: {e}")))?;
+    let u = url::Url::parse(raw).map_err(|e| invalid(field, format!("not a URL: {e}")))?;
     if u.scheme() != "https" {
-        return Err(invalid(
-            "broker_url",
-            "the broker is reached over https:// only",
-        ));
+        return Err(invalid(field, "the broker is reached over https:// only"));
     }
     let Some(host) = u.host_str().filter(|h| !h.is_empty()) else {
-        return Err(invalid("broker_url", "a host is required"));
+        return Err(invalid(field, "a host is required"));
     };
     if !u.username().is_empty() || u.password().is_some() {
-        return Err(invalid(
-            "broker_url",
-            "credentials do not belong in the URL",
-        ));
+        return Err(invalid(field, "credentials do not belong in the URL"));
     }
     if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
         return Err(invalid(
-            "broker_url",
+            field,
             "give only https://host[:port], without a path",
         ));
     }
@@ -218,6 +264,7 @@ impl SettingsStore {
         };
         Ok(Settings::Configured {
             broker_url: d.broker_url,
+            fallback_urls: d.fallback_urls,
             ca_path: d.ca_path,
         })
     }
@@ -228,6 +275,7 @@ impl SettingsStore {
         let storage = |e: std::io::Error| ClientError::Storage(format!("{}: {e}", path.display()));
         let Settings::Configured {
             broker_url,
+            fallback_urls,
             ca_path,
         } = s
         else {
@@ -238,6 +286,7 @@ impl SettingsStore {
         };
         let body = serde_json::to_vec_pretty(&OnDisk {
             broker_url: broker_url.clone(),
+            fallback_urls: fallback_urls.clone(),
             ca_path: ca_path.clone(),
         })
         .map_err(|e| ClientError::Storage(e.to_string()))?;
@@ -279,8 +328,63 @@ pub(crate) mod tests {
     fn input(url: &str, ca: &Path) -> SettingsInput {
         SettingsInput {
             broker_url: url.into(),
+            fallback_urls: Vec::new(),
             ca_path: ca.display().to_string(),
         }
+    }
+
+    #[test]
+    fn fallback_brokers_are_checked_like_the_primary_and_kept_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let (ca, _) = write_ca(d.path());
+        let with = |list: &[&str]| SettingsInput {
+            fallback_urls: list.iter().map(|s| (*s).to_owned()).collect(),
+            ..input("https://a.example:8443", &ca)
+        };
+        let ok = Settings::validate(with(&[
+            " https://c.example/ ",
+            "",
+            "https://b.example:8443",
+        ]))
+        .unwrap();
+        assert_eq!(
+            ok.broker_urls(),
+            [
+                "https://a.example:8443",
+                "https://c.example",
+                "https://b.example:8443"
+            ]
+        );
+        let too_many: Vec<String> = (0..=MAX_FALLBACK_BROKERS)
+            .map(|i| format!("https://b{i}.example"))
+            .collect();
+        let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+        for bad in [
+            vec!["http://b.example"],
+            vec!["https://b.example/api"],
+            vec!["https://a.example:8443"],
+            vec!["https://b.example", "https://b.example/"],
+            too_many,
+        ] {
+            let e = Settings::validate(with(&bad)).unwrap_err();
+            assert!(e.to_string().starts_with("fallback_urls:"), "{bad:?}: {e}");
+        }
+        // Saved and read back whole; a file from before the list reads as no fallbacks.
+        let store = SettingsStore::new(d.path().join("cfg")).unwrap();
+        store.save(&ok).unwrap();
+        assert_eq!(store.load().unwrap(), ok);
+        std::fs::write(
+            d.path().join("cfg/settings.json"),
+            format!(
+                r#"{{"broker_url": "https://a.example", "ca_path": {:?}}}"#,
+                ca.display().to_string()
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            store.load().unwrap().broker_urls(),
+            ["https://a.example".to_owned()]
+        );
     }
 
     #[test]
@@ -336,6 +440,7 @@ pub(crate) mod tests {
         }
         let rel = Settings::validate(SettingsInput {
             broker_url: "https://b".into(),
+            fallback_urls: Vec::new(),
             ca_path: "ca.pem".into(),
         });
         assert!(rel.unwrap_err().to_string().contains("absolute"));

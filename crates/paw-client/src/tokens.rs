@@ -219,6 +219,7 @@ mod tests {
             .save(
                 &Settings::validate(paw_proto::ipc::SettingsInput {
                     broker_url: "https://broker.example:8443".into(),
+                    fallback_urls: Vec::new(),
                     ca_path: ca.display().to_string(),
                 })
                 .unwrap(),

@@ -11,6 +11,8 @@ use crate::ApiError;
 
 /// Longest broker URL the settings accept; anything longer is a paste accident or an attack.
 pub const MAX_URL_LEN: usize = 2048;
+/// Most brokers the settings list after the primary one.
+pub const MAX_FALLBACK_BROKERS: usize = 8;
 /// Longest filesystem path the settings accept.
 pub const MAX_PATH_LEN: usize = 4096;
 
@@ -34,7 +36,10 @@ pub enum BrokerState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct BrokerStatus {
     pub state: BrokerState,
+    /// The broker in use: the primary, or a fallback after the primary could not be reached.
     pub url: Option<String>,
+    /// Whether `url` is a fallback broker rather than the primary one.
+    pub failed_over: bool,
     /// Broker version when connected.
     pub version: Option<String>,
     /// Round-trip time of the last health check.
@@ -253,6 +258,10 @@ pub struct AppStatus {
 pub struct SettingsInput {
     /// `https://host[:port]`; plain http is refused.
     pub broker_url: String,
+    /// More brokers of the same deployment (same database, CA and witness key), tried in this
+    /// order when the one in use cannot be reached. Same form as `broker_url`.
+    #[serde(default)]
+    pub fallback_urls: Vec<String>,
     /// Path to the PEM file of the broker's CA. The client trusts this CA alone.
     pub ca_path: String,
 }
@@ -271,6 +280,7 @@ pub struct CaInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct SettingsView {
     pub broker_url: String,
+    pub fallback_urls: Vec<String>,
     pub ca_path: String,
     pub ca: Option<CaInfo>,
 }

@@ -489,6 +489,7 @@ pub async fn second_workstation(broker: &Broker, dir: &Path, user: &str) -> Resu
     )?;
     core.save_settings(SettingsInput {
         broker_url: broker.url.clone(),
+        fallback_urls: Vec::new(),
         ca_path: broker.ca_path().display().to_string(),
     })
     .await?;

@@ -2,13 +2,15 @@ import { render } from '@testing-library/svelte';
 import { tick } from 'svelte';
 import { vi } from 'vitest';
 import App from '../App.svelte';
+import type { SettingsView } from '../lib/ipc';
 import { installMockCore, type MockCore, type MockOptions } from '../lib/ipc/mock';
 
-export const CONFIGURED = {
+export const CONFIGURED: Readonly<SettingsView> = {
   broker_url: 'https://pawd.example.com',
+  fallback_urls: [],
   ca_path: '/etc/paw/ca.pem',
   ca: null,
-} as const;
+};
 
 /** Renders the whole app against a fresh mock core. */
 export function renderApp(options: MockOptions = {}, hash = ''): { core: MockCore; container: HTMLElement } {

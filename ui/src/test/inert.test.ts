@@ -27,7 +27,7 @@ function assertInert(root: HTMLElement): void {
 describe('user-supplied text renders inert', () => {
   it('in the status bar (user, roles, grant target and role, broker URL and error)', async () => {
     const { container } = renderApp({
-      settings: { broker_url: `https://x/${IMG}`, ca_path: '/ca.pem', ca: null },
+      settings: { broker_url: `https://x/${IMG}`, fallback_urls: [], ca_path: '/ca.pem', ca: null },
       brokerState: 'untrusted',
       user: { name: IMG, roles: [SCRIPT] },
       grant: { id: 'g', target: SVG, role: SCRIPT, remaining_ms: 600_000 },
@@ -44,6 +44,7 @@ describe('user-supplied text renders inert', () => {
       {
         settings: {
           broker_url: 'https://pawd.example.com',
+          fallback_urls: [],
           ca_path: SCRIPT,
           ca: { subject: `CN=${IMG}`, fingerprint_sha256: SVG, not_after: SCRIPT },
         },

@@ -85,6 +85,47 @@ describe('settings page', () => {
     expect(ca.getAttribute('aria-invalid')).toBe('true');
   });
 
+  it('saves other brokers one per line, in order, and shows them again', async () => {
+    const { core, url, ca, save } = await openSettings();
+    const others = screen.getByTestId<HTMLTextAreaElement>('settings-fallback-urls');
+    await fill(url, 'https://pawd.example.com');
+    await fireEvent.input(others, { target: { value: ' https://pawd-2.example.com \n\nhttps://pawd-3.example.com' } });
+    await fill(ca, '/etc/paw/ca.pem');
+    await fireEvent.click(save);
+    await screen.findByTestId('settings-saved');
+    expect(core.settings.fallback_urls).toEqual(['https://pawd-2.example.com', 'https://pawd-3.example.com']);
+    expect(others.value).toBe('https://pawd-2.example.com\nhttps://pawd-3.example.com');
+  });
+
+  it('puts an invalid_settings error about another broker next to that list', async () => {
+    const { core, url, ca, save } = await openSettings();
+    const others = screen.getByTestId<HTMLTextAreaElement>('settings-fallback-urls');
+    await fill(url, 'https://pawd.example.com');
+    await fireEvent.input(others, { target: { value: 'http://pawd-2.example.com' } });
+    await fill(ca, '/etc/paw/ca.pem');
+    await fireEvent.click(save);
+    const error = await screen.findByTestId('settings-error');
+    expect(error.dataset['code']).toBe('invalid_settings');
+    expect(error.id).toBe('fallback-urls-error');
+    expect(others.getAttribute('aria-invalid')).toBe('true');
+    expect(url.getAttribute('aria-invalid')).toBeNull();
+    expect(core.settings.broker_url).toBe('');
+  });
+
+  it('shows in the status bar which broker is in use and that it is a fallback', async () => {
+    const { core } = await openSettings({
+      settings: { ...CONFIGURED, fallback_urls: ['https://pawd-2.example.com'] },
+    });
+    await waitFor(() => expect(screen.getByTestId('broker-url').textContent).toBe('https://pawd.example.com'));
+    expect(screen.queryByTestId('broker-failed-over')).toBeNull();
+    core.fallbackInUse = 0;
+    await waitFor(() => expect(screen.getByTestId('broker-url').textContent).toBe('https://pawd-2.example.com'), {
+      timeout: 7_000,
+    });
+    expect(screen.getByTestId('broker-failed-over').getAttribute('title')).toContain('kept you signed in');
+    // The move shows at the next status poll (every 5 s).
+  }, 10_000);
+
   it('shows other error codes in a banner with the message', async () => {
     const { core, url, ca, save } = await openSettings();
     core.saveFailure = { code: 'storage_unavailable', message: 'settings file is read-only' };

@@ -7,7 +7,15 @@ export type ApiError = { code: ErrorCode, message: string, };
 
 export type BrokerState = "unconfigured" | "connected" | "unreachable" | "untrusted" | "incompatible";
 
-export type BrokerStatus = { state: BrokerState, url: string | null, 
+export type BrokerStatus = { state: BrokerState, 
+/**
+ * The broker in use: the primary, or a fallback after the primary could not be reached.
+ */
+url: string | null, 
+/**
+ * Whether `url` is a fallback broker rather than the primary one.
+ */
+failed_over: boolean, 
 /**
  * Broker version when connected.
  */
@@ -187,6 +195,11 @@ export type SettingsInput = {
  */
 broker_url: string, 
 /**
+ * More brokers of the same deployment (same database, CA and witness key), tried in this
+ * order when the one in use cannot be reached. Same form as `broker_url`.
+ */
+fallback_urls: Array<string>, 
+/**
  * Path to the PEM file of the broker's CA. The client trusts this CA alone.
  */
 ca_path: string, };
@@ -201,7 +214,7 @@ fingerprint_sha256: string,
  */
 not_after: string, };
 
-export type SettingsView = { broker_url: string, ca_path: string, ca: CaInfo | null, };
+export type SettingsView = { broker_url: string, fallback_urls: Array<string>, ca_path: string, ca: CaInfo | null, };
 
 export type AuditOutcome = "started" | "success" | "failure" | "denied";
 

@@ -71,12 +71,12 @@ describe('typed commands over the mock core', () => {
     const core = installMockCore();
     await appStatus();
     await getSettings();
-    await saveSettings({ broker_url: 'https://pawd.example.com', ca_path: '/ca.pem' });
+    await saveSettings({ broker_url: 'https://pawd.example.com', fallback_urls: [], ca_path: '/ca.pem' });
     await openExternal('https://example.com/paw/docs');
     expect(core.calls).toEqual([
       { cmd: 'app_status', args: {} },
       { cmd: 'get_settings', args: {} },
-      { cmd: 'save_settings', args: { input: { broker_url: 'https://pawd.example.com', ca_path: '/ca.pem' } } },
+      { cmd: 'save_settings', args: { input: { broker_url: 'https://pawd.example.com', fallback_urls: [], ca_path: '/ca.pem' } } },
       { cmd: 'open_external', args: { url: 'https://example.com/paw/docs' } },
     ]);
   });
@@ -286,7 +286,7 @@ describe('typed commands over the mock core', () => {
 
   it('rejects with the ApiError the core sent', async () => {
     installMockCore();
-    await expect(saveSettings({ broker_url: 'http://pawd.example.com', ca_path: '/ca.pem' })).rejects.toEqual({
+    await expect(saveSettings({ broker_url: 'http://pawd.example.com', fallback_urls: [], ca_path: '/ca.pem' })).rejects.toEqual({
       code: 'invalid_settings',
       message: 'broker URL must use https://',
     });

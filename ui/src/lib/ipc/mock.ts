@@ -60,6 +60,11 @@ export interface MockOptions extends ElevationOptions, AuditOptions, SessionOpti
 export interface MockCore {
   brokerState: Exclude<BrokerState, 'unconfigured'>;
   settings: SettingsView;
+  /**
+   * Which of `settings.fallback_urls` is in use after the primary broker became unreachable;
+   * `null` (the default) while the primary is in use.
+   */
+  fallbackInUse: number | null;
   user: SessionUser | null;
   /**
    * The active grant as of the moment it is assigned. Like the broker, the mock keeps its own
@@ -155,6 +160,11 @@ function validate(input: SettingsInput): ApiError | null {
   if (url.username !== '' || url.password !== '') {
     return apiError('invalid_settings', 'broker URL must not contain credentials');
   }
+  for (const fallback of input.fallback_urls) {
+    if (!fallback.startsWith('https://') || fallback === input.broker_url) {
+      return apiError('invalid_settings', `fallback_urls: ${fallback} is not another https:// broker`);
+    }
+  }
   if (input.ca_path.trim() === '') {
     return apiError('invalid_settings', 'CA certificate path is required');
   }
@@ -168,9 +178,10 @@ function asSettingsInput(args: unknown): SettingsInput | null {
   if (typeof args !== 'object' || args === null) return null;
   const input = (args as Record<string, unknown>)['input'];
   if (typeof input !== 'object' || input === null) return null;
-  const { broker_url, ca_path } = input as Record<string, unknown>;
+  const { broker_url, fallback_urls = [], ca_path } = input as Record<string, unknown>;
   if (typeof broker_url !== 'string' || typeof ca_path !== 'string') return null;
-  return { broker_url, ca_path };
+  if (!Array.isArray(fallback_urls) || !fallback_urls.every((u) => typeof u === 'string')) return null;
+  return { broker_url, fallback_urls: fallback_urls as string[], ca_path };
 }
 
 export const MOCK_KEYS: readonly SecurityKeyView[] = [
@@ -220,7 +231,8 @@ export function installMockCore(options: MockOptions = {}): MockCore {
   let answerPin: ((answer: PinAnswer) => void) | null = null;
   const core: MockCore = {
     brokerState: options.brokerState ?? 'connected',
-    settings: { broker_url: '', ca_path: '', ca: null, ...options.settings },
+    settings: { broker_url: '', fallback_urls: [], ca_path: '', ca: null, ...options.settings },
+    fallbackInUse: null,
     user: options.user ?? null,
     get grant(): GrantSummary | null {
       return grant;
@@ -273,7 +285,8 @@ export function installMockCore(options: MockOptions = {}): MockCore {
   );
 
   const status = (): AppStatus => {
-    const url = core.settings.broker_url === '' ? null : core.settings.broker_url;
+    const fallback = core.fallbackInUse === null ? undefined : core.settings.fallback_urls[core.fallbackInUse];
+    const url = core.settings.broker_url === '' ? null : (fallback ?? core.settings.broker_url);
     const state: BrokerState = url === null ? 'unconfigured' : core.brokerState;
     const errors: Partial<Record<BrokerState, ApiError>> = {
       unconfigured: apiError('broker_not_configured', 'no broker configured'),
@@ -285,6 +298,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
       broker: {
         state,
         url,
+        failed_over: url !== null && fallback !== undefined,
         version: state === 'connected' ? '0.1.0' : null,
         latency_ms: state === 'connected' ? 12 : null,
         error: errors[state] ?? null,
@@ -559,7 +573,12 @@ export function installMockCore(options: MockOptions = {}): MockCore {
         if (input === null) throw apiError('bad_request', 'expected { input: SettingsInput }');
         const problem = validate(input);
         if (problem !== null) throw problem;
-        core.settings = { broker_url: input.broker_url, ca_path: input.ca_path, ca: fakeCa(input.ca_path) };
+        core.settings = {
+          broker_url: input.broker_url,
+          fallback_urls: input.fallback_urls,
+          ca_path: input.ca_path,
+          ca: fakeCa(input.ca_path),
+        };
         return structuredClone(core.settings);
       }
       case 'open_external': {
