@@ -278,7 +278,11 @@ async fn end_broker(
 /// The recording of a session whose broker died, as the kill left it: a last event cut
 /// mid-line is dropped (the file stays valid asciicast), then it is hashed. `None` when this
 /// broker has no recordings directory or the session has no recording (a database session).
-fn close_cut_recording(svc: &Sessions, session_id: &str) -> Option<Result<(String, u64), String>> {
+/// Also for a single broker's own sessions after a restart (`sessions::close_orphans`).
+pub(crate) fn close_cut_recording(
+    svc: &Sessions,
+    session_id: &str,
+) -> Option<Result<(String, u64), String>> {
     let run = svc.ssh.as_ref()?;
     if !crate::sessions::history::is_session_id(session_id) {
         return None;

@@ -477,21 +477,35 @@ async fn ended_among(svc: &Sessions, ids: &[String]) -> Result<Vec<(String, Stri
     Ok(out)
 }
 
-/// At start-up: sessions a previous broker process held cannot have survived it (their TCP
-/// connections died with it); end them, so the history and the session count are right (E2).
+/// At start-up on SQLite, the only broker (`store::SingleBroker`): sessions a previous broker
+/// process held cannot have survived it (their TCP connections died with it, by a crash, a
+/// `kill -9` or a clean stop that could not finish); end them, so the history and the session
+/// count are right (E2). Each recording is closed where the process was cut (a torn last event
+/// trimmed) and hashed, and the hash goes into the row and the one `session_end` record, as
+/// for a peer's lost sessions on PostgreSQL ([`brokers::reap_lost`]). The previous processes'
+/// broker rows are stopped as `lost`.
 pub async fn close_orphans(svc: &Sessions) -> Result<usize> {
     let now = svc.clock.now_ms();
     let mut tx = svc.db.begin().await?;
     audit::lock(&mut tx).await?;
-    let ids: Vec<String> = with_tx!(&mut tx, t => {
-        sqlx::query_scalar("SELECT id FROM session_tickets WHERE used_at IS NOT NULL AND recording_closed_at IS NULL")
+    let orphans: Vec<(String, String, String, String, Option<String>)> = with_tx!(&mut tx, t => {
+        sqlx::query_as("SELECT s.id, g.id, g.target, g.user_name, s.broker_id FROM session_tickets s \
+                        JOIN grants g ON g.id = s.grant_id \
+                        WHERE s.used_at IS NOT NULL AND s.recording_closed_at IS NULL")
             .fetch_all(&mut **t).await?
     });
-    for id in &ids {
+    for (id, grant_id, target, user, broker) in &orphans {
+        let recording = brokers::close_cut_recording(svc, id);
+        let (sha, bytes, error) = match &recording {
+            Some(Ok((sha, bytes))) => (Some(sha.clone()), Some(*bytes), None),
+            Some(Err(e)) => (None, None, Some(e.clone())),
+            None => (None, None, None),
+        };
         with_tx!(&mut tx, t => {
             sqlx::query("UPDATE session_tickets SET ended_at = COALESCE(ended_at, $1), \
-                         end_reason = COALESCE(end_reason, 'broker_restart'), recording_closed_at = $1 WHERE id = $2")
-                .bind(now).bind(id).execute(&mut **t).await?;
+                         end_reason = COALESCE(end_reason, 'broker_restart'), recording_sha256 = $2, \
+                         recording_closed_at = $1 WHERE id = $3")
+                .bind(now).bind(&sha).bind(id).execute(&mut **t).await?;
         });
         audit::append(
             &mut tx,
@@ -501,13 +515,26 @@ pub async fn close_orphans(svc: &Sessions) -> Result<usize> {
                 "session_end",
                 id,
                 Outcome::Failure,
-                json!({"reason": "broker_restart"}),
+                json!({
+                    "reason": "broker_restart",
+                    "grant_id": grant_id,
+                    "target": target,
+                    "user": user,
+                    "broker_id": broker,
+                    "recording_sha256": sha,
+                    "recording_bytes": bytes,
+                    "recording_error": error,
+                }),
             ),
         )
         .await?;
     }
+    with_tx!(&mut tx, t => {
+        sqlx::query("UPDATE brokers SET stopped_at = $1, stop_reason = 'lost' WHERE stopped_at IS NULL AND id <> $2")
+            .bind(now).bind(&*svc.broker_id).execute(&mut **t).await?;
+    });
     tx.commit().await?;
-    Ok(ids.len())
+    Ok(orphans.len())
 }
 
 /// A session the database has not ended yet: the front door asks before each new channel.

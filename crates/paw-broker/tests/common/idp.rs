@@ -154,10 +154,6 @@ impl Broker {
         }
     }
 
-    pub fn state_tasks(&self) -> &[tokio::task::JoinHandle<()>] {
-        &self.tasks
-    }
-
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
     }
