@@ -407,6 +407,35 @@ impl Replicas {
         self.wait_healthy(i).await
     }
 
+    /// Lets workstations talk to each replica directly, without a load balancer: every
+    /// replica's `webauthn.replica_origins` lists every replica's [`Replicas::direct_url`].
+    /// Rewrites the configs of the replicas added so far; call it before starting them.
+    pub fn allow_direct_origins(&mut self) -> Result<()> {
+        let origins: Vec<toml::Value> = (0..self.replicas.len())
+            .map(|i| self.direct_url(i).into())
+            .collect();
+        for r in &self.replicas {
+            let text = std::fs::read_to_string(&r.config)
+                .with_context(|| format!("reading {}", r.config.display()))?;
+            let mut table: toml::Table = text.parse().context("parsing a replica's config")?;
+            table
+                .get_mut("webauthn")
+                .and_then(toml::Value::as_table_mut)
+                .ok_or_else(|| anyhow!("no [webauthn] table"))?
+                .insert("replica_origins".into(), origins.clone().into());
+            std::fs::write(&r.config, toml::to_string(&table)?)
+                .with_context(|| format!("writing {}", r.config.display()))?;
+        }
+        Ok(())
+    }
+
+    /// `https://localhost:PORT` of replica `i`: the address a workstation uses for it directly,
+    /// inside the WebAuthn RP ID (see [`Replicas::allow_direct_origins`]).
+    pub fn direct_url(&self, i: usize) -> String {
+        let port = self.replicas.get(i).map_or(0, |r| r.port);
+        format!("https://localhost:{port}")
+    }
+
     /// `https://127.0.0.1:PORT` of replica `i` (its certificate names 127.0.0.1).
     pub fn url(&self, i: usize) -> String {
         let port = self.replicas.get(i).map_or(0, |r| r.port);
@@ -602,12 +631,16 @@ fn pawd_binary() -> Result<PathBuf> {
 }
 
 fn build_pawd() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os(PAWD_ENV) {
-        let p = PathBuf::from(p);
-        if !p.is_file() {
-            bail!("{PAWD_ENV}={} is not a file", p.display());
+    // The desktop e2e names its pawd too: building another here would replace the binary those
+    // tests use (built with the workspace's features) with one built without them.
+    for var in [PAWD_ENV, "PAW_E2E_PAWD"] {
+        if let Some(p) = std::env::var_os(var) {
+            let p = PathBuf::from(p);
+            if !p.is_file() {
+                bail!("{var}={} is not a file", p.display());
+            }
+            return Ok(p);
         }
-        return Ok(p);
     }
     // The test binary is target/<profile>/deps/<name>-<hash>.
     let exe = std::env::current_exe().context("locating the test binary")?;

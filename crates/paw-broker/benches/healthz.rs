@@ -92,7 +92,7 @@ async fn load(base: &str, ca_der: &[u8], path: &str, conc: usize) -> Result {
     let path: Arc<str> = path.into();
     let mut tasks = Vec::new();
     for _ in 0..conc {
-        let client = BrokerClient::new(base, ca_der).unwrap();
+        let client = BrokerClient::new(&[base.to_owned()], ca_der).unwrap();
         let path = path.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();

@@ -105,9 +105,13 @@ impl BoundServer {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let handle = axum_server::Handle::new();
         let trigger = handle.clone();
+        let notifier = self.state.elevation.notifier.clone();
         let watcher = tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutdown requested");
+            // Event streams never finish on their own: end them so that the grace below is
+            // spent on requests, and their clients move to another broker now.
+            notifier.close();
             trigger.graceful_shutdown(Some(GRACEFUL_SHUTDOWN));
         });
         let ticker = tokio::spawn(grant_clock(self.state.elevation.clone()));

@@ -92,7 +92,7 @@ impl BrokerClient {
 
     /// Moves off broker `from` to the next one, unless another call already moved: two calls
     /// that fail together on the same broker skip it once, not two brokers.
-    fn fail_over(&self, from: usize) {
+    fn fail_over(&self, from: usize, why: &str) {
         let to = (from + 1) % self.bases.len();
         if from != to
             && self
@@ -103,6 +103,7 @@ impl BrokerClient {
             tracing::warn!(
                 from = %self.bases[from],
                 to = %self.bases[to],
+                why,
                 "broker unreachable; using the next one"
             );
         }
@@ -114,6 +115,7 @@ impl BrokerClient {
     async fn send(
         &self,
         method: &Method,
+        path: &str,
         build: impl Fn(&str) -> Result<reqwest::RequestBuilder, ClientError>,
         timeout: Option<Duration>,
     ) -> Result<reqwest::Response, ClientError> {
@@ -138,7 +140,12 @@ impl BrokerClient {
             if !retry || self.bases.len() == 1 {
                 return sent.map_err(Unsent::into_error);
             }
-            self.fail_over(at);
+            let why = match &sent {
+                Ok(r) => format!("{method} {path} answered {}", r.status()),
+                Err(Unsent::Http(e)) => format!("{method} {path}: {}", classify_ref(e)),
+                Err(Unsent::TimedOut) => format!("{method} {path}: no answer in time"),
+            };
+            self.fail_over(at, &why);
             last = Some(sent);
         }
         match last {
@@ -188,6 +195,7 @@ impl BrokerClient {
         let resp = self
             .send(
                 &method,
+                path,
                 |base| {
                     let mut req = with_headers(
                         self.http.request(method.clone(), format!("{base}{path}")),
@@ -231,6 +239,7 @@ impl BrokerClient {
         let mut resp = self
             .send(
                 &Method::GET,
+                path,
                 |base| {
                     with_headers(
                         self.stream_http
@@ -281,6 +290,17 @@ impl BrokerClient {
     pub fn origin(&self) -> Result<url::Url, ClientError> {
         url::Url::parse(self.active_url())
             .map_err(|e| ClientError::Internal(format!("broker URL: {e}")))
+    }
+}
+
+/// A short, URL-free description of a transport failure, for the failover log line.
+fn classify_ref(e: &reqwest::Error) -> &'static str {
+    if e.is_connect() {
+        "connection failed"
+    } else if e.is_timeout() {
+        "timed out"
+    } else {
+        "transport error"
     }
 }
 

@@ -184,6 +184,16 @@ impl App {
     /// [`App::launch`] with extra environment for the app (through tauri-driver and
     /// WebKitWebDriver, which pass their environment on to the app they start).
     pub async fn launch_with(broker: Option<&Broker>, env: &[(&str, &str)]) -> Result<Self> {
+        let settings =
+            broker.map(|b| serde_json::json!({"broker_url": b.url, "ca_path": b.ca_path()}));
+        Self::launch_with_settings(settings, env).await
+    }
+
+    /// Starts the app with `settings` (the settings file's JSON) written first, when given.
+    pub async fn launch_with_settings(
+        settings: Option<serde_json::Value>,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let serial = SERIAL.lock().await;
         let app = env_path("PAW_E2E_APP")?;
         let driver_bin = env_path("PAW_E2E_TAURI_DRIVER")?;
@@ -192,11 +202,8 @@ impl App {
         for d in ["config", "xdg-config", "xdg-data", "xdg-cache"] {
             std::fs::create_dir_all(home.path().join(d))?;
         }
-        if let Some(b) = broker {
-            std::fs::write(
-                config.join("settings.json"),
-                serde_json::json!({"broker_url": b.url, "ca_path": b.ca_path()}).to_string(),
-            )?;
+        if let Some(settings) = settings {
+            std::fs::write(config.join("settings.json"), settings.to_string())?;
         }
         let browser = home.path().join("browser.sh");
         std::fs::write(
@@ -282,7 +289,12 @@ impl App {
         user: &str,
         role: &str,
     ) -> Result<()> {
-        let code = broker.invite(user, role)?;
+        self.enroll_with_code(&broker.invite(user, role)?, user)
+            .await
+    }
+
+    /// Enrolls `user` through the UI with an invite `code` made elsewhere, ending signed in.
+    pub async fn enroll_with_code(&self, code: &str, user: &str) -> Result<()> {
         if let Err(e) = self.wait_for("[data-testid=signin-panel]").await {
             bail!("{e:#} (screen: {})", self.failure_screenshot().await);
         }
@@ -292,7 +304,7 @@ impl App {
             .await?;
         self.wait_for("[data-testid=enroll-code]")
             .await?
-            .send_keys(&code)
+            .send_keys(code)
             .await?;
         self.wait_for("[data-testid=enroll-submit]")
             .await?

@@ -93,6 +93,9 @@ pub struct Notifier {
     tx: broadcast::Sender<Arc<Notice>>,
     webhook: Option<Arc<Webhook>>,
     shared: Option<Shared>,
+    /// Set when the broker stops: the streams end at once, and their clients reconnect to
+    /// another broker instead of holding this one's shutdown for its whole grace period.
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// This broker's place in the shared relay.
@@ -125,6 +128,21 @@ impl Notifier {
             tx,
             webhook: webhook.map(Arc::new),
             shared: None,
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+
+    /// Ends every live stream of this broker, now and from now on.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Notifier::close`] was called (at once if it already was).
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            // An error means the notifier is gone, which is a close too.
+            let _ = rx.wait_for(|closing| *closing).await;
         }
     }
 

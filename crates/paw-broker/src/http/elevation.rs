@@ -273,20 +273,27 @@ pub async fn events(
     let auth = req.probe(&state).await?;
     let policy = state.elevation.policy.clone();
     let rx = state.elevation.notifier.subscribe();
+    let closed = state.elevation.notifier.closed();
     // The stream authenticated once; it ends when its session does (revoked, idle, past 12 h,
-    // user locked or disabled), checked every few seconds.
+    // user locked or disabled), checked every few seconds, or when this broker stops.
     let ended = {
         let state = state.clone();
         let session = auth.session_id.clone();
         async move {
-            loop {
-                tokio::time::sleep(SESSION_CHECK).await;
-                if !crate::identity::tokens::session_alive(&state.identity, &session)
-                    .await
-                    .unwrap_or(false)
-                {
-                    break;
+            let alive = async {
+                loop {
+                    tokio::time::sleep(SESSION_CHECK).await;
+                    if !crate::identity::tokens::session_alive(&state.identity, &session)
+                        .await
+                        .unwrap_or(false)
+                    {
+                        break;
+                    }
                 }
+            };
+            tokio::select! {
+                () = alive => {}
+                () = closed => {}
             }
         }
     };

@@ -135,7 +135,9 @@ fn an_assertion_from_a_listed_replica_origin_verifies_and_an_unlisted_one_does_n
         ("https://localhost:9444", false),
         ("https://localhost:9443/", false),
     ] {
-        let (_, challenge, state) = rp.start_authentication(&[passkey.clone()]).unwrap();
+        let (_, challenge, state) = rp
+            .start_authentication(std::slice::from_ref(&passkey))
+            .unwrap();
         let client = cdj_from(origin, "webauthn.get", &challenge, Some(&hash));
         let a = key
             .get_assertion("localhost", &Sha256::digest(&client).into())
