@@ -4,8 +4,10 @@
 //! to one at a time and moves to the next when that one cannot be reached, so that a broker
 //! going away costs the user a retry inside one call, not their sign-in. A request is sent again
 //! to another broker only when the first cannot have acted on it: the connection never opened,
-//! or the broker answered 503 (it has no database, so it changed nothing). A request that timed
-//! out after it was sent is retried elsewhere only when it is a read.
+//! or the broker answered 503 (it has no database, so it changed nothing). A request whose
+//! connection broke or timed out after it was sent goes to the next broker only when it is a
+//! read; a write fails with `broker_unreachable` (it may have been carried out), and the next
+//! call goes to the next broker.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -130,22 +132,28 @@ impl BrokerClient {
                 },
                 None => req.await.map_err(Unsent::Http),
             };
-            let retry = match &sent {
-                Ok(r) => r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE,
-                Err(Unsent::Http(e)) if e.is_connect() => true,
-                Err(Unsent::Http(e)) if e.is_timeout() => method == Method::GET,
-                Err(Unsent::TimedOut) => method == Method::GET,
-                Err(Unsent::Http(_)) => false,
+            // Whether to leave this broker, and whether the call may go to the next one.
+            let (leave, resend) = match &sent {
+                Ok(r) => {
+                    let unavailable = r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE;
+                    (unavailable, unavailable)
+                }
+                Err(Unsent::Http(e)) if e.is_connect() => (true, true),
+                // The connection broke or went quiet with the request perhaps delivered: the
+                // broker is likely gone, but it may have acted, so only a read goes again.
+                Err(_) => (true, method == Method::GET),
             };
-            if !retry || self.bases.len() == 1 {
+            if leave && self.bases.len() > 1 {
+                let why = match &sent {
+                    Ok(r) => format!("{method} {path} answered {}", r.status()),
+                    Err(Unsent::Http(e)) => format!("{method} {path}: {}", classify_ref(e)),
+                    Err(Unsent::TimedOut) => format!("{method} {path}: no answer in time"),
+                };
+                self.fail_over(at, &why);
+            }
+            if !(leave && resend) || self.bases.len() == 1 {
                 return sent.map_err(Unsent::into_error);
             }
-            let why = match &sent {
-                Ok(r) => format!("{method} {path} answered {}", r.status()),
-                Err(Unsent::Http(e)) => format!("{method} {path}: {}", classify_ref(e)),
-                Err(Unsent::TimedOut) => format!("{method} {path}: no answer in time"),
-            };
-            self.fail_over(at, &why);
             last = Some(sent);
         }
         match last {
@@ -468,6 +476,8 @@ mod tests {
         let e = write.unwrap_err();
         assert_eq!(e.code(), paw_proto::ErrorCode::BrokerUnreachable, "{e}");
         assert!(other.requests("/v1/slow-write").is_empty());
+        // The next call goes to the other broker.
+        assert_eq!(c.active_url(), other.url);
         assert_eq!(read.unwrap(), json!(2));
         assert_eq!(slow.requests("/v1/slow-read").len(), 1);
         assert_eq!(other.requests("/v1/slow-read").len(), 1);
