@@ -17,6 +17,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+mod common;
+use common::sqlite_audit as audit;
+
 /// The only broker.
 const PAWD: usize = 0;
 /// How long the restarted broker may take to show the session ended (it is ended before the
@@ -254,32 +257,6 @@ async fn history_entry(user: &VirtualUser, url: &str, sid: &str) -> Value {
         .as_array()
         .and_then(|s| s.iter().find(|s| s["id"] == sid).cloned())
         .unwrap_or_else(|| panic!("no session {sid} in the history: {h}"))
-}
-
-/// Every audit record in the broker's SQLite file, as JSON (actor, action, subject, detail),
-/// read beside the running broker.
-async fn audit(r: &Replicas) -> Vec<Value> {
-    let url = format!("sqlite://{}/pawd.db", r.broker_dir().display());
-    let db = paw_broker::store::Db::connect(
-        &paw_broker::config::DatabaseUrl::new(url),
-        paw_broker::store::Create::Never,
-    )
-    .await
-    .unwrap();
-    let records = paw_broker::audit::records(&db, 0, 100_000).await.unwrap();
-    db.close().await;
-    records
-        .into_iter()
-        .map(|rec| {
-            serde_json::json!({
-                "actor": rec.event.actor,
-                "action": rec.event.action,
-                "subject": rec.event.subject,
-                "outcome": rec.event.outcome.as_str(),
-                "detail": rec.event.detail,
-            })
-        })
-        .collect()
 }
 
 async fn redeem(r: &Replicas, user: &mut VirtualUser, grant: &str) -> Value {
