@@ -99,7 +99,7 @@ const IO: &[&str] = &[
 #[test]
 fn pure_crates_depend_on_no_io_crate() {
     let g = graph();
-    for pure in ["paw-proto", "paw-policy"] {
+    for pure in ["paw-proto", "paw-policy", "paw-commands"] {
         let c = g.closure(pure);
         for io in IO {
             assert!(!c.contains(*io), "{pure} depends on {io}");
@@ -123,6 +123,7 @@ fn only_the_named_crate_depends_on_each_framework() {
         "paw-broker",
         "paw-client",
         "paw-pgproxy",
+        "paw-commands",
         "paw",
     ];
     for (framework, owner) in owners {
