@@ -227,6 +227,7 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         live_sessions: Default::default(),
         ssh: ssh.clone(),
         broker_id: Arc::from(live_origin.as_str()),
+        policy: elevation.policy.clone(),
     };
     let cosigner = Cosigner {
         db: db.clone(),

@@ -140,6 +140,9 @@ pub struct EntitlementConfig {
     /// [`MAX_SESSIONS_PER_GRANT`]).
     #[serde(default = "default_max_sessions")]
     pub max_sessions: u32,
+    /// Command control in its sessions (`[entitlement.commands]`); none: every command runs.
+    #[serde(default)]
+    pub commands: Option<paw_commands::CommandsConfig>,
 }
 
 fn default_max_sessions() -> u32 {
@@ -183,7 +186,35 @@ pub struct Entitlement {
     ticket: Option<Pattern>,
     break_glass: Option<BreakGlassRule>,
     max_sessions: u32,
+    commands: Option<CommandControl>,
 }
+
+/// An entitlement's command rules: as written (what two policies are compared by, and what
+/// the UI shows) and compiled once at load (what every command is checked against).
+#[derive(Debug, Clone)]
+pub struct CommandControl {
+    config: paw_commands::CommandsConfig,
+    rules: std::sync::Arc<paw_commands::CommandRules>,
+}
+
+impl CommandControl {
+    pub fn config(&self) -> &paw_commands::CommandsConfig {
+        &self.config
+    }
+
+    /// Checks a command line (an exec request's string, or a line typed at a shell).
+    pub fn check(&self, line: &str) -> paw_commands::Verdict {
+        paw_commands::check(&self.rules, line)
+    }
+}
+
+impl PartialEq for CommandControl {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config
+    }
+}
+
+impl Eq for CommandControl {}
 
 fn invalid(field: &'static str, reason: &'static str) -> PolicyError {
     PolicyError::InvalidEntitlement { field, reason }
@@ -243,6 +274,7 @@ impl Entitlement {
             ticket,
             break_glass,
             max_sessions,
+            commands,
         } = config;
         if max_sessions == 0 || max_sessions > MAX_SESSIONS_PER_GRANT {
             return Err(invalid("max_sessions", "must be between 1 and 16"));
@@ -317,6 +349,17 @@ impl Entitlement {
             }
         };
 
+        let commands = match commands {
+            None => None,
+            Some(config) => Some(CommandControl {
+                rules: std::sync::Arc::new(
+                    paw_commands::CommandRules::new(config.clone())
+                        .map_err(|e| PolicyError::InvalidCommands(e.to_string()))?,
+                ),
+                config,
+            }),
+        };
+
         Ok(Entitlement {
             id,
             description,
@@ -329,6 +372,7 @@ impl Entitlement {
             ticket,
             break_glass,
             max_sessions,
+            commands,
         })
     }
 
@@ -371,6 +415,11 @@ impl Entitlement {
     /// Sessions one grant may have open at once (case B6).
     pub fn max_sessions(&self) -> u32 {
         self.max_sessions
+    }
+
+    /// The command rules its sessions run under, if it has any.
+    pub fn commands(&self) -> Option<&CommandControl> {
+        self.commands.as_ref()
     }
 
     pub fn break_glass(&self) -> Option<BreakGlassRule> {
@@ -482,6 +531,7 @@ approval = "auto"
                 max_duration_secs: 1800,
             }),
             max_sessions: 1,
+            commands: None,
         }
     }
 
@@ -919,6 +969,30 @@ approval = "auto"
             assert_eq!(json, format!("\"{kind}\""));
             assert_eq!(serde_json::from_str::<TargetKind>(&json).unwrap(), kind);
         }
+    }
+
+    #[test]
+    fn command_rules_are_checked_at_load_and_named_in_the_error() {
+        let ok = format!(
+            "{MINIMAL}\n[commands]\ndefault = \"deny\"\nrules = [{{ program = \"ls\", action = \"allow\" }}]\n"
+        );
+        let e = from_toml(&ok).unwrap();
+        let c = e.commands().unwrap();
+        assert_eq!(c.config().rules.len(), 1);
+        match c.check("rm -rf /") {
+            paw_commands::Verdict::Checked(v) => assert_eq!(v.action, paw_commands::Action::Deny),
+            other => panic!("{other:?}"),
+        }
+        let bad =
+            format!("{MINIMAL}\n[commands]\nrules = [{{ program = \"\", action = \"deny\" }}]\n");
+        let err = from_toml(&bad).unwrap_err().to_string();
+        assert!(err.contains("commands.rules[0].program"), "{err}");
+        let unknown = format!(
+            "{MINIMAL}\n[commands]\nrules = [{{ program = \"rm\", action = \"forbid\" }}]\n"
+        );
+        assert!(from_toml(&unknown).is_err());
+        // Two entitlements differing only in their rules are different policies.
+        assert_ne!(from_toml(&ok).unwrap(), from_toml(MINIMAL).unwrap());
     }
 
     #[test]

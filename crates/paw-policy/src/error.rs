@@ -37,6 +37,11 @@ pub enum PolicyError {
         reason: &'static str,
     },
 
+    /// An entitlement's `commands` rules are not acceptable (the message names the rule and
+    /// field, e.g. `commands.rules[1].program is empty`).
+    #[error("invalid entitlement: {0}")]
+    InvalidCommands(String),
+
     /// A person id is empty or holds control characters; nobody is treated as "the same
     /// nobody" for separation of duties.
     #[error("a person id must be non-empty and free of control characters")]

@@ -33,8 +33,8 @@ mod text;
 
 pub use duration::{validate_duration, GrantDuration};
 pub use entitlement::{
-    ApprovalConfig, ApprovalRule, BreakGlassConfig, BreakGlassRule, Entitlement, EntitlementConfig,
-    TargetKind,
+    ApprovalConfig, ApprovalRule, BreakGlassConfig, BreakGlassRule, CommandControl, Entitlement,
+    EntitlementConfig, TargetKind,
 };
 pub use error::PolicyError;
 pub use grant::{transition, GrantEvent, GrantState};

@@ -229,6 +229,7 @@ mod tests {
                 max_duration_secs: 1800,
             }),
             max_sessions: 1,
+            commands: None,
         }
     }
 
@@ -251,6 +252,7 @@ mod tests {
             ticket: None,
             break_glass: None,
             max_sessions: 1,
+            commands: None,
         })
         .unwrap()
     }

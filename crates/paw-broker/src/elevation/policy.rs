@@ -88,6 +88,7 @@ impl Policy {
                     "requesters": e.requesters(),
                     "rule": e.describe_rule(),
                     "max_sessions": e.max_sessions(),
+                    "commands": e.commands().map(|c| c.config()),
                 })
             })
             .collect();

@@ -650,6 +650,7 @@ mod tests {
                 live_sessions: Default::default(),
                 ssh: None,
                 broker_id: Arc::from("test-broker"),
+                policy: crate::elevation::policy::SharedPolicy::default(),
             },
             cosigner: crate::audit::checkpoints::Cosigner {
                 db: db.clone(),

@@ -368,6 +368,7 @@ pub(crate) fn reason_words(reason: &str) -> &'static str {
         "broker_shutdown" => "the broker carrying it is shutting down",
         "broker_lost" => "the broker carrying it was taken for lost",
         "database_lost" => "the broker lost its database, so nothing could be recorded or revoked",
+        "command_denied" => "its command is not allowed under this grant",
         _ => "the broker ended it",
     }
 }
@@ -486,6 +487,24 @@ async fn run(
     if let Start::Exec(cmd) = &start {
         if let Err(e) = rec.input(cmd) {
             return ("recording_failed".into(), None, Some(e.to_string()));
+        }
+        // Checked before the target is even dialled (J5).
+        match crate::sessions::commands::check_exec(svc, info, cmd).await {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => {
+                say(refusal).await;
+                // What a shell answers for a command it may not run.
+                let _ = handle.exit_status_request(cid, 126).await;
+                let _ = handle.close(cid).await;
+                return ("command_denied".into(), rec.finish().ok(), None);
+            }
+            Err(e) => {
+                // Not recorded, not run.
+                tracing::error!(session = %info.id, error = %e, "could not record a command check");
+                say("the command check could not be recorded, so the command does not run".into())
+                    .await;
+                return ("command_denied".into(), rec.finish().ok(), None);
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 //! within [`WATCH_EVERY`] (case C2), and at the grant's end by its own timer.
 
 pub mod brokers;
+pub(crate) mod commands;
 pub mod error;
 pub mod front;
 pub mod history;
@@ -45,6 +46,9 @@ pub struct Sessions {
     /// This process as a broker (`brokers.id`): the sessions it carries are marked with it,
     /// so another broker can end them if this one dies ([`brokers`]).
     pub broker_id: Arc<str>,
+    /// The entitlements, for the command rules of the grant a session runs under (the same
+    /// policy elevation decides with, reloaded together).
+    pub policy: crate::elevation::policy::SharedPolicy,
 }
 
 /// How often the front door looks for sessions ended elsewhere (revoked, killed).
@@ -58,6 +62,8 @@ pub struct SessionInfo {
     pub id: String,
     pub grant_id: String,
     pub user: String,
+    /// The entitlement the grant was given under (its command rules apply).
+    pub entitlement: String,
     pub target_kind: String,
     pub target: String,
     pub role: String,
@@ -136,6 +142,7 @@ pub async fn claim(
         id: session_id.to_owned(),
         grant_id: row.id,
         user: row.user_name,
+        entitlement: row.entitlement,
         target_kind: row.target_kind,
         target: row.target,
         role: row.role,

@@ -194,7 +194,7 @@ impl Services {
         let elevation = Elevation {
             db: db.clone(),
             clock: dyn_clock.clone(),
-            policy: shared,
+            policy: shared.clone(),
             notifier: Notifier::new(None),
             front_door: None,
         };
@@ -204,6 +204,7 @@ impl Services {
             clock: dyn_clock,
             live_sessions: Default::default(),
             ssh: None,
+            policy: shared,
         };
         Self {
             identity,
