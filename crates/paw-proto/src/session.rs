@@ -27,7 +27,7 @@ pub struct SessionView {
     #[ts(type = "number | null")]
     pub ended_at_ms: Option<i64>,
     /// Why it ended: `closed`, `grant_ended`, `revoked`, `killed`, `recording_failed`,
-    /// `broker_restart`, `broker_shutdown`, `broker_lost`, `database_lost`, `target_closed`.
+    /// `broker_restart`, `broker_shutdown`, `broker_lost`, `database_lost`, `target_closed`, `command_denied`.
     pub end_reason: Option<String>,
     /// SHA-256 (hex) of the finished recording, also in the broker's audit log.
     pub recording_sha256: Option<String>,

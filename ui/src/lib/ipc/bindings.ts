@@ -300,7 +300,7 @@ role: string, started_at_ms: number,
 grant_ends_at_ms: number, ended_at_ms: number | null, 
 /**
  * Why it ended: `closed`, `grant_ended`, `revoked`, `killed`, `recording_failed`,
- * `broker_restart`, `broker_shutdown`, `broker_lost`, `database_lost`, `target_closed`.
+ * `broker_restart`, `broker_shutdown`, `broker_lost`, `database_lost`, `target_closed`, `command_denied`.
  */
 end_reason: string | null, 
 /**

@@ -168,6 +168,8 @@ export function endReasonText(reason: string): string {
       return 'The broker lost its database, so it ended the session: nothing could be recorded or revoked.';
     case 'target_closed':
       return 'The target closed the connection.';
+    case 'command_denied':
+      return 'The command is not allowed under this grant, so it never reached the target.';
     default:
       return 'The session ended.';
   }
