@@ -219,6 +219,23 @@ async fn j2_under_an_allow_list_only_listed_programs_run() {
         assert!(!dir.path().join("made").exists(), "{line:?} ran in part");
         assert_eq!(accepted(&r), logins, "{line:?}: the target saw a login");
     }
+    // Not strict: what the parser cannot decide runs, and is flagged in the audit.
+    exec(&r, &mut ada, &listed, &format!("x=rm; $x {}", m.display())).await;
+    assert!(!m.exists(), "a variable program name is allowed when not strict");
+    let audit = common::sqlite_audit(&r).await;
+    let flagged: Vec<&Value> = audit
+        .iter()
+        .filter(|a| a["action"] == "command_flagged")
+        .collect();
+    assert_eq!(flagged.len(), 1, "{flagged:#?}");
+    assert!(
+        flagged[0]["detail"]["undecidable"][0]
+            .as_str()
+            .unwrap()
+            .contains("$x"),
+        "{}",
+        flagged[0]
+    );
 }
 
 async fn start() -> Replicas {
