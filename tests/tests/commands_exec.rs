@@ -221,7 +221,10 @@ async fn j2_under_an_allow_list_only_listed_programs_run() {
     }
     // Not strict: what the parser cannot decide runs, and is flagged in the audit.
     exec(&r, &mut ada, &listed, &format!("x=rm; $x {}", m.display())).await;
-    assert!(!m.exists(), "a variable program name is allowed when not strict");
+    assert!(
+        !m.exists(),
+        "a variable program name is allowed when not strict"
+    );
     let audit = common::sqlite_audit(&r).await;
     let flagged: Vec<&Value> = audit
         .iter()
