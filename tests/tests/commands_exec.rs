@@ -188,6 +188,22 @@ async fn j2_under_an_allow_list_only_listed_programs_run() {
     let r = start().await;
     let mut ada = r.enrolled("ada", &[], PAWD).await.unwrap();
     let listed = grant(&r, &mut ada, "web-allow-list").await;
+    // The rules as the request form shows them, before anyone asks.
+    let list = ada
+        .call(&r.url(PAWD), "GET", "/v1/entitlements", None)
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let view = list["entitlements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "web-allow-list")
+        .unwrap();
+    assert_eq!(view["commands"]["default"], "deny", "{view}");
+    assert_eq!(view["commands"]["rules"][0]["matches"], "ls", "{view}");
+    assert_eq!(view["commands"]["rules"][0]["action"], "allow", "{view}");
     let dir = tempfile::tempdir().unwrap();
     let (m, _) = marker(dir.path(), 0, "");
     let made = dir.path().join("made");

@@ -86,6 +86,31 @@ pub struct RuleConfig {
     pub reason: Option<String>,
 }
 
+impl RuleConfig {
+    /// The rule's match in words, as the app shows it beside the entitlement: the program,
+    /// then its arguments (`…` when more may follow), flags and any-argument pattern.
+    pub fn describe(&self) -> String {
+        let mut out = self.program.clone();
+        if let Some(args) = &self.args {
+            for a in args {
+                out.push(' ');
+                out.push_str(a);
+            }
+            if !self.exact {
+                out.push_str(" …");
+            }
+        }
+        if let Some(flags) = &self.flags {
+            out.push_str(" with ");
+            out.push_str(&flags.join(" "));
+        }
+        if let Some(any) = &self.any_arg {
+            out.push_str(&format!(" with an argument matching {any}"));
+        }
+        out
+    }
+}
+
 /// Why a rule set was refused at load. Indexes count from 0, as in [`crate::CheckedCommand::rule`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {

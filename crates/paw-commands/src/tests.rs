@@ -677,3 +677,30 @@ fn timing_of_a_typical_line() {
         p99
     );
 }
+
+#[test]
+fn a_rule_reads_in_words_as_the_app_shows_it() {
+    let config: crate::CommandsConfig = toml::from_str(
+        r#"
+rules = [
+  { program = "rm", action = "deny" },
+  { program = "systemctl", args = ["status", "*"], action = "allow" },
+  { program = "systemctl", args = ["restart", "nginx"], exact = true, action = "step_up" },
+  { program = "rm", flags = ["-r", "-f"], action = "deny" },
+  { program = "cat", any_arg = "/etc/shadow*", action = "approve" },
+]
+"#,
+    )
+    .unwrap();
+    let words: Vec<String> = config.rules.iter().map(|r| r.describe()).collect();
+    assert_eq!(
+        words,
+        [
+            "rm",
+            "systemctl status * …",
+            "systemctl restart nginx",
+            "rm with -r -f",
+            "cat with an argument matching /etc/shadow*",
+        ]
+    );
+}

@@ -32,6 +32,28 @@ pub struct EntitlementView {
     pub ticket_pattern: Option<String>,
     /// When set, break-glass is allowed for at most this long.
     pub break_glass_max_secs: Option<u32>,
+    /// The command rules its sessions run under; `None`: every command runs.
+    pub commands: Option<CommandRulesView>,
+}
+
+/// An entitlement's command rules as the request form shows them, so that a requester knows
+/// before asking what the session will refuse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct CommandRulesView {
+    /// What happens to a command no rule matches: `allow`, `warn`, `step_up`, `approve`, `deny`.
+    pub default: String,
+    /// Whether what cannot be decided (a program from a variable, a script) is held.
+    pub strict: bool,
+    /// In order: the first that matches decides.
+    pub rules: Vec<CommandRuleView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct CommandRuleView {
+    /// The match in words: `rm`, `systemctl status *`, `rm with -r -f`.
+    pub matches: String,
+    pub action: String,
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]

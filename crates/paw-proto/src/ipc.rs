@@ -397,6 +397,8 @@ pub fn typescript_bindings() -> String {
         KeyPromptView::decl(),
         PinInput::decl(),
         crate::elevation::EntitlementView::decl(),
+        crate::elevation::CommandRulesView::decl(),
+        crate::elevation::CommandRuleView::decl(),
         crate::elevation::EntitlementList::decl(),
         crate::elevation::DecisionView::decl(),
         crate::elevation::GrantView::decl(),

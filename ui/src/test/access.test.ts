@@ -59,6 +59,23 @@ describe('access page: request form', () => {
     expect(screen.getByTestId<HTMLInputElement>('request-duration').max).toBe('240');
   });
 
+  it('shows the command rules the session will apply, in order, before anyone asks', async () => {
+    await openAccess();
+    const select = screen.getByTestId<HTMLSelectElement>('request-entitlement');
+    expect(screen.getByTestId('request-commands').textContent).toContain('not restricted');
+    await fireEvent.change(select, { target: { value: 'app-prod-root' } });
+    const commands = screen.getByTestId('request-commands');
+    const items = [...commands.querySelectorAll('li')];
+    expect(items.map((li) => li.dataset['action'])).toEqual(['deny', 'step_up', 'approve', 'allow']);
+    expect(items[0]?.textContent).toContain('rm with -r -f');
+    expect(items[0]?.textContent).toContain('refused');
+    expect(items[0]?.textContent).toContain('deleting trees is done by the release tool');
+    expect(items[1]?.textContent).toContain('needs your security key');
+    expect(items[2]?.textContent).toContain('needs a second person');
+    expect(items[3]?.textContent).toContain('anything else');
+    expect(commands.textContent).toContain('Strict');
+  });
+
   it('an auto-approved request becomes active at once, with a live countdown', async () => {
     const { core } = await openAccess({ grants: () => [] });
     expect(screen.getByTestId('grants-empty')).toBeTruthy();

@@ -179,6 +179,22 @@ fn view_entitlement(e: &Entitlement) -> EntitlementView {
         auto_approve: matches!(e.approval(), ApprovalRule::Auto),
         ticket_pattern: e.ticket().map(|p| p.as_str().to_owned()),
         break_glass_max_secs: e.break_glass().map(|b| u32_of(b.max_duration_secs())),
+        commands: e.commands().map(|c| {
+            let c = c.config();
+            paw_proto::elevation::CommandRulesView {
+                default: c.default.as_str().to_owned(),
+                strict: c.strict,
+                rules: c
+                    .rules
+                    .iter()
+                    .map(|r| paw_proto::elevation::CommandRuleView {
+                        matches: r.describe(),
+                        action: r.action.as_str().to_owned(),
+                        reason: r.reason.clone(),
+                    })
+                    .collect(),
+            }
+        }),
     }
 }
 

@@ -114,7 +114,31 @@ ticket_pattern: string | null,
 /**
  * When set, break-glass is allowed for at most this long.
  */
-break_glass_max_secs: number | null, };
+break_glass_max_secs: number | null, 
+/**
+ * The command rules its sessions run under; `None`: every command runs.
+ */
+commands: CommandRulesView | null, };
+
+export type CommandRulesView = { 
+/**
+ * What happens to a command no rule matches: `allow`, `warn`, `step_up`, `approve`, `deny`.
+ */
+default: string, 
+/**
+ * Whether what cannot be decided (a program from a variable, a script) is held.
+ */
+strict: boolean, 
+/**
+ * In order: the first that matches decides.
+ */
+rules: Array<CommandRuleView>, };
+
+export type CommandRuleView = { 
+/**
+ * The match in words: `rm`, `systemctl status *`, `rm with -r -f`.
+ */
+matches: string, action: string, reason: string | null, };
 
 export type EntitlementList = { entitlements: Array<EntitlementView>, };
 

@@ -39,6 +39,7 @@ export const MOCK_ENTITLEMENTS: readonly MockEntitlement[] = [
     auto_approve: true,
     ticket_pattern: null,
     break_glass_max_secs: null,
+    commands: null,
     approvals_required: 0,
   },
   {
@@ -54,6 +55,7 @@ export const MOCK_ENTITLEMENTS: readonly MockEntitlement[] = [
     auto_approve: false,
     ticket_pattern: 'INC-*',
     break_glass_max_secs: 3600,
+    commands: null,
     approvals_required: 2,
   },
   {
@@ -67,6 +69,15 @@ export const MOCK_ENTITLEMENTS: readonly MockEntitlement[] = [
     auto_approve: false,
     ticket_pattern: null,
     break_glass_max_secs: null,
+    commands: {
+      default: 'allow',
+      strict: true,
+      rules: [
+        { matches: 'rm with -r -f', action: 'deny', reason: 'deleting trees is done by the release tool' },
+        { matches: 'systemctl restart …', action: 'step_up', reason: null },
+        { matches: 'shutdown', action: 'approve', reason: null },
+      ],
+    },
     approvals_required: 1,
   },
 ];
