@@ -218,6 +218,37 @@ async fn i5_database_outage_ends_sessions_within_the_grace_and_loses_nothing() {
         checked_at.as_millis(),
         stopped.elapsed().as_millis()
     );
+    // Past the lease's REFUSE_AFTER (3 s) without the database, a privileged call no longer
+    // waits for the pool: 503 at once, so a client moves to another broker without delay.
+    for (i, url) in [(A, &a), (B, &b)] {
+        let asked = Instant::now();
+        let fast = ada
+            .call(
+                url,
+                "POST",
+                "/v1/stepup/start",
+                Some(&json!({ "action": kill })),
+            )
+            .await
+            .unwrap();
+        let took = asked.elapsed();
+        println!(
+            "I5 outage: replica {i} step-up start {} ms after the stop: {} in {} ms",
+            stopped.elapsed().as_millis(),
+            fast.status,
+            took.as_millis()
+        );
+        assert_eq!(
+            (fast.status, fast.code()),
+            (503, "storage_unavailable"),
+            "{:?}",
+            fast.body
+        );
+        assert!(
+            took < Duration::from_millis(500),
+            "replica {i} took {took:?} to refuse a privileged call"
+        );
+    }
     // What each replica logged about the outage, for the record.
     for (i, name) in [(A, "A"), (B, "B")] {
         for line in r

@@ -228,6 +228,7 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         ssh: ssh.clone(),
         broker_id: Arc::from(live_origin.as_str()),
         policy: elevation.policy.clone(),
+        heartbeat: Default::default(),
     };
     let cosigner = Cosigner {
         db: db.clone(),
@@ -310,8 +311,8 @@ async fn end_own_sessions(svc: &Sessions) {
 /// grace is watched by its own loop, so a database that hangs the renewal does not delay it.
 async fn lease(sessions: Sessions) {
     use crate::sessions::brokers;
-    let last_ok = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
-    let watchdog = tokio::spawn(grace_watch(sessions.clone(), last_ok.clone()));
+    sessions.heartbeat.beat();
+    let watchdog = tokio::spawn(grace_watch(sessions.clone()));
     // Ends the watchdog with this task (the task is aborted at shutdown).
     struct AbortOnDrop(tokio::task::JoinHandle<()>);
     impl Drop for AbortOnDrop {
@@ -320,11 +321,7 @@ async fn lease(sessions: Sessions) {
         }
     }
     let _watchdog = AbortOnDrop(watchdog);
-    let renewed = || {
-        if let Ok(mut t) = last_ok.lock() {
-            *t = tokio::time::Instant::now();
-        }
-    };
+    let renewed = || sessions.heartbeat.beat();
     let mut every = tokio::time::interval(brokers::RENEW_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -355,14 +352,14 @@ async fn lease(sessions: Sessions) {
 
 /// Every [`crate::sessions::brokers::WATCH_EVERY`]: once the last renewal is older than the
 /// grace, every session this broker carries is told to end (once per outage in the log).
-async fn grace_watch(sessions: Sessions, last_ok: Arc<std::sync::Mutex<tokio::time::Instant>>) {
+async fn grace_watch(sessions: Sessions) {
     use crate::sessions::brokers;
     let mut every = tokio::time::interval(brokers::WATCH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reported = false;
     loop {
         every.tick().await;
-        let since = last_ok.lock().map(|t| t.elapsed()).unwrap_or_default();
+        let since = sessions.heartbeat.silent_for().unwrap_or_default();
         if since < brokers::DB_GRACE {
             reported = false;
             continue;

@@ -36,6 +36,33 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(2);
 pub const DB_GRACE: Duration = Duration::from_secs(8);
 /// How often the grace is checked.
 pub const WATCH_EVERY: Duration = Duration::from_millis(500);
+/// A broker whose lease renewals have failed for this long answers privileged calls 503 at
+/// once instead of each waiting for the pool: more than one renewal missed is not a blip.
+pub const REFUSE_AFTER: Duration = Duration::from_secs(3);
+
+/// When this broker last reached its database, as its lease renewals see it. Unknown (no
+/// refusals) until the lease task first runs: a broker without a front door has no lease.
+#[derive(Debug, Default)]
+pub struct Heartbeat(std::sync::Mutex<Option<tokio::time::Instant>>);
+
+impl Heartbeat {
+    /// The database answered just now.
+    pub fn beat(&self) {
+        self.beat_at(tokio::time::Instant::now());
+    }
+
+    /// The database last answered at `at` (tests set a past beat).
+    pub(crate) fn beat_at(&self, at: tokio::time::Instant) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = Some(at);
+        }
+    }
+
+    /// How long since the database last answered, once the lease task runs.
+    pub fn silent_for(&self) -> Option<Duration> {
+        self.0.lock().ok().and_then(|t| t.map(|t| t.elapsed()))
+    }
+}
 
 fn lease_ms() -> i64 {
     i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX)

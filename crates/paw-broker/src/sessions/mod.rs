@@ -49,6 +49,9 @@ pub struct Sessions {
     /// The entitlements, for the command rules of the grant a session runs under (the same
     /// policy elevation decides with, reloaded together).
     pub policy: crate::elevation::policy::SharedPolicy,
+    /// Whether this broker still reaches its database (lease renewals), for the grace
+    /// watchdog and for refusing privileged calls at once when it does not (I5).
+    pub heartbeat: Arc<brokers::Heartbeat>,
 }
 
 /// How often the front door looks for sessions ended elsewhere (revoked, killed).

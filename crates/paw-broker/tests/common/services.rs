@@ -205,6 +205,7 @@ impl Services {
             live_sessions: Default::default(),
             ssh: None,
             policy: shared,
+            heartbeat: Default::default(),
         };
         Self {
             identity,
