@@ -7,8 +7,10 @@
 //! (`tower::ServiceExt::oneshot`, no socket or TLS): JSON, bearer token and device proof, the
 //! approver's step-up verification (WebAuthn assertion, counter compare-and-swap), then the
 //! decision transaction — audit lock, checks, decision row, state change to approved, two
-//! hash-linked audit records — committed (SQLite WAL with synchronous=FULL; PostgreSQL's
-//! default synchronous_commit=on). The entitlement needs one approval, so every decision
+//! hash-linked audit records — committed (SQLite WAL with synchronous=FULL; PostgreSQL is the
+//! test cluster of `paw_tests::postgres::TempPostgres`, which runs with fsync=off and
+//! synchronous_commit=off: its commits are not durable, and its figures flatter PostgreSQL
+//! against SQLite). The entitlement needs one approval, so every decision
 //! approves. Requests, challenges and the keys' signatures are made before the timed part;
 //! each approver has a key of its own and sends its decisions in order (one security key does
 //! one thing at a time).
