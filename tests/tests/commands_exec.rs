@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use paw_client::terminal::{self, Credential, TermEvent};
+use paw_client::terminal::{self, TermEvent};
 use paw_proto::action::Action;
 use paw_tests::replicas::{Options, Replicas, Store, SSH_TARGET};
 use paw_tests::virtual_user::VirtualUser;
@@ -332,12 +332,7 @@ async fn exec(r: &Replicas, user: &mut VirtualUser, grant: &str, command: &str) 
         .unwrap()
         .ok()
         .unwrap();
-    let cred = Credential {
-        addr: minted["ssh_addr"].as_str().unwrap().to_owned(),
-        host_key: minted["ssh_host_key"].as_str().unwrap().to_owned(),
-        session_id: minted["session_id"].as_str().unwrap().to_owned(),
-        ticket: minted["ticket"].as_str().unwrap().to_owned().into(),
-    };
+    let cred = common::credential(&minted);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let _t = terminal::open(cred, 80, 24, Some(command.to_owned()), move |e| {
         let _ = tx.send(e);

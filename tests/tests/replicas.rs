@@ -9,8 +9,11 @@ use std::time::Duration;
 use paw_client::terminal::{self, Credential, TermEvent};
 use paw_proto::action::Action;
 use paw_tests::replicas::{request_web, Replicas, SSH_TARGET, WEB_ROOT_POLICY};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::mpsc;
+
+mod common;
+use common::credential_at as credential;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i4_login_started_on_one_broker_finishes_on_another() {
@@ -165,15 +168,6 @@ async fn i4_session_credential_redeemed_once_across_brokers() {
         ))
         .unwrap();
     assert_eq!(starts.trim(), "denied|2\nsuccess|1", "{starts}");
-}
-
-fn credential(minted: &Value, addr: &str) -> Credential {
-    Credential {
-        addr: addr.to_owned(),
-        host_key: minted["ssh_host_key"].as_str().unwrap().to_owned(),
-        session_id: minted["session_id"].as_str().unwrap().to_owned(),
-        ticket: minted["ticket"].as_str().unwrap().to_owned().into(),
-    }
 }
 
 async fn open(

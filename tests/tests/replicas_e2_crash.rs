@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 mod common;
-use common::sqlite_audit as audit;
+use common::{credential, sqlite_audit as audit};
 
 /// The only broker.
 const PAWD: usize = 0;
@@ -276,15 +276,6 @@ async fn redeem(r: &Replicas, user: &mut VirtualUser, grant: &str) -> Value {
         .unwrap();
     assert_eq!(v["ssh_addr"], r.ssh_addr(PAWD).unwrap().as_str(), "{v}");
     v
-}
-
-fn credential(minted: &Value) -> Credential {
-    Credential {
-        addr: minted["ssh_addr"].as_str().unwrap().to_owned(),
-        host_key: minted["ssh_host_key"].as_str().unwrap().to_owned(),
-        session_id: minted["session_id"].as_str().unwrap().to_owned(),
-        ticket: minted["ticket"].as_str().unwrap().to_owned().into(),
-    }
 }
 
 async fn open(c: Credential) -> (Terminal, mpsc::UnboundedReceiver<TermEvent>) {

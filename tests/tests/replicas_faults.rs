@@ -13,6 +13,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+mod common;
+use common::{credential, psql};
+
 /// How long a replica's sessions are watched for a wrong end after a peer restarts: longer
 /// than the session watcher's period and the grant clock's tick.
 const STAYS_OPEN_FOR: Duration = Duration::from_secs(3);
@@ -279,15 +282,6 @@ async fn redeem(r: &Replicas, user: &mut VirtualUser, grant: &str, i: usize) -> 
     v
 }
 
-fn credential(minted: &Value) -> Credential {
-    Credential {
-        addr: minted["ssh_addr"].as_str().unwrap().to_owned(),
-        host_key: minted["ssh_host_key"].as_str().unwrap().to_owned(),
-        session_id: minted["session_id"].as_str().unwrap().to_owned(),
-        ticket: minted["ticket"].as_str().unwrap().to_owned().into(),
-    }
-}
-
 async fn open(
     c: Credential,
     command: Option<&str>,
@@ -336,10 +330,6 @@ async fn wait_for(rx: &mut mpsc::UnboundedReceiver<TermEvent>, needle: &str) {
             ),
         }
     }
-}
-
-fn psql(r: &Replicas, sql: &str) -> String {
-    r.pg().unwrap().psql(sql).unwrap().trim().to_owned()
 }
 
 /// The reasons of every `session_end` audit record for `sid`, oldest first.

@@ -12,12 +12,15 @@
 
 use std::time::{Duration, Instant};
 
-use paw_client::terminal::{self, Credential, TermEvent, Terminal};
+use paw_client::terminal::{self, TermEvent, Terminal};
 use paw_proto::action::Action;
 use paw_tests::replicas::{request_web, Replicas, SSH_TARGET, WEB_ROOT_POLICY};
 use paw_tests::virtual_user::VirtualUser;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::mpsc;
+
+mod common;
+use common::{credential_at as credential, output_until, Events};
 
 /// The case's bound: from B's answer to the end of the session A carries.
 const BOUND: Duration = Duration::from_secs(1);
@@ -25,8 +28,6 @@ const BOUND: Duration = Duration::from_secs(1);
 /// Replica A carries the session; B is told to end it.
 const A: usize = 0;
 const B: usize = 1;
-
-type Events = mpsc::UnboundedReceiver<(Instant, TermEvent)>;
 
 /// A live shell through A's front door, and the people who can end it.
 struct Carried {
@@ -269,38 +270,6 @@ async fn i1_key_revoked_on_one_broker_ends_session_on_another() {
     // The grant that key asked for is revoked: the session ends as revoked.
     c.assert_ended_by_a("key revoked", answered, "revoked")
         .await;
-}
-
-fn credential(minted: &Value, addr: &str) -> Credential {
-    Credential {
-        addr: addr.to_owned(),
-        host_key: minted["ssh_host_key"].as_str().unwrap().to_owned(),
-        session_id: minted["session_id"].as_str().unwrap().to_owned(),
-        ticket: minted["ticket"].as_str().unwrap().to_owned().into(),
-    }
-}
-
-/// Output until it contains `want` (at most 10 s); fails if the session ends first.
-async fn output_until(rx: &mut Events, want: &str) -> String {
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some((_, TermEvent::Output(d)))) => {
-                out.extend(d);
-                if String::from_utf8_lossy(&out).contains(want) {
-                    return String::from_utf8_lossy(&out).into();
-                }
-            }
-            Ok(Some((_, TermEvent::Ended { reason, message }))) => {
-                panic!(
-                    "the session ended early ({reason}: {message}): {}",
-                    String::from_utf8_lossy(&out)
-                )
-            }
-            Ok(None) | Err(_) => return String::from_utf8_lossy(&out).into(),
-        }
-    }
 }
 
 /// When the session ended and the broker's reason (at most 10 s).

@@ -15,13 +15,16 @@
 
 use std::time::{Duration, Instant};
 
-use paw_client::terminal::{self, Credential, TermEvent, Terminal};
+use paw_client::terminal::{self, TermEvent, Terminal};
 use paw_proto::action::Action;
 use paw_tests::replicas::{request_web, Replicas, SSH_TARGET};
 use paw_tests::virtual_user::{Reply, VirtualUser};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+
+mod common;
+use common::{output_until, psql, Events};
 
 /// ada may have root on web-1 at once (automatic approval).
 const POLICY: &str = r#"
@@ -52,8 +55,6 @@ const CALL_LIMIT: Duration = Duration::from_secs(8);
 
 const A: usize = 0;
 const B: usize = 1;
-
-type Events = mpsc::UnboundedReceiver<(Instant, TermEvent)>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i5_database_outage_ends_sessions_within_the_grace_and_loses_nothing() {
@@ -455,12 +456,7 @@ async fn redeem(user: &mut VirtualUser, url: &str, grant: &str) -> Reply {
 
 /// Opens a shell with a minted credential; its events, timestamped on arrival.
 async fn open(minted: &Value) -> (Terminal, Events) {
-    let credential = Credential {
-        addr: minted["ssh_addr"].as_str().unwrap().to_owned(),
-        host_key: minted["ssh_host_key"].as_str().unwrap().to_owned(),
-        session_id: minted["session_id"].as_str().unwrap().to_owned(),
-        ticket: minted["ticket"].as_str().unwrap().to_owned().into(),
-    };
+    let credential = common::credential(minted);
     let (tx, rx) = mpsc::unbounded_channel();
     let term = terminal::open(credential, 80, 24, None, move |e| {
         let _ = tx.send((Instant::now(), e));
@@ -526,29 +522,6 @@ async fn while_down(
     [stepup, request, deep, shallow]
 }
 
-/// Output until it contains `want` (at most 10 s); fails if the session ends first.
-async fn output_until(rx: &mut Events, want: &str) -> String {
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some((_, TermEvent::Output(d)))) => {
-                out.extend(d);
-                if String::from_utf8_lossy(&out).contains(want) {
-                    return String::from_utf8_lossy(&out).into();
-                }
-            }
-            Ok(Some((_, TermEvent::Ended { reason, message }))) => {
-                panic!(
-                    "the session ended early ({reason}: {message}): {}",
-                    String::from_utf8_lossy(&out)
-                )
-            }
-            Ok(None) | Err(_) => return String::from_utf8_lossy(&out).into(),
-        }
-    }
-}
-
 /// When the session ended, the broker's reason and its words (at most `limit`).
 async fn ended(rx: &mut Events, limit: Duration) -> Option<(Instant, String, String)> {
     let deadline = tokio::time::Instant::now() + limit;
@@ -561,10 +534,6 @@ async fn ended(rx: &mut Events, limit: Duration) -> Option<(Instant, String, Str
             Ok(None) | Err(_) => return None,
         }
     }
-}
-
-fn psql(r: &Replicas, sql: &str) -> String {
-    r.pg().unwrap().psql(sql).unwrap().trim().to_owned()
 }
 
 /// `pawd audit verify` (a real process, replica A's config): must succeed; its report.
