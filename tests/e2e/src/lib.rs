@@ -315,6 +315,34 @@ impl App {
         Ok(())
     }
 
+    /// Opens the Access page and fills its request form (not sent).
+    pub async fn fill_request(
+        &self,
+        entitlement: &str,
+        target: &str,
+        minutes: u32,
+        justification: &str,
+    ) -> Result<()> {
+        self.click("[data-testid=nav-access]").await?;
+        self.wait_for("[data-testid=request-form]").await?;
+        self.select("[data-testid=request-entitlement]", entitlement)
+            .await?;
+        self.type_into("[data-testid=request-target]", target)
+            .await?;
+        self.type_into("[data-testid=request-duration]", &minutes.to_string())
+            .await?;
+        self.type_into("[data-testid=request-justification]", justification)
+            .await
+    }
+
+    /// Sends the filled request form and approves the step-up prompt once it names `target`.
+    pub async fn submit_request(&self, target: &str) -> Result<()> {
+        self.click("[data-testid=request-submit]").await?;
+        self.wait_for_text("[data-testid=stepup-description]", target)
+            .await?;
+        self.click("[data-testid=stepup-approve]").await
+    }
+
     /// The element's rendered text, read in the page. WebKitWebDriver's own "element text"
     /// comes back empty for some elements that are plainly on screen (seen for the status bar
     /// after a re-render), so tests read `innerText` directly.

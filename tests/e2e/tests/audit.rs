@@ -115,28 +115,10 @@ async fn d2_tampered_local_trail_fails_verification_and_helpdesk_replays_a_recor
     app.enroll_and_sign_in(&broker, "ada").await.unwrap();
 
     // A privileged action of ada's: a request with a step-up.
-    app.click("[data-testid=nav-access]").await.unwrap();
-    app.wait_for("[data-testid=request-form]").await.unwrap();
-    app.select("[data-testid=request-entitlement]", "web-root")
+    app.fill_request("web-root", "web-1", 5, "check the disk usage")
         .await
         .unwrap();
-    app.type_into("[data-testid=request-target]", "web-1")
-        .await
-        .unwrap();
-    app.type_into("[data-testid=request-duration]", "5")
-        .await
-        .unwrap();
-    app.type_into(
-        "[data-testid=request-justification]",
-        "check the disk usage",
-    )
-    .await
-    .unwrap();
-    app.click("[data-testid=request-submit]").await.unwrap();
-    app.wait_for_text("[data-testid=stepup-description]", "web-1")
-        .await
-        .unwrap();
-    app.click("[data-testid=stepup-approve]").await.unwrap();
+    app.submit_request("web-1").await.unwrap();
     app.wait_for("[data-testid=grant-row][data-state=active]")
         .await
         .unwrap();

@@ -94,29 +94,16 @@ async fn b_request_approve_countdown_expire_and_break_glass() {
     .unwrap();
 
     // Ada asks for one minute on db-1.
-    app.click("[data-testid=nav-access]").await.unwrap();
-    app.wait_for("[data-testid=request-form]").await.unwrap();
-    app.select("[data-testid=request-entitlement]", "prod-db")
-        .await
-        .unwrap();
-    app.type_into("[data-testid=request-target]", "db-1")
-        .await
-        .unwrap();
-    app.type_into("[data-testid=request-duration]", "1")
-        .await
-        .unwrap();
-    app.type_into(
-        "[data-testid=request-justification]",
+    app.fill_request(
+        "prod-db",
+        "db-1",
+        1,
         "rotate the replication slot for INC-13",
     )
     .await
     .unwrap();
     app.screenshot("request").await.unwrap();
-    app.click("[data-testid=request-submit]").await.unwrap();
-    app.wait_for_text("[data-testid=stepup-description]", "db-1")
-        .await
-        .unwrap();
-    app.click("[data-testid=stepup-approve]").await.unwrap();
+    app.submit_request("db-1").await.unwrap();
     app.wait_for("[data-testid=grant-row][data-state=pending]")
         .await
         .unwrap();

@@ -84,28 +84,15 @@ async fn the_app_moves_to_the_other_broker_when_its_broker_stops_and_the_user_ke
 
     // At once, a privileged action: it reaches the other broker, the security key signs for
     // that broker's origin, and the grant comes back.
-    app.click("[data-testid=nav-access]").await.unwrap();
-    app.wait_for("[data-testid=request-form]").await.unwrap();
-    app.select("[data-testid=request-entitlement]", "prod-db")
-        .await
-        .unwrap();
-    app.type_into("[data-testid=request-target]", "db-1")
-        .await
-        .unwrap();
-    app.type_into("[data-testid=request-duration]", "10")
-        .await
-        .unwrap();
-    app.type_into(
-        "[data-testid=request-justification]",
+    app.fill_request(
+        "prod-db",
+        "db-1",
+        10,
         "vacuum the orders table after the failover drill",
     )
     .await
     .unwrap();
-    app.click("[data-testid=request-submit]").await.unwrap();
-    app.wait_for_text("[data-testid=stepup-description]", "db-1")
-        .await
-        .unwrap();
-    app.click("[data-testid=stepup-approve]").await.unwrap();
+    app.submit_request("db-1").await.unwrap();
     app.wait_for("[data-testid=grant-row][data-state=active]")
         .await
         .unwrap();

@@ -70,28 +70,10 @@ async fn ssh_session_whoami_in_the_embedded_terminal_then_the_grant_ends_it() {
     app.enroll_and_sign_in(&broker, "ada").await.unwrap();
 
     // One minute of root on web-1 (approved automatically), with a step-up.
-    app.click("[data-testid=nav-access]").await.unwrap();
-    app.wait_for("[data-testid=request-form]").await.unwrap();
-    app.select("[data-testid=request-entitlement]", "web-root")
+    app.fill_request("web-root", "web-1", 1, "restart the stuck worker pool")
         .await
         .unwrap();
-    app.type_into("[data-testid=request-target]", "web-1")
-        .await
-        .unwrap();
-    app.type_into("[data-testid=request-duration]", "1")
-        .await
-        .unwrap();
-    app.type_into(
-        "[data-testid=request-justification]",
-        "restart the stuck worker pool",
-    )
-    .await
-    .unwrap();
-    app.click("[data-testid=request-submit]").await.unwrap();
-    app.wait_for_text("[data-testid=stepup-description]", "web-1")
-        .await
-        .unwrap();
-    app.click("[data-testid=stepup-approve]").await.unwrap();
+    app.submit_request("web-1").await.unwrap();
     app.wait_for("[data-testid=grant-row][data-state=active]")
         .await
         .unwrap();
