@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use paw_client::Core;
 use paw_proto::elevation::{EntitlementList, GrantList, GrantView, Inbox};
 use paw_proto::ipc::{
-    AppStatus, AuditPage, AuditVerifyView, KeyPromptView, LiveFeed, SecurityKeyView, SessionUser,
-    SettingsView, SignOutReport, StepUpPrompt,
+    AppStatus, AuditPage, AuditVerifyView, HeldCommands, KeyPromptView, LiveFeed, SecurityKeyView,
+    SessionUser, SettingsView, SignOutReport, StepUpPrompt, WatchEvent,
 };
 use paw_proto::session::{
-    ForwardView, SessionHistory, SessionList, SessionMasks, SessionRecording, SessionView,
-    TerminalEvent, TerminalView,
+    CommandHoldView, ForwardView, SessionHistory, SessionList, SessionMasks, SessionRecording,
+    SessionView, TerminalEvent, TerminalView,
 };
 use paw_proto::ApiError;
 use serde_json::Value;
@@ -279,6 +279,45 @@ pub async fn confirm_kill_session(
     id: Option<Value>,
 ) -> Result<SessionView, ApiError> {
     Ok(core.confirm_kill_session(decode("id", id)?).await?)
+}
+
+#[tauri::command]
+pub async fn watch_session(
+    core: State<'_, Core>,
+    input: Option<Value>,
+    channel: tauri::ipc::Channel<WatchEvent>,
+) -> Result<(), ApiError> {
+    let input = decode("input", input)?;
+    // A closed window drops the channel; the watch runs on until stopped, signed out or over.
+    Ok(core
+        .watch_session(input, move |e| drop(channel.send(e)))
+        .await?)
+}
+
+#[tauri::command]
+pub fn stop_watch(core: State<'_, Core>, input: Option<Value>) -> Result<(), ApiError> {
+    Ok(core.stop_watch(decode("input", input)?)?)
+}
+
+#[tauri::command]
+pub async fn list_holds(core: State<'_, Core>) -> Result<HeldCommands, ApiError> {
+    Ok(core.list_holds().await?)
+}
+
+#[tauri::command]
+pub async fn prepare_hold_decision(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<StepUpPrompt, ApiError> {
+    Ok(core.prepare_hold_decision(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn confirm_hold_decision(
+    core: State<'_, Core>,
+    id: Option<Value>,
+) -> Result<CommandHoldView, ApiError> {
+    Ok(core.confirm_hold_decision(decode("id", id)?).await?)
 }
 
 #[tauri::command]

@@ -33,6 +33,8 @@ use crate::virtual_user::VirtualUser;
 pub const PAWD_ENV: &str = "PAW_TEST_PAWD";
 /// The SSH target the harness configures when it starts an sshd.
 pub const SSH_TARGET: &str = "web-1";
+/// The same sshd as [`SSH_TARGET`], on a port where every session's shell is dash.
+pub const DASH_TARGET: &str = "web-dash";
 /// How long a replica may take to answer `/healthz` after it is spawned.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `stop` waits after SIGTERM (pawd gives in-flight requests 10 s).
@@ -202,8 +204,12 @@ impl Replicas {
             let sshd = TempSshd::start(&ca_pub)?;
             let extra: toml::Table = format!(
                 "[[target]]\nname = \"{SSH_TARGET}\"\nkind = \"ssh\"\naddress = \"{}\"\n\
+                 host_key = \"{}\"\n\
+                 [[target]]\nname = \"{DASH_TARGET}\"\nkind = \"ssh\"\naddress = \"{}\"\n\
                  host_key = \"{}\"\n",
                 sshd.address(),
+                sshd.host_key(),
+                sshd.dash_address(),
                 sshd.host_key()
             )
             .parse()?;

@@ -16,6 +16,8 @@ const SSHD: &str = "/usr/sbin/sshd";
 pub struct TempSshd {
     dir: tempfile::TempDir,
     port: u16,
+    /// A second port whose sessions run dash instead of the login shell (bash).
+    dash_port: u16,
     host_key_pub: String,
     child: Child,
 }
@@ -46,11 +48,12 @@ impl TempSshd {
         let ca = dir.path().join("ca.pub");
         std::fs::write(&ca, format!("{}\n", ca_pub.trim()))?;
         let port = crate::free_port()?;
+        let dash_port = crate::free_port()?;
         let config = dir.path().join("sshd_config");
         std::fs::write(
             &config,
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nTrustedUserCAKeys {ca}\n\
+                "Port {port}\nPort {dash_port}\nListenAddress 127.0.0.1\nHostKey {hk}\nTrustedUserCAKeys {ca}\n\
                  PidFile none\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  AuthorizedKeysFile none\nAllowAgentForwarding yes\nAllowTcpForwarding yes\n\
@@ -67,6 +70,11 @@ impl TempSshd {
         std::fs::create_dir(&home)?;
         let mut text = std::fs::read_to_string(&config)?;
         text.push_str(&format!("SetEnv HOME={}\n", home.display()));
+        // Command control is tested with dash as well as bash: dash has no readline, so the
+        // terminal's own line discipline edits the line. `Match` must come last.
+        text.push_str(&format!(
+            "Match LocalPort {dash_port}\n    ForceCommand exec /bin/dash -l\n"
+        ));
         std::fs::write(&config, text)?;
         let log = std::fs::File::create(dir.path().join("sshd.log"))?;
         let child = Command::new(SSHD)
@@ -80,6 +88,7 @@ impl TempSshd {
         let me = Self {
             dir,
             port,
+            dash_port,
             host_key_pub,
             child,
         };
@@ -102,6 +111,11 @@ impl TempSshd {
     }
 
     /// The host public key, OpenSSH format: what the broker pins.
+    /// The address whose sessions run dash as their shell (no exec: any command runs dash).
+    pub fn dash_address(&self) -> String {
+        format!("127.0.0.1:{}", self.dash_port)
+    }
+
     pub fn host_key(&self) -> &str {
         &self.host_key_pub
     }

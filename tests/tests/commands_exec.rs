@@ -22,57 +22,49 @@ use tokio::sync::mpsc;
 
 mod common;
 
+use common::shell::{grant, web_root};
+
 const PAWD: usize = 0;
 
-const POLICY: &str = r#"
-[groups]
+/// The groups and entitlements these tests run under.
+fn policy() -> String {
+    let mut p = String::from(
+        r#"[groups]
 sre = ["ada"]
-
-[[entitlement]]
-id = "web-free"
-description = "Root on the web servers, no command rules"
-target_kind = "ssh"
-target = "web-*"
-role = "root"
-max_duration_secs = 3600
-requesters = ["sre"]
-approval = "auto"
-max_sessions = 5
-
-[[entitlement]]
-id = "web-no-rm"
-description = "Root on the web servers, rm denied"
-target_kind = "ssh"
-target = "web-*"
-role = "root"
-max_duration_secs = 3600
-requesters = ["sre"]
-approval = "auto"
-max_sessions = 5
-
-[entitlement.commands]
-strict = true
-rules = [{ program = "rm", action = "deny", reason = "deleting is done by the release tool" }]
-
-[[entitlement]]
-id = "web-allow-list"
-description = "Root on the web servers, listed programs only"
-target_kind = "ssh"
-target = "web-*"
-role = "root"
-max_duration_secs = 3600
-requesters = ["sre"]
-approval = "auto"
-max_sessions = 5
-
-[entitlement.commands]
-default = "deny"
+"#,
+    );
+    p.push_str(&web_root(
+        "web-free",
+        "Root on the web servers, no command rules",
+        r#""auto""#,
+        "",
+    ));
+    p.push_str(&web_root(
+        "web-no-rm",
+        "Root on the web servers, rm denied",
+        r#""auto""#,
+        r#"strict = true
+rules = [{ program = "rm", action = "deny", reason = "deleting is done by the release tool" }]"#,
+    ));
+    p.push_str(&web_root(
+        "web-rm-stepup",
+        "Root on the web servers, rm after a step-up",
+        r#""auto""#,
+        r#"rules = [{ program = "rm", action = "step_up" }]"#,
+    ));
+    p.push_str(&web_root(
+        "web-allow-list",
+        "Root on the web servers, listed programs only",
+        r#""auto""#,
+        r#"default = "deny"
 rules = [
   { program = "ls", action = "allow" },
   { program = "touch", action = "allow" },
   { program = "true", action = "allow" },
-]
-"#;
+]"#,
+    ));
+    p
+}
 
 /// Command lines that delete `{m}` (the marker, `{d}/{n}`) when they run. `{m}` and `{d}` are
 /// plain paths without spaces or quotes.
@@ -120,8 +112,8 @@ const DELETIONS: &[&str] = &[
 async fn j1_j5_denied_commands_never_reach_the_target_however_spelled() {
     let r = start().await;
     let mut ada = r.enrolled("ada", &[], PAWD).await.unwrap();
-    let free = grant(&r, &mut ada, "web-free").await;
-    let no_rm = grant(&r, &mut ada, "web-no-rm").await;
+    let free = grant(&r, &mut ada, "web-free", SSH_TARGET).await;
+    let no_rm = grant(&r, &mut ada, "web-no-rm", SSH_TARGET).await;
     let dir = tempfile::tempdir().unwrap();
 
     let mut table = Vec::new();
@@ -180,6 +172,20 @@ async fn j1_j5_denied_commands_never_reach_the_target_however_spelled() {
         first["detail"]["command"],
         format!("rm {}/m0", dir.path().display())
     );
+
+    // A secret on a refused command line does not reach the audit: `[sessions] mask` applies.
+    let out = exec(&r, &mut ada, &no_rm, "rm password=hunter2 /nonexistent").await;
+    assert!(out.text.contains("paw: command refused"), "{out:?}");
+    let audit = common::sqlite_audit(&r).await;
+    let last = audit
+        .iter()
+        .rfind(|a| a["action"] == "command_denied")
+        .unwrap();
+    assert!(!last.to_string().contains("hunter2"), "{last}");
+    assert!(
+        last["detail"]["line"].as_str().unwrap().contains("••••"),
+        "{last}"
+    );
     eprintln!("{}", table.join("\n"));
 }
 
@@ -187,7 +193,7 @@ async fn j1_j5_denied_commands_never_reach_the_target_however_spelled() {
 async fn j2_under_an_allow_list_only_listed_programs_run() {
     let r = start().await;
     let mut ada = r.enrolled("ada", &[], PAWD).await.unwrap();
-    let listed = grant(&r, &mut ada, "web-allow-list").await;
+    let listed = grant(&r, &mut ada, "web-allow-list", SSH_TARGET).await;
     // The rules as the request form shows them, before anyone asks.
     let list = ada
         .call(&r.url(PAWD), "GET", "/v1/entitlements", None)
@@ -257,12 +263,41 @@ async fn j2_under_an_allow_list_only_listed_programs_run() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn j5_an_exec_command_needing_a_step_up_is_refused_not_run() {
+    let r = start().await;
+    let mut ada = r.enrolled("ada", &[], PAWD).await.unwrap();
+    let g = grant(&r, &mut ada, "web-rm-stepup", SSH_TARGET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (m, cmd) = marker(dir.path(), 0, "rm {m}");
+    let logins = accepted(&r);
+    let out = exec(&r, &mut ada, &g, &cmd).await;
+    // An exec has no terminal to wait in: refused at once, before the target is dialled.
+    assert!(
+        out.text
+            .contains("needs a security-key step-up, which an exec session cannot ask for"),
+        "{out:?}"
+    );
+    assert!(m.exists());
+    assert_eq!(accepted(&r), logins);
+    // What the rules allow still runs under the same grant.
+    let out = exec(&r, &mut ada, &g, &format!("ls {}", m.display())).await;
+    assert!(out.text.contains(&m.display().to_string()), "{out:?}");
+    let audit = common::sqlite_audit(&r).await;
+    let denied: Vec<&Value> = audit
+        .iter()
+        .filter(|a| a["action"] == "command_denied")
+        .collect();
+    assert_eq!(denied.len(), 1, "{denied:#?}");
+    assert_eq!(denied[0]["detail"]["action"], "step_up");
+}
+
 async fn start() -> Replicas {
     Replicas::start_with(Options {
         replicas: 1,
         store: Store::Sqlite,
         sshd: true,
-        extra_config: POLICY.to_owned(),
+        extra_config: policy(),
     })
     .await
     .unwrap()
@@ -287,26 +322,6 @@ fn accepted(r: &Replicas) -> usize {
         .log()
         .matches("Accepted publickey")
         .count()
-}
-
-async fn grant(r: &Replicas, user: &mut VirtualUser, entitlement: &str) -> String {
-    let request = Action::Request {
-        entitlement: entitlement.into(),
-        target: SSH_TARGET.into(),
-        role: "root".into(),
-        duration_secs: 30 * 60,
-        justification: format!("command control test under {entitlement}"),
-        ticket: None,
-        start_at_ms: None,
-    };
-    let v = user
-        .signed(&r.url(PAWD), "/v1/requests", &request)
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
-    assert_eq!(v["state"], "active", "{v}");
-    v["id"].as_str().unwrap().to_owned()
 }
 
 #[derive(Debug)]

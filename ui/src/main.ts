@@ -9,7 +9,7 @@ async function boot(): Promise<void> {
   // `npm run dev` in a plain browser has no core: use the fake one. Production builds drop
   // this branch entirely (import.meta.env.DEV is false), so the mock never ships.
   if (import.meta.env.DEV && !hasCore()) {
-    const { defaultGrants, installMockCore, mockGrant } = await import('./lib/ipc/mock');
+    const { defaultGrants, installMockCore, mockGrant, mockHold } = await import('./lib/ipc/mock');
     const me = 'Ada Admin';
     const min = 60_000;
     installMockCore({
@@ -43,6 +43,10 @@ async function boot(): Promise<void> {
           ended_at_ms: now - 25 * 60 * min,
           end_reason: 'expired',
         }),
+      ],
+      // A colleague's command waiting in the Approvals inbox; typing `rm …` in a terminal holds one of your own.
+      holds: (now) => [
+        mockHold({ id: '4f2a9c1e', user: 'dave', command: 'shutdown -r now', created_at: now - 20_000, expires_at: now + 100_000 }),
       ],
     });
   }

@@ -3,6 +3,10 @@
 //! resident memory of all its processes when idle, and the size of what ships.
 //! It runs itself under Xvfb with a private D-Bus session and keyring.
 //!
+//! `cargo xtask bench commands` builds the release `pawd` with the `virtual-key` feature and runs
+//! `cargo bench -p paw-tests --bench commands_keystrokes` against it (issue #15: keystroke round
+//! trip and Enter-to-prompt with and without command rules, bulk exec under rules).
+//!
 //! Broker throughput lives next to the broker: `cargo bench -p paw-broker --bench healthz`.
 
 use std::io::{BufRead, BufReader};
@@ -33,8 +37,26 @@ pub fn run(args: &[String]) -> Result<()> {
                 .status_ok()
         }
         Some("app") => app(),
-        _ => bail!("usage: cargo xtask bench app"),
+        Some("commands") => commands(),
+        _ => bail!("usage: cargo xtask bench app | commands"),
     }
+}
+
+/// Command control's cost per keystroke (BENCHMARKS.md, issue #15). The harness would build a
+/// `pawd` of its own without features; this one is built with the virtual key, as the e2e's is.
+fn commands() -> Result<()> {
+    util::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "paw-broker",
+        "--features",
+        "paw-broker/virtual-key",
+    ])
+    .status_ok()?;
+    util::cargo(&["bench", "-p", "paw-tests", "--bench", "commands_keystrokes"])
+        .env("PAW_TEST_PAWD", util::root().join("target/release/pawd"))
+        .status_ok()
 }
 
 fn app() -> Result<()> {

@@ -39,8 +39,9 @@ fn real_main() -> Result<()> {
 }
 
 /// Builds everything once and starts a local broker and the app against it.
-/// The demo broker's elevation policy: `admin` may take root on the web servers at once, and
-/// the databases with one approval from `approver` (or by break-glass).
+/// The demo broker's elevation policy: `admin` may take root on the web servers at once (with
+/// command rules: `rm -rf` refused, restarts held for a step-up), and the databases with one
+/// approval from `approver` (or by break-glass).
 const DEMO_POLICY: &str = r#"
 [groups]
 ops = ["admin"]
@@ -55,6 +56,14 @@ role = "root"
 max_duration_secs = 3600
 requesters = ["ops"]
 approval = "auto"
+
+# Command control: what the shell may run, checked by the broker at each Enter.
+[entitlement.commands]
+rules = [
+  { program = "rm", flags = ["-r", "-f"], action = "deny", reason = "trees go through the release tool" },
+  { program = "systemctl", args = ["restart", "*"], action = "step_up" },
+  { program = "reboot", action = "step_up" },
+]
 
 [[entitlement]]
 id = "prod-db"

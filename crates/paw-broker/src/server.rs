@@ -229,6 +229,7 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         broker_id: Arc::from(live_origin.as_str()),
         policy: elevation.policy.clone(),
         heartbeat: Default::default(),
+        notifier: elevation.notifier.clone(),
     };
     let cosigner = Cosigner {
         db: db.clone(),

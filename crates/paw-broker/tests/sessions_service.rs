@@ -24,6 +24,7 @@ on_both_stores!(
     an_admin_kill_ends_a_live_session_once_and_signals_its_connection,
     the_grant_end_ends_its_sessions_in_the_database,
     close_orphans_ends_only_what_a_previous_process_left_open,
+    approvers_list_the_live_sessions_they_may_approve_and_admins_may_watch_ssh_ones,
 );
 
 async fn kill(
@@ -453,4 +454,68 @@ async fn close_orphans_ends_only_what_a_previous_process_left_open(store: Store)
     assert_eq!(sessions::close_orphans(&s.sessions).await.unwrap(), 0);
     assert_eq!(s.audit_len().await, before);
     assert_eq!(s.session_row(&running.id).await.ended_at, Some(t_restart));
+}
+
+/// Case J6's list: an approver of a session's entitlement sees the session (so that they can
+/// watch it, when it is SSH), someone who is not does not, nor does another account of the
+/// session's own person; an admin sees all and may watch others' SSH sessions only.
+async fn approvers_list_the_live_sessions_they_may_approve_and_admins_may_watch_ssh_ones(
+    store: Store,
+) {
+    let s = Services::start(store).await;
+    let mut ada = s.enroll("ada", &[]).await;
+    let eve = s.enroll("eve", &[]).await;
+    let mut bob = s.enroll("bob", &[]).await;
+    let mut carol = s.enroll("carol", &[]).await;
+    let ada_admin = s.enroll("ada-admin", &[]).await;
+    let root = s.enroll("root", &["admin"]).await;
+    // prod-db needs two of dba-leads (bob, carol, dan, ada-admin); web-root is automatic.
+    let db = s
+        .db_grant(&mut ada, "db-1", &mut [&mut bob, &mut carol])
+        .await;
+    let db_session = s.open_session(&mut ada, &db, "db-1").await.id;
+    let web = s.web_grant(&mut ada, "web-1", 30).await;
+    let web_session = s.open_session(&mut ada, &web, "web-1").await.id;
+
+    let listed = |who: &paw_broker::base::auth::AuthContext| {
+        let who = who.clone();
+        let svc = s.sessions.clone();
+        async move {
+            let mut v: Vec<(String, bool)> = sessions::live(&svc, &who)
+                .await
+                .unwrap()
+                .sessions
+                .into_iter()
+                .map(|v| (v.id, v.may_watch))
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    let sorted = |mut v: Vec<(String, bool)>| {
+        v.sort();
+        v
+    };
+    // The approver sees the database session (not watchable: no terminal), not the web one.
+    assert_eq!(listed(&bob.auth).await, vec![(db_session.clone(), false)]);
+    assert_eq!(listed(&carol.auth).await, vec![(db_session.clone(), false)]);
+    // Neither an approver of anything of ada's, nor ada's own other account, sees it.
+    assert!(listed(&eve.auth).await.is_empty());
+    assert!(listed(&ada_admin.auth).await.is_empty());
+    // Ada sees her own, and may not watch them.
+    assert_eq!(
+        listed(&ada.auth).await,
+        sorted(vec![
+            (db_session.clone(), false),
+            (web_session.clone(), false)
+        ])
+    );
+    // An admin sees everything and may watch the SSH one.
+    assert_eq!(
+        listed(&root.auth).await,
+        sorted(vec![
+            (db_session.clone(), false),
+            (web_session.clone(), true)
+        ])
+    );
 }

@@ -24,14 +24,14 @@ use crate::fake_broker::{FakeBroker, Reply};
 use crate::secret::{AccessToken, RefreshToken};
 use crate::{clock, ClientError, Core, MemoryKeyStore, TokenStore, Tokens};
 
-struct Setup {
-    core: Core,
+pub(crate) struct Setup {
+    pub(crate) core: Core,
     keystore: Arc<MemoryKeyStore>,
     _dir: tempfile::TempDir,
 }
 
 /// A core pointed at `fb`, signed in as alice (tokens in its store, as after a login).
-async fn signed_in(fb: &FakeBroker, auth: Option<Arc<dyn Authenticator>>) -> Setup {
+pub(crate) async fn signed_in(fb: &FakeBroker, auth: Option<Arc<dyn Authenticator>>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let keystore = Arc::new(MemoryKeyStore::new());
     let core = Core::open(
@@ -72,7 +72,7 @@ async fn signed_in(fb: &FakeBroker, auth: Option<Arc<dyn Authenticator>>) -> Set
     }
 }
 
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     for _ in 0..200 {
         if cond() {
             return;
@@ -332,7 +332,7 @@ fn elevation_broker(cred: Vec<u8>) -> (FakeBroker, Senders) {
     })
 }
 
-fn virtual_key_with_credential() -> (Arc<dyn Authenticator>, Vec<u8>) {
+pub(crate) fn virtual_key_with_credential() -> (Arc<dyn Authenticator>, Vec<u8>) {
     let store = MemoryKeyStore::new();
     let key = crate::load_virtual_authenticator(&store, None)
         .unwrap()
@@ -632,7 +632,7 @@ async fn session_masks_is_a_signed_get_and_a_refusal_signs_out() {
 
 // ---- local audit trail (cases D1, D2, D5) ------------------------------------------------
 
-fn all_records() -> paw_proto::ipc::AuditQueryInput {
+pub(crate) fn all_records() -> paw_proto::ipc::AuditQueryInput {
     paw_proto::ipc::AuditQueryInput {
         from_ms: None,
         until_ms: None,

@@ -30,6 +30,9 @@ mod external;
 #[cfg(test)]
 mod fake_broker;
 mod history;
+mod holds;
+#[cfg(test)]
+mod holds_tests;
 mod identity;
 pub mod keystore;
 mod live;
@@ -42,6 +45,9 @@ mod sse;
 mod tokens;
 mod trail_check;
 mod util;
+mod watch;
+#[cfg(test)]
+mod watch_tests;
 mod witness;
 
 use std::path::PathBuf;
@@ -88,6 +94,8 @@ pub(crate) struct Inner {
     audit: audit::Trail,
     /// Open terminals and local forwards by session id.
     sessions: sessions::Open,
+    /// Other people's live sessions this user watches, by session id.
+    watches: watch::Watches,
 }
 
 struct State {
@@ -148,6 +156,7 @@ impl Core {
                 live: live::Live::new(),
                 grants: std::sync::Mutex::new(elevation::GrantCache::default()),
                 sessions: sessions::Open::default(),
+                watches: watch::Watches::default(),
                 audit,
             }),
         })

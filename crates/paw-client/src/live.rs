@@ -236,7 +236,7 @@ impl Core {
         *task = Some(Running { _stop: stop, done });
     }
 
-    /// Stops the live task, forgets the session's events and the cached grants. Called when
+    /// Stops the live task and every watch, forgets the session's events and the cached grants. Called when
     /// the session ends (sign-out, refused token), at sign-in and when the broker changes.
     pub(crate) fn stop_live(&self) {
         let running = self
@@ -251,6 +251,8 @@ impl Core {
         drop(running);
         self.inner.live.with_ring(Ring::end);
         self.clear_grant_cache();
+        // Watching someone's session belongs to the sign-in too.
+        self.stop_watches();
     }
 
     /// Opens the event stream; returns the response and the broker clock as of now.

@@ -28,6 +28,7 @@ pub(crate) enum PendingKind {
     Elevation,
     Session,
     KillSession,
+    Hold,
 }
 
 /// What confirming a prompt does besides sending the signed action.
@@ -42,6 +43,9 @@ pub(crate) enum PendingOp {
     Session,
     /// An admin ending someone's session (`confirm_kill_session`).
     KillSession,
+    /// Running one's own held command, or deciding someone else's (`confirm_hold_decision`).
+    /// The hold's id is kept here: the action of a release names the session, not the hold.
+    Hold { hold_id: String },
 }
 
 impl PendingOp {
@@ -51,6 +55,7 @@ impl PendingOp {
             Self::Elevation => PendingKind::Elevation,
             Self::Session => PendingKind::Session,
             Self::KillSession => PendingKind::KillSession,
+            Self::Hold { .. } => PendingKind::Hold,
         }
     }
 }
@@ -167,6 +172,11 @@ mod tests {
             PendingOp::KillSession => Action::KillSession {
                 session_id: "s1".into(),
                 reason: "left open".into(),
+            },
+            PendingOp::Hold { .. } => Action::Command {
+                session_id: "s1".into(),
+                target: "web-1".into(),
+                command: "rm /x".into(),
             },
         };
         PendingStepUp {
@@ -289,5 +299,30 @@ mod tests {
             m.take("k", PendingKind::KillSession, now).unwrap().action,
             Action::KillSession { .. }
         ));
+    }
+
+    #[test]
+    fn a_hold_prompt_is_confirmed_only_as_a_hold() {
+        let now = Instant::now();
+        let mut m = PendingStepUps::new(TTL);
+        let hold = || PendingOp::Hold {
+            hold_id: "h1".into(),
+        };
+        m.insert("h".into(), pending(hold(), now), now).unwrap();
+        m.insert("k".into(), pending(PendingOp::KillSession, now), now)
+            .unwrap();
+        for other in [
+            PendingKind::Key,
+            PendingKind::Elevation,
+            PendingKind::Session,
+            PendingKind::KillSession,
+        ] {
+            assert!(m.take("h", other, now).is_err(), "{other:?}");
+        }
+        assert!(m.take("k", PendingKind::Hold, now).is_err());
+        let p = m.take("h", PendingKind::Hold, now).unwrap();
+        assert_eq!(p.op, hold());
+        assert!(matches!(p.action, Action::Command { .. }));
+        assert!(m.take("h", PendingKind::Hold, now).is_err(), "single use");
     }
 }

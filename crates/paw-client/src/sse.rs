@@ -7,8 +7,9 @@
 //! - Lines end with CRLF, LF or CR. `:` starts a comment (the broker's keep-alive). `event` and
 //!   `data` are used; `id` and `retry` are ignored (the core has its own reconnection policy
 //!   and the broker does not replay).
-//! - Bounded: a line or an event larger than [`MAX_EVENT_BYTES`] is an error, so a broker (or
-//!   anything in its place) cannot make the core buffer without limit.
+//! - Bounded: a line or an event larger than the parser's limit ([`MAX_EVENT_BYTES`] unless
+//!   given, [`SseParser::with_limit`]) is an error, so a broker (or anything in its place)
+//!   cannot make the core buffer without limit.
 
 /// Largest line, and largest `data` of one event. Live events are a few hundred bytes.
 pub(crate) const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -23,7 +24,7 @@ pub(crate) struct SseEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the event stream has a line or an event over {MAX_EVENT_BYTES} bytes")]
+#[error("the event stream has a line or an event over its size limit")]
 pub(crate) struct TooLarge;
 
 #[derive(Debug, Default)]
@@ -36,12 +37,21 @@ pub(crate) struct SseParser {
     event: String,
     data: String,
     has_data: bool,
+    /// Largest line, and largest `data` of one event.
+    limit: usize,
 }
 
 impl SseParser {
     pub(crate) fn new() -> Self {
+        Self::with_limit(MAX_EVENT_BYTES)
+    }
+
+    /// A parser for a stream whose events may be larger than live events (a watched
+    /// terminal's screen and output chunks).
+    pub(crate) fn with_limit(limit: usize) -> Self {
         Self {
             at_start: true,
+            limit,
             ..Self::default()
         }
     }
@@ -69,7 +79,7 @@ impl SseParser {
                 }
                 _ => {
                     self.after_cr = false;
-                    if self.line.len() >= MAX_EVENT_BYTES {
+                    if self.line.len() >= self.limit {
                         return Err(TooLarge);
                     }
                     self.line.push(b);
@@ -98,7 +108,7 @@ impl SseParser {
         match name {
             b"event" => self.event = value.into_owned(),
             b"data" => {
-                if self.data.len() + value.len() + 1 > MAX_EVENT_BYTES {
+                if self.data.len() + value.len() + 1 > self.limit {
                     return Err(TooLarge);
                 }
                 if self.has_data {
@@ -224,5 +234,10 @@ mod tests {
         let line = format!("data: {}\n", "y".repeat(MAX_EVENT_BYTES / 2));
         assert!(p.push(line.as_bytes()).is_ok());
         assert_eq!(p.push(line.as_bytes()), Err(TooLarge));
+        // A larger limit where asked for.
+        let mut p = SseParser::with_limit(4 * MAX_EVENT_BYTES);
+        assert!(p.push(&long).is_ok());
+        assert!(p.push(b"\n").is_ok());
+        assert_eq!(p.push(&vec![b'x'; 4 * MAX_EVENT_BYTES + 1]), Err(TooLarge));
     }
 }

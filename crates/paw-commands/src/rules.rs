@@ -59,6 +59,10 @@ pub struct CommandsConfig {
     /// Ordered: the first rule that matches a command decides it.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Seconds a command held for a step-up or an approval waits before it is refused
+    /// (bounded and defaulted by the policy crate's limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_secs: Option<u32>,
 }
 
 /// One `[[entitlement.commands.rules]]`. Every field that is present must match.

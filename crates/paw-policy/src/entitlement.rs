@@ -194,12 +194,18 @@ pub struct Entitlement {
 #[derive(Debug, Clone)]
 pub struct CommandControl {
     config: paw_commands::CommandsConfig,
+    hold_secs: u32,
     rules: std::sync::Arc<paw_commands::CommandRules>,
 }
 
 impl CommandControl {
     pub fn config(&self) -> &paw_commands::CommandsConfig {
         &self.config
+    }
+
+    /// How long a held command waits for its step-up or approval.
+    pub fn hold_secs(&self) -> u32 {
+        self.hold_secs
     }
 
     /// Checks a command line (an exec request's string, or a line typed at a shell).
@@ -349,9 +355,41 @@ impl Entitlement {
             }
         };
 
+        // A command held for approval under an automatically approved entitlement could only
+        // ever time out: nobody may approve its requests, so nobody may approve its commands.
+        if let (Some(c), ApprovalRule::Auto) = (&commands, &approval) {
+            let asks = c.default == paw_commands::Action::Approve
+                || c.rules
+                    .iter()
+                    .any(|r| r.action == paw_commands::Action::Approve);
+            if asks {
+                return Err(PolicyError::InvalidCommands(
+                    "an `approve` command rule needs approvers, and this entitlement is approved \
+                     automatically: use step_up, or give it approvers"
+                        .into(),
+                ));
+            }
+        }
         let commands = match commands {
             None => None,
             Some(config) => Some(CommandControl {
+                hold_secs: match config.hold_secs {
+                    None => crate::limits::DEFAULT_COMMAND_HOLD_SECS,
+                    Some(s)
+                        if (crate::limits::MIN_COMMAND_HOLD_SECS
+                            ..=crate::limits::MAX_COMMAND_HOLD_SECS)
+                            .contains(&s) =>
+                    {
+                        s
+                    }
+                    Some(s) => {
+                        return Err(PolicyError::InvalidCommands(format!(
+                            "commands.hold_secs = {s}: it must be between {} and {}",
+                            crate::limits::MIN_COMMAND_HOLD_SECS,
+                            crate::limits::MAX_COMMAND_HOLD_SECS
+                        )))
+                    }
+                },
                 rules: std::sync::Arc::new(
                     paw_commands::CommandRules::new(config.clone())
                         .map_err(|e| PolicyError::InvalidCommands(e.to_string()))?,
@@ -993,6 +1031,34 @@ approval = "auto"
         assert!(from_toml(&unknown).is_err());
         // Two entitlements differing only in their rules are different policies.
         assert_ne!(from_toml(&ok).unwrap(), from_toml(MINIMAL).unwrap());
+    }
+
+    #[test]
+    fn hold_secs_is_bounded_and_approve_rules_need_approvers() {
+        let with = |extra: &str| format!("{MINIMAL}\n[commands]\n{extra}\n");
+        let e = from_toml(&with("rules = []")).unwrap();
+        assert_eq!(
+            e.commands().unwrap().hold_secs(),
+            crate::limits::DEFAULT_COMMAND_HOLD_SECS
+        );
+        let e = from_toml(&with("hold_secs = 30")).unwrap();
+        assert_eq!(e.commands().unwrap().hold_secs(), 30);
+        for bad in [0, 1, 901] {
+            let err = from_toml(&with(&format!("hold_secs = {bad}")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("hold_secs"), "{err}");
+        }
+        // MINIMAL is approved automatically: nobody could approve a held command.
+        let err = from_toml(&with(r#"rules = [{ program = "rm", action = "approve" }]"#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs approvers"), "{err}");
+        let err = from_toml(&with(r#"default = "approve""#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs approvers"), "{err}");
+        assert!(from_toml(&with(r#"rules = [{ program = "rm", action = "step_up" }]"#)).is_ok());
     }
 
     #[test]

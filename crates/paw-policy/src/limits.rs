@@ -13,6 +13,16 @@
 use serde::Serialize;
 use ts_rs::TS;
 
+// ---- Held commands (command control) ------------------------------------------------------
+
+/// How long a command held for a step-up or an approval waits before it is refused, unless
+/// the entitlement's `commands.hold_secs` says otherwise: long enough to find the key or a
+/// colleague, short enough that the user is still at the terminal.
+pub const DEFAULT_COMMAND_HOLD_SECS: u32 = 120;
+/// Bounds of `commands.hold_secs`: a shell held longer than 15 minutes is an abandoned one.
+pub const MIN_COMMAND_HOLD_SECS: u32 = 2;
+pub const MAX_COMMAND_HOLD_SECS: u32 = 900;
+
 // ---- Elevation requests -------------------------------------------------------------------
 
 /// Fewer characters than this is not a reason anyone can review ("fix", "pls").

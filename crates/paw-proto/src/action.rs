@@ -25,6 +25,8 @@ pub enum Purpose {
     BreakGlass,
     KeyManagement,
     KillSession,
+    Command,
+    ApproveCommand,
 }
 
 impl Purpose {
@@ -37,6 +39,8 @@ impl Purpose {
             Self::BreakGlass => "break_glass",
             Self::KeyManagement => "key_management",
             Self::KillSession => "kill_session",
+            Self::Command => "command",
+            Self::ApproveCommand => "approve_command",
         }
     }
 }
@@ -85,6 +89,19 @@ pub enum Action {
         operation: String,
         credential: String,
     },
+    /// Run one command that the session's command rules hold for the user's own step-up:
+    /// bound to the session, its target and the normalized command (case J3).
+    Command {
+        session_id: String,
+        target: String,
+        command: String,
+    },
+    /// Let (or refuse) a command that another person's session holds for approval (J4).
+    ApproveCommand {
+        hold_id: String,
+        command: String,
+        approve: bool,
+    },
 }
 
 struct Enc(Vec<u8>);
@@ -125,6 +142,8 @@ impl Action {
             Self::KillSession { .. } => Purpose::KillSession,
             Self::BreakGlass { .. } => Purpose::BreakGlass,
             Self::KeyManagement { .. } => Purpose::KeyManagement,
+            Self::Command { .. } => Purpose::Command,
+            Self::ApproveCommand { .. } => Purpose::ApproveCommand,
         }
     }
 
@@ -191,6 +210,24 @@ impl Action {
                 e.str(1, operation);
                 e.str(2, credential);
             }
+            Self::Command {
+                session_id,
+                target,
+                command,
+            } => {
+                e.str(1, session_id);
+                e.str(2, target);
+                e.str(3, command);
+            }
+            Self::ApproveCommand {
+                hold_id,
+                command,
+                approve,
+            } => {
+                e.str(1, hold_id);
+                e.str(2, command);
+                e.field(3, &[u8::from(*approve)]);
+            }
         }
         e.0
     }
@@ -254,6 +291,19 @@ impl Action {
                 operation,
                 credential,
             } => format!("Security key: {operation} {credential}"),
+            Self::Command {
+                session_id,
+                target,
+                command,
+            } => format!("Run `{command}` on {target} in session {session_id}"),
+            Self::ApproveCommand {
+                hold_id,
+                command,
+                approve,
+            } => format!(
+                "{} `{command}` (held command {hold_id})",
+                if *approve { "Let run" } else { "Refuse" }
+            ),
         }
     }
 }

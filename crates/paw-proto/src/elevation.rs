@@ -183,7 +183,8 @@ pub struct RedeemResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
 pub struct LiveEvent {
     /// `request_new`, `request_decided`, `grant_started`, `grant_warning`, `grant_ended`,
-    /// `break_glass`, `review_closed`.
+    /// `break_glass`, `review_closed`, and for held commands `command_held` and
+    /// `command_decided` (`state` is the hold's: pending, released, refused, expired).
     pub kind: String,
     pub grant_id: String,
     pub state: String,

@@ -200,6 +200,57 @@ pub struct CloseReviewInput {
     pub comment: String,
 }
 
+/// `prepare_hold_decision` input: which held command, and the user's answer. Only the id
+/// crosses from the UI; the core takes the command, session and target from the broker's own
+/// list of holds, so what the key signs is what the broker holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct HoldDecisionInput {
+    pub hold_id: String,
+    /// `true`: run it (the user's own step-up) or let it run (an approver); `false`: an
+    /// approver refuses it.
+    pub approve: bool,
+}
+
+/// `list_holds` output: the held commands the user may act on (their own, and those they may
+/// approve), with the broker's time for the countdowns to `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct HeldCommands {
+    pub holds: Vec<crate::session::CommandHoldView>,
+    /// The broker's time now as the core estimates it (unix ms); `None` before the core has
+    /// heard the broker's clock, when no countdown is shown.
+    #[ts(type = "number | null")]
+    pub now_ms: Option<i64>,
+}
+
+/// IPC channel message from the core to a watch pane: someone else's live SSH session, read
+/// only (case J6). Given to `watch_session`; the pane sends nothing back but `stop_watch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WatchEvent {
+    /// First, and again whenever the watch fell behind and skipped output: reset the terminal
+    /// to `cols` × `rows` and write `screen` (base64 of the escape sequences that draw what the
+    /// user sees now; may be empty). Output continues from there.
+    Start {
+        session_id: String,
+        /// Whose session it is.
+        user: String,
+        target: String,
+        role: String,
+        cols: u16,
+        rows: u16,
+        screen: String,
+    },
+    /// Bytes the target sent to the user's terminal, base64.
+    Output { data: String },
+    /// The user's terminal changed size.
+    Resize { cols: u16, rows: u16 },
+    /// Last: the watch is over. `reason`: the session's end reason (as in
+    /// `SessionView::end_reason`) when it ended; `access_ended` (the broker stopped the watch);
+    /// `stopped` (this user stopped it); `signed_out`; `connection_lost`; `broker_protocol`.
+    Ended { reason: String, message: String },
+}
+
 /// `live_events` output: live updates from the broker received since `since` (the UI passes
 /// back the `seq` it last saw), so pages refresh and the user is told at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -424,6 +475,10 @@ pub fn typescript_bindings() -> String {
         AuditVerifyView::decl(),
         crate::session::SessionView::decl(),
         crate::session::SessionList::decl(),
+        crate::session::CommandHoldView::decl(),
+        crate::session::CommandHoldList::decl(),
+        HoldDecisionInput::decl(),
+        HeldCommands::decl(),
         crate::session::OpenSessionInput::decl(),
         crate::session::TerminalView::decl(),
         crate::session::TerminalEvent::decl(),
@@ -437,6 +492,8 @@ pub fn typescript_bindings() -> String {
         crate::session::SessionHistory::decl(),
         crate::session::SessionRecording::decl(),
         crate::session::SessionMasks::decl(),
+        crate::session::SessionWatchEvent::decl(),
+        WatchEvent::decl(),
         crate::http::SignedOut::decl(),
     ];
     let mut out = String::from(

@@ -31,6 +31,11 @@ pub struct SessionView {
     pub end_reason: Option<String>,
     /// SHA-256 (hex) of the finished recording, also in the broker's audit log.
     pub recording_sha256: Option<String>,
+    /// The caller may watch this live session read-only (`GET /v1/sessions/{id}/watch`): an
+    /// SSH session of someone else, and the caller an administrator or an approver of its
+    /// entitlement. Absent (false) from a broker before live oversight.
+    #[serde(default)]
+    pub may_watch: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
@@ -206,4 +211,77 @@ pub struct SessionRecording {
     pub masked: u32,
     /// asciicast v2 text (a JSON header line, then one JSON event per line).
     pub cast: String,
+}
+
+/// A command a live session holds until its user's step-up or another person's approval
+/// (command control, cases J3 and J4). Times are the broker's clock (Unix ms).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct CommandHoldView {
+    pub id: String,
+    pub session_id: String,
+    /// Whose session holds it.
+    pub user: String,
+    pub entitlement: String,
+    pub target: String,
+    /// The normalized command a step-up or approval is bound to.
+    pub command: String,
+    /// `step_up` (the session's user releases it) or `approve` (someone else decides).
+    pub needs: String,
+    /// `pending`, `released`, `refused` or `expired`.
+    pub state: String,
+    #[ts(type = "number")]
+    pub created_at: i64,
+    #[ts(type = "number")]
+    pub expires_at: i64,
+    pub decided_by: Option<String>,
+}
+
+/// The held commands the caller may act on: their own, and those they may approve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct CommandHoldList {
+    pub holds: Vec<CommandHoldView>,
+}
+
+/// One server-sent event of `GET /v1/sessions/{id}/watch`, the read-only view of a live SSH
+/// session (case J6). The SSE `event` field is `kind`; the `data` field is this JSON, `kind`
+/// included. Byte fields are standard base64 (with padding) of raw terminal bytes: decode
+/// them to bytes and write those to a terminal emulator, not to text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SessionWatchEvent {
+    /// First, and again whenever the watcher fell behind and skipped output: reset the
+    /// terminal to `cols` × `rows` and write `screen`, which draws what the user sees now
+    /// (contents, attributes, cursor). Output events continue from there.
+    Start {
+        session_id: String,
+        /// Whose session it is.
+        user: String,
+        target: String,
+        role: String,
+        cols: u32,
+        rows: u32,
+        /// base64 of the escape sequences that redraw the current screen; empty when the
+        /// broker could not read the session's recording.
+        screen: String,
+    },
+    /// Bytes the target sent to the user's terminal (stdout and stderr), in order.
+    Output { data: String },
+    /// The user's terminal changed size.
+    Resize { cols: u32, rows: u32 },
+    /// Last: the watch is over. `reason` is the session's end reason (as in
+    /// [`SessionView::end_reason`]) when the session ended, or `access_ended` when the
+    /// watcher's sign-in ended, they may no longer watch this session, or the broker stops.
+    End { reason: String, message: String },
+}
+
+impl SessionWatchEvent {
+    /// The SSE event name: the `kind` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Start { .. } => "start",
+            Self::Output { .. } => "output",
+            Self::Resize { .. } => "resize",
+            Self::End { .. } => "end",
+        }
+    }
 }

@@ -666,3 +666,112 @@ pub fn listening_sockets(pid: u32) -> Result<Vec<u64>> {
     }
     Ok(held)
 }
+
+/// `user` on a [`second_workstation`] requests `request`; the app's signed-in user approves it
+/// in the Approvals inbox with the virtual key; returns once the grant is active.
+pub async fn approved_in_inbox(
+    app: &App,
+    core: &Core,
+    request: paw_proto::ipc::ElevationAction,
+    target: &str,
+) -> Result<paw_proto::elevation::GrantView> {
+    let prompt = core.prepare_elevation(request).await?;
+    let grant = core.confirm_elevation(prompt.id).await?;
+    if grant.state != "pending" {
+        bail!("the request is {}, not pending", grant.state);
+    }
+    app.click("[data-testid=nav-approvals]").await?;
+    let item = format!("[data-testid=inbox-item][data-request-id='{}']", grant.id);
+    app.click(&format!("{item} [data-testid=inbox-approve]"))
+        .await?;
+    app.wait_for_text("[data-testid=stepup-description]", target)
+        .await?;
+    app.click("[data-testid=stepup-approve]").await?;
+    let id = grant.id.clone();
+    app.wait_until(
+        "the grant to be active",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        async || {
+            Ok(core
+                .grants()
+                .await?
+                .grants
+                .iter()
+                .any(|g| g.id == id && g.state == "active"))
+        },
+    )
+    .await?;
+    Ok(grant)
+}
+
+/// A terminal a [`second_workstation`] opened through its core, and all it has printed.
+pub struct CoreTerminal {
+    pub session_id: String,
+    seen: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl CoreTerminal {
+    /// Opens a session on `grant_id` (a step-up with the core's virtual key).
+    pub async fn open(core: &Core, grant_id: &str) -> Result<Self> {
+        use base64::Engine;
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = seen.clone();
+        let prompt = core
+            .prepare_session(paw_proto::session::OpenSessionInput {
+                grant_id: grant_id.to_owned(),
+            })
+            .await?;
+        let term = core
+            .open_terminal(prompt.id, move |e| {
+                if let paw_proto::session::TerminalEvent::Output { data } = e {
+                    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data) {
+                        if let Ok(mut s) = sink.lock() {
+                            s.extend(bytes);
+                        }
+                    }
+                }
+            })
+            .await?;
+        Ok(Self {
+            session_id: term.session_id,
+            seen,
+        })
+    }
+
+    /// Everything printed from byte `from` on.
+    pub fn text_from(&self, from: usize) -> String {
+        let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&seen[from.min(seen.len())..]).into_owned()
+    }
+
+    /// How many bytes have been printed so far.
+    pub fn len(&self) -> usize {
+        self.seen.lock().map(|s| s.len()).unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits (60 s at most) until the terminal has printed `want`.
+    pub async fn sees(&self, want: &str) -> Result<()> {
+        for _ in 0..120 {
+            if self.text_from(0).contains(want) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        bail!("the terminal never showed {want:?}:\n{}", self.text_from(0))
+    }
+
+    /// Types `data` into the terminal.
+    pub async fn types(&self, core: &Core, data: &str) -> Result<()> {
+        core.terminal_input(paw_proto::session::TerminalInput {
+            session_id: self.session_id.clone(),
+            data: data.to_owned(),
+        })
+        .await?;
+        Ok(())
+    }
+}

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod shell;
+
 use std::time::{Duration, Instant};
 
 use paw_client::terminal::{Credential, TermEvent};

@@ -14,6 +14,8 @@ const fake = vi.hoisted(() => {
     element: HTMLElement;
     disposed: boolean;
     state: ((s: 'loading' | 'ready' | 'playing' | 'paused' | 'ended') => void) | null;
+    /** Marker indexes sought, in order. */
+    seeks: number[];
   }
   const players: FakePlayer[] = [];
   return { players };
@@ -21,18 +23,22 @@ const fake = vi.hoisted(() => {
 
 vi.mock('../lib/replay/player', () => ({
   createPlayer: (element: HTMLElement, cast: string) => {
-    const p = { cast, element, disposed: false, state: null as ((s: 'loading' | 'ready' | 'playing' | 'paused' | 'ended') => void) | null };
+    const p = { cast, element, disposed: false, state: null as ((s: 'loading' | 'ready' | 'playing' | 'paused' | 'ended') => void) | null, seeks: [] as number[] };
     fake.players.push(p);
     return Promise.resolve({
       onState(listener: (s: 'loading' | 'ready' | 'playing' | 'paused' | 'ended') => void) {
         p.state = listener;
         listener('ready');
       },
+      seekMarker(index: number) {
+        p.seeks.push(index);
+      },
       dispose() {
         p.disposed = true;
       },
     });
   },
+  IDLE_TIME_LIMIT: 2,
 }));
 
 const HANA = { name: 'hana', roles: ['helpdesk'] };
@@ -183,7 +189,8 @@ describe('replay', () => {
     p.state?.('playing');
     await waitFor(() => expect(player.dataset['state']).toBe('playing'));
     expect(screen.getByTestId('replay-verified').textContent).toContain('Matches its audit record');
-    expect(screen.getByTestId('replay-masked').textContent).toContain('1 passage masked');
+    // The output, the input and the marker that names it each had the token.
+    expect(screen.getByTestId('replay-masked').textContent).toContain('3 passages masked');
     expect(core.history.replayed).toEqual(['se-ada-2']);
     expect(core.calls.find((c) => c.cmd === 'session_recording')?.args).toEqual({ input: { session_id: 'se-ada-2' } });
     expect(document.activeElement?.id).toBe('replay-title');
@@ -191,6 +198,46 @@ describe('replay', () => {
     await fireEvent.click(screen.getByTestId('replay-close'));
     await waitFor(() => expect(screen.queryByTestId('replay-pane')).toBeNull());
     expect(p.disposed).toBe(true);
+  });
+
+  it('lists the recording’s markers as chapters and moves the player to the one chosen', async () => {
+    await openHistory();
+    await fireEvent.click(await screen.findByTestId('history-replay-se-ada-2'));
+    const chapters = await screen.findByTestId('replay-chapters');
+    expect(within(chapters).getByRole('heading', { name: 'Chapters' })).toBeTruthy();
+    const entries = within(chapters).getAllByRole('button');
+    expect(entries.map((e) => [e.dataset['decision'], e.querySelector('.at')?.textContent, e.querySelector('.pill')?.textContent, e.querySelector('.label')?.textContent])).toEqual([
+      ['warn', '0:00', 'warn', 'systemctl restart worker'],
+      ['flagged', '0:01', 'flagged', 'export TOKEN=••••'],
+      ['deny', '0:03', 'deny', 'rm -rf /var/lib/worker'],
+    ]);
+    // Twelve quiet minutes play back as two seconds; the session's own time is in the tooltip.
+    expect(entries[2]?.title).toContain('12:00 into the session');
+    await waitFor(() => expect(fake.players).toHaveLength(1));
+    const p = fake.players[0];
+    if (p === undefined) throw new Error('no player');
+    await waitFor(() => expect((entries[2] as HTMLButtonElement).disabled).toBe(false));
+    await fireEvent.click(entries[2] as HTMLElement);
+    // Native buttons: in the tab order, and Enter or Space choose them.
+    expect(entries.every((e) => e.tagName === 'BUTTON' && e.tabIndex === 0)).toBe(true);
+    (entries[0] as HTMLElement).focus();
+    expect(document.activeElement).toBe(entries[0]);
+    await fireEvent.click(entries[0] as HTMLElement);
+    expect(p.seeks).toEqual([2, 0]);
+  });
+
+  it('shows no chapter list for a recording without markers', async () => {
+    const { core } = await openHistory();
+    const plain = mockCast()
+      .split('\n')
+      .filter((l) => !l.includes('"m"'))
+      .join('\n');
+    core.history.casts.set('se-ada-2', plain);
+    await fireEvent.click(await screen.findByTestId('history-replay-se-ada-2'));
+    await screen.findByTestId('replay-player');
+    await waitFor(() => expect(fake.players).toHaveLength(1));
+    expect(screen.queryByTestId('replay-chapters')).toBeNull();
+    expect(screen.queryByText('Chapters')).toBeNull();
   });
 
   it('replaying another session disposes the first player', async () => {

@@ -76,6 +76,20 @@ impl Masks {
         self.0.is_empty()
     }
 
+    /// `text` with every match replaced by `with`: for what is written once, whole (an audit
+    /// record's command line), where replays' stream-wise masking does not apply.
+    pub fn mask(&self, text: &str, with: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (s, e) in self.ranges(text) {
+            out.push_str(&text[at..s]);
+            out.push_str(with);
+            at = e;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+
     /// Byte ranges of `text` that some pattern matches, sorted and merged.
     pub fn ranges(&self, text: &str) -> Vec<(usize, usize)> {
         let mut r: Vec<(usize, usize)> = self
@@ -114,5 +128,15 @@ mod tests {
             assert!(!masks.ranges(secret).is_empty(), "{secret}");
         }
         assert!(masks.ranges("ls -la /etc && echo done").is_empty());
+    }
+
+    #[test]
+    fn mask_replaces_each_match_and_keeps_the_rest() {
+        let masks = Masks::compile(&default_masks()).unwrap();
+        assert_eq!(
+            masks.mask("mysql password=hunter2 -e 'drop x' token=t1", "*"),
+            "mysql * -e 'drop x' *"
+        );
+        assert_eq!(masks.mask("ls -la", "*"), "ls -la");
     }
 }

@@ -237,6 +237,10 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::http::sessions::masks))
         .routes(routes!(crate::http::sessions::history))
         .routes(routes!(crate::http::sessions::recording))
+        .routes(routes!(crate::http::sessions::holds_list))
+        .routes(routes!(crate::http::sessions::holds_release))
+        .routes(routes!(crate::http::sessions::holds_decide))
+        .routes(routes!(crate::http::sessions::watch))
         .routes(routes!(elevation_api::events))
         .routes(routes!(audit_api::checkpoint))
         .routes(routes!(audit_api::witness))
@@ -665,6 +669,7 @@ mod tests {
                 broker_id: Arc::from("test-broker"),
                 policy: crate::elevation::policy::SharedPolicy::default(),
                 heartbeat: heartbeat.clone(),
+                notifier: crate::elevation::notify::Notifier::new(None),
             },
             cosigner: crate::audit::checkpoints::Cosigner {
                 db: db.clone(),

@@ -47,7 +47,9 @@ pub mod kind {
         Session,
         BreakGlass,
         KeyManagement,
-        KillSession
+        KillSession,
+        Command,
+        ApproveCommand
     );
 }
 
@@ -346,6 +348,8 @@ pub async fn verify_any(
         Purpose::BreakGlass => go!(kind::BreakGlass),
         Purpose::KeyManagement => go!(kind::KeyManagement),
         Purpose::KillSession => go!(kind::KillSession),
+        Purpose::Command => go!(kind::Command),
+        Purpose::ApproveCommand => go!(kind::ApproveCommand),
     }
 }
 

@@ -27,6 +27,7 @@ use crate::crypto::ssh_ca::{self, CertRequest, UserCa};
 use crate::sessions::error::Result;
 use crate::sessions::error::SessionsError;
 use crate::sessions::recording::Recorder;
+use crate::sessions::watch::Tap;
 use crate::sessions::Sessions;
 use crate::sessions::{self, SessionInfo};
 
@@ -538,6 +539,20 @@ async fn run(
         return ("target_closed".into(), finished, None);
     }
     let (mut target_rx, target_tx) = target_ch.split();
+    // A shell under command rules has its lines checked at Enter (J1/J2); without rules at the
+    // start, nothing follows the screen, which costs nothing per byte.
+    let mut shell = (matches!(start, Start::Shell)
+        && crate::sessions::commands::control_of(svc, info).is_some())
+    .then(|| crate::sessions::shell::Shell::new(size.cols, size.rows));
+    // Watchers (J6) attach from here on; output is copied to them only while one watches.
+    let mut tap = Tap::open(
+        svc,
+        info,
+        &front.recordings,
+        (size.cols, size.rows),
+        handle,
+        cid,
+    );
 
     let mut record_error: Option<String> = None;
     let reason: String = loop {
@@ -545,10 +560,18 @@ async fn run(
             m = client_rx.wait() => match m {
                 Some(ChannelMsg::Data { data }) => {
                     if let Err(e) = rec.input(&data) { record_error = Some(e.to_string()); break "recording_failed".into(); }
-                    if target_tx.data_bytes(data).await.is_err() { break "target_closed".into(); }
+                    if let Some(sh) = shell.as_mut() {
+                        let mut io = crate::sessions::shell::Io {
+                            svc, info, handle, cid, target_tx: &target_tx, target_rx: &mut target_rx, rec: &mut rec,
+                            ends: &mut *ends, deadline, client_rx: &mut client_rx, tap: &tap,
+                        };
+                        if let Err(end) = sh.input(&mut io, &data).await { break end; }
+                    } else if target_tx.data_bytes(data).await.is_err() { break "target_closed".into(); }
                 }
                 Some(ChannelMsg::WindowChange { col_width, row_height, pix_width, pix_height }) => {
                     if let Err(e) = rec.resize(col_width, row_height) { record_error = Some(e.to_string()); break "recording_failed".into(); }
+                    if let Some(sh) = shell.as_mut() { sh.resize(col_width, row_height); }
+                    tap.resize(col_width, row_height);
                     let _ = target_tx.window_change(col_width, row_height, pix_width, pix_height).await;
                 }
                 Some(ChannelMsg::Eof) => { let _ = target_tx.eof().await; }
@@ -558,10 +581,13 @@ async fn run(
             m = target_rx.wait() => match m {
                 Some(ChannelMsg::Data { data }) => {
                     if let Err(e) = rec.output(&data) { record_error = Some(e.to_string()); break "recording_failed".into(); }
+                    if let Some(sh) = shell.as_mut() { sh.output(&data); }
+                    tap.output(&data);
                     if handle.data(cid, data).await.is_err() { break "closed".into(); }
                 }
                 Some(ChannelMsg::ExtendedData { data, ext }) => {
                     if let Err(e) = rec.output(&data) { record_error = Some(e.to_string()); break "recording_failed".into(); }
+                    tap.output(&data);
                     if handle.extended_data(cid, ext, data).await.is_err() { break "closed".into(); }
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => {
@@ -571,12 +597,17 @@ async fn run(
                 Some(ChannelMsg::Close) | None => break "target_closed".into(),
                 Some(_) => {}
             },
+            // A watcher joins or leaves a chapter mark; nothing of theirs reaches the target.
+            c = tap.request() => {
+                if let Err(e) = tap.serve(c, &mut rec) { record_error = Some(e.to_string()); break "recording_failed".into(); }
+            }
             _ = ends.changed() => {
                 break ends.borrow().clone().unwrap_or_else(|| "ended".into());
             }
             _ = tokio::time::sleep_until(deadline) => break "grant_ended".into(),
         }
     };
+    tap.end(&reason);
     let _ = target_tx.close().await;
     let _ = handle_t
         .disconnect(russh::Disconnect::ByApplication, "paw session ended", "")

@@ -44,11 +44,14 @@ fn sees_everyone(auth: &AuthContext) -> bool {
     auth.is_admin() || auth.has_role(HELPDESK_ROLE)
 }
 
-/// Masks an asciicast v2 text: every match of a pattern in the output stream (`o` events) and
-/// in the input stream (`i` events) becomes [`MASK`]. Each stream is matched as one text, so a
-/// secret split across events — input arrives a keystroke at a time, output in arbitrary
-/// chunks — is still found; the mask goes where the passage starts and the rest of it is
-/// removed from the events it spans. Lines with nothing masked are kept byte for byte.
+/// Masks an asciicast v2 text: every match of a pattern in the output stream (`o` events), in
+/// the input stream (`i` events) and in a marker's label (`m` events, which name a command
+/// line) becomes [`MASK`]. Each stream is matched as one text, so a secret split across
+/// events — input arrives a keystroke at a time, output in arbitrary chunks — is still found;
+/// the mask goes where the passage starts and the rest of it is removed from the events it
+/// spans. Each marker is matched alone: the broker writes a label whole, and one label's end
+/// joined to the next one's start could only make up passages that are in neither. Lines with
+/// nothing masked (and other events, such as `r`) are kept byte for byte.
 /// Returns the masked text and how many passages were masked.
 pub fn mask_cast(cast: &str, masks: &Masks) -> Result<(String, u32)> {
     let lines: Vec<&str> = cast.lines().collect();
@@ -75,10 +78,11 @@ pub fn mask_cast(cast: &str, masks: &Masks) -> Result<(String, u32)> {
     }
     let mut replaced: Vec<Option<String>> = vec![None; lines.len()];
     let mut count = 0u32;
-    for stream in ["o", "i"] {
-        let idx: Vec<usize> = (0..events.len())
-            .filter(|&k| events[k].2 == stream)
-            .collect();
+    let of =
+        |code: &str| -> Vec<usize> { (0..events.len()).filter(|&k| events[k].2 == code).collect() };
+    let mut texts = vec![of("o"), of("i")];
+    texts.extend(of("m").into_iter().map(|k| vec![k]));
+    for idx in texts {
         let mut joined = String::new();
         let mut starts = Vec::with_capacity(idx.len());
         for &k in &idx {
@@ -541,6 +545,31 @@ mod tests {
             .map(|v| v[2].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(outputs, format!("{MASK}\r\n$ "));
+    }
+
+    #[test]
+    fn masks_a_marker_label_on_its_own() {
+        let cast = format!(
+            "{HEADER}\n[0.1,\"i\",\"curl -d token=s3cr3t x\\r\"]\n\
+             [0.2,\"m\",\"deny: curl -d token=s3cr3t x\"]\n\
+             [0.3,\"m\",\"warn: echo token=\"]\n[0.4,\"m\",\"abc\"]\n\
+             [0.5,\"m\",\"allow: ls\"]\n"
+        );
+        let (out, n) = mask_cast(&cast, &masks(&["token=[a-z0-9]+"])).unwrap();
+        assert_eq!(n, 2, "{out}");
+        assert!(!out.contains("s3cr3t"), "{out}");
+        let markers: Vec<Value> = out
+            .lines()
+            .skip(1)
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|v| v[1] == "m")
+            .collect();
+        assert_eq!(markers[0][0], 0.2);
+        assert_eq!(markers[0][2], format!("deny: curl -d {MASK} x"));
+        // Two labels are never read as one text: `token=` then `abc` is not a secret.
+        assert_eq!(markers[1][2], "warn: echo token=");
+        assert_eq!(markers[2][2], "abc");
+        assert_eq!(out.lines().nth(5), Some("[0.5,\"m\",\"allow: ls\"]"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Brokered sessions: a session ticket's one-time use, the session's end with its reason and
-//! recording hash, the live registry the SSH front door closes connections through, and the
-//! admin's kill.
+//! recording hash, the live registry the SSH front door closes connections through (and
+//! watchers of a live SSH session attach to, [`watch`]), and the admin's kill.
 //!
 //! Rules: the credential is used at most once, in one transaction that also checks the grant
 //! is active by the broker's clock and the user is live, with its audit record (case C3).
@@ -12,9 +12,13 @@ pub mod brokers;
 pub(crate) mod commands;
 pub mod error;
 pub mod front;
+pub(crate) mod guard;
 pub mod history;
+pub mod holds;
 pub mod postgres;
 pub mod recording;
+pub(crate) mod shell;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,7 +29,6 @@ use paw_policy::GrantState;
 use paw_proto::action::Action;
 use paw_proto::session::{SessionList, SessionView};
 use serde_json::json;
-use tokio::sync::watch;
 
 use crate::audit::{self, Entry};
 use crate::base::auth::AuthContext;
@@ -52,6 +55,8 @@ pub struct Sessions {
     /// Whether this broker still reaches its database (lease renewals), for the grace
     /// watchdog and for refusing privileged calls at once when it does not (I5).
     pub heartbeat: Arc<brokers::Heartbeat>,
+    /// Live events (held commands reach their user's and approvers' apps at once).
+    pub notifier: crate::elevation::notify::Notifier,
 }
 
 /// How often the front door looks for sessions ended elsewhere (revoked, killed).
@@ -325,11 +330,14 @@ struct Row {
     ended_at: Option<i64>,
     end_reason: Option<String>,
     recording_sha256: Option<String>,
+    user_id: String,
+    person: String,
+    entitlement: String,
 }
 
 const SELECT: &str = "SELECT s.id, s.grant_id, g.user_name, g.target_kind, g.target, g.role, \
-    s.used_at, g.ends_at, s.ended_at, s.end_reason, s.recording_sha256 \
-    FROM session_tickets s JOIN grants g ON g.id = s.grant_id WHERE s.used_at IS NOT NULL";
+    s.used_at, g.ends_at, s.ended_at, s.end_reason, s.recording_sha256, g.user_id, g.person, \
+    g.entitlement FROM session_tickets s JOIN grants g ON g.id = s.grant_id WHERE s.used_at IS NOT NULL";
 
 fn to_view(r: Row) -> SessionView {
     SessionView {
@@ -344,6 +352,7 @@ fn to_view(r: Row) -> SessionView {
         ended_at_ms: r.ended_at,
         end_reason: r.end_reason,
         recording_sha256: r.recording_sha256,
+        may_watch: false,
     }
 }
 
@@ -355,33 +364,82 @@ async fn view(svc: &Sessions, id: &str) -> Result<SessionView> {
     Ok(to_view(row))
 }
 
-/// Live sessions: everyone's for an admin, the caller's own otherwise.
+/// Live sessions: everyone's for an admin; otherwise the caller's own and those of the
+/// entitlements the caller may approve for the session's person (case J6: the sessions an
+/// approver may watch). Each says whether the caller may watch it ([`watch`]'s rule, by the
+/// policy now): an SSH session of someone else, for an admin or an approver.
 pub async fn live(svc: &Sessions, auth: &AuthContext) -> Result<SessionList> {
     let admin = auth.is_admin();
+    let policy = svc.policy.get();
+    // The entitlements the caller approves for someone: only their sessions can be listed
+    // besides the caller's own (whose person is checked per row below).
+    let approves: Vec<String> = if admin {
+        Vec::new()
+    } else {
+        policy
+            .entitlements
+            .iter()
+            .filter(|e| policy.is_approver_of(&auth.user_name, e))
+            .map(|e| e.id().to_owned())
+            .collect()
+    };
+    let marks: Vec<String> = (0..approves.len()).map(|i| format!("${}", i + 4)).collect();
+    let theirs = if marks.is_empty() {
+        String::new()
+    } else {
+        format!(" OR g.entitlement IN ({})", marks.join(", "))
+    };
     let sql = format!(
         "{SELECT} AND s.recording_closed_at IS NULL AND (s.ended_at IS NULL OR $1) \
-         AND ($2 OR g.user_id = $3) ORDER BY s.used_at DESC LIMIT 500"
+         AND ($2 OR g.user_id = $3{theirs}) ORDER BY s.used_at DESC LIMIT 500"
     );
     let rows: Vec<Row> = with_pool!(&svc.db, p => {
-        sqlx::query_as(&sql).bind(false).bind(admin).bind(&auth.user_id).fetch_all(p).await?
+        let mut q = sqlx::query_as(&sql).bind(false).bind(admin).bind(&auth.user_id);
+        for e in &approves {
+            q = q.bind(e);
+        }
+        q.fetch_all(p).await?
     });
-    Ok(SessionList {
-        sessions: rows.into_iter().map(to_view).collect(),
-    })
+    let sessions = rows
+        .into_iter()
+        .filter_map(|r| {
+            let watcher =
+                watch::may_watch_session(svc, auth, &r.user_name, &r.person, &r.entitlement)
+                    .is_ok();
+            // An approver sees a session only while the policy lets them watch its person
+            // (never their own person's other account).
+            if !admin && r.user_id != auth.user_id && !watcher {
+                return None;
+            }
+            let ssh = r.target_kind == "ssh";
+            let mut v = to_view(r);
+            v.may_watch = ssh && watcher;
+            Some(v)
+        })
+        .collect();
+    Ok(SessionList { sessions })
 }
 
-/// The connections this broker process holds, by session id, each with a way to end it.
+/// The connections this broker process holds, by session id, each with a way to end it and,
+/// for a live SSH session, the feed its watchers attach to ([`watch`]).
 #[derive(Debug, Default)]
 pub struct Live {
-    map: Mutex<HashMap<String, watch::Sender<Option<String>>>>,
+    map: Mutex<HashMap<String, LiveEntry>>,
+}
+
+#[derive(Debug)]
+struct LiveEntry {
+    ends: tokio::sync::watch::Sender<Option<String>>,
+    /// Set while the SSH bridge relays (between the target's start and the session's end).
+    feed: Option<Arc<watch::Feed>>,
 }
 
 impl Live {
     /// Registers a connection; the receiver yields the reason when the session must end.
-    pub fn register(&self, id: &str) -> watch::Receiver<Option<String>> {
-        let (tx, rx) = watch::channel(None);
+    pub fn register(&self, id: &str) -> tokio::sync::watch::Receiver<Option<String>> {
+        let (ends, rx) = tokio::sync::watch::channel(None);
         if let Ok(mut m) = self.map.lock() {
-            m.insert(id.to_owned(), tx);
+            m.insert(id.to_owned(), LiveEntry { ends, feed: None });
         }
         rx
     }
@@ -394,8 +452,25 @@ impl Live {
 
     pub fn signal(&self, id: &str, reason: &str) {
         if let Ok(m) = self.map.lock() {
-            if let Some(tx) = m.get(id) {
-                tx.send_replace(Some(reason.to_owned()));
+            if let Some(e) = m.get(id) {
+                e.ends.send_replace(Some(reason.to_owned()));
+            }
+        }
+    }
+
+    /// The feed watchers of session `id` attach to, while its bridge relays.
+    pub fn feed(&self, id: &str) -> Option<Arc<watch::Feed>> {
+        self.map
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).and_then(|e| e.feed.clone()))
+    }
+
+    /// Sets (or, with `None`, removes) the feed of a registered session.
+    pub(crate) fn set_feed(&self, id: &str, feed: Option<Arc<watch::Feed>>) {
+        if let Ok(mut m) = self.map.lock() {
+            if let Some(e) = m.get_mut(id) {
+                e.feed = feed;
             }
         }
     }

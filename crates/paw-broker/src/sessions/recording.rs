@@ -6,6 +6,8 @@
 //! audit log when the file is closed (after an fsync), so a recording edited later no longer
 //! matches its record. Input typed after what looks like a password prompt is not recorded
 //! (the broker cannot see the target's terminal echo flag; a prompt is the best signal it has).
+//! Markers (`m` events) are chapters the broker adds itself — a decision about a command line —
+//! so a replay can jump to them; they are hashed like every other line.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,6 +39,11 @@ pub struct Finished {
 
 const PROMPT_WORDS: [&str; 4] = ["password", "passphrase", "passcode", "pin"];
 const TAIL: usize = 128;
+/// The longest marker label, in characters (the cut ends in `…`). A label is a decision and
+/// the command line it was about, and a chapter list shows it on one line; a pasted script
+/// as the "command" must not turn every marker into a copy of it — the input events already
+/// hold the whole line.
+pub const MAX_MARKER_CHARS: usize = 200;
 
 impl Recorder {
     /// Creates `<dir>/<session_id>.cast` (never overwriting) and writes the header.
@@ -123,6 +130,13 @@ impl Recorder {
         self.event("r", &format!("{cols}x{rows}"))
     }
 
+    /// A chapter mark at the current time: an asciicast v2 marker event `[t, "m", label]`,
+    /// with `label` cut to [`MAX_MARKER_CHARS`]. The caller builds the label
+    /// (`deny: rm -rf /tmp/x`); replays mask it like the typed input.
+    pub fn marker(&mut self, label: &str) -> std::io::Result<()> {
+        self.event("m", &cap_label(label))
+    }
+
     /// Flushes, fsyncs and returns the hash of what is on disk.
     pub fn finish(mut self) -> std::io::Result<Finished> {
         self.file.flush()?;
@@ -132,6 +146,16 @@ impl Recorder {
             sha256: hex::encode(self.hash.finalize()),
             bytes: self.bytes,
         })
+    }
+}
+
+fn cap_label(label: &str) -> std::borrow::Cow<'_, str> {
+    match label.char_indices().nth(MAX_MARKER_CHARS) {
+        None => label.into(),
+        Some(_) => {
+            let keep: String = label.chars().take(MAX_MARKER_CHARS - 1).collect();
+            format!("{keep}…").into()
+        }
     }
 }
 
@@ -180,6 +204,39 @@ mod tests {
         assert_eq!(lines[4][1], "r");
         assert_eq!(lines[4][2], "100x30");
         assert_eq!(f.bytes, text.len() as u64);
+    }
+
+    #[test]
+    fn markers_are_events_in_time_order_and_hashed() {
+        let d = tempfile::tempdir().unwrap();
+        let mut r = Recorder::create(d.path(), "s5", 80, 24, 0, "t", "xterm").unwrap();
+        r.output(b"$ ").unwrap();
+        r.marker("deny: rm -rf /tmp/x").unwrap();
+        r.input(b"ls\r").unwrap();
+        r.marker("warn: echo \"quoted\" \\ back\ttab\u{1b}[31m")
+            .unwrap();
+        r.marker(&"é".repeat(MAX_MARKER_CHARS + 50)).unwrap();
+        let f = r.finish().unwrap();
+        let text = std::fs::read_to_string(&f.path).unwrap();
+        assert_eq!(file_sha256(&f.path).unwrap(), f.sha256);
+        assert_eq!(f.bytes, text.len() as u64);
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .skip(1)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let codes: Vec<&str> = events.iter().map(|e| e[1].as_str().unwrap()).collect();
+        assert_eq!(codes, ["o", "m", "i", "m", "m"]);
+        assert_eq!(events[1][2], "deny: rm -rf /tmp/x");
+        assert_eq!(events[3][2], "warn: echo \"quoted\" \\ back\ttab\u{1b}[31m");
+        let times: Vec<f64> = events.iter().map(|e| e[0].as_f64().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        let long = events[4][2].as_str().unwrap();
+        assert_eq!(long.chars().count(), MAX_MARKER_CHARS);
+        assert!(long.ends_with('…'));
+        assert_eq!(cap_label("short"), "short");
+        let exact = "x".repeat(MAX_MARKER_CHARS);
+        assert_eq!(cap_label(&exact), exact);
     }
 
     #[test]

@@ -206,6 +206,7 @@ impl Services {
             ssh: None,
             policy: shared,
             heartbeat: Default::default(),
+            notifier: elevation.notifier.clone(),
         };
         Self {
             identity,

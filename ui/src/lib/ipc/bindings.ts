@@ -70,7 +70,7 @@ export type RenameKeyInput = { id: string, name: string, };
 
 export type KeyAction = { "op": "add", name: string, } | { "op": "revoke", id: string, };
 
-export type Purpose = "login" | "request" | "approve" | "session" | "break_glass" | "key_management" | "kill_session";
+export type Purpose = "login" | "request" | "approve" | "session" | "break_glass" | "key_management" | "kill_session" | "command" | "approve_command";
 
 export type StepUpPrompt = { 
 /**
@@ -187,7 +187,8 @@ export type CloseReviewRequest = { comment: string, };
 export type LiveEvent = { 
 /**
  * `request_new`, `request_decided`, `grant_started`, `grant_warning`, `grant_ended`,
- * `break_glass`, `review_closed`.
+ * `break_glass`, `review_closed`, and for held commands `command_held` and
+ * `command_decided` (`state` is the hold's: pending, released, refused, expired).
  */
 kind: string, grant_id: string, state: string, message: string, at_ms: number, };
 
@@ -330,9 +331,49 @@ end_reason: string | null,
 /**
  * SHA-256 (hex) of the finished recording, also in the broker's audit log.
  */
-recording_sha256: string | null, };
+recording_sha256: string | null, 
+/**
+ * The caller may watch this live session read-only (`GET /v1/sessions/{id}/watch`): an
+ * SSH session of someone else, and the caller an administrator or an approver of its
+ * entitlement. Absent (false) from a broker before live oversight.
+ */
+may_watch: boolean, };
 
 export type SessionList = { sessions: Array<SessionView>, };
+
+export type CommandHoldView = { id: string, session_id: string, 
+/**
+ * Whose session holds it.
+ */
+user: string, entitlement: string, target: string, 
+/**
+ * The normalized command a step-up or approval is bound to.
+ */
+command: string, 
+/**
+ * `step_up` (the session's user releases it) or `approve` (someone else decides).
+ */
+needs: string, 
+/**
+ * `pending`, `released`, `refused` or `expired`.
+ */
+state: string, created_at: number, expires_at: number, decided_by: string | null, };
+
+export type CommandHoldList = { holds: Array<CommandHoldView>, };
+
+export type HoldDecisionInput = { hold_id: string, 
+/**
+ * `true`: run it (the user's own step-up) or let it run (an approver); `false`: an
+ * approver refuses it.
+ */
+approve: boolean, };
+
+export type HeldCommands = { holds: Array<CommandHoldView>, 
+/**
+ * The broker's time now as the core estimates it (unix ms); `None` before the core has
+ * heard the broker's clock, when no countdown is shown.
+ */
+now_ms: number | null, };
 
 export type OpenSessionInput = { grant_id: string, };
 
@@ -437,6 +478,23 @@ default: boolean,
  * What each match is replaced with in a replay.
  */
 replacement: string, };
+
+export type SessionWatchEvent = { "kind": "start", session_id: string, 
+/**
+ * Whose session it is.
+ */
+user: string, target: string, role: string, cols: number, rows: number, 
+/**
+ * base64 of the escape sequences that redraw the current screen; empty when the
+ * broker could not read the session's recording.
+ */
+screen: string, } | { "kind": "output", data: string, } | { "kind": "resize", cols: number, rows: number, } | { "kind": "end", reason: string, message: string, };
+
+export type WatchEvent = { "type": "start", session_id: string, 
+/**
+ * Whose session it is.
+ */
+user: string, target: string, role: string, cols: number, rows: number, screen: string, } | { "type": "output", data: string, } | { "type": "resize", cols: number, rows: number, } | { "type": "ended", reason: string, message: string, };
 
 export type SignedOut = { 
 /**

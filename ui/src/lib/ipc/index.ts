@@ -15,6 +15,7 @@ import type {
   AuditQueryInput,
   AuditVerifyView,
   CloseReviewInput,
+  CommandHoldView,
   ElevationAction,
   EnrollInput,
   EntitlementList,
@@ -22,6 +23,8 @@ import type {
   ForwardView,
   GrantList,
   GrantView,
+  HeldCommands,
+  HoldDecisionInput,
   Inbox,
   KeyAction,
   KillSessionInput,
@@ -49,6 +52,7 @@ import type {
   TerminalInput,
   TerminalResize,
   TerminalView,
+  WatchEvent,
 } from './bindings';
 
 export type * from './bindings';
@@ -413,7 +417,10 @@ export function listForwards(): Promise<ForwardView[]> {
   return call<ForwardView[]>('list_forwards');
 }
 
-/** Live sessions: everyone's for an administrator, the caller's own otherwise. */
+/**
+ * Live sessions: everyone's for an administrator; otherwise the caller's own and those of the
+ * entitlements the caller approves. `may_watch` marks the ones the caller may watch.
+ */
 export function listLiveSessions(): Promise<SessionList> {
   return call<SessionList>('list_live_sessions');
 }
@@ -426,6 +433,57 @@ export function prepareKillSession(input: KillSessionInput): Promise<StepUpPromp
 /** Signs the prepared kill step-up; the broker answers with the session as it ended. */
 export function confirmKillSession(id: string): Promise<SessionView> {
   return keyOperation(() => call<SessionView>('confirm_kill_session', { id }));
+}
+
+/*
+ * Live oversight: an administrator, or an approver of a session's entitlement, watches someone
+ * else's live SSH session read-only. The broker decides who may, tells the watched user, and
+ * audits the watch. Nothing goes from a watch towards the session: the pane's only calls are
+ * these two.
+ */
+
+/**
+ * Starts watching live session `sessionId`. Resolves once the broker accepted; rejects with its
+ * `{code, message}` (`forbidden`, `not_found`, `conflict` naming the broker that carries the
+ * session). The screen (`start`, again after falling behind: reset the terminal), output,
+ * resizes and, last, `ended` arrive through `onEvent`, possibly before this resolves.
+ */
+export async function watchSession(sessionId: string, onEvent: (event: WatchEvent) => void): Promise<void> {
+  const channel = new Channel<WatchEvent>();
+  channel.onmessage = onEvent;
+  const input: SessionIdInput = { session_id: sessionId };
+  await call<null>('watch_session', { input, channel });
+}
+
+/** Stops watching `sessionId` (its channel then reports `ended`, reason `stopped`); no error if it already ended. */
+export async function stopWatch(sessionId: string): Promise<void> {
+  const input: SessionIdInput = { session_id: sessionId };
+  await call<null>('stop_watch', { input });
+}
+
+/*
+ * Held commands (command control): a command the entitlement's rules mark `step_up` or
+ * `approve` waits in its session until the session's own user confirms it with a step-up, or
+ * another person approves it. The UI names a hold by id and answers yes or no; the core takes
+ * the command, session and target it signs from the broker's own list.
+ */
+
+/** The held commands the caller may act on (their own, and those they may approve), with the broker's time. */
+export function listHolds(): Promise<HeldCommands> {
+  return call<HeldCommands>('list_holds');
+}
+
+/**
+ * Asks for the step-up that answers a held command: run one's own (`approve: true`), or, as an
+ * approver, let someone else's run or refuse it. Nothing is signed yet.
+ */
+export function prepareHoldDecision(input: HoldDecisionInput): Promise<StepUpPrompt> {
+  return call<StepUpPrompt>('prepare_hold_decision', { input });
+}
+
+/** Signs the prepared hold step-up; the broker answers with the hold as decided. */
+export function confirmHoldDecision(id: string): Promise<CommandHoldView> {
+  return keyOperation(() => call<CommandHoldView>('confirm_hold_decision', { id }));
 }
 
 /**

@@ -333,6 +333,11 @@ export class ElevationModel {
     });
   }
 
+  /** Appends a live event that is not about a grant's own state (e.g. a held command), stamped now. */
+  emitEvent(event: Omit<LiveEvent, 'at_ms'>): void {
+    this.events.push({ seq: this.events.length + 1, event: { ...event, at_ms: this.now() } });
+  }
+
   /** Moves grants along the clock: approved → active at their start, active → expired at their end, warnings. */
   tick(): void {
     const now = this.now();

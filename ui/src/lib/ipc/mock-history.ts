@@ -69,15 +69,25 @@ export function defaultHistory(now: number): SessionHistoryEntry[] {
   ];
 }
 
-/** An asciicast v2 recording with a prompt, a command and a masked secret. */
+/**
+ * An asciicast v2 recording with a prompt, commands, a masked secret and the broker's markers
+ * (chapters) for its decisions: one masked like the input it names, one after a long pause
+ * (12:00 into the session, 0:03 into the replay, which shortens pauses to 2 s).
+ */
 export function mockCast(title = 'root@web-1 (ada)'): string {
   const lines = [
     JSON.stringify({ version: 2, width: 80, height: 24, timestamp: 1_767_000_000, title, env: { TERM: 'xterm-256color' } }),
     JSON.stringify([0.1, 'o', 'root@web-1:~# ']),
     JSON.stringify([0.9, 'i', 'systemctl restart worker\r']),
-    JSON.stringify([1.0, 'o', 'systemctl restart worker\r\n']),
-    JSON.stringify([1.6, 'o', 'export TOKEN=••••\r\nroot@web-1:~# ']),
-    JSON.stringify([2.4, 'i', 'exit\r']),
+    JSON.stringify([0.9, 'm', 'warn: systemctl restart worker']),
+    JSON.stringify([1.0, 'o', 'systemctl restart worker\r\nroot@web-1:~# ']),
+    JSON.stringify([1.6, 'i', 'export TOKEN=••••\r']),
+    JSON.stringify([1.6, 'm', 'flagged: export TOKEN=••••']),
+    JSON.stringify([1.7, 'o', 'export TOKEN=••••\r\nroot@web-1:~# ']),
+    JSON.stringify([720.0, 'i', 'rm -rf /var/lib/worker\r']),
+    JSON.stringify([720.0, 'm', 'deny: rm -rf /var/lib/worker']),
+    JSON.stringify([720.1, 'o', 'rm -rf /var/lib/worker\r\npaw: command refused: rm is denied\r\nroot@web-1:~# ']),
+    JSON.stringify([721.4, 'i', 'exit\r']),
   ];
   return `${lines.join('\n')}\n`;
 }

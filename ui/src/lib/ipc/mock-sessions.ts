@@ -4,7 +4,14 @@
  * session list and an administrator's kill. Test and dev use only.
  *
  * The terminal is a toy shell: it echoes what is typed, answers `whoami\r` with the grant's
- * role, and can be ended with any reason (`end`), or warned (`warn`), from a test.
+ * role, holds `rm …` and `shutdown …` lines for a decision (mock-holds.ts), and can be ended
+ * with any reason (`end`), or warned (`warn`), from a test.
+ *
+ * Watching (live oversight): an administrator may watch anyone else's live SSH session; anyone
+ * else those stored with `may_watch: true` (the mock's stand-in for "the signed-in user approves
+ * this session's entitlement"), which the live list then shows them too. A watch starts with
+ * the current screen; a test plays the watched user's side with `watchOutput`, `watchResize`,
+ * `watchRestart` (the broker's redraw after lag) and ends the session with `end`.
  */
 import type {
   ApiError,
@@ -15,9 +22,11 @@ import type {
   StepUpPrompt,
   TerminalEvent,
   TerminalView,
+  WatchEvent,
 } from './bindings';
 import { LIMITS } from './limits';
 import { fakeHash, type ElevationModel } from './mock-elevation';
+import type { HoldModel } from './mock-holds';
 
 export interface SessionOptions {
   /** Other people's live sessions the broker holds (an administrator sees them). Default: one of dave's. */
@@ -51,6 +60,7 @@ export function mockSession(fields: Partial<SessionView> & { id: string; user: s
     ended_at_ms: null,
     end_reason: null,
     recording_sha256: null,
+    may_watch: false,
     ...fields,
   };
 }
@@ -80,7 +90,7 @@ class MockChannel {
   private index = 0;
   constructor(private readonly id: number) {}
 
-  send(event: TerminalEvent): void {
+  send(event: TerminalEvent | WatchEvent): void {
     const internals = (window as unknown as { __TAURI_INTERNALS__?: Internals }).__TAURI_INTERNALS__;
     // A channel whose page (or mock core) is gone has nobody to tell, as in the real core.
     if (internals?.callbacks?.has(this.id) !== true) return;
@@ -104,6 +114,8 @@ interface Terminal {
   channel: MockChannel;
   /** The line typed so far (for `whoami`). */
   line: string;
+  /** The held command this terminal waits for, if any (its line end is kept from the target). */
+  held: string | null;
 }
 
 export const SESSION_COMMANDS: ReadonlySet<string> = new Set([
@@ -119,6 +131,8 @@ export const SESSION_COMMANDS: ReadonlySet<string> = new Set([
   'list_live_sessions',
   'prepare_kill_session',
   'confirm_kill_session',
+  'watch_session',
+  'stop_watch',
 ]);
 
 /** Commands of this model that use the security key. */
@@ -137,6 +151,10 @@ export class SessionModel {
   readonly failures = new Map<string, unknown>();
   /** Every `terminal_resize` received. */
   readonly resizes: { session_id: string; cols: number; rows: number }[] = [];
+  /** Watches of other people's sessions by the signed-in user, by session id: their channels. */
+  readonly watches = new Map<string, MockChannel>();
+  /** What each watched session's screen shows, as its `start` event draws it. */
+  readonly screens = new Map<string, string>();
   private nextId = 1;
   private nextPort = 54321;
 
@@ -144,8 +162,44 @@ export class SessionModel {
     private readonly elevation: ElevationModel,
     private readonly isAdmin: () => boolean,
     options: SessionOptions = {},
+    private readonly holds: HoldModel | null = null,
   ) {
     this.sessions = structuredClone((options.sessions ?? defaultSessions)(elevation.now()));
+    if (holds !== null) holds.onDecided = (hold) => this.holdDecided(hold.session_id, hold.id, hold.command, hold.state, hold.decided_by);
+  }
+
+  /** A held command of a terminal was decided: it runs (a prompt follows), or the terminal says why not. */
+  private holdDecided(sessionId: string, holdId: string, command: string, state: string, by: string | null): void {
+    const t = this.terminals.get(sessionId);
+    if (t === undefined || t.held !== holdId) return;
+    t.held = null;
+    const label = state === 'released' ? `released by ${by ?? ''}` : state === 'refused' ? `refused by ${by ?? ''}` : 'no decision in time';
+    this.output(sessionId, `\r\npaw: \`${command}\` ${label}\r\n$ `);
+  }
+
+  /**
+   * The command rules of the mock: a line starting with `rm ` waits for the user's own step-up,
+   * one starting with `shutdown` for another person's approval. Returns what the terminal says.
+   */
+  private holdLine(t: Terminal, line: string): string | null {
+    if (this.holds === null) return null;
+    const command = line.trim().replace(/\s+/g, ' ');
+    const needs = command.startsWith('rm ') ? 'step_up' : command.startsWith('shutdown') ? 'approve' : null;
+    if (needs === null) return null;
+    const hold = this.holds.hold({
+      session_id: t.view.id,
+      grant_id: t.view.grant_id,
+      user: t.view.user,
+      target: t.view.target,
+      entitlement: this.elevation.grants.find((g) => g.id === t.view.grant_id)?.entitlement ?? '',
+      command,
+      needs,
+    });
+    t.held = hold.id;
+    const secs = Math.round((hold.expires_at - hold.created_at) / 1000);
+    return needs === 'step_up'
+      ? `paw: \`${command}\` needs a security-key step-up: confirm it with your security key in the paw app (held ${secs} s, hold ${hold.id})\r\n`
+      : `paw: \`${command}\` needs a second person's approval: it waits for a second person's approval (held ${secs} s, hold ${hold.id})\r\n`;
   }
 
   failNext(cmd: string, failure: unknown): void {
@@ -182,6 +236,51 @@ export class SessionModel {
       t.channel.send({ type: 'ended', reason, message });
     }
     this.forwards = this.forwards.filter((f) => f.session_id !== sessionId);
+    const watch = this.watches.get(sessionId);
+    if (watch !== undefined) {
+      this.watches.delete(sessionId);
+      watch.send({ type: 'ended', reason, message: `the session ended: ${message}` });
+    }
+  }
+
+  /** The watched user's terminal prints `text` (every watcher sees it). */
+  watchOutput(sessionId: string, text: string): void {
+    this.screens.set(sessionId, (this.screens.get(sessionId) ?? '') + text);
+    this.watches.get(sessionId)?.send({ type: 'output', data: base64(text) });
+  }
+
+  /** The watched user's terminal changed size. */
+  watchResize(sessionId: string, cols: number, rows: number): void {
+    this.watches.get(sessionId)?.send({ type: 'resize', cols, rows });
+  }
+
+  /** The broker draws the screen again (after the watcher fell behind): a `start` with `screen`. */
+  watchRestart(sessionId: string, screen: string): void {
+    this.screens.set(sessionId, screen);
+    const session = this.sessions.find((s) => s.id === sessionId);
+    if (session !== undefined) this.watches.get(sessionId)?.send(this.watchStart(session));
+  }
+
+  /** Ends every watch (the user signed out). */
+  endWatches(reason: string, message: string): void {
+    for (const [id, channel] of [...this.watches]) {
+      this.watches.delete(id);
+      channel.send({ type: 'ended', reason, message });
+    }
+  }
+
+  private watchStart(session: SessionView): WatchEvent {
+    const screen = this.screens.get(session.id) ?? `${session.role}@${session.target}:~# `;
+    return {
+      type: 'start',
+      session_id: session.id,
+      user: session.user,
+      target: session.target,
+      role: session.role,
+      cols: 100,
+      rows: 30,
+      screen: base64(`\x1b[H\x1b[2J${screen}`),
+    };
   }
 
   /** Answers a session command; `undefined` when `cmd` is not one. */
@@ -263,7 +362,7 @@ export class SessionModel {
         if (wantsSsh) {
           const id = field(field(args, 'channel'), 'id');
           if (typeof id !== 'number') throw apiError('bad_request', 'expected { id, channel }');
-          const terminal: Terminal = { view: session, channel: new MockChannel(id), line: '' };
+          const terminal: Terminal = { view: session, channel: new MockChannel(id), line: '', held: null };
           this.terminals.set(session.id, terminal);
           const view: TerminalView = {
             session_id: session.id,
@@ -299,9 +398,19 @@ export class SessionModel {
         for (const ch of data) {
           if (ch === '\r') {
             echo += '\r\n';
-            if (t.line.trim() === 'whoami') echo += `${t.view.role}\r\n`;
-            echo += '$ ';
+            if (t.held !== null) {
+              t.line = ''; // the broker keeps this line end: the held command comes first
+              continue;
+            }
+            const line = t.line;
             t.line = '';
+            const held = this.holdLine(t, line);
+            if (held !== null) {
+              echo += held;
+              continue;
+            }
+            if (line.trim() === 'whoami') echo += `${t.view.role}\r\n`;
+            echo += '$ ';
           } else {
             echo += ch;
             t.line += ch;
@@ -334,9 +443,44 @@ export class SessionModel {
       case 'list_forwards':
         return structuredClone(this.forwards);
       case 'list_live_sessions': {
-        const live = this.sessions.filter((s) => s.ended_at_ms === null && (this.isAdmin() || s.user === me));
+        const admin = this.isAdmin();
+        const live = this.sessions
+          .filter((s) => s.ended_at_ms === null && (admin || s.user === me || s.may_watch))
+          .map((s) => ({ ...s, may_watch: s.user !== me && s.target_kind === 'ssh' && (admin || s.may_watch) }));
         const list: SessionList = { sessions: structuredClone(live) };
         return list;
+      }
+      case 'watch_session': {
+        const id = str(input, 'session_id') ?? '';
+        const channelId = field(field(args, 'channel'), 'id');
+        if (typeof channelId !== 'number') throw apiError('bad_request', 'expected { input, channel }');
+        const session = this.sessions.find((s) => s.id === id);
+        if (session === undefined) throw apiError('not_found', 'no such live session');
+        if (session.user === me) throw apiError('forbidden', 'nobody watches their own session');
+        if (!this.isAdmin() && !session.may_watch) {
+          throw apiError('forbidden', 'only administrators and approvers of the session\'s entitlement watch it');
+        }
+        if (session.ended_at_ms !== null) throw apiError('not_found', 'no such live session');
+        if (session.target_kind !== 'ssh') throw apiError('conflict', 'only SSH sessions have a terminal to watch');
+        const previous = this.watches.get(id);
+        if (previous !== undefined) previous.send({ type: 'ended', reason: 'stopped', message: 'you stopped watching' });
+        const channel = new MockChannel(channelId);
+        this.watches.set(id, channel);
+        // The screen arrives after the answer, like the broker's first event.
+        setTimeout(() => {
+          if (this.watches.get(id) === channel) channel.send(this.watchStart(session));
+        }, 0);
+        return null;
+      }
+      case 'stop_watch': {
+        const id = str(input, 'session_id');
+        if (id === null) throw apiError('bad_request', 'expected { input: { session_id } }');
+        const channel = this.watches.get(id);
+        if (channel !== undefined) {
+          this.watches.delete(id);
+          channel.send({ type: 'ended', reason: 'stopped', message: 'you stopped watching' });
+        }
+        return null;
       }
       case 'prepare_kill_session': {
         if (!this.isAdmin()) throw apiError('forbidden', 'only an administrator can end someone’s session');

@@ -25,14 +25,16 @@ import type { StepUpAction } from './index';
 import { AuditModel, type AuditOptions } from './mock-audit';
 import { ElevationModel, fakeHash, type ElevationOptions } from './mock-elevation';
 import { HistoryModel, type HistoryOptions } from './mock-history';
+import { HOLD_KEY_COMMANDS, HoldModel, type HoldOptions } from './mock-holds';
 import { SESSION_KEY_COMMANDS, SessionModel, type SessionOptions } from './mock-sessions';
 
 export { defaultAuditRecords, mockAuditRecord } from './mock-audit';
 export { defaultGrants, mockGrant, MOCK_ENTITLEMENTS, type MockEntitlement } from './mock-elevation';
 export { defaultSessions, mockSession } from './mock-sessions';
+export { mockHold } from './mock-holds';
 export { DEFAULT_MASK_PATTERNS, defaultHistory, defaultMasks, mockCast, mockHistoryEntry } from './mock-history';
 
-export interface MockOptions extends ElevationOptions, AuditOptions, SessionOptions, HistoryOptions {
+export interface MockOptions extends ElevationOptions, AuditOptions, SessionOptions, HistoryOptions, HoldOptions {
   /** Broker state to report once a broker URL is configured. Default `connected`. */
   brokerState?: Exclude<BrokerState, 'unconfigured'>;
   settings?: Partial<SettingsView>;
@@ -79,6 +81,8 @@ export interface MockCore {
   readonly audit: AuditModel;
   /** Brokered sessions: terminals (with their channels), local ports, live sessions, kills. */
   readonly sessions: SessionModel;
+  /** Held commands: the user's own (a terminal's `rm …`), colleagues' awaiting approval (`holdAs`). */
+  readonly holds: HoldModel;
   /** The broker's session history, recordings (help-desk view) and replay masks. */
   readonly history: HistoryModel;
   build: BuildInfo;
@@ -196,6 +200,7 @@ const KEY_COMMANDS: ReadonlySet<string> = new Set([
   'confirm_step_up',
   'confirm_elevation',
   ...SESSION_KEY_COMMANDS,
+  ...HOLD_KEY_COMMANDS,
 ]);
 /** Commands the core answers locally and at once (no broker, no key): never delayed. */
 const PROMPT_COMMANDS: ReadonlySet<string> = new Set(['key_prompt', 'submit_pin', 'cancel_key_prompt']);
@@ -252,6 +257,9 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     get sessions(): SessionModel {
       return sessions;
     },
+    get holds(): HoldModel {
+      return holds;
+    },
     build: options.build ?? { version: '0.1.0', debug: true, virtual_key: false },
     keys: structuredClone(options.keys ?? [...MOCK_KEYS]),
     invites: { ...(options.invites ?? { 'PAW-INVITE-1': 'ada' }) },
@@ -278,10 +286,12 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     uninstall: () => resetMockCore(),
   };
 
+  const holds = new HoldModel(core.elevation, () => core.user?.name ?? null, options);
   const sessions = new SessionModel(
     core.elevation,
     () => core.user?.roles.includes('admin') === true,
     options,
+    holds,
   );
 
   const status = (): AppStatus => {
@@ -423,6 +433,11 @@ export function installMockCore(options: MockOptions = {}): MockCore {
       return core.user?.name ?? '';
     });
     if (session !== undefined) return session;
+    const held = core.holds.handle(cmd, args, () => {
+      requireUser();
+      return core.user?.name ?? '';
+    });
+    if (held !== undefined) return held;
     const audit = core.audit.handle(cmd, args);
     if (audit !== undefined) return audit;
     const history = core.history.handle(cmd, args, () => {
@@ -482,7 +497,9 @@ export function installMockCore(options: MockOptions = {}): MockCore {
         core.pending.clear();
         core.elevation.pending.clear();
         core.sessions.pending.clear();
+        core.holds.pending.clear();
         for (const id of [...core.sessions.terminals.keys()]) core.sessions.end(id, 'closed', 'signed out');
+        core.sessions.endWatches('signed_out', 'you signed out');
         core.sessions.forwards = [];
         return report;
       }
@@ -555,6 +572,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
           core.pending.delete(id);
           core.elevation.pending.delete(id);
           core.sessions.pending.delete(id);
+          core.holds.pending.delete(id);
         }
         return null;
       }

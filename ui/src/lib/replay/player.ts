@@ -15,9 +15,17 @@ import './player-theme.css';
 /** What the replay pane shows about the player. */
 export type ReplayState = 'loading' | 'ready' | 'playing' | 'paused' | 'ended';
 
+/** Long pauses (someone reading a man page) play back as at most this many seconds. */
+export const IDLE_TIME_LIMIT = 2;
+
 export interface ReplayHandle {
   /** Reports state changes (the player's play, pause and end). */
   onState(listener: (state: ReplayState) => void): void;
+  /**
+   * Moves to the recording's marker number `index` (in the order of its `m` events; see
+   * markers.ts), playing on if it was playing.
+   */
+  seekMarker(index: number): void;
   /** Removes the player and its listeners; safe to call twice. */
   dispose(): void;
 }
@@ -56,8 +64,7 @@ export async function createPlayer(element: HTMLElement, cast: string): Promise<
     autoPlay: true,
     preload: true,
     fit: 'width',
-    // Long pauses (someone reading a man page) play back as at most two seconds.
-    idleTimeLimit: 2,
+    idleTimeLimit: IDLE_TIME_LIMIT,
     terminalFontFamily: "ui-monospace, 'SF Mono', Menlo, Consolas, 'DejaVu Sans Mono', 'Liberation Mono', monospace",
     theme: 'paw',
   });
@@ -70,6 +77,11 @@ export async function createPlayer(element: HTMLElement, cast: string): Promise<
     onState(listener) {
       listeners.push(listener);
       listener('ready');
+    },
+    seekMarker(index) {
+      // The player knows the markers' times after its own pause shortening; a seek it refuses
+      // (the recording is gone or still loading) leaves the replay where it was.
+      if (!disposed) player.seek({ marker: index }).catch(() => undefined);
     },
     dispose() {
       if (disposed) return;

@@ -1,19 +1,23 @@
 import {
   cancelStepUp,
   confirmElevation,
+  confirmHoldDecision,
   confirmKillSession,
   confirmStepUp,
   openForward,
   openInTerminal,
   openTerminal,
   prepareElevation,
+  prepareHoldDecision,
   prepareKillSession,
   prepareSession,
   prepareStepUp,
   type ApiError,
+  type CommandHoldView,
   type ElevationAction,
   type ForwardView,
   type GrantView,
+  type HoldDecisionInput,
   type KillSessionInput,
   type OpenSessionInput,
   type SessionView,
@@ -46,10 +50,11 @@ export type StepUpPhase = 'ready' | 'confirming';
 
 /**
  * What the open step-up is for: the security keys page, an elevation (request, decision,
- * break-glass), or a session (open one on a grant, or end someone's). Sessions read errors
- * in elevation words, and the same refusals are final.
+ * break-glass), a session (open one on a grant, or end someone's), or a held command (run
+ * one's own, decide someone else's). Sessions and commands read errors in elevation words,
+ * and the same refusals are final.
  */
-export type StepUpKind = 'key' | 'elevation' | 'session';
+export type StepUpKind = 'key' | 'elevation' | 'session' | 'command';
 
 interface Open {
   prompt: StepUpPrompt;
@@ -121,6 +126,14 @@ export class StepUpStore {
   /** An administrator ends someone's session; settles with the session as it ended, or `null`. */
   killSession(input: KillSessionInput): Promise<SessionView | null> {
     return this.run('session', () => prepareKillSession(input), confirmKillSession);
+  }
+
+  /**
+   * A held command: run one's own (`approve: true`) or decide someone else's; settles with the
+   * hold as the broker decided it, or `null` when cancelled.
+   */
+  decideHold(input: HoldDecisionInput): Promise<CommandHoldView | null> {
+    return this.run('command', () => prepareHoldDecision(input), confirmHoldDecision);
   }
 
   private async run<T>(

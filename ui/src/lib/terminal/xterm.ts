@@ -33,6 +33,10 @@ export interface TerminalHandle {
   selection(): string;
   /** No more input: the session ended. */
   disableInput(): void;
+  /** Back to a blank terminal (a watched session's screen is drawn again). */
+  reset(): void;
+  /** Sets the size in cells (a watched session has its user's size, not the element's). */
+  resize(cols: number, rows: number): void;
   focus(): void;
   dispose(): void;
 }
@@ -61,10 +65,20 @@ const THEME = {
   brightWhite: '#ffffff',
 };
 
-export function createTerminal(host: HTMLElement): TerminalHandle {
+export interface TerminalOptions {
+  /**
+   * A watched session: xterm takes no input at all (`disableStdin`), so nothing typed or pasted
+   * into it is ever emitted; the caller attaches no data or key handler either.
+   */
+  readOnly?: boolean;
+}
+
+export function createTerminal(host: HTMLElement, options: TerminalOptions = {}): TerminalHandle {
+  const readOnly = options.readOnly === true;
   const term = new Terminal({
     convertEol: false,
-    cursorBlink: true,
+    cursorBlink: !readOnly,
+    disableStdin: readOnly,
     fontFamily: "ui-monospace, 'SF Mono', Menlo, Consolas, 'DejaVu Sans Mono', 'Liberation Mono', monospace",
     fontSize: 13,
     scrollback: 5000,
@@ -106,6 +120,12 @@ export function createTerminal(host: HTMLElement): TerminalHandle {
     disableInput() {
       term.options.disableStdin = true;
       term.options.cursorBlink = false;
+    },
+    reset() {
+      term.reset();
+    },
+    resize(cols, rows) {
+      term.resize(Math.max(1, Math.floor(cols)), Math.max(1, Math.floor(rows)));
     },
     focus() {
       term.focus();

@@ -25,6 +25,10 @@ const CORE_KINDS = [
   'session.forward',
   'session.kill',
   'session.end',
+  'session.watch',
+  'command.release',
+  'command.approve',
+  'command.refuse',
 ];
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));

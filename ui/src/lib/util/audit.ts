@@ -26,6 +26,10 @@ export const AUDIT_KIND_LABEL = {
   'session.forward': 'Database port opened',
   'session.kill': 'Session ended by administrator',
   'session.end': 'Session ended',
+  'session.watch': 'Watched a session',
+  'command.release': 'Held command run',
+  'command.approve': 'Held command approved',
+  'command.refuse': 'Held command refused',
 } as const satisfies Record<string, string>;
 
 export type AuditKind = keyof typeof AUDIT_KIND_LABEL;

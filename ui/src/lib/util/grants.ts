@@ -50,10 +50,12 @@ export const LIVE_EVENT_LABEL: Record<string, string> = {
   grant_ended: 'Access ended',
   break_glass: 'Break-glass access',
   review_closed: 'Review closed',
+  command_held: 'Command held',
+  command_decided: 'Held command decided',
 };
 
 /** Events that deserve more than a passing glance. */
-export const PROMINENT_EVENTS: ReadonlySet<string> = new Set(['grant_warning', 'break_glass']);
+export const PROMINENT_EVENTS: ReadonlySet<string> = new Set(['grant_warning', 'break_glass', 'command_held']);
 
 /**
  * When a grant counts as "ending soon": in the last fifth of its whole duration, and never
