@@ -25,6 +25,7 @@ pub mod elevation;
 pub mod http;
 pub mod identity;
 pub mod init;
+pub mod machines;
 pub mod server;
 pub mod sessions;
 pub mod store;

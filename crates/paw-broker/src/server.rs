@@ -119,7 +119,11 @@ impl BoundServer {
         let result =
             axum_server::from_tcp_rustls(self.listener, RustlsConfig::from_config(self.tls))
                 .handle(handle)
-                .serve(self.app.into_make_service())
+                // The peer address is a machine's login source (K5).
+                .serve(
+                    self.app
+                        .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
                 .await;
         watcher.abort();
         ticker.abort();
@@ -236,6 +240,13 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         clock: clock.clone(),
         witness: Arc::new(witness),
     };
+    let machines = crate::machines::Machines::new(
+        db.clone(),
+        clock.clone(),
+        identity.clone(),
+        elevation.policy.clone(),
+        config.machines.clone(),
+    )?;
     let state = AppState {
         db: db.clone(),
         instance_id: Arc::from(instance_id.as_str()),
@@ -243,6 +254,7 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         identity,
         elevation,
         sessions: sessions.clone(),
+        machines,
         cosigner,
     };
     if let (Some(listener), Some(run)) = (ssh_listener, ssh) {

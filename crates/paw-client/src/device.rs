@@ -96,19 +96,39 @@ impl DeviceKey {
         broker_time_ms: i64,
         token: &str,
     ) -> Result<String, ClientError> {
-        let mut nonce = [0u8; 16];
-        OsRng
-            .try_fill_bytes(&mut nonce)
-            .map_err(|e| ClientError::Random(e.to_string()))?;
-        let msg = message(method, path_and_query, body, broker_time_ms, &nonce, token);
-        let signature = self.signing.sign(&msg).to_bytes();
-        Ok(ProofHeader {
-            time_ms: broker_time_ms,
-            nonce,
-            signature,
-        }
-        .encode())
+        sign_with(
+            &self.signing,
+            method,
+            path_and_query,
+            body,
+            broker_time_ms,
+            token,
+        )
     }
+}
+
+/// The `paw-device-proof` header for one request, signed by `signing`: the device key's, or a
+/// machine session's key (`crate::machine`).
+pub(crate) fn sign_with(
+    signing: &SigningKey,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    broker_time_ms: i64,
+    token: &str,
+) -> Result<String, ClientError> {
+    let mut nonce = [0u8; 16];
+    OsRng
+        .try_fill_bytes(&mut nonce)
+        .map_err(|e| ClientError::Random(e.to_string()))?;
+    let msg = message(method, path_and_query, body, broker_time_ms, &nonce, token);
+    let signature = signing.sign(&msg).to_bytes();
+    Ok(ProofHeader {
+        time_ms: broker_time_ms,
+        nonce,
+        signature,
+    }
+    .encode())
 }
 
 impl fmt::Debug for DeviceKey {

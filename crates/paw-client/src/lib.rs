@@ -36,6 +36,7 @@ mod holds_tests;
 mod identity;
 pub mod keystore;
 mod live;
+pub mod machine;
 mod paths;
 mod pending;
 mod prompts;

@@ -143,6 +143,10 @@ pub struct EntitlementConfig {
     /// Command control in its sessions (`[entitlement.commands]`); none: every command runs.
     #[serde(default)]
     pub commands: Option<paw_commands::CommandsConfig>,
+    /// Whether a machine identity's session under this entitlement may ask for a terminal
+    /// (pty) or a shell. Off: machines run exec requests only (case K6).
+    #[serde(default)]
+    pub machine_pty: bool,
 }
 
 fn default_max_sessions() -> u32 {
@@ -187,6 +191,7 @@ pub struct Entitlement {
     break_glass: Option<BreakGlassRule>,
     max_sessions: u32,
     commands: Option<CommandControl>,
+    machine_pty: bool,
 }
 
 /// An entitlement's command rules: as written (what two policies are compared by, and what
@@ -281,6 +286,7 @@ impl Entitlement {
             break_glass,
             max_sessions,
             commands,
+            machine_pty,
         } = config;
         if max_sessions == 0 || max_sessions > MAX_SESSIONS_PER_GRANT {
             return Err(invalid("max_sessions", "must be between 1 and 16"));
@@ -411,6 +417,7 @@ impl Entitlement {
             break_glass,
             max_sessions,
             commands,
+            machine_pty,
         })
     }
 
@@ -458,6 +465,11 @@ impl Entitlement {
     /// The command rules its sessions run under, if it has any.
     pub fn commands(&self) -> Option<&CommandControl> {
         self.commands.as_ref()
+    }
+
+    /// Whether machines may have a terminal in its sessions (K6).
+    pub fn machine_pty(&self) -> bool {
+        self.machine_pty
     }
 
     pub fn break_glass(&self) -> Option<BreakGlassRule> {
@@ -570,6 +582,7 @@ approval = "auto"
             }),
             max_sessions: 1,
             commands: None,
+            machine_pty: false,
         }
     }
 

@@ -230,6 +230,7 @@ mod tests {
             }),
             max_sessions: 1,
             commands: None,
+            machine_pty: false,
         }
     }
 
@@ -253,6 +254,7 @@ mod tests {
             break_glass: None,
             max_sessions: 1,
             commands: None,
+            machine_pty: false,
         })
         .unwrap()
     }

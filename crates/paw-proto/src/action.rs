@@ -27,6 +27,7 @@ pub enum Purpose {
     KillSession,
     Command,
     ApproveCommand,
+    ManageMachine,
 }
 
 impl Purpose {
@@ -41,6 +42,7 @@ impl Purpose {
             Self::KillSession => "kill_session",
             Self::Command => "command",
             Self::ApproveCommand => "approve_command",
+            Self::ManageMachine => "manage_machine",
         }
     }
 }
@@ -102,6 +104,14 @@ pub enum Action {
         command: String,
         approve: bool,
     },
+    /// An admin creates a machine identity (`operation = "create"`) or hands it to a new owner
+    /// (`"transfer"`). The whole spec is bound through its hash (`MachineSpec::sha256`).
+    ManageMachine {
+        operation: String,
+        machine: String,
+        owner: String,
+        spec_sha256: String,
+    },
 }
 
 struct Enc(Vec<u8>);
@@ -144,6 +154,7 @@ impl Action {
             Self::KeyManagement { .. } => Purpose::KeyManagement,
             Self::Command { .. } => Purpose::Command,
             Self::ApproveCommand { .. } => Purpose::ApproveCommand,
+            Self::ManageMachine { .. } => Purpose::ManageMachine,
         }
     }
 
@@ -228,6 +239,17 @@ impl Action {
                 e.str(2, command);
                 e.field(3, &[u8::from(*approve)]);
             }
+            Self::ManageMachine {
+                operation,
+                machine,
+                owner,
+                spec_sha256,
+            } => {
+                e.str(1, operation);
+                e.str(2, machine);
+                e.str(3, owner);
+                e.str(4, spec_sha256);
+            }
         }
         e.0
     }
@@ -304,6 +326,19 @@ impl Action {
                 "{} `{command}` (held command {hold_id})",
                 if *approve { "Let run" } else { "Refuse" }
             ),
+            Self::ManageMachine {
+                operation,
+                machine,
+                owner,
+                spec_sha256,
+            } => match operation.as_str() {
+                "create" => format!(
+                    "Create machine identity {machine} owned by {owner} (spec {})",
+                    &spec_sha256[..spec_sha256.len().min(12)]
+                ),
+                "transfer" => format!("Make {owner} the owner of machine {machine}"),
+                other => format!("Machine {machine}: {other} (owner {owner})"),
+            },
         }
     }
 }

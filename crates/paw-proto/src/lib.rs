@@ -14,6 +14,7 @@ pub mod elevation;
 pub mod error;
 pub mod http;
 pub mod ipc;
+pub mod machine;
 pub mod session;
 
 pub use error::{ApiError, ErrorCode};

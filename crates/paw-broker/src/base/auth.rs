@@ -21,6 +21,8 @@ pub struct AuthContext {
     /// The session's device key (base64url), the one this request's device proof verified
     /// under: what the workstation signs its audit checkpoints with.
     pub device_key: String,
+    /// A machine identity, not a person: it may request, never approve or break glass (K1).
+    pub is_machine: bool,
 }
 
 impl AuthContext {
@@ -30,6 +32,17 @@ impl AuthContext {
 
     pub fn is_admin(&self) -> bool {
         self.has_role(ADMIN_ROLE)
+    }
+
+    /// The check for what only a person may do: approve, break glass.
+    pub fn require_person(&self, what: &str) -> Result<(), Forbidden> {
+        if self.is_machine {
+            Err(Forbidden(format!(
+                "{what} needs a person; machine identities cannot"
+            )))
+        } else {
+            Ok(())
+        }
     }
 
     /// The one admin check: `forbidden` for anyone without the admin role.

@@ -3,6 +3,7 @@
 //! Strict on purpose: an unknown key or an unknown `PAWD_*` variable is a typo that would
 //! otherwise silently leave a security setting at its default, so both are errors.
 
+pub mod machines;
 pub mod masks;
 pub mod sessions;
 pub mod telemetry;
@@ -73,6 +74,9 @@ pub struct Config {
     /// `[[target]]`: what sessions may connect to.
     #[serde(default, rename = "target")]
     pub targets: Vec<crate::config::sessions::TargetConfig>,
+    /// `[machines]`: machine identities' keys and trusted workload-token issuers.
+    #[serde(default)]
+    pub machines: crate::config::machines::MachinesConfig,
 }
 
 /// `[audit]`.
@@ -586,6 +590,7 @@ impl Config {
             )));
         }
         self.validate_elevation()?;
+        self.machines.validate()?;
         crate::config::sessions::validate_targets(&self.targets)?;
         if let Some(sessions) = &self.sessions {
             sessions.validate()?;

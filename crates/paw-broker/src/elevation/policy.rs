@@ -57,6 +57,11 @@ impl Policy {
             .collect()
     }
 
+    /// Whether `[groups]` defines `group`.
+    pub fn has_group(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
+    }
+
     /// The person behind an account.
     pub fn person_of(&self, user: &str) -> PersonId {
         PersonId::new(self.people.get(user).map_or(user, String::as_str))

@@ -103,6 +103,7 @@ pub async fn break_glass(
     auth: &AuthContext,
     proof: &StepUp<kind::BreakGlass>,
 ) -> Result<GrantView> {
+    auth.require_person("break-glass")?;
     let action = proof.action().ok_or_else(wrong_action)?;
     let policy = svc.policy.get();
     let (_plan, e) = check_action(&policy, auth, action)?;
@@ -276,6 +277,7 @@ pub async fn decide(
     else {
         return Err(wrong_action().into());
     };
+    auth.require_person("approving a request")?;
     check_comment(comment)?;
     let now = svc.clock.now_ms();
     let mut tx = svc.db.begin().await?;

@@ -218,8 +218,61 @@ pub async fn disable_user(svc: &Elevation, actor: &str, user_name: &str) -> Resu
         ),
     )
     .await?;
+    // K1: the machines this person answered for stop with them, in the same transaction, so
+    // there is no moment when an unowned machine still holds a grant.
+    let owned: Vec<(String, String)> = with_tx!(&mut tx, t => {
+        sqlx::query_as("SELECT u.id, u.name FROM machines m JOIN users u ON u.id = m.user_id \
+                        WHERE m.owner_id = $1 ORDER BY u.name")
+            .bind(&user.id).fetch_all(&mut **t).await?
+    });
+    for (machine_id, machine_name) in owned {
+        let why = format!("owner {user_name} disabled by {actor}");
+        let voided = suspend_machine_in(&mut tx, &machine_id, now, &why).await?;
+        with_tx!(&mut tx, t => {
+            sqlx::query("UPDATE machines SET owner_id = NULL WHERE user_id = $1")
+                .bind(&machine_id).execute(&mut **t).await?;
+        });
+        audit::append(
+            &mut tx,
+            now,
+            Entry::new(
+                actor,
+                "machine_suspended",
+                &machine_name,
+                Outcome::Success,
+                json!({ "reason": why, "grants_voided": voided, "former_owner": user_name }),
+            ),
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(voided.len())
+}
+
+/// Suspends a machine inside the caller's audited transaction (case K1): locked, so every
+/// login, step-up and token check refuses it; its sign-ins revoked; its requests cancelled and
+/// its grants revoked, which ends their brokered sessions. Returns the grants voided. Lifted
+/// only when an admin hands the machine to a new owner.
+pub(crate) async fn suspend_machine_in(
+    tx: &mut Tx,
+    machine_id: &str,
+    now: i64,
+    why: &str,
+) -> Result<Vec<String>> {
+    let q = format!(
+        "SELECT {GRANT_COLUMNS} FROM grants WHERE user_id = $1 AND state IN ('pending', 'approved', 'active')"
+    );
+    let open: Vec<GrantRow> = with_tx!(tx, t => {
+        sqlx::query("UPDATE users SET locked = TRUE WHERE id = $1")
+            .bind(machine_id).execute(&mut **t).await?;
+        sqlx::query("UPDATE machines SET suspended_at = $1, suspended_reason = $2 \
+                     WHERE user_id = $3 AND suspended_at IS NULL")
+            .bind(now).bind(why).bind(machine_id).execute(&mut **t).await?;
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(now).bind(machine_id).execute(&mut **t).await?;
+        sqlx::query_as(&q).bind(machine_id).fetch_all(&mut **t).await?
+    });
+    end_all(tx, &open, now, why).await
 }
 
 // ---- views ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod elevation;
 pub mod identity;
+pub mod machines;
 mod outage;
 pub mod sessions;
 pub mod statuses;
@@ -59,6 +60,7 @@ pub struct AppState {
     pub identity: crate::identity::Identity,
     pub elevation: crate::elevation::Elevation,
     pub sessions: crate::sessions::Sessions,
+    pub machines: crate::machines::Machines,
     pub cosigner: crate::audit::checkpoints::Cosigner,
 }
 
@@ -193,6 +195,8 @@ fn truncate(mut text: String) -> String {
         (name = "keys", description = "The caller's security keys"),
         (name = "elevation", description = "Just-in-time elevation: entitlements, requests, \
             approvals, grants, break-glass and its review, session tickets, live events"),
+        (name = "machines", description = "Machine identities: owned by a person, proving \
+            themselves with a key or a workload token, and the inventory of their risks"),
         (name = "audit", description = "The broker as witness of each workstation's audit \
             trail: it cosigns checkpoints that continue the last one it cosigned"),
     )
@@ -240,6 +244,16 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::http::sessions::holds_list))
         .routes(routes!(crate::http::sessions::holds_release))
         .routes(routes!(crate::http::sessions::holds_decide))
+        .routes(routes!(
+            crate::http::machines::create,
+            crate::http::machines::list
+        ))
+        .routes(routes!(crate::http::machines::transfer))
+        .routes(routes!(crate::http::machines::join))
+        .routes(routes!(crate::http::machines::login_start))
+        .routes(routes!(crate::http::machines::login_finish))
+        .routes(routes!(crate::http::machines::workload_login))
+        .routes(routes!(crate::http::machines::rotate))
         .routes(routes!(crate::http::sessions::watch))
         .routes(routes!(elevation_api::events))
         .routes(routes!(audit_api::checkpoint))
@@ -644,20 +658,31 @@ mod tests {
         })
         .unwrap();
         let clock: Arc<dyn Clock> = Arc::new(FixedClock(42));
+        let identity = crate::identity::Identity {
+            db: db.clone(),
+            clock: clock.clone(),
+            rp: Arc::new(rp),
+            auth: AuthConfig::default(),
+        };
+        let policy = crate::elevation::policy::SharedPolicy::default();
+        let machines = crate::machines::Machines::new(
+            db.clone(),
+            clock.clone(),
+            identity.clone(),
+            policy.clone(),
+            Default::default(),
+        )
+        .unwrap();
         let state = AppState {
+            machines,
             db: db.clone(),
             instance_id: Arc::from("abc"),
             clock: clock.clone(),
-            identity: crate::identity::Identity {
-                db: db.clone(),
-                clock: clock.clone(),
-                rp: Arc::new(rp),
-                auth: AuthConfig::default(),
-            },
+            identity,
             elevation: crate::elevation::Elevation {
                 db: db.clone(),
                 clock: clock.clone(),
-                policy: crate::elevation::policy::SharedPolicy::default(),
+                policy,
                 notifier: crate::elevation::notify::Notifier::new(None),
                 front_door: None,
             },

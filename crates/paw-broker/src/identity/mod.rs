@@ -8,6 +8,8 @@
 
 pub mod error;
 pub mod keys;
+pub mod machine_keys;
+pub mod oidc;
 pub mod stepup;
 pub mod tokens;
 pub mod webauthn;
@@ -55,9 +57,15 @@ pub struct User {
     pub locked: bool,
     pub failed_attempts: i64,
     pub last_failure_at: Option<i64>,
+    /// `human` or `machine` ([`machine_keys::MACHINE`]).
+    pub kind: String,
 }
 
 impl User {
+    pub fn is_machine(&self) -> bool {
+        self.kind == machine_keys::MACHINE
+    }
+
     pub fn roles(&self) -> Vec<String> {
         serde_json::from_str(&self.roles).unwrap_or_default()
     }
@@ -103,7 +111,7 @@ pub fn validate_key_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-const USER_COLS: &str = "id, name, roles, locked, failed_attempts, last_failure_at";
+const USER_COLS: &str = "id, name, roles, locked, failed_attempts, last_failure_at, kind";
 const CRED_COLS: &str =
     "id, user_id, cred_id, name, passkey_json, counter, created_at, revoked_at, locked_at";
 

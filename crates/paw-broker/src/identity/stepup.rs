@@ -20,7 +20,7 @@ use crate::base::util::b64;
 use crate::identity::error::{IdentityError, Result};
 use crate::identity::webauthn::{self, ChallengeRow, WebauthnFailure, CHALLENGE_TTL_MS};
 use crate::identity::Identity;
-use crate::identity::{self, User};
+use crate::identity::{self, machine_keys, User};
 use crate::with_pool;
 
 /// A step-up purpose as a type.
@@ -49,7 +49,8 @@ pub mod kind {
         KeyManagement,
         KillSession,
         Command,
-        ApproveCommand
+        ApproveCommand,
+        ManageMachine
     );
 }
 
@@ -90,6 +91,9 @@ impl<K: Kind> StepUp<K> {
 pub async fn start(svc: &Identity, user: &User, action: &Action) -> Result<ChallengeResponse> {
     let now = svc.clock.now_ms();
     identity::check_attempt_allowed(user, &svc.auth, now)?;
+    if user.is_machine() {
+        return start_machine(svc, user, action, now).await;
+    }
     let keys = identity::usable_credentials(&svc.db, &user.id)
         .await?
         .iter()
@@ -121,6 +125,38 @@ pub async fn start(svc: &Identity, user: &User, action: &Action) -> Result<Chall
         action_hash,
         description: action.describe(),
         options,
+    })
+}
+
+/// A machine's challenge: no WebAuthn ceremony, the same single-use, purpose- and
+/// action-bound row, answered by the machine's key ([`machine_keys::check_proof`]).
+async fn start_machine(
+    svc: &Identity,
+    user: &User,
+    action: &Action,
+    now: i64,
+) -> Result<ChallengeResponse> {
+    let challenge = crate::base::util::random_secret()?;
+    let action_hash = b64(&action.hash());
+    webauthn::insert_challenge(
+        &svc.db,
+        &ChallengeRow {
+            challenge: challenge.clone(),
+            user_id: Some(user.id.clone()),
+            purpose: action.purpose().as_str().to_owned(),
+            action_hash: action_hash.clone(),
+            state_json: machine_keys::MACHINE_CHALLENGE_STATE.to_owned(),
+            context: "{}".to_owned(),
+            expires_at: now + CHALLENGE_TTL_MS,
+        },
+    )
+    .await?;
+    Ok(ChallengeResponse {
+        challenge,
+        purpose: action.purpose(),
+        action_hash,
+        description: action.describe(),
+        options: serde_json::json!({ "machine": true }),
     })
 }
 
@@ -175,7 +211,16 @@ pub async fn verify<K: Kind>(
             "the account is locked; ask an administrator".into(),
         ));
     }
-    match check_assertion(svc, &user, &row, credential, now).await {
+    let checked = if user.is_machine() {
+        machine_keys::check_proof(svc, &user, &row, credential, now).await
+    } else if row.state_json == machine_keys::MACHINE_CHALLENGE_STATE {
+        Err(IdentityError::ChallengeInvalid(
+            "the challenge was issued to a machine".into(),
+        ))
+    } else {
+        check_assertion(svc, &user, &row, credential, now).await
+    };
+    match checked {
         Ok(credential_id) => {
             identity::reset_failures(&svc.db, &user.id).await?;
             Ok(StepUp {
@@ -350,6 +395,7 @@ pub async fn verify_any(
         Purpose::KillSession => go!(kind::KillSession),
         Purpose::Command => go!(kind::Command),
         Purpose::ApproveCommand => go!(kind::ApproveCommand),
+        Purpose::ManageMachine => go!(kind::ManageMachine),
     }
 }
 
@@ -360,6 +406,11 @@ pub async fn login_start(svc: &Identity, user_name: &str) -> Result<ChallengeRes
         .ok_or_else(|| {
             IdentityError::WebauthnRejected("unknown user or no usable security key".into())
         })?;
+    if user.is_machine() {
+        return Err(IdentityError::WebauthnRejected(
+            "unknown user or no usable security key".into(),
+        ));
+    }
     start(
         svc,
         &user,

@@ -1,7 +1,8 @@
 //! Sessions, access and refresh tokens, and device-key proofs (cases A15 and B11).
 //!
 //! Rules:
-//! - A session is created only from a login step-up and is bound to one registered device key.
+//! - A session is created only from a login step-up (or, for a machine, a verified workload
+//!   token) and is bound to one registered device key.
 //!   Every authenticated request carries `Authorization: Bearer <access>` and a
 //!   `paw-device-proof` signed by that key over the request and the token.
 //! - Tokens are 256-bit random values; only their SHA-256 is stored.
@@ -19,6 +20,7 @@ use crate::base::error::BrokerError;
 use crate::base::util::{b64, new_id, random_secret, secret_hash, unb64};
 use crate::identity;
 use crate::identity::error::{IdentityError, Result};
+use crate::identity::machine_keys;
 use crate::identity::stepup::{kind, StepUp};
 pub use crate::identity::Identity;
 use crate::with_pool;
@@ -66,6 +68,27 @@ pub async fn login(
         ));
     }
     let now = svc.clock.now_ms();
+    if user.is_machine() {
+        // A machine's session is bound to the key that just signed, and only a current one.
+        let signer = proof.credential_id().strip_prefix("machine-key:");
+        if signer != Some(device_key) {
+            return Err(IdentityError::Unauthenticated(
+                "a machine's session is bound to the key that signed its login".into(),
+            ));
+        }
+        machine_keys::require_usable(&svc.db, &user.id, device_key, now).await?;
+    }
+    open_session(svc, user, device_key, now).await
+}
+
+/// Starts a session for `user` bound to `device_key`, after the caller verified the login: a
+/// person's or key machine's step-up ([`login`]) or a machine's workload token.
+pub(crate) async fn open_session(
+    svc: &Identity,
+    user: &identity::User,
+    device_key: &str,
+    now: i64,
+) -> Result<TokenResponse> {
     let session_id = new_id();
     with_pool!(&svc.db, pool => {
         sqlx::query("INSERT INTO sessions (id, user_id, device_key, created_at, last_seen_at) \
@@ -253,6 +276,10 @@ pub async fn authenticate_as(
             "the account is locked; ask an administrator".into(),
         ));
     }
+    if user.is_machine() {
+        // K4: a rotated-out key stops at the end of its overlap, sessions included.
+        machine_keys::require_usable(&svc.db, &user.id, &session.device_key, now).await?;
+    }
     if activity == Activity::User {
         with_pool!(&svc.db, pool => {
             sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1")
@@ -266,6 +293,7 @@ pub async fn authenticate_as(
         session_id: session.id,
         session_expires_at_ms: session.created_at + SESSION_ABSOLUTE_MS,
         device_key: session.device_key,
+        is_machine: user.is_machine(),
     })
 }
 
@@ -310,6 +338,9 @@ pub async fn refresh(
         return Err(IdentityError::AccountLocked(
             "the account is locked; ask an administrator".into(),
         ));
+    }
+    if user.is_machine() {
+        machine_keys::require_usable(&svc.db, &user.id, &session.device_key, now).await?;
     }
     issue(
         svc,

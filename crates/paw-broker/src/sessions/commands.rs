@@ -218,3 +218,47 @@ pub(crate) async fn check_exec(
         Ok(())
     })
 }
+
+/// A machine's session asking for a terminal or a shell (K5, K6): refused unless its
+/// entitlement sets `machine_pty`, and on record either way, since a person typing through a
+/// machine's credential is what the inventory's `interactive_use` flag looks for. Exec
+/// requests pass without a record here (their command check records them).
+pub(crate) async fn check_machine_terminal(
+    svc: &Sessions,
+    info: &SessionInfo,
+    interactive: bool,
+) -> Result<std::result::Result<(), String>> {
+    if !interactive {
+        return Ok(Ok(()));
+    }
+    let allowed = svc
+        .policy
+        .get()
+        .entitlement(&info.entitlement)
+        .is_some_and(|e| e.machine_pty());
+    let (action, outcome) = if allowed {
+        ("machine_interactive", Outcome::Success)
+    } else {
+        ("machine_pty_refused", Outcome::Denied)
+    };
+    audit::record(
+        &svc.db,
+        svc.clock.now_ms(),
+        Entry::new(
+            &info.user,
+            action,
+            &info.user,
+            outcome,
+            json!({ "session": info.id, "target": info.target, "entitlement": info.entitlement }),
+        ),
+    )
+    .await?;
+    Ok(if allowed {
+        Ok(())
+    } else {
+        Err(format!(
+            "machine sessions are exec-only: {} allows no terminal for machines (run `ssh … <command>`)",
+            info.entitlement
+        ))
+    })
+}

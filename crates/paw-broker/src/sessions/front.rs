@@ -468,6 +468,22 @@ async fn run(
         }
     };
 
+    if info.machine {
+        let interactive = pty.is_some() || matches!(start, Start::Shell);
+        match crate::sessions::commands::check_machine_terminal(svc, info, interactive).await {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => {
+                say(refusal).await;
+                let _ = handle.exit_status_request(cid, 126).await;
+                let _ = handle.close(cid).await;
+                return ("interactive_refused".into(), None, None);
+            }
+            Err(e) => {
+                tracing::error!(session = %info.id, error = %e, "could not record a machine's terminal check");
+                return ("interactive_refused".into(), None, Some(e.to_string()));
+            }
+        }
+    }
     let size = pty.unwrap_or(Pty { cols: 80, rows: 24 });
     let title = format!("{}@{} ({})", info.role, info.target, info.user);
     let mut rec = match Recorder::create(

@@ -291,6 +291,7 @@ pub async fn decide(
     else {
         return Err(wrong_action().into());
     };
+    auth.require_person("approving a command")?;
     let row = load(svc, id).await?;
     if hold_id != id || *command != row.command {
         return Err(wrong_action().into());

@@ -76,6 +76,9 @@ pub struct SessionInfo {
     pub target: String,
     pub role: String,
     pub grant_end_ms: i64,
+    /// The session belongs to a machine identity: exec only unless the entitlement allows a
+    /// terminal (K6).
+    pub machine: bool,
 }
 
 /// Uses a session's one-time credential: `session_id` with its `ticket`. Refused (and audited)
@@ -146,7 +149,11 @@ pub async fn claim(
     )
     .await?;
     tx.commit().await?;
+    let machine = crate::identity::user_by_id(&svc.db, &row.user_id)
+        .await?
+        .is_some_and(|u| u.is_machine());
     Ok(SessionInfo {
+        machine,
         id: session_id.to_owned(),
         grant_id: row.id,
         user: row.user_name,

@@ -267,6 +267,7 @@ impl Services {
                 session_id: format!("service-test-{name}"),
                 session_expires_at_ms: i64::MAX,
                 device_key: key.device_public(),
+                is_machine: false,
             },
             key,
         }

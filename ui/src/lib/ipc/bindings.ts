@@ -70,7 +70,7 @@ export type RenameKeyInput = { id: string, name: string, };
 
 export type KeyAction = { "op": "add", name: string, } | { "op": "revoke", id: string, };
 
-export type Purpose = "login" | "request" | "approve" | "session" | "break_glass" | "key_management" | "kill_session" | "command" | "approve_command";
+export type Purpose = "login" | "request" | "approve" | "session" | "break_glass" | "key_management" | "kill_session" | "command" | "approve_command" | "manage_machine";
 
 export type StepUpPrompt = { 
 /**
