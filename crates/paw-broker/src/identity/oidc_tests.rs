@@ -14,6 +14,10 @@ use super::*;
 use crate::base::clock::{Clock, SystemClock};
 
 const AUD: &str = "pawd-test";
+/// Written out rather than taken from the module, so a changed leeway or refetch interval
+/// fails these tests: both are 30 s by decision.
+const LEEWAY: i64 = 30_000;
+const REFETCH: i64 = 30_000;
 
 fn config(issuer: &TestIssuer) -> OidcIssuerConfig {
     OidcIssuerConfig {
@@ -161,8 +165,8 @@ async fn k2_expired_token_is_refused_after_the_leeway() {
             .unwrap(),
     );
     // The broker's clock decides, not the system's: 29 s past exp is inside the leeway.
-    v.verify(&token, exp + LEEWAY_MS - 1000).await.unwrap();
-    let m = refusal(&v, &token, exp + LEEWAY_MS).await;
+    v.verify(&token, exp + LEEWAY - 1000).await.unwrap();
+    let m = refusal(&v, &token, exp + LEEWAY).await;
     assert!(m.contains("expired"), "{m}");
     let m = refusal(&v, &token, exp + secs(3600)).await;
     assert!(m.contains("expired"), "{m}");
@@ -189,9 +193,9 @@ async fn k2_not_yet_valid_token_is_refused() {
     let token = issuer.mint(c);
     let m = refusal(&v, &token, secs(t)).await;
     assert!(m.contains("not valid yet"), "{m}");
-    let m = refusal(&v, &token, secs(t + 120) - LEEWAY_MS - 1).await;
+    let m = refusal(&v, &token, secs(t + 120) - LEEWAY - 1).await;
     assert!(m.contains("not valid yet"), "{m}");
-    v.verify(&token, secs(t + 120) - LEEWAY_MS).await.unwrap();
+    v.verify(&token, secs(t + 120) - LEEWAY).await.unwrap();
 
     // Issued in the future (beyond the leeway), even without nbf.
     let mut c = claims();
@@ -201,7 +205,7 @@ async fn k2_not_yet_valid_token_is_refused() {
     let token = issuer.mint(c);
     let m = refusal(&v, &token, secs(t)).await;
     assert!(m.contains("issued in the future"), "{m}");
-    v.verify(&token, secs(t + 120) - LEEWAY_MS).await.unwrap();
+    v.verify(&token, secs(t + 120) - LEEWAY).await.unwrap();
 }
 
 #[tokio::test]
@@ -317,6 +321,17 @@ async fn k2_oversized_or_subjectless_tokens_are_refused() {
     assert!(m.contains("malformed"), "{m}");
 }
 
+#[tokio::test]
+async fn k2_critical_header_extensions_are_refused() {
+    let issuer = TestIssuer::start("ES256").await.unwrap();
+    let v = verifier(&issuer);
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(issuer.current_kid());
+    header.crit = Some(vec!["exp".into()]);
+    let m = refusal(&v, &issuer.mint_with(header, claims()), now()).await;
+    assert!(m.contains("crit"), "{m}");
+}
+
 /// A key the issuer adds is picked up by the unknown-kid refetch; one it drops stops working
 /// when the cached key set is refreshed, not before and not after.
 #[tokio::test]
@@ -371,15 +386,15 @@ async fn k2_unknown_kids_refetch_at_most_once_per_30_seconds() {
         assert!(m.contains("not in its issuer's key set"), "{m}");
     }
     assert_eq!(issuer.jwks_requests(), 2, "one refetch in the first 30 s");
-    let m = refusal(&v, &forged(100), t0 + REFETCH_INTERVAL_MS - 1).await;
+    let m = refusal(&v, &forged(100), t0 + REFETCH - 1).await;
     assert!(m.contains("not in its issuer's key set"), "{m}");
     assert_eq!(issuer.jwks_requests(), 2);
-    refusal(&v, &forged(101), t0 + REFETCH_INTERVAL_MS).await;
+    refusal(&v, &forged(101), t0 + REFETCH).await;
     assert_eq!(issuer.jwks_requests(), 3, "the next refetch after 30 s");
-    refusal(&v, &forged(102), t0 + REFETCH_INTERVAL_MS + 1000).await;
+    refusal(&v, &forged(102), t0 + REFETCH + 1000).await;
     assert_eq!(issuer.jwks_requests(), 3);
     // The valid token never needed any of that.
-    v.verify(&issuer.mint(claims()), t0 + REFETCH_INTERVAL_MS + 2000)
+    v.verify(&issuer.mint(claims()), t0 + REFETCH + 2000)
         .await
         .unwrap();
     assert_eq!(issuer.jwks_requests(), 3);
@@ -437,9 +452,9 @@ async fn unreachable_key_set_fails_closed_and_is_not_hammered() {
     let m = refusal(&v, &token, t0).await;
     assert!(m.contains("could not be fetched"), "{m}");
     assert!(!m.contains(&token), "a refusal never echoes the token");
-    refusal(&v, &token, t0 + REFETCH_INTERVAL_MS - 1).await;
+    refusal(&v, &token, t0 + REFETCH - 1).await;
     assert_eq!(hits.load(Ordering::SeqCst), 1);
-    refusal(&v, &token, t0 + REFETCH_INTERVAL_MS).await;
+    refusal(&v, &token, t0 + REFETCH).await;
     assert_eq!(hits.load(Ordering::SeqCst), 2);
 
     // A working issuer that goes away: once the cache time ends its keys are not trusted.
