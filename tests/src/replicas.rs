@@ -488,6 +488,19 @@ impl Replicas {
             .build()?)
     }
 
+    /// [`Replicas::client`] whose connections leave from `local` (another loopback address,
+    /// say): what a login from a second machine looks like to the broker.
+    pub fn client_from(&self, local: std::net::IpAddr) -> Result<reqwest::Client> {
+        install_crypto_provider();
+        let pem = std::fs::read(self.ca_path()).context("reading the broker CA")?;
+        Ok(reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
+            .local_address(local)
+            .timeout(Duration::from_secs(20))
+            .build()?)
+    }
+
     /// The WebAuthn origin every replica accepts.
     pub fn origin(&self) -> &str {
         &self.origin

@@ -93,6 +93,16 @@ pub struct MachineSession {
     clock: BrokerClock,
 }
 
+impl std::fmt::Debug for MachineSession {
+    /// The user and key only: the tokens are secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MachineSession")
+            .field("user", &self.tokens.user)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Registers `key` as `machine`'s first key with the single-use join token.
 pub async fn join(
     broker: &BrokerClient,
