@@ -23,11 +23,13 @@ use crate::base::error::{BrokerError, Result};
 pub const KEY_OVERLAP_SECS: (u64, u64) = (1, 7 * 24 * 3600);
 pub const JOIN_TOKEN_SECS: (u64, u64) = (60, 7 * 24 * 3600);
 pub const WORKLOAD_SESSION_SECS: (u64, u64) = (60, 12 * 3600);
-pub const JWKS_CACHE_SECS: (u64, u64) = (10, 86_400);
-/// Algorithms an issuer may be pinned to: asymmetric only, so a public key can never be used
-/// as an HMAC secret.
+/// How long a fetched key set may be used, in seconds.
+const CACHE_SECS: std::ops::RangeInclusive<u64> = 10..=86_400;
+const MAX_ISSUER_LEN: usize = 1024;
+/// Algorithms an issuer may be pinned to: asymmetric only, since the broker holds no issuer's
+/// secret and a public key must never serve as an HMAC secret.
 pub const ALGORITHMS: &[&str] = &[
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+    "RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -75,7 +77,7 @@ fn default_unused_days() -> u64 {
 fn default_rotate_days() -> u64 {
     90
 }
-fn default_jwks_cache_secs() -> u64 {
+pub fn default_jwks_cache_secs() -> u64 {
     600
 }
 
@@ -83,43 +85,87 @@ fn default_jwks_cache_secs() -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcIssuerConfig {
-    /// The exact `iss` value.
+    /// The exact `iss` value its tokens carry.
     pub issuer: String,
-    /// https, or http only to a loopback host.
+    /// Where its key set is: https, or http only when the host is loopback.
     pub jwks_url: String,
-    /// The `aud` the token must carry.
+    /// The `aud` its tokens must carry to be meant for this broker.
     pub audience: String,
-    /// Pinned: the header's `alg` must equal it.
+    /// The one algorithm accepted (see [`ALGORITHMS`]); the token header's `alg` must equal it.
     pub algorithm: String,
+    /// How long a fetched key set is used before it is fetched again (10..=86400).
     #[serde(default = "default_jwks_cache_secs")]
     pub jwks_cache_secs: u64,
 }
 
 impl OidcIssuerConfig {
+    /// Checks what can be checked without the network; messages name the field.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.issuer.is_empty() || self.audience.is_empty() {
-            return Err("issuer and audience must not be empty".into());
+        if self.issuer.trim().is_empty() {
+            return Err("issuer: must not be empty".into());
+        }
+        if self.issuer.len() > MAX_ISSUER_LEN
+            || self
+                .issuer
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(format!(
+                "issuer: must be at most {MAX_ISSUER_LEN} characters, without spaces or control characters"
+            ));
+        }
+        validate_jwks_url(&self.jwks_url)?;
+        if self.audience.trim().is_empty() {
+            return Err(format!(
+                "audience: must not be empty (issuer {})",
+                self.issuer
+            ));
         }
         if !ALGORITHMS.contains(&self.algorithm.as_str()) {
             return Err(format!(
-                "algorithm {:?} is not one of {}",
+                "algorithm: {:?} is not one of {} (issuer {})",
                 self.algorithm,
-                ALGORITHMS.join(", ")
+                ALGORITHMS.join(", "),
+                self.issuer
             ));
         }
-        let url = url::Url::parse(&self.jwks_url).map_err(|e| format!("jwks_url: {e}"))?;
-        let loopback = matches!(
-            url.host_str(),
-            Some("127.0.0.1") | Some("[::1]") | Some("::1") | Some("localhost")
-        );
-        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
-            return Err("jwks_url must be https (http only to a loopback host)".into());
-        }
-        let (lo, hi) = JWKS_CACHE_SECS;
-        if !(lo..=hi).contains(&self.jwks_cache_secs) {
-            return Err(format!("jwks_cache_secs must be between {lo} and {hi}"));
+        if !CACHE_SECS.contains(&self.jwks_cache_secs) {
+            return Err(format!(
+                "jwks_cache_secs: must be {}..={} (issuer {}), is {}",
+                CACHE_SECS.start(),
+                CACHE_SECS.end(),
+                self.issuer,
+                self.jwks_cache_secs
+            ));
         }
         Ok(())
+    }
+}
+
+fn validate_jwks_url(raw: &str) -> std::result::Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("jwks_url: not a URL: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // Credentials in the URL would end up in logs and error messages.
+        return Err("jwks_url: must not carry a user name or password".into());
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&url) => Ok(()),
+        "http" => Err(
+            "jwks_url: must be https (plain http is allowed only to 127.0.0.1, ::1 or localhost)"
+                .into(),
+        ),
+        other => Err(format!("jwks_url: scheme {other} is not https")),
+    }
+}
+
+/// Keys fetched in the clear can be swapped by anyone on the path, except on this machine.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip).is_loopback(),
+        None => false,
     }
 }
 

@@ -21,7 +21,7 @@
 //! - A refusal says which check failed and never echoes the token.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -45,11 +45,10 @@ pub const LEEWAY_MS: i64 = 30_000;
 /// The least time between two unknown-`kid` refetches (and between two retries after a failed
 /// fetch) of one issuer's key set.
 pub const REFETCH_INTERVAL_MS: i64 = 30_000;
-/// The algorithms an issuer may be pinned to: asymmetric only, since the broker holds no
-/// issuer's secret.
-pub const ALGORITHMS: &[&str] = &[
-    "RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA",
-];
+/// The algorithms an issuer may be pinned to (one place: the config checks against it).
+pub use crate::config::machines::ALGORITHMS;
+/// Issuers are configuration; their checks live with it.
+pub use crate::config::machines::{default_jwks_cache_secs, OidcIssuerConfig};
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Real key sets are a few KiB; a larger answer is refused rather than buffered.
@@ -57,95 +56,7 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 const MAX_JWKS_KEYS: usize = 100;
 /// RSA keys shorter than this are ignored: they are breakable.
 const MIN_RSA_BITS: usize = 2048;
-const MAX_ISSUER_LEN: usize = 1024;
-const CACHE_SECS: std::ops::RangeInclusive<u64> = 10..=86_400;
-
-pub fn default_jwks_cache_secs() -> u64 {
-    600
-}
-
-/// One trusted issuer, as written in pawd.toml under [[machines.oidc_issuer]].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OidcIssuerConfig {
-    /// The exact `iss` value its tokens carry.
-    pub issuer: String,
-    /// Where its key set is: https, or http only when the host is loopback.
-    pub jwks_url: String,
-    /// The `aud` its tokens must carry to be meant for this broker.
-    pub audience: String,
-    /// The one algorithm accepted (see [`ALGORITHMS`]); the token header's `alg` must equal it.
-    pub algorithm: String,
-    /// How long a fetched key set is used before it is fetched again (10..=86400).
-    #[serde(default = "default_jwks_cache_secs")]
-    pub jwks_cache_secs: u64,
-}
-
-impl OidcIssuerConfig {
-    /// Checks what can be checked without the network; messages name the field.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.issuer.trim().is_empty() {
-            return Err("issuer: must not be empty".into());
-        }
-        if self.issuer.len() > MAX_ISSUER_LEN
-            || self
-                .issuer
-                .chars()
-                .any(|c| c.is_control() || c.is_whitespace())
-        {
-            return Err(format!(
-                "issuer: must be at most {MAX_ISSUER_LEN} characters, without spaces or control characters"
-            ));
-        }
-        validate_jwks_url(&self.jwks_url)?;
-        if self.audience.trim().is_empty() {
-            return Err(format!(
-                "audience: must not be empty (issuer {})",
-                self.issuer
-            ));
-        }
-        pinned_algorithm(&self.algorithm).map_err(|e| format!("{e} (issuer {})", self.issuer))?;
-        if !CACHE_SECS.contains(&self.jwks_cache_secs) {
-            return Err(format!(
-                "jwks_cache_secs: must be {}..={} (issuer {}), is {}",
-                CACHE_SECS.start(),
-                CACHE_SECS.end(),
-                self.issuer,
-                self.jwks_cache_secs
-            ));
-        }
-        Ok(())
-    }
-}
-
-fn validate_jwks_url(raw: &str) -> Result<(), String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("jwks_url: not a URL: {e}"))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        // Credentials in the URL would end up in logs and error messages.
-        return Err("jwks_url: must not carry a user name or password".into());
-    }
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(&url) => Ok(()),
-        "http" => Err(
-            "jwks_url: must be https (plain http is allowed only to 127.0.0.1, ::1 or localhost)"
-                .into(),
-        ),
-        other => Err(format!("jwks_url: scheme {other} is not https")),
-    }
-}
-
-/// Keys fetched in the clear can be swapped by anyone on the path, except on this machine.
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
-}
-
-fn pinned_algorithm(name: &str) -> Result<Algorithm, String> {
+pub(crate) fn pinned_algorithm(name: &str) -> Result<Algorithm, String> {
     if !ALGORITHMS.contains(&name) {
         return Err(format!(
             "algorithm: {name:?} is not one of {}",

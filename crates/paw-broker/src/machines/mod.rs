@@ -113,18 +113,8 @@ impl Machines {
         policy: SharedPolicy,
         config: MachinesConfig,
     ) -> std::result::Result<Self, crate::base::error::BrokerError> {
-        let issuers = config
-            .oidc_issuer
-            .iter()
-            .map(|i| crate::identity::oidc::OidcIssuerConfig {
-                issuer: i.issuer.clone(),
-                jwks_url: i.jwks_url.clone(),
-                audience: i.audience.clone(),
-                algorithm: i.algorithm.clone(),
-                jwks_cache_secs: i.jwks_cache_secs,
-            })
-            .collect();
-        let oidc = OidcVerifier::new(issuers).map_err(crate::base::error::BrokerError::Config)?;
+        let oidc = OidcVerifier::new(config.oidc_issuer.clone())
+            .map_err(crate::base::error::BrokerError::Config)?;
         Ok(Self {
             db,
             clock,
