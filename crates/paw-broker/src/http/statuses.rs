@@ -16,6 +16,7 @@ use crate::audit::error::AuditError;
 use crate::base::error::{BrokerError, ServiceError};
 use crate::elevation::error::ElevationError;
 use crate::identity::error::IdentityError;
+use crate::machines::error::MachinesError;
 use crate::sessions::error::SessionsError;
 
 /// The header every authenticated operation declares.
@@ -42,6 +43,7 @@ pub fn service_codes(tag: &str) -> Vec<ErrorCode> {
         "elevation" => ElevationError::codes(),
         "sessions" => SessionsError::codes(),
         "audit" => AuditError::codes(),
+        "machines" => MachinesError::codes(),
         _ => BrokerError::codes(),
     }
 }
