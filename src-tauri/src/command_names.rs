@@ -50,4 +50,9 @@ pub const COMMANDS: &[&str] = &[
     "session_recording",
     "session_masks",
     "open_in_terminal",
+    "list_machines",
+    "prepare_create_machine",
+    "confirm_create_machine",
+    "prepare_transfer_machine",
+    "confirm_transfer_machine",
 ];

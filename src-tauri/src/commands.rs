@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use paw_client::Core;
 use paw_proto::elevation::{EntitlementList, GrantList, GrantView, Inbox};
 use paw_proto::ipc::{
-    AppStatus, AuditPage, AuditVerifyView, HeldCommands, KeyPromptView, LiveFeed, SecurityKeyView,
-    SessionUser, SettingsView, SignOutReport, StepUpPrompt, WatchEvent,
+    AppStatus, AuditPage, AuditVerifyView, HeldCommands, KeyPromptView, LiveFeed, MachineCreated,
+    MachineInventory, SecurityKeyView, SessionUser, SettingsView, SignOutReport, StepUpPrompt,
+    WatchEvent,
 };
+use paw_proto::machine::MachineView;
 use paw_proto::session::{
     CommandHoldView, ForwardView, SessionHistory, SessionList, SessionMasks, SessionRecording,
     SessionView, TerminalEvent, TerminalView,
@@ -365,4 +367,43 @@ pub async fn open_in_terminal(
     id: Option<Value>,
 ) -> Result<TerminalView, ApiError> {
     Ok(core.open_in_terminal(decode("id", id)?).await?)
+}
+
+#[tauri::command]
+pub async fn list_machines(core: State<'_, Core>) -> Result<MachineInventory, ApiError> {
+    Ok(core.machines().await?)
+}
+
+#[tauri::command]
+pub async fn prepare_create_machine(
+    core: State<'_, Core>,
+    spec: Option<Value>,
+) -> Result<StepUpPrompt, ApiError> {
+    Ok(core.prepare_create_machine(decode("spec", spec)?).await?)
+}
+
+#[tauri::command]
+pub async fn confirm_create_machine(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<MachineCreated, ApiError> {
+    Ok(core.confirm_create_machine(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn prepare_transfer_machine(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<StepUpPrompt, ApiError> {
+    Ok(core
+        .prepare_transfer_machine(decode("input", input)?)
+        .await?)
+}
+
+#[tauri::command]
+pub async fn confirm_transfer_machine(
+    core: State<'_, Core>,
+    id: Option<Value>,
+) -> Result<MachineView, ApiError> {
+    Ok(core.confirm_transfer_machine(decode("id", id)?).await?)
 }

@@ -151,6 +151,11 @@ fn run() -> Result<(), String> {
             commands::session_recording,
             commands::session_masks,
             commands::open_in_terminal,
+            commands::list_machines,
+            commands::prepare_create_machine,
+            commands::confirm_create_machine,
+            commands::prepare_transfer_machine,
+            commands::confirm_transfer_machine,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

@@ -34,6 +34,9 @@ mod holds;
 #[cfg(test)]
 mod holds_tests;
 mod identity;
+mod inventory;
+#[cfg(test)]
+mod inventory_tests;
 pub mod keystore;
 mod live;
 pub mod machine;

@@ -223,6 +223,69 @@ pub struct HeldCommands {
     pub now_ms: Option<i64>,
 }
 
+/// `machines` output: the machine identities the user may see (every one for an administrator,
+/// otherwise those the user owns or backs up), with the broker's time for the ages shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct MachineInventory {
+    pub machines: Vec<crate::machine::MachineView>,
+    /// The broker's time now as the core estimates it (unix ms); `None` before the core has
+    /// heard the broker's clock.
+    #[ts(type = "number | null")]
+    pub now_ms: Option<i64>,
+}
+
+/// `confirm_create_machine` input: the prompt to answer and the spec it was prepared for. The
+/// key signs the spec's hash; the core refuses a spec whose hash is not the prepared one before
+/// the key is touched, so the spec sent here is exactly the one the prompt described.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmMachineInput {
+    pub id: String,
+    pub spec: crate::machine::MachineSpec,
+}
+
+/// `prepare_transfer_machine` input: hand `machine` to the person `owner` (an administrator's
+/// action, which lifts a suspension caused by the previous owner's departure).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct TransferMachineInput {
+    pub machine: String,
+    pub owner: String,
+}
+
+/// A key machine's single-use join token, for its operator. The one secret that crosses IPC
+/// towards the UI: it is not the user's credential but one the user hands over, so the UI shows
+/// it once (masked until asked), never stores it, and the core keeps no copy. Debug redacts it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct JoinTokenView {
+    pub token: String,
+    /// When it stops working (unix ms, the broker's clock).
+    #[ts(type = "number")]
+    pub expires_at_ms: i64,
+    /// Milliseconds left by the broker's clock when the core answered; the UI counts down from
+    /// here with its own monotonic clock. `None` when the core has not heard the broker's clock.
+    #[ts(type = "number | null")]
+    pub expires_in_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for JoinTokenView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinTokenView")
+            .field("token", &"<redacted>")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("expires_in_ms", &self.expires_in_ms)
+            .finish()
+    }
+}
+
+/// `confirm_create_machine` output: the machine as the broker stored it and, for a key
+/// machine, its join token (shown once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct MachineCreated {
+    pub machine: crate::machine::MachineView,
+    pub join: Option<JoinTokenView>,
+}
+
 /// IPC channel message from the core to a watch pane: someone else's live SSH session, read
 /// only (case J6). Given to `watch_session`; the pane sends nothing back but `stop_watch`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -426,6 +489,13 @@ pub struct AuditVerifyView {
     pub problem: Option<String>,
 }
 
+/// `MachineAuth` as its JSON is (`{"kind": "key"}`, `{"kind": "oidc", issuer, claims}`).
+/// Written out because ts-rs drops a `#[serde(...)]` attribute it cannot parse in full, and
+/// `MachineAuth`'s (tag, rename and deny_unknown_fields in one) is one: its derived declaration
+/// describes serde's default externally tagged shape, which the core would refuse. A test
+/// checks this against the JSON serde writes.
+const MACHINE_AUTH_TS: &str = "type MachineAuth = { \"kind\": \"key\" } | { \"kind\": \"oidc\", issuer: string, claims: { [key in string]?: string }, };";
+
 /// The TypeScript declarations of every IPC type, in a stable order. Committed as
 /// `ui/src/lib/ipc/bindings.ts`; regenerate with `cargo xtask bindings`.
 pub fn typescript_bindings() -> String {
@@ -495,6 +565,16 @@ pub fn typescript_bindings() -> String {
         crate::session::SessionWatchEvent::decl(),
         WatchEvent::decl(),
         crate::http::SignedOut::decl(),
+        MACHINE_AUTH_TS.to_owned(),
+        crate::machine::MachineSpec::decl(),
+        crate::machine::MachineKeyView::decl(),
+        crate::machine::MachineFlag::decl(),
+        crate::machine::MachineView::decl(),
+        MachineInventory::decl(),
+        ConfirmMachineInput::decl(),
+        TransferMachineInput::decl(),
+        JoinTokenView::decl(),
+        MachineCreated::decl(),
     ];
     let mut out = String::from(
         "// Generated from crates/paw-proto by `cargo xtask bindings`. Do not edit by hand:\n\
@@ -529,5 +609,57 @@ mod tests {
             b.contains(r#"export type KeyAction = { "op": "add", name: string, }"#),
             "{b}"
         );
+        // MachineAuth's declaration is written by hand (see MACHINE_AUTH_TS): hold it to serde.
+        let json = serde_json::to_string(&crate::machine::MachineAuth::Key).unwrap();
+        assert_eq!(json, r#"{"kind":"key"}"#);
+        let oidc = crate::machine::MachineAuth::Oidc {
+            issuer: "i".into(),
+            claims: [("repository".to_owned(), "acme/*".to_owned())].into(),
+        };
+        let json = serde_json::to_string(&oidc).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"oidc","issuer":"i","claims":{"repository":"acme/*"}}"#
+        );
+        assert!(
+            b.contains(r#"export type MachineAuth = { "kind": "key" } | { "kind": "oidc", issuer: string, claims: { [key in string]?: string }, };"#),
+            "{b}"
+        );
+    }
+
+    #[test]
+    fn a_join_token_never_shows_in_debug_output() {
+        let view = MachineCreated {
+            machine: crate::machine::MachineView {
+                name: "ci".into(),
+                owner: Some("ada".into()),
+                backup_owner: None,
+                purpose: "deploy".into(),
+                environment: "prod".into(),
+                labels: Default::default(),
+                auth_kind: "key".into(),
+                oidc_issuer: None,
+                oidc_claims: Default::default(),
+                sources: vec![],
+                created_at_ms: 1,
+                expires_at_ms: None,
+                suspended_at_ms: None,
+                suspended_reason: None,
+                last_used_at_ms: None,
+                last_source: None,
+                credential_age_days: None,
+                keys: vec![],
+                open_grants: 0,
+                flags: vec![],
+            },
+            join: Some(JoinTokenView {
+                token: "s3cret-join-token".into(),
+                expires_at_ms: 2,
+                expires_in_ms: Some(1),
+            }),
+        };
+        let debug = format!("{view:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
     }
 }

@@ -12,6 +12,7 @@ const AREAS: &[&str] = &[
     "sessions",
     "audit",
     "history",
+    "machines",
     "keys",
     "settings",
 ];

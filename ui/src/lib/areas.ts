@@ -31,6 +31,12 @@ export const AREAS = [
     group: 'Oversight',
   },
   {
+    id: 'machines',
+    label: 'Machines',
+    description: 'Machine identities: who answers for each, how it proves itself, and the risks it carries.',
+    group: 'Oversight',
+  },
+  {
     id: 'keys',
     label: 'Security keys',
     description: 'The hardware keys that prove it is you.',

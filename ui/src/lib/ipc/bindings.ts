@@ -513,3 +513,99 @@ access_tokens: number,
  * Refresh tokens of the family that were still unused.
  */
 refresh_tokens: number, };
+
+export type MachineAuth = { "kind": "key" } | { "kind": "oidc", issuer: string, claims: { [key in string]?: string }, };
+
+export type MachineSpec = { name: string, 
+/**
+ * The accountable person (a user name). Mandatory (case K1).
+ */
+owner: string, 
+/**
+ * A second user, or `group:NAME`, who may take ownership when the owner goes.
+ */
+backup_owner: string | null, purpose: string, 
+/**
+ * `prod`, `staging`, …: the inventory flags a credential seen across environments.
+ */
+environment: string, 
+/**
+ * After this (Unix ms) the machine cannot log in.
+ */
+expires_at_ms: number | null, labels: { [key in string]?: string }, auth: MachineAuth, 
+/**
+ * Source addresses (IPs or CIDRs) it may log in from; empty means any, flagged when new.
+ */
+sources: Array<string>, };
+
+export type MachineKeyView = { 
+/**
+ * base64url Ed25519 public key (not a secret).
+ */
+public_key: string, 
+/**
+ * `key` (registered) or `session` (made for one workload-token session).
+ */
+source: string, created_at_ms: number, retires_at_ms: number | null, last_used_at_ms: number | null, };
+
+export type MachineFlag = { 
+/**
+ * `owner_missing`, `owner_disabled`, `suspended`, `expired`, `unused`, `never_used`,
+ * `standing_privilege`, `key_not_rotated`, `new_source`, `source_refused`,
+ * `interactive_use`.
+ */
+code: string, detail: string, 
+/**
+ * The audit record's sequence number, when one raised the flag.
+ */
+audit_seq: number | null, };
+
+export type MachineView = { name: string, 
+/**
+ * The owner's name; `None` once the owner was disabled or removed.
+ */
+owner: string | null, backup_owner: string | null, purpose: string, environment: string, labels: { [key in string]?: string }, 
+/**
+ * `key` or `oidc`.
+ */
+auth_kind: string, 
+/**
+ * For `oidc`: the issuer and the claim rules.
+ */
+oidc_issuer: string | null, oidc_claims: { [key in string]?: string }, sources: Array<string>, created_at_ms: number, expires_at_ms: number | null, suspended_at_ms: number | null, suspended_reason: string | null, last_used_at_ms: number | null, 
+/**
+ * The address it last logged in from.
+ */
+last_source: string | null, 
+/**
+ * Age of the newest registered key (key machines), in days.
+ */
+credential_age_days: number | null, keys: Array<MachineKeyView>, 
+/**
+ * Grants approved or active now.
+ */
+open_grants: number, flags: Array<MachineFlag>, };
+
+export type MachineInventory = { machines: Array<MachineView>, 
+/**
+ * The broker's time now as the core estimates it (unix ms); `None` before the core has
+ * heard the broker's clock.
+ */
+now_ms: number | null, };
+
+export type ConfirmMachineInput = { id: string, spec: MachineSpec, };
+
+export type TransferMachineInput = { machine: string, owner: string, };
+
+export type JoinTokenView = { token: string, 
+/**
+ * When it stops working (unix ms, the broker's clock).
+ */
+expires_at_ms: number, 
+/**
+ * Milliseconds left by the broker's clock when the core answered; the UI counts down from
+ * here with its own monotonic clock. `None` when the core has not heard the broker's clock.
+ */
+expires_in_ms: number | null, };
+
+export type MachineCreated = { machine: MachineView, join: JoinTokenView | null, };

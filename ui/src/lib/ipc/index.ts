@@ -16,6 +16,7 @@ import type {
   AuditVerifyView,
   CloseReviewInput,
   CommandHoldView,
+  ConfirmMachineInput,
   ElevationAction,
   EnrollInput,
   EntitlementList,
@@ -31,6 +32,10 @@ import type {
   KeyPromptView,
   LiveFeed,
   LoginInput,
+  MachineCreated,
+  MachineInventory,
+  MachineSpec,
+  MachineView,
   OpenSessionInput,
   PinInput,
   RenameKeyInput,
@@ -52,6 +57,7 @@ import type {
   TerminalInput,
   TerminalResize,
   TerminalView,
+  TransferMachineInput,
   WatchEvent,
 } from './bindings';
 
@@ -508,6 +514,43 @@ export function sessionRecording(sessionId: string): Promise<SessionRecording> {
  */
 export function sessionMasks(): Promise<SessionMasks> {
   return call<SessionMasks>('session_masks');
+}
+
+/*
+ * Machine identities (CI/CD, services, automation). The broker decides who sees which machine
+ * (administrators every one, others those they own or back up) and computes the flags.
+ * Creating a machine and handing one to a new owner are administrators' step-ups: prepare (the
+ * core words the whole spec) → the user approves → confirm. A key machine's join token comes
+ * back once from `confirmCreateMachine`: it is the machine operator's single-use secret, shown
+ * once by the page and kept nowhere, here included.
+ */
+
+/** The machines the caller may see, with the broker's time. */
+export function listMachines(): Promise<MachineInventory> {
+  return call<MachineInventory>('list_machines');
+}
+
+/** Asks for the step-up that creates the machine `spec`; nothing is signed yet. */
+export function prepareCreateMachine(spec: MachineSpec): Promise<StepUpPrompt> {
+  return call<StepUpPrompt>('prepare_create_machine', { spec });
+}
+
+/**
+ * Signs the prepared creation with the security key. `input.spec` must be the spec the prompt
+ * was prepared for (the core checks its hash before the key is touched).
+ */
+export function confirmCreateMachine(input: ConfirmMachineInput): Promise<MachineCreated> {
+  return keyOperation(() => call<MachineCreated>('confirm_create_machine', { input }));
+}
+
+/** Asks for the step-up that makes `input.owner` the owner of `input.machine`. */
+export function prepareTransferMachine(input: TransferMachineInput): Promise<StepUpPrompt> {
+  return call<StepUpPrompt>('prepare_transfer_machine', { input });
+}
+
+/** Signs the prepared transfer; the broker answers with the machine as it is now. */
+export function confirmTransferMachine(id: string): Promise<MachineView> {
+  return keyOperation(() => call<MachineView>('confirm_transfer_machine', { id }));
 }
 
 /** True inside the desktop shell (the core injected its IPC bridge). */

@@ -26,15 +26,23 @@ import { AuditModel, type AuditOptions } from './mock-audit';
 import { ElevationModel, fakeHash, type ElevationOptions } from './mock-elevation';
 import { HistoryModel, type HistoryOptions } from './mock-history';
 import { HOLD_KEY_COMMANDS, HoldModel, type HoldOptions } from './mock-holds';
+import { MACHINE_KEY_COMMANDS, MachineModel, type MachineOptions } from './mock-machines';
 import { SESSION_KEY_COMMANDS, SessionModel, type SessionOptions } from './mock-sessions';
 
 export { defaultAuditRecords, mockAuditRecord } from './mock-audit';
 export { defaultGrants, mockGrant, MOCK_ENTITLEMENTS, type MockEntitlement } from './mock-elevation';
 export { defaultSessions, mockSession } from './mock-sessions';
 export { mockHold } from './mock-holds';
+export { defaultMachines, mockMachine, mockMachineKey } from './mock-machines';
 export { DEFAULT_MASK_PATTERNS, defaultHistory, defaultMasks, mockCast, mockHistoryEntry } from './mock-history';
 
-export interface MockOptions extends ElevationOptions, AuditOptions, SessionOptions, HistoryOptions, HoldOptions {
+export interface MockOptions
+  extends ElevationOptions,
+    AuditOptions,
+    SessionOptions,
+    HistoryOptions,
+    HoldOptions,
+    MachineOptions {
   /** Broker state to report once a broker URL is configured. Default `connected`. */
   brokerState?: Exclude<BrokerState, 'unconfigured'>;
   settings?: Partial<SettingsView>;
@@ -85,6 +93,8 @@ export interface MockCore {
   readonly holds: HoldModel;
   /** The broker's session history, recordings (help-desk view) and replay masks. */
   readonly history: HistoryModel;
+  /** Machine identities: the inventory, creations and transfers, owners disabled. */
+  readonly machines: MachineModel;
   build: BuildInfo;
   /** When set, `app_status` rejects with this value (any shape, to test normalisation). */
   statusFailure: unknown;
@@ -201,6 +211,7 @@ const KEY_COMMANDS: ReadonlySet<string> = new Set([
   'confirm_elevation',
   ...SESSION_KEY_COMMANDS,
   ...HOLD_KEY_COMMANDS,
+  ...MACHINE_KEY_COMMANDS,
 ]);
 /** Commands the core answers locally and at once (no broker, no key): never delayed. */
 const PROMPT_COMMANDS: ReadonlySet<string> = new Set(['key_prompt', 'submit_pin', 'cancel_key_prompt']);
@@ -254,6 +265,9 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     ),
     audit: new AuditModel(options),
     history: new HistoryModel(options, () => core.user?.roles.some((r) => r === 'admin' || r === 'helpdesk') === true),
+    get machines(): MachineModel {
+      return machines;
+    },
     get sessions(): SessionModel {
       return sessions;
     },
@@ -287,6 +301,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
   };
 
   const holds = new HoldModel(core.elevation, () => core.user?.name ?? null, options);
+  const machines = new MachineModel(core.elevation, () => core.user?.roles.includes('admin') === true, options);
   const sessions = new SessionModel(
     core.elevation,
     () => core.user?.roles.includes('admin') === true,
@@ -445,6 +460,11 @@ export function installMockCore(options: MockOptions = {}): MockCore {
       return core.user?.name ?? '';
     });
     if (history !== undefined) return history;
+    const machine = core.machines.handle(cmd, args, () => {
+      requireUser();
+      return core.user?.name ?? '';
+    });
+    if (machine !== undefined) return machine;
     switch (cmd) {
       case 'key_prompt':
         if (core.promptFailure !== undefined) throw core.promptFailure;
@@ -498,6 +518,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
         core.elevation.pending.clear();
         core.sessions.pending.clear();
         core.holds.pending.clear();
+        core.machines.pending.clear();
         for (const id of [...core.sessions.terminals.keys()]) core.sessions.end(id, 'closed', 'signed out');
         core.sessions.endWatches('signed_out', 'you signed out');
         core.sessions.forwards = [];
@@ -573,6 +594,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
           core.elevation.pending.delete(id);
           core.sessions.pending.delete(id);
           core.holds.pending.delete(id);
+          core.machines.pending.delete(id);
         }
         return null;
       }

@@ -1,17 +1,21 @@
 import {
   cancelStepUp,
+  confirmCreateMachine,
   confirmElevation,
   confirmHoldDecision,
   confirmKillSession,
   confirmStepUp,
+  confirmTransferMachine,
   openForward,
   openInTerminal,
   openTerminal,
+  prepareCreateMachine,
   prepareElevation,
   prepareHoldDecision,
   prepareKillSession,
   prepareSession,
   prepareStepUp,
+  prepareTransferMachine,
   type ApiError,
   type CommandHoldView,
   type ElevationAction,
@@ -19,10 +23,14 @@ import {
   type GrantView,
   type HoldDecisionInput,
   type KillSessionInput,
+  type MachineCreated,
+  type MachineSpec,
+  type MachineView,
   type OpenSessionInput,
   type SessionView,
   type TerminalEvent,
   type TerminalView,
+  type TransferMachineInput,
   type SecurityKeyView,
   type StepUpAction,
   type StepUpPrompt,
@@ -51,10 +59,11 @@ export type StepUpPhase = 'ready' | 'confirming';
 /**
  * What the open step-up is for: the security keys page, an elevation (request, decision,
  * break-glass), a session (open one on a grant, or end someone's), or a held command (run
- * one's own, decide someone else's). Sessions and commands read errors in elevation words,
- * and the same refusals are final.
+ * one's own, decide someone else's), or a machine identity (create one, assign its owner).
+ * Sessions and commands read errors in elevation words, machines in their own; for all of
+ * them the same refusals are final.
  */
-export type StepUpKind = 'key' | 'elevation' | 'session' | 'command';
+export type StepUpKind = 'key' | 'elevation' | 'session' | 'command' | 'machine';
 
 interface Open {
   prompt: StepUpPrompt;
@@ -134,6 +143,20 @@ export class StepUpStore {
    */
   decideHold(input: HoldDecisionInput): Promise<CommandHoldView | null> {
     return this.run('command', () => prepareHoldDecision(input), confirmHoldDecision);
+  }
+
+  /**
+   * An administrator creates a machine identity; settles with the machine and, for a key
+   * machine, its join token (for the caller to show once), or `null` when cancelled. The same
+   * `spec` goes to the confirm call: the core checks it is the one the prompt described.
+   */
+  createMachine(spec: MachineSpec): Promise<MachineCreated | null> {
+    return this.run('machine', () => prepareCreateMachine(spec), (id) => confirmCreateMachine({ id, spec }));
+  }
+
+  /** An administrator hands a machine to a new owner; settles with the machine as it is now, or `null`. */
+  transferMachine(input: TransferMachineInput): Promise<MachineView | null> {
+    return this.run('machine', () => prepareTransferMachine(input), confirmTransferMachine);
   }
 
   private async run<T>(

@@ -29,6 +29,8 @@ const CORE_KINDS = [
   'command.release',
   'command.approve',
   'command.refuse',
+  'machine.create',
+  'machine.transfer',
 ];
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));

@@ -30,6 +30,8 @@ export const AUDIT_KIND_LABEL = {
   'command.release': 'Held command run',
   'command.approve': 'Held command approved',
   'command.refuse': 'Held command refused',
+  'machine.create': 'Machine identity created',
+  'machine.transfer': 'Machine owner assigned',
 } as const satisfies Record<string, string>;
 
 export type AuditKind = keyof typeof AUDIT_KIND_LABEL;

@@ -92,3 +92,25 @@ export function elevationErrorText(error: ApiError): string {
       return authErrorText(error);
   }
 }
+
+/**
+ * What to tell the user for an error from the machine-identity commands (create a machine,
+ * assign its owner). Branches on `code` only; for `bad_request` the core's message names the
+ * field and the rule, so callers show it prominently as detail.
+ */
+export function machineErrorText(error: ApiError): string {
+  switch (error.code) {
+    case 'forbidden':
+      return 'Only administrators create machine identities and assign their owners.';
+    case 'bad_request':
+      return 'The broker refused this because a rule is not met:';
+    case 'conflict':
+      return 'A user or machine with this name exists already.';
+    case 'not_found':
+      return 'That machine no longer exists.';
+    case 'challenge_invalid':
+      return 'This confirmation is no longer valid. Start again.';
+    default:
+      return authErrorText(error);
+  }
+}
