@@ -44,13 +44,13 @@ use crate::pending::{PendingKind, PendingOp};
 use crate::util::encode;
 use crate::{ClientError, Core};
 
-// The broker's bounds on a spec (`paw_broker::machines::MAX_*`), checked here first.
-const MAX_LABELS: usize = 16;
-const MAX_CLAIM_RULES: usize = 16;
-const MAX_SOURCES: usize = 32;
-const MAX_VALUE_CHARS: usize = 256;
-const MAX_PURPOSE_CHARS: usize = 200;
-const MAX_CLAIM_NAME_CHARS: usize = 64;
+// The broker's bounds on a spec, from their one place, checked here first.
+use paw_policy::limits::{
+    MAX_MACHINE_CLAIM_NAME_CHARS as MAX_CLAIM_NAME_CHARS,
+    MAX_MACHINE_CLAIM_RULES as MAX_CLAIM_RULES, MAX_MACHINE_LABELS as MAX_LABELS,
+    MAX_MACHINE_PURPOSE_CHARS as MAX_PURPOSE_CHARS, MAX_MACHINE_SOURCES as MAX_SOURCES,
+    MAX_MACHINE_VALUE_CHARS as MAX_VALUE_CHARS,
+};
 
 const CREATE: &str = "create";
 const TRANSFER: &str = "transfer";

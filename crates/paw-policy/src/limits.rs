@@ -105,6 +105,21 @@ pub const MAX_AUDIT_PAGE: u32 = 500;
 /// words or a full target name, not for a pasted document.
 pub const MAX_AUDIT_FILTER_CHARS: usize = 256;
 
+// ---- Machine identities --------------------------------------------------------------------
+
+/// Labels on one machine: enough to tag team, service and cost centre, few enough to read.
+pub const MAX_MACHINE_LABELS: usize = 16;
+/// Claim rules on one workload-token machine: every claim a CI system issues fits.
+pub const MAX_MACHINE_CLAIM_RULES: usize = 16;
+/// Source addresses or blocks one machine may log in from.
+pub const MAX_MACHINE_SOURCES: usize = 32;
+/// A label value or a claim rule: long enough for a GitHub `job_workflow_ref`.
+pub const MAX_MACHINE_VALUE_CHARS: usize = 256;
+/// A claim's name (`repository`, `kubernetes.io/serviceaccount/name`).
+pub const MAX_MACHINE_CLAIM_NAME_CHARS: usize = 64;
+/// A machine's purpose is one line in the inventory, like an entitlement's description.
+pub const MAX_MACHINE_PURPOSE_CHARS: usize = MAX_DESCRIPTION_CHARS;
+
 // Checked when the crate compiles: a bound edited into an empty range fails the build.
 const _: () = {
     assert!(MIN_JUSTIFICATION_CHARS < MAX_JUSTIFICATION_CHARS);
@@ -146,6 +161,12 @@ pub struct Limits {
     pub history_filter_max_chars: usize,
     pub audit_page_max: u32,
     pub audit_filter_max_chars: usize,
+    pub machine_labels_max: usize,
+    pub machine_claim_rules_max: usize,
+    pub machine_sources_max: usize,
+    pub machine_value_max_chars: usize,
+    pub machine_claim_name_max_chars: usize,
+    pub machine_purpose_max_chars: usize,
 }
 
 /// All the limits, assembled from the constants above (which stay the one definition).
@@ -174,6 +195,12 @@ pub const LIMITS: Limits = Limits {
     history_filter_max_chars: MAX_HISTORY_FILTER_CHARS,
     audit_page_max: MAX_AUDIT_PAGE,
     audit_filter_max_chars: MAX_AUDIT_FILTER_CHARS,
+    machine_labels_max: MAX_MACHINE_LABELS,
+    machine_claim_rules_max: MAX_MACHINE_CLAIM_RULES,
+    machine_sources_max: MAX_MACHINE_SOURCES,
+    machine_value_max_chars: MAX_MACHINE_VALUE_CHARS,
+    machine_claim_name_max_chars: MAX_MACHINE_CLAIM_NAME_CHARS,
+    machine_purpose_max_chars: MAX_MACHINE_PURPOSE_CHARS,
 };
 
 /// `ui/src/lib/ipc/limits.ts`: the `Limits` type (from ts-rs) and the `LIMITS` value (from its

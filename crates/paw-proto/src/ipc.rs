@@ -489,13 +489,6 @@ pub struct AuditVerifyView {
     pub problem: Option<String>,
 }
 
-/// `MachineAuth` as its JSON is (`{"kind": "key"}`, `{"kind": "oidc", issuer, claims}`).
-/// Written out because ts-rs drops a `#[serde(...)]` attribute it cannot parse in full, and
-/// `MachineAuth`'s (tag, rename and deny_unknown_fields in one) is one: its derived declaration
-/// describes serde's default externally tagged shape, which the core would refuse. A test
-/// checks this against the JSON serde writes.
-const MACHINE_AUTH_TS: &str = "type MachineAuth = { \"kind\": \"key\" } | { \"kind\": \"oidc\", issuer: string, claims: { [key in string]?: string }, };";
-
 /// The TypeScript declarations of every IPC type, in a stable order. Committed as
 /// `ui/src/lib/ipc/bindings.ts`; regenerate with `cargo xtask bindings`.
 pub fn typescript_bindings() -> String {
@@ -565,7 +558,7 @@ pub fn typescript_bindings() -> String {
         crate::session::SessionWatchEvent::decl(),
         WatchEvent::decl(),
         crate::http::SignedOut::decl(),
-        MACHINE_AUTH_TS.to_owned(),
+        crate::machine::MachineAuth::decl(),
         crate::machine::MachineSpec::decl(),
         crate::machine::MachineKeyView::decl(),
         crate::machine::MachineFlag::decl(),
@@ -609,7 +602,7 @@ mod tests {
             b.contains(r#"export type KeyAction = { "op": "add", name: string, }"#),
             "{b}"
         );
-        // MachineAuth's declaration is written by hand (see MACHINE_AUTH_TS): hold it to serde.
+        // MachineAuth's derived declaration must match the JSON serde writes.
         let json = serde_json::to_string(&crate::machine::MachineAuth::Key).unwrap();
         assert_eq!(json, r#"{"kind":"key"}"#);
         let oidc = crate::machine::MachineAuth::Oidc {

@@ -76,7 +76,10 @@ pub fn rotate_message(machine: &str, new_key: &str) -> Vec<u8> {
 
 /// How a machine logs in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+// Separate attributes: ts-rs drops a `serde(...)` it cannot parse whole, and would then
+// describe the externally tagged shape instead of this one.
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(deny_unknown_fields)]
 pub enum MachineAuth {
     /// An Ed25519 key pair; the first key is registered with a single-use join token.
     Key,

@@ -38,12 +38,12 @@ use crate::machines::error::{MachinesError, Result};
 use crate::store::Db;
 use crate::with_tx;
 
-/// Most labels, claim rules and sources a machine may carry; longest label/claim value.
-pub const MAX_LABELS: usize = 16;
-pub const MAX_CLAIM_RULES: usize = 16;
-pub const MAX_SOURCES: usize = 32;
-pub const MAX_VALUE_CHARS: usize = 256;
-pub const MAX_PURPOSE_CHARS: usize = 200;
+use paw_policy::limits::{
+    MAX_MACHINE_CLAIM_NAME_CHARS as MAX_CLAIM_NAME_CHARS,
+    MAX_MACHINE_CLAIM_RULES as MAX_CLAIM_RULES, MAX_MACHINE_LABELS as MAX_LABELS,
+    MAX_MACHINE_PURPOSE_CHARS as MAX_PURPOSE_CHARS, MAX_MACHINE_SOURCES as MAX_SOURCES,
+    MAX_MACHINE_VALUE_CHARS as MAX_VALUE_CHARS,
+};
 
 /// Machine identities as a service. It owns its store and clock, and uses identity (sessions,
 /// keys) and the policy's groups (backup owners).
@@ -171,7 +171,7 @@ impl Machines {
                 )));
             }
             for (claim, glob) in claims {
-                check_text("claim name", claim, 64)?;
+                check_text("claim name", claim, MAX_CLAIM_NAME_CHARS)?;
                 check_text("claim rule", glob, MAX_VALUE_CHARS)?;
                 auth::claim_glob(glob).map_err(bad)?;
             }

@@ -2,7 +2,7 @@
 // by hand: the test suite fails when this file and the Rust constants drift apart.
 // Why each value is what it is: the doc comment of its constant there.
 
-export type Limits = { justification_min_chars: number, justification_max_chars: number, ticket_max_chars: number, target_name_max_chars: number, identifier_max_chars: number, description_max_chars: number, comment_max_chars: number, grant_max_secs: number, break_glass_max_secs: number, sessions_per_grant_max: number, break_glass_reviewers: number, name_max_chars: number, step_up_ttl_secs: number, kill_reason_min_chars: number, kill_reason_max_chars: number, terminal_input_max_bytes: number, terminal_cols_min: number, terminal_cols_max: number, terminal_rows_min: number, terminal_rows_max: number, history_page_max: number, history_filter_max_chars: number, audit_page_max: number, audit_filter_max_chars: number, };
+export type Limits = { justification_min_chars: number, justification_max_chars: number, ticket_max_chars: number, target_name_max_chars: number, identifier_max_chars: number, description_max_chars: number, comment_max_chars: number, grant_max_secs: number, break_glass_max_secs: number, sessions_per_grant_max: number, break_glass_reviewers: number, name_max_chars: number, step_up_ttl_secs: number, kill_reason_min_chars: number, kill_reason_max_chars: number, terminal_input_max_bytes: number, terminal_cols_min: number, terminal_cols_max: number, terminal_rows_min: number, terminal_rows_max: number, history_page_max: number, history_filter_max_chars: number, audit_page_max: number, audit_filter_max_chars: number, machine_labels_max: number, machine_claim_rules_max: number, machine_sources_max: number, machine_value_max_chars: number, machine_claim_name_max_chars: number, machine_purpose_max_chars: number, };
 
 /** Every bound the core and the broker enforce on what the UI sends, as one frozen value. */
 export const LIMITS: Readonly<Limits> = Object.freeze({
@@ -30,4 +30,10 @@ export const LIMITS: Readonly<Limits> = Object.freeze({
   history_filter_max_chars: 128,
   audit_page_max: 500,
   audit_filter_max_chars: 256,
+  machine_labels_max: 16,
+  machine_claim_rules_max: 16,
+  machine_sources_max: 32,
+  machine_value_max_chars: 256,
+  machine_claim_name_max_chars: 64,
+  machine_purpose_max_chars: 200,
 });
