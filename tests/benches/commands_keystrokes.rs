@@ -40,12 +40,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use paw_client::terminal::{self, Credential, TermEvent, Terminal};
 use paw_proto::action::Action;
+use paw_tests::bench::{cpu_ns, direct_key, files, loadavg, median, ms, pct, ssh_command};
 use paw_tests::replicas::{Options, Replicas, Store, SSH_TARGET};
 use paw_tests::virtual_user::VirtualUser;
 use serde_json::Value;
@@ -184,20 +185,7 @@ async fn run(s: Sizes) {
     let free = grant(&r, &mut ada, "web-free").await;
     let rules = grant(&r, &mut ada, "web-rules").await;
     // The stock client's key, certified by the broker's user CA (which the sshd trusts).
-    let keys = tempfile::tempdir().unwrap();
-    let ssh_key = keys.path().join("id_bench");
-    run_ok(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&ssh_key),
-    );
-    run_ok(
-        Command::new("ssh-keygen")
-            .args(["-q", "-s"])
-            .arg(r.broker_dir().join("ssh_user_ca"))
-            .args(["-I", "bench-direct", "-n", "root", "-V", "-5m:+2h"])
-            .arg(ssh_key.with_extension("pub")),
-    );
+    let (keys, ssh_key) = direct_key(&r);
     let mut b = Bench {
         r,
         ada,
@@ -328,7 +316,7 @@ async fn run(s: Sizes) {
             let c0 = cpu_ns(pid);
             let got = match PATHS[p] {
                 Which::Floor => {
-                    let c = ssh_command(&b, Some(&cmd));
+                    let c = ssh_command(&b.r, &b.ssh_key, true, Some(&cmd));
                     tokio::task::spawn_blocking(move || bulk_openssh(c))
                         .await
                         .unwrap()
@@ -559,7 +547,7 @@ async fn open_paw(b: &mut Bench, w: Which, command: Option<&str>) -> Term {
 }
 
 fn open_ssh(b: &Bench) -> Term {
-    let mut child = ssh_command(b, None)
+    let mut child = ssh_command(&b.r, &b.ssh_key, true, None)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -707,42 +695,6 @@ impl Term {
     }
 }
 
-/// The stock client straight to sshd, with a pty, with its key and certificate.
-fn ssh_command(b: &Bench, remote: Option<&str>) -> Command {
-    let mut c = Command::new("ssh");
-    c.env("TERM", "xterm-256color")
-        .args(["-tt", "-e", "none", "-i"])
-        .arg(&b.ssh_key)
-        .args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-p",
-            &b.r.sshd().unwrap().port().to_string(),
-            "root@127.0.0.1",
-        ]);
-    if let Some(r) = remote {
-        c.arg(r);
-    }
-    c
-}
-
-fn run_ok(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // Bulk exec
 
@@ -825,49 +777,5 @@ fn bulk_openssh(mut cmd: Command) -> Bulk {
     }
 }
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Figures
-
-fn pct(v: &mut [Duration], p: usize) -> Duration {
-    v.sort();
-    v[((v.len() - 1) * p).div_ceil(100)]
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// CPU time of process `pid` so far, in ns: the scheduler's sum over its live threads.
-fn cpu_ns(pid: u32) -> u64 {
-    files(Path::new(&format!("/proc/{pid}/task")))
-        .iter()
-        .filter_map(|t| {
-            std::fs::read_to_string(t.join("schedstat"))
-                .ok()?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}

@@ -4,6 +4,7 @@
 //! loopback in a temporary directory and torn down on drop. A missing prerequisite is a test
 //! failure with a message saying what to install, never a silent skip.
 
+pub mod bench;
 pub mod oidc;
 pub mod postgres;
 pub mod replicas;

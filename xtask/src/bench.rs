@@ -5,7 +5,9 @@
 //!
 //! `cargo xtask bench commands` builds the release `pawd` with the `virtual-key` feature and runs
 //! `cargo bench -p paw-tests --bench commands_keystrokes` against it (issue #15: keystroke round
-//! trip and Enter-to-prompt with and without command rules, bulk exec under rules).
+//! trip and Enter-to-prompt with and without command rules, bulk exec under rules);
+//! `cargo xtask bench machines` does the same with `--bench machines` (issue #16: a machine's
+//! pipeline step against direct OpenSSH, the inventory of 10,000 machines).
 //!
 //! Broker throughput lives next to the broker: `cargo bench -p paw-broker --bench healthz`.
 
@@ -37,14 +39,17 @@ pub fn run(args: &[String]) -> Result<()> {
                 .status_ok()
         }
         Some("app") => app(),
-        Some("commands") => commands(),
-        _ => bail!("usage: cargo xtask bench app | commands"),
+        Some("commands") => paw_tests_bench("commands_keystrokes"),
+        Some("machines") => paw_tests_bench("machines"),
+        _ => bail!("usage: cargo xtask bench app | commands | machines"),
     }
 }
 
-/// Command control's cost per keystroke (BENCHMARKS.md, issue #15). The harness would build a
-/// `pawd` of its own without features; this one is built with the virtual key, as the e2e's is.
-fn commands() -> Result<()> {
+/// A bench binary of `tests/benches` against a release `pawd`: command control's cost per
+/// keystroke (issue #15), machine identities' pipeline step and inventory (issue #16). The
+/// harness would build a `pawd` of its own without features; this one is built with the
+/// virtual key, as the e2e's is.
+fn paw_tests_bench(name: &str) -> Result<()> {
     util::cargo(&[
         "build",
         "--release",
@@ -54,7 +59,7 @@ fn commands() -> Result<()> {
         "paw-broker/virtual-key",
     ])
     .status_ok()?;
-    util::cargo(&["bench", "-p", "paw-tests", "--bench", "commands_keystrokes"])
+    util::cargo(&["bench", "-p", "paw-tests", "--bench", name])
         .env("PAW_TEST_PAWD", util::root().join("target/release/pawd"))
         .status_ok()
 }
