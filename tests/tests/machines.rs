@@ -81,7 +81,42 @@ break_glass = {{ max_duration_secs = 600 }}
 "#,
         iss = issuer.issuer(),
         jwks = issuer.jwks_url(),
-    )
+    ) + &windows()
+}
+
+/// Two entitlements approved by `sre`, each automatic inside a window of every day: one
+/// around now, one that starts two hours from now (UTC, minutes of the day).
+fn windows() -> String {
+    let now_min = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60)
+        % (24 * 60);
+    let hm = |m: u64| format!("{:02}:{:02}", (m % 1440) / 60, m % 60);
+    let mut out = String::new();
+    for (id, from, to) in [
+        ("web-window-now", now_min + 1440 - 60, now_min + 60),
+        ("web-window-later", now_min + 120, now_min + 180),
+    ] {
+        out.push_str(&format!(
+            r#"
+[[entitlement]]
+id = "{id}"
+description = "Deploy, automatic inside its window"
+target_kind = "ssh"
+target = "web-*"
+role = "root"
+max_duration_secs = 3600
+requesters = ["deployers"]
+approval = {{ required = 1, groups = ["sre"] }}
+auto_window = {{ days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], from = "{}", to = "{}" }}
+"#,
+            hm(from),
+            hm(to)
+        ));
+    }
+    out
 }
 
 struct World {
@@ -862,4 +897,33 @@ async fn nhi2_no_machine_secret_is_stored_or_logged_in_the_clear() {
     assert!(places.iter().any(|(_, b)| b
         .windows(planted.len())
         .any(|win| win == planted.as_bytes())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_is_approved_automatically_only_inside_its_window() {
+    let mut w = world().await;
+    let (ci, _) = key_machine(&mut w, "ci-key", "ada").await;
+    let inside = ci.request(deploy("web-window-now")).await.unwrap();
+    assert_eq!(inside.state, "active", "{inside:?}");
+    let outside = ci.request(deploy("web-window-later")).await.unwrap();
+    assert_eq!(outside.state, "pending", "{outside:?}");
+    assert!(outside.rule.contains("UTC; otherwise"), "{}", outside.rule);
+    // Outside the window a person approves, as for any request.
+    let decide = Action::Approve {
+        request_id: outside.id.clone(),
+        approve: true,
+        comment: "deploy outside the window, checked".into(),
+    };
+    let v = w
+        .ada
+        .signed(
+            &w.r.url(PAWD),
+            &format!("/v1/requests/{}/decide", outside.id),
+            &decide,
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(v["state"], "active", "{v}");
 }

@@ -354,7 +354,7 @@ async fn help_desk_reads_history_but_can_elevate_nothing(store: Store) {
     let requests = [web_request("web-1", 10, None), db_request("db-1", 10)];
     for action in &requests {
         assert_eq!(
-            refused!(elevation::check_action(&policy, &w.hana.auth, action)),
+            refused!(elevation::check_action(&policy, &w.hana.auth, action, 0)),
             ErrorCode::Forbidden
         );
         // Even with a verified step-up for the request.

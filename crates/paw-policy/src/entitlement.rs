@@ -147,6 +147,10 @@ pub struct EntitlementConfig {
     /// (pty) or a shell. Off: machines run exec requests only (case K6).
     #[serde(default)]
     pub machine_pty: bool,
+    /// With approvers: requests whose grant starts inside this window are approved after the
+    /// requester's step-up; outside it the approvers decide ([`crate::AutoWindow`]).
+    #[serde(default)]
+    pub auto_window: Option<crate::AutoWindowConfig>,
 }
 
 fn default_max_sessions() -> u32 {
@@ -192,6 +196,7 @@ pub struct Entitlement {
     max_sessions: u32,
     commands: Option<CommandControl>,
     machine_pty: bool,
+    auto_window: Option<crate::AutoWindow>,
 }
 
 /// An entitlement's command rules: as written (what two policies are compared by, and what
@@ -287,6 +292,7 @@ impl Entitlement {
             max_sessions,
             commands,
             machine_pty,
+            auto_window,
         } = config;
         if max_sessions == 0 || max_sessions > MAX_SESSIONS_PER_GRANT {
             return Err(invalid("max_sessions", "must be between 1 and 16"));
@@ -404,6 +410,16 @@ impl Entitlement {
             }),
         };
 
+        let auto_window =
+            match auto_window {
+                None => None,
+                // "auto" approves at every hour already: a window would only read as a limit.
+                Some(_) if approval == ApprovalRule::Auto => return Err(invalid(
+                    "auto_window",
+                    "needs approvers: with approval = \"auto\" every request is approved anyway",
+                )),
+                Some(c) => Some(crate::AutoWindow::new(&c)?),
+            };
         Ok(Entitlement {
             id,
             description,
@@ -418,6 +434,7 @@ impl Entitlement {
             max_sessions,
             commands,
             machine_pty,
+            auto_window,
         })
     }
 
@@ -467,6 +484,11 @@ impl Entitlement {
         self.commands.as_ref()
     }
 
+    /// When approval is automatic although the entitlement has approvers.
+    pub fn auto_window(&self) -> Option<&crate::AutoWindow> {
+        self.auto_window.as_ref()
+    }
+
     /// Whether machines may have a terminal in its sessions (K6).
     pub fn machine_pty(&self) -> bool {
         self.machine_pty
@@ -491,7 +513,14 @@ impl Entitlement {
             ApprovalRule::Auto => {
                 "approved automatically after the requester's security-key step-up".to_owned()
             }
-            ApprovalRule::Quorum(quorum) => quorum.describe(),
+            ApprovalRule::Quorum(quorum) => match &self.auto_window {
+                Some(w) => format!(
+                    "approved automatically after the requester's step-up within {}; otherwise {}",
+                    w.describe(),
+                    quorum.describe()
+                ),
+                None => quorum.describe(),
+            },
         }];
         if let Some(ticket) = &self.ticket {
             parts.push(format!("a ticket matching {ticket} is required"));
@@ -583,6 +612,7 @@ approval = "auto"
             max_sessions: 1,
             commands: None,
             machine_pty: false,
+            auto_window: None,
         }
     }
 

@@ -30,6 +30,7 @@ mod quorum;
 mod request;
 mod review;
 mod text;
+mod window;
 
 pub use duration::{validate_duration, GrantDuration};
 pub use entitlement::{
@@ -48,3 +49,4 @@ pub use pattern::Pattern;
 pub use quorum::{Approval, IgnoreReason, Ignored, PersonId, Quorum, QuorumOutcome};
 pub use request::{check_request, may_approve, NextStep, RequestInput, RequestPlan};
 pub use review::{may_review, review_closed};
+pub use window::{AutoWindow, AutoWindowConfig};

@@ -242,7 +242,7 @@ mod tests {
         let ts = typescript_limits();
         let json = serde_json::to_value(LIMITS).unwrap();
         let fields = json.as_object().unwrap();
-        assert_eq!(fields.len(), 24);
+        assert_eq!(fields.len(), 30);
         for (name, value) in fields {
             assert!(
                 ts.contains(&format!("\n  {name}: {value},\n")),

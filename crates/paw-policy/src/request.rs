@@ -34,6 +34,9 @@ pub struct RequestInput {
     pub justification: String,
     pub ticket: Option<String>,
     pub break_glass: bool,
+    /// When the grant would start (the requested start, else now; Unix ms, the broker's
+    /// clock): what an entitlement's `auto_window` is checked against.
+    pub starts_at_ms: i64,
 }
 
 /// What happens to a request that passed [`check_request`].
@@ -117,6 +120,13 @@ pub fn check_request(
             )?,
         },
         (None, ApprovalRule::Auto) => NextStep::AutoApprove,
+        (None, ApprovalRule::Quorum(_))
+            if entitlement
+                .auto_window()
+                .is_some_and(|w| w.contains(input.starts_at_ms)) =>
+        {
+            NextStep::AutoApprove
+        }
         (None, ApprovalRule::Quorum(quorum)) => NextStep::NeedsApproval(quorum.clone()),
     };
     Ok(RequestPlan { next, duration })
@@ -231,6 +241,7 @@ mod tests {
             max_sessions: 1,
             commands: None,
             machine_pty: false,
+            auto_window: None,
         }
     }
 
@@ -255,6 +266,7 @@ mod tests {
             max_sessions: 1,
             commands: None,
             machine_pty: false,
+            auto_window: None,
         })
         .unwrap()
     }
@@ -271,6 +283,7 @@ mod tests {
             justification: "INC-42 vacuum the orders table".into(),
             ticket: Some("INC-42".into()),
             break_glass: false,
+            starts_at_ms: 0,
         }
     }
 
@@ -286,6 +299,7 @@ mod tests {
             justification: "restart the stuck nginx worker".into(),
             ticket: None,
             break_glass: false,
+            starts_at_ms: 0,
         }
     }
 
@@ -304,6 +318,54 @@ mod tests {
     }
 
     // ---- outcomes -------------------------------------------------------------------------
+
+    #[test]
+    fn inside_its_auto_window_a_request_is_approved_outside_the_approvers_decide() {
+        let mut c = guarded_config();
+        c.auto_window = Some(crate::AutoWindowConfig {
+            days: vec!["mon".into()],
+            from: "01:00".into(),
+            to: "05:00".into(),
+        });
+        let e = Entitlement::new(c).unwrap();
+        // 2026-12-07 was a Monday.
+        let monday = 1_796_601_600_000_i64;
+        let mut r = request();
+        r.starts_at_ms = monday + 2 * 3_600_000;
+        assert_eq!(check_request(&e, &r).unwrap().next, NextStep::AutoApprove);
+        r.starts_at_ms = monday + 6 * 3_600_000;
+        assert!(matches!(
+            check_request(&e, &r).unwrap().next,
+            NextStep::NeedsApproval(_)
+        ));
+        assert!(
+            e.describe_rule().contains("within mon 01:00–05:00 UTC"),
+            "{}",
+            e.describe_rule()
+        );
+        // The window never widens who may ask.
+        r.starts_at_ms = monday + 2 * 3_600_000;
+        r.requester_groups = groups(&["web"]);
+        assert_eq!(check_request(&e, &r), Err(PolicyError::NotARequester));
+    }
+
+    #[test]
+    fn an_auto_window_needs_approvers_to_stand_in_for() {
+        let mut c = guarded_config();
+        c.approval = ApprovalConfig::Auto;
+        c.auto_window = Some(crate::AutoWindowConfig {
+            days: vec!["mon".into()],
+            from: "01:00".into(),
+            to: "05:00".into(),
+        });
+        assert!(matches!(
+            Entitlement::new(c),
+            Err(PolicyError::InvalidEntitlement {
+                field: "auto_window",
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn quorum_entitlement_needs_approval() {

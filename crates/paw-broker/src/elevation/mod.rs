@@ -204,6 +204,7 @@ pub fn check_action(
     policy: &Policy,
     auth: &AuthContext,
     action: &Action,
+    now_ms: i64,
 ) -> Result<(paw_policy::RequestPlan, Entitlement)> {
     if auth.has_role(HELPDESK_ROLE) {
         return Err(ElevationError::Forbidden(
@@ -260,6 +261,13 @@ pub fn check_action(
             justification: justification.clone(),
             ticket,
             break_glass,
+            starts_at_ms: match action {
+                Action::Request {
+                    start_at_ms: Some(t),
+                    ..
+                } => *t,
+                _ => now_ms,
+            },
         },
     )?;
     Ok((plan, e.clone()))

@@ -18,7 +18,7 @@ pub async fn request(
         return Err(wrong_action().into());
     };
     let policy = svc.policy.get();
-    let (plan, e) = check_action(&policy, auth, action)?;
+    let (plan, e) = check_action(&policy, auth, action, svc.clock.now_ms())?;
     let now = svc.clock.now_ms();
     if start_at_ms.is_some_and(|t| t < now - 60_000 || t > now + 30 * 86_400_000) {
         return Err(ElevationError::BadRequest(
@@ -106,7 +106,7 @@ pub async fn break_glass(
     auth.require_person("break-glass")?;
     let action = proof.action().ok_or_else(wrong_action)?;
     let policy = svc.policy.get();
-    let (_plan, e) = check_action(&policy, auth, action)?;
+    let (_plan, e) = check_action(&policy, auth, action, svc.clock.now_ms())?;
     let now = svc.clock.now_ms();
     let row = new_row(auth, &policy, action, &e, now, proof.credential_id())?;
     let id = row.id.clone();

@@ -323,7 +323,12 @@ pub async fn events(
 pub fn precheck(state: &AppState, auth: &AuthContext, action: &Action) -> Result<(), ApiFailure> {
     match action {
         Action::Request { .. } | Action::BreakGlass { .. } => {
-            elevation::check_action(&state.elevation.policy.get(), auth, action)?;
+            elevation::check_action(
+                &state.elevation.policy.get(),
+                auth,
+                action,
+                state.clock.now_ms(),
+            )?;
         }
         Action::KillSession { reason, .. } => crate::sessions::check_kill_reason(reason)?,
         _ => {}
