@@ -182,6 +182,9 @@ fn test() -> Result<()> {
         "warnings",
     ])
     .status_ok()?;
+    // `cargo test` builds a package's binaries only for its own integration tests; pawctl's
+    // pipeline test lives in tests/, so the binary it runs is built here and named to it.
+    util::cargo(&["build", "-p", "paw-cli", "--bin", "pawctl"]).status_ok()?;
     all_rust_tests()
 }
 
@@ -205,6 +208,7 @@ fn all_rust_tests() -> Result<()> {
         .env("XDG_DATA_HOME", &keyring)
         .env("PAW_E2E_APP", root.join("target/debug/paw"))
         .env("PAW_E2E_PAWD", root.join("target/debug/pawd"))
+        .env("PAW_TEST_PAWCTL", root.join("target/debug/pawctl"))
         .env("PAW_E2E_SCREENSHOTS", &screenshots)
         .env("PAW_E2E_TAURI_DRIVER", setup::tauri_driver()?)
         .status_ok()
