@@ -203,7 +203,8 @@ pub struct Entitlement {
 /// the UI shows) and compiled once at load (what every command is checked against).
 #[derive(Debug, Clone)]
 pub struct CommandControl {
-    config: paw_commands::CommandsConfig,
+    // Shared, like the compiled rules: the broker takes a copy at every checked line end.
+    config: std::sync::Arc<paw_commands::CommandsConfig>,
     hold_secs: u32,
     rules: std::sync::Arc<paw_commands::CommandRules>,
 }
@@ -406,7 +407,7 @@ impl Entitlement {
                     paw_commands::CommandRules::new(config.clone())
                         .map_err(|e| PolicyError::InvalidCommands(e.to_string()))?,
                 ),
-                config,
+                config: std::sync::Arc::new(config),
             }),
         };
 

@@ -33,7 +33,6 @@ const ECHO_QUIET: Duration = Duration::from_millis(40);
 /// typed bytes never showed.
 const ECHO_MAX: Duration = Duration::from_millis(1000);
 /// Marks a hold the user gave up with ^C (not a decider's name: names have no spaces).
-const GIVEN_UP: &str = "^C from its user";
 /// How often a held command's row is read for a decision made on any broker.
 const HOLD_POLL: Duration = Duration::from_millis(200);
 
@@ -243,7 +242,7 @@ impl Shell {
                         if data.contains(&0x03)
                             && matches!(holds::expire(io.svc, io.info, &held.id, "given up by its user").await, Ok(true))
                         {
-                            break (holds::EXPIRED.to_owned(), Some(GIVEN_UP.to_owned()));
+                            break HoldEnd::GivenUp;
                         }
                     }
                     Some(ChannelMsg::Close) | None => {
@@ -254,25 +253,25 @@ impl Shell {
                 },
             }
             match holds::state(io.svc, &held.id).await {
-                Ok((state, by)) if state != holds::PENDING => break (state, by),
+                Ok((state, by)) if state != holds::PENDING => break HoldEnd::decided(&state, by),
                 // A database that cannot answer does not release anything; the hold's own
                 // time still runs.
                 Ok(_) | Err(_) => {}
             }
             if io.svc.clock.now_ms() >= held.expires_at {
                 match holds::expire(io.svc, io.info, &held.id, "timed out").await {
-                    Ok(true) => break (holds::EXPIRED.to_owned(), None),
+                    Ok(true) => break HoldEnd::TimedOut,
                     // Decided at the last moment: read what was decided.
                     Ok(false) => continue,
-                    Err(_) => break (holds::EXPIRED.to_owned(), None),
+                    Err(_) => break HoldEnd::TimedOut,
                 }
             }
         };
-        let (label, released) = match (outcome.0.as_str(), outcome.1) {
-            (holds::RELEASED, by) => (format!("released by {}", by.unwrap_or_default()), true),
-            (holds::REFUSED, by) => (format!("refused by {}", by.unwrap_or_default()), false),
-            (_, Some(by)) if by == GIVEN_UP => ("given up (^C)".to_owned(), false),
-            _ => (format!("no decision within {hold_secs} s"), false),
+        let (label, released) = match outcome {
+            HoldEnd::Released(by) => (format!("released by {by}"), true),
+            HoldEnd::Refused(by) => (format!("refused by {by}"), false),
+            HoldEnd::GivenUp => ("given up (^C)".to_owned(), false),
+            HoldEnd::TimedOut => (format!("no decision within {hold_secs} s"), false),
         };
         io.rec
             .marker(&format!(
@@ -413,5 +412,27 @@ mod tests {
         assert!(history_expansion("[ ! -e x ]").is_none());
         assert!(history_expansion("echo hi!").is_none());
         assert!(history_expansion("echo \\!x").is_none());
+    }
+}
+
+/// How a held command's wait ended, as the terminal and the recording tell it.
+enum HoldEnd {
+    Released(String),
+    Refused(String),
+    /// ^C typed by its user while it was held.
+    GivenUp,
+    /// No decision in time (here or, for a row another broker expired, there).
+    TimedOut,
+}
+
+impl HoldEnd {
+    /// A decided row: its state and who decided.
+    fn decided(state: &str, by: Option<String>) -> Self {
+        let by = by.unwrap_or_default();
+        match state {
+            holds::RELEASED => Self::Released(by),
+            holds::REFUSED => Self::Refused(by),
+            _ => Self::TimedOut,
+        }
     }
 }
