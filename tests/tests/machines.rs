@@ -927,3 +927,54 @@ async fn a_machine_is_approved_automatically_only_inside_its_window() {
         .unwrap();
     assert_eq!(v["state"], "active", "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k1_nhi1_the_backup_owner_takes_over_a_suspended_machine_and_nobody_else_may() {
+    let mut w = world().await;
+    let mut bob = w.r.enrolled("bob", &[], PAWD).await.unwrap();
+    let mut carol = w.r.enrolled("carol", &[], PAWD).await.unwrap();
+    let mut spec = key_spec("ci-key", "ada");
+    spec.backup_owner = Some("bob".into());
+    let created = create(&mut w, &spec).await;
+    assert_eq!(created["machine"]["backup_owner"], "bob", "{created}");
+    let out =
+        w.r.pawd(&["user".into(), "disable".into(), "ada".into()])
+            .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let take = |to: &str| Action::ManageMachine {
+        operation: "transfer".into(),
+        machine: "ci-key".into(),
+        owner: to.into(),
+        spec_sha256: String::new(),
+    };
+    let base = w.r.url(PAWD);
+    async fn signed_transfer(
+        user: &mut VirtualUser,
+        base: &str,
+        action: &Action,
+        to: &str,
+    ) -> paw_tests::virtual_user::Reply {
+        let start = user.stepup_start(base, action).await.unwrap();
+        let answer = user.stepup_answer(&start, action).unwrap();
+        let body = json!({"owner": to, "challenge": answer["challenge"], "credential": answer["credential"]});
+        user.call(base, "POST", "/v1/machines/ci-key/owner", Some(&body))
+            .await
+            .unwrap()
+    }
+    // Someone who is not the backup owner: refused, even for themselves.
+    let r = signed_transfer(&mut carol, &base, &take("carol"), "carol").await;
+    assert_eq!(r.code(), "forbidden", "{r:?}");
+    // The backup owner handing it to someone else: refused (that is an admin's call).
+    let r = signed_transfer(&mut bob, &base, &take("carol"), "carol").await;
+    assert_eq!(r.code(), "forbidden", "{r:?}");
+    // The backup owner taking it over: the suspension is lifted, on record as such.
+    let r = signed_transfer(&mut bob, &base, &take("bob"), "bob").await;
+    let v = r.clone().ok().unwrap_or_else(|_| panic!("{r:?}"));
+    assert_eq!(v["owner"], "bob");
+    assert!(v["suspended_at_ms"].is_null(), "{v}");
+    let audit = common::sqlite_audit(&w.r).await;
+    assert!(audit.iter().any(|a| a["action"] == "machine_owner_changed"
+        && a["actor"] == "bob"
+        && a["detail"]["as"] == "backup_owner"));
+}

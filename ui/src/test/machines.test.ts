@@ -203,6 +203,26 @@ describe('a machine in detail', () => {
     expect(screen.queryByTestId('machine-suspended')).toBeNull();
   });
 
+  it('lets the backup owner of a suspended machine take it over, and nobody else but an admin', async () => {
+    const core = await openMachines(BOB);
+    const cron = core.machines.machines.find((m) => m.name === 'backup-cron');
+    if (cron === undefined) throw new Error('no backup-cron in the mock');
+    cron.backup_owner = 'bob';
+    await fireEvent.click(screen.getByTestId('machines-refresh'));
+    await waitFor(() => expect(rowNames()).toContain('backup-cron'));
+    await fireEvent.click(within(row('backup-cron')).getByTestId('machine-open'));
+    const detail = await screen.findByTestId('machine-detail');
+    expect(within(detail).getByTestId('machine-suspended').textContent).toContain('you, its backup owner, take it over');
+    expect(within(detail).queryByTestId('machine-assign-form')).toBeNull();
+    within(detail).getByTestId('machine-take-form');
+    await fireEvent.click(within(detail).getByTestId('machine-take'));
+    await approveStepUp();
+    expect(calls(core, 'prepare_transfer_machine').at(-1)).toEqual({ input: { machine: 'backup-cron', owner: 'bob' } });
+    await waitFor(() => expect(row('backup-cron').dataset['suspended']).toBe('false'));
+    // A machine with its owner still there offers no take-over to its backup.
+    expect(screen.queryByTestId('machine-take-form')).toBeNull();
+  });
+
   it('shows when the owner was disabled: suspended, no owner', async () => {
     const core = await openMachines();
     await waitFor(() => expect(rows()).toHaveLength(3));

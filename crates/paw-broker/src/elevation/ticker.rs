@@ -252,7 +252,7 @@ pub async fn disable_user(svc: &Elevation, actor: &str, user_name: &str) -> Resu
 /// Suspends a machine inside the caller's audited transaction (case K1): locked, so every
 /// login, step-up and token check refuses it; its sign-ins revoked; its requests cancelled and
 /// its grants revoked, which ends their brokered sessions. Returns the grants voided. Lifted
-/// only when an admin hands the machine to a new owner.
+/// only when the machine gets a new owner (`machines::Machines::transfer`).
 pub(crate) async fn suspend_machine_in(
     tx: &mut Tx,
     machine_id: &str,

@@ -76,10 +76,10 @@ pub async fn create(
     request_body = TransferMachineRequest,
     params(("name" = String, Path, description = "Machine name"), DeviceProof),
     responses(
-        (status = 200, description = "The new owner is accountable; a suspension for want of an owner is lifted", body = MachineView),
+        (status = 200, description = "The new owner is accountable; a suspension for want of an owner is lifted. An administrator assigns anyone; the backup owner may take the machine over themselves", body = MachineView),
         (status = 400, description = "`bad_request`: the new owner is not an active person", body = ApiError),
         (status = 401, description = "`unauthenticated`, `challenge_invalid` or `webauthn_rejected`", body = ApiError),
-        (status = 403, description = "`forbidden`: not an administrator", body = ApiError),
+        (status = 403, description = "`forbidden`: neither an administrator nor the backup owner taking it over", body = ApiError),
         (status = 404, description = "`not_found`: no such machine", body = ApiError),
     ))]
 pub async fn transfer(

@@ -4,7 +4,7 @@
 //! Rules:
 //! - **Owned.** A machine cannot exist without an accountable owner, a person whose account is
 //!   active (K1). When the owner is disabled, the machine is suspended in the same transaction
-//!   (`elevation::disable_user`) and stays so until an admin hands it to a new owner.
+//!   (`elevation::disable_user`) and stays so until an admin hands it to a new owner or its backup owner takes it over.
 //! - **No stored secret.** A machine proves itself with an Ed25519 key whose private half never
 //!   leaves it (the first registered with a single-use join token), or with an OIDC workload
 //!   token exchanged for a session bound to a key made for that session (K2, K3).
@@ -251,7 +251,7 @@ impl Machines {
         })
     }
 
-    /// `POST /v1/machines/{name}/owner`: an admin hands a machine to a new owner, which lifts a
+    /// `POST /v1/machines/{name}/owner`: an admin hands a machine to a new owner (or its backup owner takes it over), which lifts a
     /// suspension caused by the previous owner's departure (K1). A machine that was itself
     /// disabled stays disabled.
     pub async fn transfer(
@@ -261,16 +261,27 @@ impl Machines {
         machine: &str,
         new_owner: &str,
     ) -> Result<MachineView> {
-        caller.require_admin("changing a machine's owner")?;
         if proof.action() != Some(&transfer_action(machine, new_owner)) {
             return Err(MachinesError::ChallengeInvalid(
                 "the step-up was for another transfer".into(),
             ));
         }
-        let owner = active_person(&self.db, "owner", new_owner).await?;
         let row = store::by_name(&self.db, machine)
             .await?
             .ok_or_else(|| MachinesError::NotFound(format!("no machine {machine}")))?;
+        // An admin assigns anyone; the backup owner may only take the machine over themselves,
+        // and only once it has lost its owner: that is what a backup owner is for, not a way
+        // to unseat an owner who is still there.
+        let as_backup = !caller.is_admin()
+            && new_owner == caller.user_name
+            && (row.suspended_at.is_some() || row.owner_name.is_none())
+            && self.is_backup_owner(&row, &caller.user_name);
+        if !as_backup {
+            caller.require_admin(
+                "changing a machine's owner (other than its backup owner taking it over)",
+            )?;
+        }
+        let owner = active_person(&self.db, "owner", new_owner).await?;
         let now = self.clock.now_ms();
         let mut tx = self.db.begin().await?;
         audit::lock(&mut tx).await?;
@@ -294,6 +305,7 @@ impl Machines {
                     "owner": new_owner,
                     "previous_owner": row.owner_name,
                     "suspension_lifted": was_suspended,
+                    "as": if as_backup { "backup_owner" } else { "admin" },
                     "credential": proof.credential_id(),
                 }),
             ),
@@ -301,6 +313,17 @@ impl Machines {
         .await?;
         tx.commit().await?;
         self.view(caller, machine).await
+    }
+
+    /// Whether `user` is the machine's backup owner, by name or through `group:NAME`.
+    fn is_backup_owner(&self, row: &store::MachineRow, user: &str) -> bool {
+        match row.backup_owner.as_deref() {
+            None => false,
+            Some(b) => match b.strip_prefix("group:") {
+                Some(group) => self.policy.get().groups_of(user).iter().any(|g| g == group),
+                None => b == user,
+            },
+        }
     }
 
     /// One machine as `caller` may see it: admins any, others those they own or back up.
