@@ -69,6 +69,16 @@ max_sessions = 5
 machine_pty = true
 
 [[entitlement]]
+id = "web-owner"
+description = "Deploy on the web servers, approved by the machine's owner"
+target_kind = "ssh"
+target = "web-*"
+role = "root"
+max_duration_secs = 3600
+requesters = ["deployers", "sre"]
+approval = "owner"
+
+[[entitlement]]
 id = "web-reviewed"
 description = "Root on the web servers, approved by a deployer"
 target_kind = "ssh"
@@ -977,4 +987,91 @@ async fn k1_nhi1_the_backup_owner_takes_over_a_suspended_machine_and_nobody_else
     assert!(audit.iter().any(|a| a["action"] == "machine_owner_changed"
         && a["actor"] == "bob"
         && a["detail"]["as"] == "backup_owner"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_s_request_under_the_owner_rule_is_approved_by_its_owner_or_backup_only() {
+    let mut w = world().await;
+    let mut bob = w.r.enrolled("bob", &[], PAWD).await.unwrap();
+    let mut carol = w.r.enrolled("carol", &[], PAWD).await.unwrap();
+    let mut spec = key_spec("ci-key", "ada");
+    spec.backup_owner = Some("group:sre".into());
+    let created = create(&mut w, &spec).await;
+    let key = MachineKey::generate().unwrap();
+    machine::join(
+        &broker(&w.r),
+        "ci-key",
+        created["join_token"].as_str().unwrap(),
+        &key,
+    )
+    .await
+    .unwrap();
+    let ci = MachineSession::login(broker(&w.r), "ci-key", key)
+        .await
+        .unwrap();
+    let base = w.r.url(PAWD);
+
+    let pending = ci.request(deploy("web-owner")).await.unwrap();
+    assert_eq!(pending.state, "pending", "{pending:?}");
+    assert!(
+        pending.rule.contains("machine's owner or backup owner"),
+        "{}",
+        pending.rule
+    );
+    assert_eq!(pending.approvals_missing, 1);
+    let decide = |approve: bool| Action::Approve {
+        request_id: pending.id.clone(),
+        approve,
+        comment: "owner's call".into(),
+    };
+    let path = format!("/v1/requests/{}/decide", pending.id);
+    // carol is neither owner nor in the backup group: not in her inbox, refused.
+    let inbox = carol
+        .call(&base, "GET", "/v1/approvals", None)
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert!(!inbox.to_string().contains(&pending.id), "{inbox}");
+    let r = carol.signed(&base, &path, &decide(true)).await.unwrap();
+    assert_eq!(r.code(), "forbidden", "{r:?}");
+    // bob backs it up through group sre: he sees it (and could decide).
+    let inbox = bob
+        .call(&base, "GET", "/v1/approvals", None)
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert!(inbox.to_string().contains(&pending.id), "{inbox}");
+    // ada, the owner, approves: one approval is the rule.
+    let v = w
+        .ada
+        .signed(&base, &path, &decide(true))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(v["state"], "active", "{v}");
+    let audit = common::sqlite_audit(&w.r).await;
+    assert!(audit.iter().any(|a| a["action"] == "request_approved"
+        && a["subject"] == pending.id.as_str()
+        && a["detail"]["rule"] == "owner"
+        && a["detail"]["owner"] == "ada"));
+    // A person may not request under the owner rule (no one could approve it): refused
+    // before the step-up.
+    let r = w
+        .ada
+        .call(
+            &base,
+            "POST",
+            "/v1/stepup/start",
+            Some(&json!({ "action": deploy("web-owner") })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.code(), "forbidden", "{r:?}");
+    assert!(
+        r.body.to_string().contains("only machine identities"),
+        "{r:?}"
+    );
 }

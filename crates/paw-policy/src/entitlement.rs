@@ -60,11 +60,17 @@ impl fmt::Display for TargetKind {
     }
 }
 
-/// How a request is approved, as written in config: `"auto"` or `{ required, groups }`.
+/// How a request is approved, as written in config: `"auto"`, `"owner"` or
+/// `{ required, groups }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApprovalConfig {
     Auto,
-    Quorum { required: u32, groups: Vec<String> },
+    /// By the requesting machine identity's accountable owner or its backup owner.
+    Owner,
+    Quorum {
+        required: u32,
+        groups: Vec<String>,
+    },
 }
 
 /// The table form of [`ApprovalConfig::Quorum`]; a separate struct so unknown keys are refused.
@@ -83,16 +89,18 @@ impl<'de> Deserialize<'de> for ApprovalConfig {
             type Value = ApprovalConfig;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(r#""auto" or a table { required = N, groups = [...] }"#)
+                f.write_str(r#""auto", "owner" or a table { required = N, groups = [...] }"#)
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 if v == "auto" {
                     Ok(ApprovalConfig::Auto)
+                } else if v == "owner" {
+                    Ok(ApprovalConfig::Owner)
                 } else {
                     // The value is not echoed: it is config text and may hold anything.
                     Err(E::custom(
-                        r#"approval must be "auto" or a table { required = N, groups = [...] }"#,
+                        r#"approval must be "auto", "owner" or a table { required = N, groups = [...] }"#,
                     ))
                 }
             }
@@ -165,6 +173,9 @@ pub enum ApprovalRule {
     Auto,
     /// N distinct people from the named groups, never the requester.
     Quorum(Quorum),
+    /// One approval by the requesting machine identity's owner or backup owner, looked up by
+    /// the broker at each decision. Only machines may request under it.
+    Owner,
 }
 
 /// Break-glass is allowed, for at most this long. Checked against the entitlement it belongs to.
@@ -338,6 +349,7 @@ impl Entitlement {
 
         let approval = match approval {
             ApprovalConfig::Auto => ApprovalRule::Auto,
+            ApprovalConfig::Owner => ApprovalRule::Owner,
             ApprovalConfig::Quorum { required, groups } => {
                 ApprovalRule::Quorum(Quorum::new(required, groups)?)
             }
@@ -370,15 +382,16 @@ impl Entitlement {
 
         // A command held for approval under an automatically approved entitlement could only
         // ever time out: nobody may approve its requests, so nobody may approve its commands.
-        if let (Some(c), ApprovalRule::Auto) = (&commands, &approval) {
+        // Likewise under the owner rule: command approvers come from groups, and it has none.
+        if let (Some(c), ApprovalRule::Auto | ApprovalRule::Owner) = (&commands, &approval) {
             let asks = c.default == paw_commands::Action::Approve
                 || c.rules
                     .iter()
                     .any(|r| r.action == paw_commands::Action::Approve);
             if asks {
                 return Err(PolicyError::InvalidCommands(
-                    "an `approve` command rule needs approvers, and this entitlement is approved \
-                     automatically: use step_up, or give it approvers"
+                    "an `approve` command rule needs approvers from groups, and this entitlement \
+                     has none: use step_up, or give it approvers"
                         .into(),
                 ));
             }
@@ -522,6 +535,16 @@ impl Entitlement {
                 ),
                 None => quorum.describe(),
             },
+            ApprovalRule::Owner => {
+                let owner = "approved by the requesting machine's owner or backup owner";
+                match &self.auto_window {
+                    Some(w) => format!(
+                        "approved automatically after the requester's step-up within {}; otherwise {owner}",
+                        w.describe()
+                    ),
+                    None => owner.to_owned(),
+                }
+            }
         }];
         if let Some(ticket) = &self.ticket {
             parts.push(format!("a ticket matching {ticket} is required"));

@@ -47,6 +47,8 @@ pub enum NextStep {
     AutoApprove,
     /// Pending until this quorum is met; the requester never counts.
     NeedsApproval(Quorum),
+    /// Pending until the requesting machine's owner or backup owner approves.
+    NeedsOwner,
     /// Active without approval after the requester's break-glass step-up. The broker writes a
     /// high-severity audit event before access, notifies every admin, and opens a review that
     /// two other people must close ([`crate::review_closed`]).
@@ -128,6 +130,14 @@ pub fn check_request(
             NextStep::AutoApprove
         }
         (None, ApprovalRule::Quorum(quorum)) => NextStep::NeedsApproval(quorum.clone()),
+        (None, ApprovalRule::Owner)
+            if entitlement
+                .auto_window()
+                .is_some_and(|w| w.contains(input.starts_at_ms)) =>
+        {
+            NextStep::AutoApprove
+        }
+        (None, ApprovalRule::Owner) => NextStep::NeedsOwner,
     };
     Ok(RequestPlan { next, duration })
 }
@@ -347,6 +357,43 @@ mod tests {
         r.starts_at_ms = monday + 2 * 3_600_000;
         r.requester_groups = groups(&["web"]);
         assert_eq!(check_request(&e, &r), Err(PolicyError::NotARequester));
+    }
+
+    #[test]
+    fn the_owner_rule_waits_for_the_owner_and_keeps_its_window() {
+        let mut c = guarded_config();
+        c.approval = ApprovalConfig::Owner;
+        let e = Entitlement::new(c.clone()).unwrap();
+        assert_eq!(
+            check_request(&e, &request()).unwrap().next,
+            NextStep::NeedsOwner
+        );
+        assert!(e
+            .describe_rule()
+            .contains("machine's owner or backup owner"));
+        // Nobody approves by group under it: the broker decides per request.
+        assert!(may_approve(
+            &e,
+            &PersonId::new("bob"),
+            &groups(&["dba-leads"]),
+            &PersonId::new("ada")
+        )
+        .is_err());
+        c.auto_window = Some(crate::AutoWindowConfig {
+            days: vec!["mon".into()],
+            from: "01:00".into(),
+            to: "05:00".into(),
+        });
+        let e = Entitlement::new(c).unwrap();
+        let mut r = request();
+        r.starts_at_ms = 1_796_601_600_000 + 2 * 3_600_000;
+        assert_eq!(check_request(&e, &r).unwrap().next, NextStep::AutoApprove);
+        // The config spelling.
+        let a: ApprovalConfig = toml::from_str::<toml::Value>("a = \"owner\"").unwrap()["a"]
+            .clone()
+            .try_into()
+            .unwrap();
+        assert_eq!(a, ApprovalConfig::Owner);
     }
 
     #[test]

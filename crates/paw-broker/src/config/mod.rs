@@ -616,7 +616,7 @@ impl Config {
                 return bad(format!("entitlement {:?} is defined twice", e.id()));
             }
             let approvers: &[String] = match e.approval() {
-                paw_policy::ApprovalRule::Auto => &[],
+                paw_policy::ApprovalRule::Auto | paw_policy::ApprovalRule::Owner => &[],
                 paw_policy::ApprovalRule::Quorum(q) => q.groups(),
             };
             for g in e.requesters().iter().chain(approvers) {

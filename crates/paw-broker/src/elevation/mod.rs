@@ -27,8 +27,8 @@ mod views;
 
 use paw_audit::Outcome;
 use paw_policy::{
-    check_request, may_approve, may_review, review_closed, transition, Approval, ApprovalRule,
-    Entitlement, GrantEvent, GrantState, NextStep, PersonId, RequestInput,
+    check_request, may_review, review_closed, transition, Approval, ApprovalRule, Entitlement,
+    GrantEvent, GrantState, NextStep, PersonId, RequestInput,
 };
 use paw_proto::action::Action;
 use paw_proto::elevation::{
@@ -270,6 +270,13 @@ pub fn check_action(
             },
         },
     )?;
+    // The owner rule names no approver for a person: nobody could ever decide.
+    if matches!(e.approval(), ApprovalRule::Owner) && !auth.is_machine {
+        return Err(ElevationError::Forbidden(format!(
+            "{} is approved by a machine identity's owner: only machine identities request it",
+            e.id()
+        )));
+    }
     Ok((plan, e.clone()))
 }
 

@@ -67,10 +67,12 @@ impl Policy {
         PersonId::new(self.people.get(user).map_or(user, String::as_str))
     }
 
-    /// Whether `user` approves for any entitlement (the approvals inbox is theirs).
+    /// Whether `user` approves for any entitlement (the approvals inbox is theirs). Under the
+    /// owner rule, who approves depends on the requesting machine, so nobody does by policy
+    /// alone: the inbox and the decision ask `store::may_decide` per request.
     pub fn is_approver_of(&self, user: &str, entitlement: &Entitlement) -> bool {
         match entitlement.approval() {
-            ApprovalRule::Auto => false,
+            ApprovalRule::Auto | ApprovalRule::Owner => false,
             ApprovalRule::Quorum(q) => {
                 let mine = self.groups_of(user);
                 q.groups().iter().any(|g| mine.contains(g))

@@ -67,13 +67,20 @@ pub async fn request(
         )
         .await?;
     }
+    let owner = if !auto && matches!(e.approval(), ApprovalRule::Owner) {
+        machine_owners(&mut tx, &auth.user_id)
+            .await?
+            .and_then(|(o, _)| o)
+    } else {
+        None
+    };
     tx.commit().await?;
     let view = grant_view(svc, &policy, &id).await?;
     svc.notifier.send(Notice {
-        audience: if auto {
-            Audience::user(&auth.user_name)
-        } else {
-            Audience::approvers_of(&e)
+        audience: match (auto, &owner) {
+            (true, _) => Audience::user(&auth.user_name),
+            (false, Some(owner)) => Audience::user(owner),
+            (false, None) => Audience::approvers_of(&e),
         },
         event: live(
             if auto {
@@ -289,12 +296,7 @@ pub async fn decide(
     let e = policy
         .entitlement(&row.entitlement)
         .ok_or_else(|| ElevationError::Conflict("the entitlement no longer exists".into()))?;
-    may_approve(
-        e,
-        &me,
-        &policy.groups_of(&auth.user_name),
-        &PersonId::new(&row.person),
-    )?;
+    may_decide(&mut tx, &policy, e, auth, &row).await?;
     if parse_state(&row.state)? != GrantState::Pending {
         return Err(ElevationError::Conflict(format!(
             "the request is {}, not pending",
@@ -340,6 +342,30 @@ pub async fn decide(
             GrantEvent::Deny,
             None,
             Some((now, &format!("denied by {}: {comment}", auth.user_name))),
+        )
+        .await?;
+        decided = true;
+    } else if matches!(e.approval(), ApprovalRule::Owner) {
+        // One approval by the owner (checked above) is the rule.
+        let (starts, ends) = window(&row, now);
+        move_state(
+            &mut tx,
+            &row,
+            GrantEvent::Approve,
+            Some((starts, ends)),
+            None,
+        )
+        .await?;
+        audit::append(
+            &mut tx,
+            now,
+            Entry::new(
+                "pawd",
+                "request_approved",
+                &row.id,
+                Outcome::Success,
+                json!({"rule": "owner", "owner": auth.user_name, "starts_at": starts, "ends_at": ends}),
+            ),
         )
         .await?;
         decided = true;

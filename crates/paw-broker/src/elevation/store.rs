@@ -112,3 +112,64 @@ pub(super) async fn decisions_in(tx: &mut Tx, id: &str) -> Result<Vec<DecisionRo
     });
     Ok(rows)
 }
+
+/// The owner's name and the backup owner (a user name or `group:NAME`) of `user_id` when it is
+/// a machine identity; `None` for a person. Read inside the decision's transaction, so an owner
+/// who was just replaced no longer decides.
+pub(crate) async fn machine_owners(
+    tx: &mut Tx,
+    user_id: &str,
+) -> Result<Option<(Option<String>, Option<String>)>> {
+    Ok(with_tx!(tx, t => {
+        sqlx::query_as("SELECT o.name, m.backup_owner FROM machines m \
+                        LEFT JOIN users o ON o.id = m.owner_id WHERE m.user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut **t)
+            .await?
+    }))
+}
+
+/// Whether `auth` may decide on `row` under `e`: the quorum's groups (paw-policy), or, under
+/// the owner rule, the requesting machine's owner or backup owner, never the requester's
+/// own person. The one check the decision and the inbox share.
+pub(crate) async fn may_decide(
+    tx: &mut Tx,
+    policy: &Policy,
+    e: &Entitlement,
+    auth: &AuthContext,
+    row: &GrantRow,
+) -> Result<()> {
+    let me = policy.person_of(&auth.user_name);
+    if !matches!(e.approval(), ApprovalRule::Owner) {
+        return Ok(paw_policy::may_approve(
+            e,
+            &me,
+            &policy.groups_of(&auth.user_name),
+            &PersonId::new(&row.person),
+        )?);
+    }
+    if me.as_str() == row.person {
+        return Err(ElevationError::Forbidden(
+            "nobody approves their own request".into(),
+        ));
+    }
+    let Some((owner, backup)) = machine_owners(tx, &row.user_id).await? else {
+        return Err(ElevationError::Forbidden(
+            "this entitlement is approved by a machine's owner, and the requester is no machine"
+                .into(),
+        ));
+    };
+    let by_backup = backup
+        .as_deref()
+        .is_some_and(|b| match b.strip_prefix("group:") {
+            Some(group) => policy.groups_of(&auth.user_name).iter().any(|g| g == group),
+            None => b == auth.user_name,
+        });
+    if owner.as_deref() == Some(auth.user_name.as_str()) || by_backup {
+        Ok(())
+    } else {
+        Err(ElevationError::Forbidden(
+            "only the requesting machine's owner or backup owner approves this request".into(),
+        ))
+    }
+}

@@ -44,6 +44,12 @@ pub(super) async fn view_of(
                 0
             },
         ),
+        Some(ApprovalRule::Owner) => (
+            entitlement
+                .map(Entitlement::describe_rule)
+                .unwrap_or_default(),
+            u32::from(current == GrantState::Pending),
+        ),
         Some(ApprovalRule::Auto) => (
             entitlement
                 .map(Entitlement::describe_rule)
@@ -135,7 +141,6 @@ pub async fn inbox(svc: &Elevation, auth: &AuthContext) -> Result<Inbox> {
     let policy = svc.policy.get();
     let now = svc.clock.now_ms();
     let me = policy.person_of(&auth.user_name);
-    let my_groups = policy.groups_of(&auth.user_name);
     let q = format!(
         "SELECT {GRANT_COLUMNS} FROM grants WHERE state = 'pending' ORDER BY created_at LIMIT 200"
     );
@@ -150,7 +155,7 @@ pub async fn inbox(svc: &Elevation, auth: &AuthContext) -> Result<Inbox> {
         let Some(e) = policy.entitlement(&row.entitlement) else {
             continue;
         };
-        if may_approve(e, &me, &my_groups, &PersonId::new(&row.person)).is_err() {
+        if may_decide(&mut tx, &policy, e, auth, &row).await.is_err() {
             continue;
         }
         let recent: Vec<GrantRow> = with_tx!(&mut tx, t => {
