@@ -992,7 +992,7 @@ async fn k1_nhi1_the_backup_owner_takes_over_a_suspended_machine_and_nobody_else
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_machine_s_request_under_the_owner_rule_is_approved_by_its_owner_or_backup_only() {
     let mut w = world().await;
-    let mut bob = w.r.enrolled("bob", &[], PAWD).await.unwrap();
+    let bob = w.r.enrolled("bob", &[], PAWD).await.unwrap();
     let mut carol = w.r.enrolled("carol", &[], PAWD).await.unwrap();
     let mut spec = key_spec("ci-key", "ada");
     spec.backup_owner = Some("group:sre".into());

@@ -399,22 +399,6 @@ fn history_expansion(text: &str) -> Option<String> {
     None
 }
 
-#[cfg(test)]
-mod tests {
-    use super::history_expansion;
-
-    #[test]
-    fn history_expansion_is_found_outside_single_quotes() {
-        assert!(history_expansion("!!").is_some());
-        assert!(history_expansion("echo !-2:1").is_some());
-        assert!(history_expansion("sudo !rm").is_some());
-        assert!(history_expansion("echo '!!'").is_none());
-        assert!(history_expansion("[ ! -e x ]").is_none());
-        assert!(history_expansion("echo hi!").is_none());
-        assert!(history_expansion("echo \\!x").is_none());
-    }
-}
-
 /// How a held command's wait ended, as the terminal and the recording tell it.
 enum HoldEnd {
     Released(String),
@@ -434,5 +418,21 @@ impl HoldEnd {
             holds::REFUSED => Self::Refused(by),
             _ => Self::TimedOut,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::history_expansion;
+
+    #[test]
+    fn history_expansion_is_found_outside_single_quotes() {
+        assert!(history_expansion("!!").is_some());
+        assert!(history_expansion("echo !-2:1").is_some());
+        assert!(history_expansion("sudo !rm").is_some());
+        assert!(history_expansion("echo '!!'").is_none());
+        assert!(history_expansion("[ ! -e x ]").is_none());
+        assert!(history_expansion("echo hi!").is_none());
+        assert!(history_expansion("echo \\!x").is_none());
     }
 }
