@@ -7,7 +7,6 @@
 //! broker will in production.
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
@@ -460,9 +459,10 @@ fn effective_uid() -> Result<u32> {
         .ok_or_else(|| anyhow!("no Uid line in /proc/self/status"))
 }
 
+/// Below the ephemeral range, as every harness port ([`crate::free_port`]): PostgreSQL is
+/// stopped and started again on its port by the outage tests.
 fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("probing for a free port")?;
-    Ok(listener.local_addr()?.port())
+    crate::free_port().context("probing for a free port")
 }
 
 fn ensure_success(what: &str, out: &Output) -> Result<()> {
