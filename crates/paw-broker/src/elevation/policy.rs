@@ -57,6 +57,15 @@ impl Policy {
             .collect()
     }
 
+    /// Whether `user` is a machine's backup owner `backup`: that user by name, or a member of
+    /// `group:NAME` now. The one check ownership, the inbox and the inventory share.
+    pub fn backs_up(&self, backup: Option<&str>, user: &str) -> bool {
+        backup.is_some_and(|b| match b.strip_prefix("group:") {
+            Some(group) => self.groups.get(group).is_some_and(|m| m.contains(user)),
+            None => b == user,
+        })
+    }
+
     /// Whether `[groups]` defines `group`.
     pub fn has_group(&self, group: &str) -> bool {
         self.groups.contains_key(group)

@@ -45,27 +45,7 @@ pub async fn request(
     )
     .await?;
     if auto {
-        let (starts, ends) = window(&row, now);
-        move_state(
-            &mut tx,
-            &row,
-            GrantEvent::Approve,
-            Some((starts, ends)),
-            None,
-        )
-        .await?;
-        audit::append(
-            &mut tx,
-            now,
-            Entry::new(
-                "pawd",
-                "request_approved",
-                &id,
-                Outcome::Success,
-                json!({"rule": "auto", "starts_at": starts, "ends_at": ends}),
-            ),
-        )
-        .await?;
+        approve_now(&mut tx, &row, now, json!({"rule": "auto"})).await?;
     }
     let owner = if !auto && matches!(e.approval(), ApprovalRule::Owner) {
         machine_owners(&mut tx, &auth.user_id)
@@ -347,25 +327,11 @@ pub async fn decide(
         decided = true;
     } else if matches!(e.approval(), ApprovalRule::Owner) {
         // One approval by the owner (checked above) is the rule.
-        let (starts, ends) = window(&row, now);
-        move_state(
+        approve_now(
             &mut tx,
             &row,
-            GrantEvent::Approve,
-            Some((starts, ends)),
-            None,
-        )
-        .await?;
-        audit::append(
-            &mut tx,
             now,
-            Entry::new(
-                "pawd",
-                "request_approved",
-                &row.id,
-                Outcome::Success,
-                json!({"rule": "owner", "owner": auth.user_name, "starts_at": starts, "ends_at": ends}),
-            ),
+            json!({"rule": "owner", "owner": auth.user_name}),
         )
         .await?;
         decided = true;
@@ -373,27 +339,7 @@ pub async fn decide(
         let all = decisions_in(&mut tx, &row.id).await?;
         let outcome = q.evaluate(&PersonId::new(&row.person), &approvals(&policy, &all));
         if outcome.is_met() {
-            let (starts, ends) = window(&row, now);
-            move_state(
-                &mut tx,
-                &row,
-                GrantEvent::Approve,
-                Some((starts, ends)),
-                None,
-            )
-            .await?;
-            audit::append(
-                &mut tx,
-                now,
-                Entry::new(
-                    "pawd",
-                    "request_approved",
-                    &row.id,
-                    Outcome::Success,
-                    json!({"rule": q.describe(), "starts_at": starts, "ends_at": ends}),
-                ),
-            )
-            .await?;
+            approve_now(&mut tx, &row, now, json!({"rule": q.describe()})).await?;
             decided = true;
         }
     }
@@ -417,6 +363,33 @@ pub async fn decide(
         });
     }
     Ok(view)
+}
+
+/// Approves `row` now, inside the caller's audited transaction: its window from the broker's
+/// clock, and one `request_approved` record saying by which rule (`detail`) and the window.
+async fn approve_now(
+    tx: &mut Tx,
+    row: &GrantRow,
+    now: i64,
+    mut detail: serde_json::Value,
+) -> Result<()> {
+    let (starts, ends) = window(row, now);
+    move_state(tx, row, GrantEvent::Approve, Some((starts, ends)), None).await?;
+    detail["starts_at"] = json!(starts);
+    detail["ends_at"] = json!(ends);
+    audit::append(
+        tx,
+        now,
+        Entry::new(
+            "pawd",
+            "request_approved",
+            &row.id,
+            Outcome::Success,
+            detail,
+        ),
+    )
+    .await?;
+    Ok(())
 }
 
 pub(super) fn check_comment(comment: &str) -> Result<()> {

@@ -159,13 +159,9 @@ pub(crate) async fn may_decide(
                 .into(),
         ));
     };
-    let by_backup = backup
-        .as_deref()
-        .is_some_and(|b| match b.strip_prefix("group:") {
-            Some(group) => policy.groups_of(&auth.user_name).iter().any(|g| g == group),
-            None => b == auth.user_name,
-        });
-    if owner.as_deref() == Some(auth.user_name.as_str()) || by_backup {
+    if owner.as_deref() == Some(auth.user_name.as_str())
+        || policy.backs_up(backup.as_deref(), &auth.user_name)
+    {
         Ok(())
     } else {
         Err(ElevationError::Forbidden(

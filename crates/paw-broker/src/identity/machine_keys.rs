@@ -14,7 +14,6 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use paw_proto::machine::{stepup_message, MachineProof};
 use serde_json::Value;
 
-use crate::base::error::BrokerError;
 use crate::base::util::unb64;
 use crate::identity::error::{IdentityError, Result};
 use crate::identity::webauthn::ChallengeRow;
@@ -136,9 +135,4 @@ pub async fn insert_key(
             .execute(&mut **t).await?;
     });
     Ok(())
-}
-
-/// Internal errors from a corrupt row must not read like an authentication failure.
-pub fn corrupt(what: &str) -> IdentityError {
-    BrokerError::Internal(format!("machine record: {what}")).into()
 }

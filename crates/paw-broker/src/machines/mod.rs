@@ -33,7 +33,7 @@ use crate::config::machines::MachinesConfig;
 use crate::elevation::policy::SharedPolicy;
 use crate::identity::oidc::OidcVerifier;
 use crate::identity::stepup::{kind, StepUp};
-use crate::identity::{self, machine_keys, Identity};
+use crate::identity::{self, Identity};
 use crate::machines::error::{MachinesError, Result};
 use crate::store::Db;
 use crate::with_tx;
@@ -275,7 +275,10 @@ impl Machines {
         let as_backup = !caller.is_admin()
             && new_owner == caller.user_name
             && (row.suspended_at.is_some() || row.owner_name.is_none())
-            && self.is_backup_owner(&row, &caller.user_name);
+            && self
+                .policy
+                .get()
+                .backs_up(row.backup_owner.as_deref(), &caller.user_name);
         if !as_backup {
             caller.require_admin(
                 "changing a machine's owner (other than its backup owner taking it over)",
@@ -315,17 +318,6 @@ impl Machines {
         self.view(caller, machine).await
     }
 
-    /// Whether `user` is the machine's backup owner, by name or through `group:NAME`.
-    fn is_backup_owner(&self, row: &store::MachineRow, user: &str) -> bool {
-        match row.backup_owner.as_deref() {
-            None => false,
-            Some(b) => match b.strip_prefix("group:") {
-                Some(group) => self.policy.get().groups_of(user).iter().any(|g| g == group),
-                None => b == user,
-            },
-        }
-    }
-
     /// One machine as `caller` may see it: admins any, others those they own or back up.
     pub async fn view(&self, caller: &AuthContext, name: &str) -> Result<MachineView> {
         let list = inventory::list(self, caller).await?;
@@ -334,11 +326,4 @@ impl Machines {
             .find(|m| m.name == name)
             .ok_or_else(|| MachinesError::NotFound(format!("no machine {name} you may see")))
     }
-}
-
-/// Whether a user name is a machine's: for the layers that only hold a name.
-pub async fn is_machine(db: &Db, name: &str) -> Result<bool> {
-    Ok(identity::user_by_name(db, name)
-        .await?
-        .is_some_and(|u| u.kind == machine_keys::MACHINE))
 }

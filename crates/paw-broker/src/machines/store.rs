@@ -88,22 +88,21 @@ pub async fn by_name(db: &Db, name: &str) -> Result<Option<MachineRow>> {
     )
 }
 
-/// Every machine, or those `user_name` owns or backs up (directly or through `groups`).
-pub async fn list(db: &Db, visible_to: Option<(&str, &[String])>) -> Result<Vec<MachineRow>> {
+/// Every machine, or those `user` owns or backs up (by name or through a group of `policy`).
+pub async fn list(
+    db: &Db,
+    visible_to: Option<(&str, &crate::elevation::policy::Policy)>,
+) -> Result<Vec<MachineRow>> {
     let q = format!("SELECT {COLS} {FROM} ORDER BY u.name");
     let rows: Vec<MachineRow> =
         with_pool!(db, pool => sqlx::query_as::<_, MachineRow>(&q).fetch_all(pool).await?);
     Ok(match visible_to {
         None => rows,
-        Some((user, groups)) => rows
+        Some((user, policy)) => rows
             .into_iter()
             .filter(|r| {
                 r.owner_name.as_deref() == Some(user)
-                    || r.backup_owner.as_deref() == Some(user)
-                    || r.backup_owner.as_deref().is_some_and(|b| {
-                        b.strip_prefix("group:")
-                            .is_some_and(|g| groups.iter().any(|x| x == g))
-                    })
+                    || policy.backs_up(r.backup_owner.as_deref(), user)
             })
             .collect(),
     })
