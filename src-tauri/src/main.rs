@@ -13,7 +13,6 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod args;
-mod authn;
 mod commands;
 mod navigation;
 
@@ -79,7 +78,9 @@ fn run() -> Result<(), String> {
             // The OS keyring, chosen explicitly; none usable means no start (fail closed).
             let keystore: std::sync::Arc<dyn paw_client::KeyStore> =
                 std::sync::Arc::new(paw_client::OsKeyStore::open().map_err(|e| e.to_string())?);
-            let authenticator = authn::choose(keystore.as_ref())?;
+            let authenticator =
+                paw_client::authn::choose(keystore.as_ref(), cfg!(debug_assertions))
+                    .map_err(|e| e.to_string())?;
             let core = Core::open(
                 dir,
                 BuildInfo {

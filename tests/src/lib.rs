@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod oidc;
+pub mod pawctl;
 pub mod postgres;
 pub mod replicas;
 pub mod sshd;

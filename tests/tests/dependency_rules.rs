@@ -99,7 +99,7 @@ const IO: &[&str] = &[
 #[test]
 fn pure_crates_depend_on_no_io_crate() {
     let g = graph();
-    for pure in ["paw-proto", "paw-policy", "paw-commands"] {
+    for pure in ["paw-proto", "paw-policy", "paw-commands", "paw-vault"] {
         let c = g.closure(pure);
         for io in IO {
             assert!(!c.contains(*io), "{pure} depends on {io}");
@@ -124,6 +124,8 @@ fn only_the_named_crate_depends_on_each_framework() {
         "paw-client",
         "paw-pgproxy",
         "paw-commands",
+        "paw-vault",
+        "paw-cli",
         "paw",
     ];
     for (framework, owner) in owners {
@@ -139,6 +141,21 @@ fn only_the_named_crate_depends_on_each_framework() {
     // The probe can fail: the owner does have its framework.
     assert!(g.closure("paw").contains("tauri"));
     assert!(g.closure("paw-broker").contains("axum"));
+}
+
+/// The vault's encryption lives on the broker only: no client crate (the app, its core,
+/// pawctl) can open a vaulted secret, because none links the code that does (issue #17).
+#[test]
+fn only_the_broker_side_links_the_vault() {
+    let g = graph();
+    for krate in ["paw-client", "paw-cli", "paw", "paw-proto", "paw-fido"] {
+        assert!(
+            !g.closure(krate).contains("paw-vault"),
+            "{krate} depends on paw-vault; only the broker may"
+        );
+    }
+    // The probe can fail: the vault crate is in the graph.
+    assert!(g.closure("paw-vault").contains("aes-gcm"));
 }
 
 /// paw-pgproxy is a protocol library under the broker: PostgreSQL roles and the wire splice,

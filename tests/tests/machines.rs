@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signer, SigningKey};
-use paw_client::machine::{self, MachineKey, MachineSession};
+use paw_client::machine::{self, KeyAlg, MachineKey, MachineSession};
 use paw_client::terminal::{self, TermEvent};
 use paw_client::{BrokerClient, ClientError};
 use paw_proto::action::Action;
@@ -42,7 +42,7 @@ algorithm = "ES256"
 
 [groups]
 sre = ["ada", "bob"]
-deployers = ["ci-key", "ci-oidc", "ci-pinned", "ci-rot"]
+deployers = ["ci-key", "ci-oidc", "ci-pinned", "ci-rot", "ci-p256"]
 
 [[entitlement]]
 id = "web-deploy"
@@ -626,13 +626,16 @@ async fn k4_nhi7_a_rotated_out_key_stops_after_the_overlap() {
     let (old, old_seed) = key_machine(&mut w, "ci-rot", "ada").await;
     let new_key = MachineKey::generate().unwrap();
     let new_seed = hex_seed(new_key.seed().expose());
+    let before = now_ms();
     let rotated = old.rotate(&new_key).await.unwrap();
+    // The old key retires when the configured overlap (2 s) after the rotation ends.
+    let overlap = rotated.old_key_retires_at_ms - before;
+    assert!((1_900..=2_600).contains(&overlap), "overlap {overlap} ms");
     // Inside the overlap (2 s here): the old key and its session still work.
     assert!(old.grants().await.is_ok());
     MachineSession::login(broker(&w.r), "ci-rot", key_from_hex(&old_seed))
         .await
         .unwrap();
-    assert!(rotated.old_key_retires_at_ms > 0);
     tokio::time::sleep(Duration::from_millis(2600)).await;
     // After it: neither the old session nor a login with the old key.
     let e = old.grants().await.unwrap_err();
@@ -652,6 +655,234 @@ async fn k4_nhi7_a_rotated_out_key_stops_after_the_overlap() {
         .clone();
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(keys.iter().any(|k| k["retires_at_ms"].is_number()));
+}
+
+async fn login_start(w: &World, name: &str) -> Value {
+    w.admin
+        .post(
+            &w.r.url(PAWD),
+            "/v1/machines/login/start",
+            &json!({ "user": name }),
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// P-256 machine keys (for hosts whose TPM, HSM or policy asks for NIST curves) do everything an
+/// Ed25519 key does — join, login, a device proof on every request, a step-up bound to the
+/// action, exec, rotation — and a P-256 signature is held to one spelling (low `s`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k3_nhi4_a_p256_machine_key_works_end_to_end_and_malleated_signatures_are_refused() {
+    let mut w = world().await;
+    let created = create(&mut w, &key_spec("ci-p256", "ada")).await;
+    let token = created["join_token"].as_str().unwrap().to_owned();
+    let key = MachineKey::generate_alg(KeyAlg::P256).unwrap();
+    // A compressed P-256 point is 33 bytes: 44 base64url characters.
+    assert_eq!(key.public().len(), 44, "{}", key.public());
+    machine::join(&broker(&w.r), "ci-p256", &token, &key)
+        .await
+        .unwrap();
+    let seed = *key.seed().expose();
+
+    // A login answer whose signature is the same ECDSA signature with s' = n - s (valid for
+    // ECDSA in general) is refused; the low-s one is accepted.
+    let signer = p256::ecdsa::SigningKey::from_slice(&seed).unwrap();
+    let sign = |c: &Value, high: bool| {
+        use p256::ecdsa::signature::Signer as _;
+        let msg = stepup_message(
+            c["challenge"].as_str().unwrap(),
+            c["action_hash"].as_str().unwrap(),
+        );
+        let sig: p256::ecdsa::Signature = signer.sign(&msg);
+        let low = sig.normalize_s().unwrap_or(sig);
+        let (r, s) = low.split_scalars();
+        let chosen = if high {
+            p256::ecdsa::Signature::from_scalars(r, -*s).unwrap()
+        } else {
+            low
+        };
+        base64_url(&chosen.to_bytes())
+    };
+    let finish = |c: &Value, sig: String| {
+        json!({
+            "challenge": c["challenge"],
+            "credential": {"machine_key": key.public(), "signature": sig},
+            "device_public_key": key.public(),
+        })
+    };
+    let c = login_start(&w, "ci-p256").await;
+    let high = w
+        .admin
+        .post(
+            &w.r.url(PAWD),
+            "/v1/machines/login/finish",
+            &finish(&c, sign(&c, true)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(high.code(), "unauthenticated", "{high:?}");
+    let c = login_start(&w, "ci-p256").await;
+    let low = w
+        .admin
+        .post(
+            &w.r.url(PAWD),
+            "/v1/machines/login/finish",
+            &finish(&c, sign(&c, false)),
+        )
+        .await
+        .unwrap();
+    assert!(low.clone().ok().is_ok(), "{low:?}");
+
+    // Through the client: login, a request (step-up signed by the P-256 key), exec, rotation.
+    let s = MachineSession::login(
+        broker(&w.r),
+        "ci-p256",
+        MachineKey::from_stored(KeyAlg::P256, &seed).unwrap(),
+    )
+    .await
+    .unwrap();
+    let grant = s.request(deploy("web-deploy")).await.unwrap();
+    let (status, out) = exec(&s, &grant, "echo p256-$((6*7))").await;
+    assert_eq!((status, out.trim()), (Some(0), "p256-42"));
+    let next = MachineKey::generate_alg(KeyAlg::P256).unwrap();
+    s.rotate(&next).await.unwrap();
+    let again = MachineSession::login(broker(&w.r), "ci-p256", next)
+        .await
+        .unwrap();
+    assert!(again.grants().await.is_ok());
+    // The same 33 bytes presented as an Ed25519 key would not parse: a P-256 key cannot be
+    // passed off as the other kind, and an Ed25519 signature does not verify under it.
+    let ed = SigningKey::from_bytes(&seed);
+    let c = login_start(&w, "ci-p256").await;
+    let msg = stepup_message(
+        c["challenge"].as_str().unwrap(),
+        c["action_hash"].as_str().unwrap(),
+    );
+    let wrong_kind = w
+        .admin
+        .post(
+            &w.r.url(PAWD),
+            "/v1/machines/login/finish",
+            &finish(&c, base64_url(&ed.sign(&msg).to_bytes())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(wrong_kind.code(), "unauthenticated", "{wrong_kind:?}");
+}
+
+/// One pipeline credential (a workload token's issuer and subject) that opens machines of two
+/// environments is reuse (NHI9): the second environment's login raises `cross_environment` on
+/// record, naming the other machine; a machine of the same environment does not. A key is one
+/// machine's only: registering it for a second machine is refused with `conflict`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k5_nhi9_one_credential_across_environments_is_flagged_and_a_key_is_one_machine_s() {
+    let mut w = world().await;
+    let on = |name: &str, env: &str, workflow: &str, w: &World| MachineSpec {
+        environment: env.into(),
+        auth: MachineAuth::Oidc {
+            issuer: w.issuer.issuer(),
+            claims: [
+                ("repository".to_owned(), "org/app".to_owned()),
+                ("workflow".to_owned(), workflow.to_owned()),
+            ]
+            .into(),
+        },
+        ..key_spec(name, "ada")
+    };
+    let (prod, stage, prod2) = (
+        on("app-prod", "prod", "deploy", &w),
+        on("app-staging", "staging", "deploy-staging", &w),
+        on("app-prod-db", "prod", "migrate", &w),
+    );
+    for spec in [&prod, &stage, &prod2] {
+        create(&mut w, spec).await;
+    }
+    // The same subject (repo:org/app:ref:refs/heads/main) in every token; only the workflow
+    // claim picks the machine.
+    let token = |workflow: &str| {
+        let mut c = github_claims(AUDIENCE, "org/app", "refs/heads/main");
+        c["workflow"] = json!(workflow);
+        w.issuer.mint(c)
+    };
+    for workflow in ["deploy", "migrate", "deploy"] {
+        MachineSession::workload_login(broker(&w.r), &token(workflow))
+            .await
+            .unwrap();
+    }
+    let inv = inventory(&w).await;
+    for name in ["app-prod", "app-prod-db"] {
+        let f = flags(machine_in(&inv, name));
+        assert!(
+            !f.contains(&"cross_environment".to_owned()),
+            "{name}: {f:?}"
+        );
+    }
+    MachineSession::workload_login(broker(&w.r), &token("deploy-staging"))
+        .await
+        .unwrap();
+    let inv = inventory(&w).await;
+    let staging = machine_in(&inv, "app-staging");
+    let flag = staging["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "cross_environment")
+        .unwrap_or_else(|| panic!("no cross_environment flag: {staging}"));
+    let detail = flag["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("app-prod (prod)") && detail.contains("app-prod-db (prod)"),
+        "{detail}"
+    );
+    // The flag links to its audit record, which names the credential (public: issuer and
+    // subject, no token).
+    let audit = common::sqlite_audit(&w.r).await;
+    let record = audit
+        .iter()
+        .find(|a| a["seq"] == flag["audit_seq"])
+        .unwrap_or_else(|| panic!("flag's record {} not in the audit", flag["audit_seq"]));
+    assert_eq!(record["action"], "machine_cross_environment", "{record}");
+    assert!(
+        record["detail"]
+            .to_string()
+            .contains("repo:org/app:ref:refs/heads/main"),
+        "{record}"
+    );
+
+    // A key already registered for one machine cannot join another.
+    let (first, _) = key_machine(&mut w, "k-prod", "ada").await;
+    let created = create(
+        &mut w,
+        &MachineSpec {
+            environment: "staging".into(),
+            ..key_spec("k-staging", "ada")
+        },
+    )
+    .await;
+    let join_token = created["join_token"].as_str().unwrap().to_owned();
+    let seed = *first.key().seed().expose();
+    let reused = MachineKey::from_seed(&seed).unwrap();
+    let e = machine::join(&broker(&w.r), "k-staging", &join_token, &reused)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "conflict", "{e:?}");
+    // The refused join did not spend the token: a fresh key joins with it.
+    machine::join(
+        &broker(&w.r),
+        "k-staging",
+        &join_token,
+        &MachineKey::generate().unwrap(),
+    )
+    .await
+    .unwrap();
 }
 
 /// A key login from `from` (a loopback address) with raw HTTP: the broker sees that address.

@@ -10,13 +10,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
-use std::sync::OnceLock;
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use paw_proto::machine::{MachineAuth, MachineSpec};
 use paw_tests::oidc::{github_claims, TestIssuer};
+use paw_tests::pawctl::{self, Run};
 use paw_tests::replicas::{Options, Replicas, Store, SSH_TARGET};
 use paw_tests::virtual_user::VirtualUser;
 use serde_json::{json, Value};
@@ -26,8 +26,6 @@ const AUDIENCE: &str = "https://paw.test";
 const MACHINE: &str = "ci-deploy";
 /// A key machine (a server's own identity), for the join, key login and rotation path.
 const KEY_MACHINE: &str = "backup-1";
-/// Overrides the `pawctl` binary (and skips building it).
-const PAWCTL_ENV: &str = "PAW_TEST_PAWCTL";
 
 fn config(issuer: &TestIssuer) -> String {
     format!(
@@ -149,7 +147,7 @@ impl World {
     /// `pawctl` with this world's broker, CA and state directory, and nothing of the test's
     /// own environment that pawctl reads.
     fn pawctl(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(pawctl_binary());
+        let mut cmd = tokio::process::Command::new(pawctl::binary());
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
             if k.starts_with("PAW_") || k.starts_with("PAWCTL_") {
@@ -189,39 +187,6 @@ impl World {
 
     fn session_file(&self) -> PathBuf {
         self.state.path().join("machine-session.json")
-    }
-}
-
-/// A finished pawctl: its status, stdout and stderr.
-#[derive(Debug)]
-struct Run {
-    status: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn from(out: Output, args: &[&str]) -> Self {
-        let run = Self {
-            status: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        eprintln!("pawctl {args:?} -> {run:?}");
-        run
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
-    }
-
-    /// The `code` of a `--json` error on stderr.
-    fn code(&self) -> String {
-        serde_json::from_str::<Value>(self.stderr.trim())
-            .ok()
-            .and_then(|v| v["code"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| panic!("stderr is not a JSON error: {self:?}"))
     }
 }
 
@@ -572,7 +537,7 @@ async fn k_key_machine_joins_rotates_and_keeps_its_key_after_logout() {
 /// size and the median start time of `pawctl --version` over 10 runs.
 #[test]
 fn pawctl_links_no_webkit_or_gtk() {
-    let bin = pawctl_binary();
+    let bin = pawctl::binary();
     let out = std::process::Command::new("ldd")
         .arg(&bin)
         .output()
@@ -606,67 +571,4 @@ fn pawctl_links_no_webkit_or_gtk() {
         size as f64 / (1024.0 * 1024.0),
         times[times.len() / 2]
     );
-}
-
-/// `$PAW_TEST_PAWCTL`, or a freshly built `target/<profile>/pawctl` (built once per process).
-fn pawctl_binary() -> PathBuf {
-    static PAWCTL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PAWCTL
-        .get_or_init(build_pawctl)
-        .clone()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn build_pawctl() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os(PAWCTL_ENV) {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(format!("{PAWCTL_ENV}={} is not a file", p.display()))
-        };
-    }
-    // The test binary is target/<profile>/deps/<name>-<hash>.
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| format!("unexpected test binary path {}", exe.display()))?;
-    let target_dir = profile_dir
-        .parent()
-        .ok_or_else(|| format!("unexpected test binary path {}", exe.display()))?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("debug");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "paw-cli", "--bin", "pawctl"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CARGO_TARGET_DIR", target_dir);
-    match profile {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let out = cmd.output().map_err(|e| format!("running cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cargo build -p paw-cli --bin pawctl failed (set {PAWCTL_ENV} to use a built pawctl):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let bin = profile_dir.join("pawctl");
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "cargo built pawctl but {} is missing",
-            bin.display()
-        ))
-    }
 }

@@ -183,8 +183,18 @@ fn test() -> Result<()> {
     ])
     .status_ok()?;
     // `cargo test` builds a package's binaries only for its own integration tests; pawctl's
-    // pipeline test lives in tests/, so the binary it runs is built here and named to it.
-    util::cargo(&["build", "-p", "paw-cli", "--bin", "pawctl"]).status_ok()?;
+    // tests live in tests/, so the binary they run is built here and named to them (with the
+    // INSECURE virtual key, which `pawctl user` tests sign with; paw_tests::pawctl builds the same).
+    util::cargo(&[
+        "build",
+        "-p",
+        "paw-cli",
+        "--bin",
+        "pawctl",
+        "--features",
+        "virtual-key",
+    ])
+    .status_ok()?;
     all_rust_tests()
 }
 

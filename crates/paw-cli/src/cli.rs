@@ -93,6 +93,96 @@ pub enum Command {
     Rotate,
     /// Release the grants this sign-in requested, sign out at the broker and forget the session.
     Logout,
+    /// A person with a security key: enrol, sign in, request, approve, open a shell, audit.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Redeem an invite: register your security key and this host's device key.
+    Enroll(UserEnrollArgs),
+    /// Sign in with your security key.
+    Login(UserLoginArgs),
+    /// Ask for an entitlement (your key signs the exact request).
+    Request(UserRequestArgs),
+    /// Your requests and grants.
+    Grants,
+    /// Requests waiting for your decision.
+    Inbox,
+    /// Approve someone else's request (your key signs the decision).
+    Approve(UserDecideArgs),
+    /// Deny someone else's request.
+    Deny(UserDecideArgs),
+    /// A shell on an active grant's target, through the broker.
+    Shell(UserShellArgs),
+    /// This host's audit trail of your privileged actions; --verify checks the chain.
+    Audit(UserAuditArgs),
+    /// Sign out at the broker and forget the tokens.
+    Logout,
+}
+
+#[derive(Debug, Args)]
+pub struct UserEnrollArgs {
+    /// File holding the invite code (`-` for stdin); else $PAWCTL_INVITE.
+    #[arg(long, value_name = "FILE")]
+    pub invite_file: Option<PathBuf>,
+    /// A name for the key, shown on the security keys page.
+    #[arg(long, default_value = "security key (pawctl)")]
+    pub key_name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UserLoginArgs {
+    /// Your user name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UserRequestArgs {
+    pub entitlement: String,
+    pub target: String,
+    #[arg(long)]
+    pub role: String,
+    /// How long: 90s, 10m, 1h, 1h30m, or seconds.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: u32,
+    /// Why (the justification approvers read).
+    #[arg(long)]
+    pub reason: String,
+    #[arg(long)]
+    pub ticket: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UserDecideArgs {
+    /// The request's id (`pawctl user inbox`).
+    pub id: String,
+    /// A comment for the record (a denial should say why).
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UserShellArgs {
+    /// The active grant's id (`pawctl user grants`).
+    pub grant: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UserAuditArgs {
+    /// Check the hash chain and the witness's checkpoints instead of listing.
+    #[arg(long)]
+    pub verify: bool,
+    /// Only records of this kind (e.g. elevation.request).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only records whose target contains this.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// How many records, newest first (1 to 500).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub limit: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +201,24 @@ pub struct JoinArgs {
     /// Replace a key already stored here (only once the new one is registered).
     #[arg(long)]
     pub replace: bool,
+    /// The key's algorithm: Ed25519, or ECDSA P-256 where policy asks for NIST curves.
+    #[arg(long, value_enum, default_value_t = KeyType::Ed25519)]
+    pub key_type: KeyType,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyType {
+    Ed25519,
+    P256,
+}
+
+impl From<KeyType> for paw_client::machine::KeyAlg {
+    fn from(k: KeyType) -> Self {
+        match k {
+            KeyType::Ed25519 => Self::Ed25519,
+            KeyType::P256 => Self::P256,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -15,8 +15,9 @@
 //! - Every command prints one JSON value on stdout with `--json`; every error is
 //!   `{code, message}` (paw_proto::ErrorCode) on stderr; exit statuses are defined once
 //!   (`exit`) and documented in `--help` and the README.
-//! - Human sign-in with a security key and approving requests are not here yet; the store keeps
-//!   a slot per kind of credential so a person's sign-in can live beside a machine's.
+//! - People use `pawctl user …`: the desktop app's own core (paw-client's `Core`) with the
+//!   security key over USB HID, its PIN asked on the terminal (`person`). A person's sign-in
+//!   lives beside a machine's in the store, under entries of its own.
 
 mod cli;
 mod commands;
@@ -24,6 +25,7 @@ mod conn;
 mod error;
 mod exit;
 mod output;
+mod person;
 mod secrets;
 mod store;
 

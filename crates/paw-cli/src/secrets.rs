@@ -16,6 +16,8 @@ const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 
 /// Where the join token comes from when `--token-file` is absent.
 pub const JOIN_TOKEN_ENV: &str = "PAWCTL_JOIN_TOKEN";
+/// Where `pawctl user enroll` finds the invite code when no file is named.
+pub const INVITE_ENV: &str = "PAWCTL_INVITE";
 
 /// The token in `path` (`-` is stdin), surrounding whitespace removed.
 pub fn from_file(path: &Path, what: &str) -> Result<Secret<String>> {

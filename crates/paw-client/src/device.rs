@@ -97,7 +97,7 @@ impl DeviceKey {
         token: &str,
     ) -> Result<String, ClientError> {
         sign_with(
-            &self.signing,
+            |m| self.signing.sign(m).to_bytes(),
             method,
             path_and_query,
             body,
@@ -107,10 +107,10 @@ impl DeviceKey {
     }
 }
 
-/// The `paw-device-proof` header for one request, signed by `signing`: the device key's, or a
+/// The `paw-device-proof` header for one request, signed by `sign`: the device key's, or a
 /// machine session's key (`crate::machine`).
 pub(crate) fn sign_with(
-    signing: &SigningKey,
+    sign: impl FnOnce(&[u8]) -> [u8; 64],
     method: &str,
     path_and_query: &str,
     body: &[u8],
@@ -122,7 +122,7 @@ pub(crate) fn sign_with(
         .try_fill_bytes(&mut nonce)
         .map_err(|e| ClientError::Random(e.to_string()))?;
     let msg = message(method, path_and_query, body, broker_time_ms, &nonce, token);
-    let signature = signing.sign(&msg).to_bytes();
+    let signature = sign(&msg);
     Ok(ProofHeader {
         time_ms: broker_time_ms,
         nonce,

@@ -19,6 +19,7 @@
 //!   is refused with `audit_unavailable` otherwise (case D1; see the `audit` module).
 
 mod audit;
+pub mod authn;
 mod broker;
 mod clock;
 #[cfg(test)]

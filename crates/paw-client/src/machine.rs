@@ -35,51 +35,128 @@ use crate::BrokerClient;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-/// An Ed25519 key of a machine (or of one workload-token session).
+/// The algorithm of a machine's key. The broker tells them apart by the public key's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyAlg {
+    /// Ed25519: the default, what `pawctl` makes.
+    #[default]
+    Ed25519,
+    /// ECDSA P-256 with SHA-256: for hosts whose policy (or TPM, HSM, KMS) asks for NIST curves.
+    P256,
+}
+
+impl KeyAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ed25519 => "ed25519",
+            Self::P256 => "p256",
+        }
+    }
+}
+
+enum Signing {
+    Ed25519(SigningKey),
+    P256(p256::ecdsa::SigningKey),
+}
+
+/// A key of a machine (or of one workload-token session): Ed25519 or P-256.
 pub struct MachineKey {
-    signing: SigningKey,
+    signing: Signing,
 }
 
 impl MachineKey {
+    /// A new Ed25519 key.
     pub fn generate() -> Result<Self, ClientError> {
-        let mut seed = Secret::new([0u8; 32]);
-        OsRng
-            .try_fill_bytes(seed.expose_mut())
-            .map_err(|e| ClientError::Random(e.to_string()))?;
-        Ok(Self {
-            signing: SigningKey::from_bytes(seed.expose()),
-        })
+        Self::generate_alg(KeyAlg::Ed25519)
     }
 
-    /// From the 32-byte seed a store kept.
+    /// A new key of `alg`.
+    pub fn generate_alg(alg: KeyAlg) -> Result<Self, ClientError> {
+        loop {
+            let mut seed = Secret::new([0u8; 32]);
+            OsRng
+                .try_fill_bytes(seed.expose_mut())
+                .map_err(|e| ClientError::Random(e.to_string()))?;
+            // A P-256 scalar must be below the group order and non-zero: a random 32 bytes is
+            // not one with probability about 2^-32, in which case another is drawn.
+            if let Ok(key) = Self::from_stored(alg, seed.expose()) {
+                return Ok(key);
+            }
+        }
+    }
+
+    /// An Ed25519 key from the 32-byte seed a store kept.
     pub fn from_seed(seed: &[u8]) -> Result<Self, ClientError> {
-        let bytes: [u8; 32] = seed.try_into().map_err(|_| ClientError::InvalidInput {
+        Self::from_stored(KeyAlg::Ed25519, seed)
+    }
+
+    /// A key of `alg` from the 32 secret bytes a store kept ([`MachineKey::seed`]).
+    pub fn from_stored(alg: KeyAlg, seed: &[u8]) -> Result<Self, ClientError> {
+        let bad = |reason: &str| ClientError::InvalidInput {
             field: "machine key",
-            reason: "a machine key seed is 32 bytes".into(),
-        })?;
-        Ok(Self {
-            signing: SigningKey::from_bytes(&bytes),
-        })
+            reason: reason.into(),
+        };
+        let bytes: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| bad("a machine key's secret is 32 bytes"))?;
+        let signing = match alg {
+            KeyAlg::Ed25519 => Signing::Ed25519(SigningKey::from_bytes(&bytes)),
+            KeyAlg::P256 => Signing::P256(
+                p256::ecdsa::SigningKey::from_slice(&bytes)
+                    .map_err(|_| bad("not a P-256 private scalar"))?,
+            ),
+        };
+        Ok(Self { signing })
     }
 
-    /// The seed, for the caller's store only.
+    pub fn alg(&self) -> KeyAlg {
+        match self.signing {
+            Signing::Ed25519(_) => KeyAlg::Ed25519,
+            Signing::P256(_) => KeyAlg::P256,
+        }
+    }
+
+    /// The 32 secret bytes (Ed25519 seed or P-256 scalar), for the caller's store only.
     pub fn seed(&self) -> Secret<[u8; 32]> {
-        Secret::new(self.signing.to_bytes())
+        match &self.signing {
+            Signing::Ed25519(k) => Secret::new(k.to_bytes()),
+            Signing::P256(k) => Secret::new(k.to_bytes().into()),
+        }
     }
 
-    /// base64url of the public key, as the broker names it.
+    /// base64url of the public key, as the broker names it: Ed25519's 32 bytes, or P-256's
+    /// compressed point (33 bytes).
     pub fn public(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.signing.verifying_key().to_bytes())
+        match &self.signing {
+            Signing::Ed25519(k) => URL_SAFE_NO_PAD.encode(k.verifying_key().to_bytes()),
+            Signing::P256(k) => {
+                URL_SAFE_NO_PAD.encode(k.verifying_key().to_encoded_point(true).as_bytes())
+            }
+        }
+    }
+
+    /// A 64-byte signature over `message`: Ed25519, or P-256 `r || s` with the low `s` the
+    /// broker insists on.
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
+        match &self.signing {
+            Signing::Ed25519(k) => k.sign(message).to_bytes(),
+            Signing::P256(k) => {
+                let sig: p256::ecdsa::Signature = p256::ecdsa::signature::Signer::sign(k, message);
+                sig.normalize_s().unwrap_or(sig).to_bytes().into()
+            }
+        }
     }
 
     fn sign(&self, message: &[u8]) -> String {
-        URL_SAFE_NO_PAD.encode(self.signing.sign(message).to_bytes())
+        URL_SAFE_NO_PAD.encode(self.sign_raw(message))
     }
 }
 
 impl std::fmt::Debug for MachineKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MachineKey")
+            .field("alg", &self.alg())
             .field("public", &self.public())
             .finish_non_exhaustive()
     }
@@ -235,7 +312,7 @@ impl MachineSession {
             .now_ms()
             .ok_or_else(|| ClientError::Internal("the broker's clock is not synced".into()))?;
         let proof = crate::device::sign_with(
-            &self.key.signing,
+            |m| self.key.sign_raw(m),
             method.as_str(),
             path,
             bytes.as_deref().unwrap_or_default(),

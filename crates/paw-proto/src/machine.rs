@@ -1,8 +1,9 @@
 //! Machine identities (CI/CD, services, automation): what the broker, `pawctl` and the app
 //! exchange about them, and the exact bytes a machine's key signs.
 //!
-//! A machine proves itself with an Ed25519 key whose private half never leaves it, or with an
-//! OIDC workload token exchanged for a session bound to a key it made for that session alone.
+//! A machine proves itself with a key (Ed25519, or P-256 for keys held in a TPM, HSM or KMS)
+//! whose private half never leaves it, or with an OIDC workload token exchanged for a session
+//! bound to a key it made for that session alone.
 //! Either way, each privileged action is signed by that key over the step-up challenge and the
 //! action's hash ([`stepup_message`]), the machine's equivalent of a security-key assertion.
 //!
@@ -20,9 +21,11 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MachineProof {
-    /// The signing key, base64url Ed25519 (32 bytes): a key registered for the machine.
+    /// The signing key, base64url: Ed25519 (32 bytes) or compressed P-256 (33 bytes), registered
+    /// for the machine.
     pub machine_key: String,
-    /// base64url Ed25519 signature over [`stepup_message`].
+    /// base64url signature over [`stepup_message`]: Ed25519, or P-256 ECDSA/SHA-256 as `r || s`
+    /// (64 bytes, low `s`).
     pub signature: String,
 }
 
@@ -81,7 +84,7 @@ pub fn rotate_message(machine: &str, new_key: &str) -> Vec<u8> {
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[serde(deny_unknown_fields)]
 pub enum MachineAuth {
-    /// An Ed25519 key pair; the first key is registered with a single-use join token.
+    /// A key pair (Ed25519 or P-256); the first key is registered with a single-use join token.
     Key,
     /// An OIDC workload token from `issuer` (one of the broker's `[[machines.oidc_issuer]]`),
     /// whose claims match every rule: claim name → glob (`*` any run, `?` one character).
@@ -151,7 +154,7 @@ pub struct CreateMachineResponse {
 pub struct JoinMachineRequest {
     pub machine: String,
     pub join_token: String,
-    /// base64url Ed25519 public key.
+    /// base64url public key: Ed25519 (32 bytes) or compressed P-256 (33 bytes).
     pub public_key: String,
     /// base64url signature by that key over [`join_message`].
     pub signature: String,
@@ -199,7 +202,7 @@ pub struct TransferMachineRequest {
 /// One key of a machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
 pub struct MachineKeyView {
-    /// base64url Ed25519 public key (not a secret).
+    /// base64url public key, Ed25519 or compressed P-256 (not a secret).
     pub public_key: String,
     /// `key` (registered) or `session` (made for one workload-token session).
     pub source: String,

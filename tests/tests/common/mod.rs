@@ -77,6 +77,7 @@ pub async fn sqlite_audit(r: &Replicas) -> Vec<Value> {
         .into_iter()
         .map(|rec| {
             serde_json::json!({
+                "seq": rec.event.seq,
                 "actor": rec.event.actor,
                 "action": rec.event.action,
                 "subject": rec.event.subject,

@@ -122,9 +122,10 @@ pub async fn list(State(state): State<AppState>, req: Signed) -> ApiResult<Machi
     request_body = JoinMachineRequest,
     responses(
         (status = 200, description = "The key is registered; the join token is spent", body = Joined),
-        (status = 400, description = "`bad_request`: not an Ed25519 key", body = ApiError),
+        (status = 400, description = "`bad_request`: not an Ed25519 or compressed P-256 key", body = ApiError),
         (status = 401, description = "`unauthenticated`: unknown machine, used or expired token, bad signature, source not allowed", body = ApiError),
         (status = 403, description = "`account_locked`: the machine is suspended", body = ApiError),
+        (status = 409, description = "`conflict`: the key is registered already (one key belongs to one machine)", body = ApiError),
     ))]
 pub async fn join(
     State(state): State<AppState>,
@@ -177,9 +178,10 @@ pub async fn login_finish(
     request_body = WorkloadLoginRequest,
     responses(
         (status = 200, description = "A session bound to the session key; it ends with `session_expires_at_ms`", body = TokenResponse),
-        (status = 400, description = "`bad_request`: not an Ed25519 session key", body = ApiError),
+        (status = 400, description = "`bad_request`: not an Ed25519 or compressed P-256 session key", body = ApiError),
         (status = 401, description = "`unauthenticated`: the token is refused (issuer, alg, signature, audience, times, used before) or matches no machine", body = ApiError),
         (status = 403, description = "`account_locked`: the machine is suspended", body = ApiError),
+        (status = 409, description = "`conflict`: the key is registered already (one key belongs to one machine)", body = ApiError),
     ))]
 pub async fn workload_login(
     State(state): State<AppState>,
@@ -194,9 +196,10 @@ pub async fn workload_login(
     params(DeviceProof),
     responses(
         (status = 200, description = "The new key works now; the old ones until `old_key_retires_at_ms`", body = RotatedMachineKey),
-        (status = 400, description = "`bad_request`: not an Ed25519 key, or not a key machine", body = ApiError),
+        (status = 400, description = "`bad_request`: not an Ed25519 or compressed P-256 key, or not a key machine", body = ApiError),
         (status = 401, description = "`unauthenticated`: bad signature by the new key", body = ApiError),
         (status = 403, description = "`forbidden`: the caller is not a machine", body = ApiError),
+        (status = 409, description = "`conflict`: the key is registered already (one key belongs to one machine)", body = ApiError),
     ))]
 pub async fn rotate(State(state): State<AppState>, req: Signed) -> ApiResult<RotatedMachineKey> {
     let body: RotateMachineKeyRequest = req.json()?;

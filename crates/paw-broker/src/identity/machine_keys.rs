@@ -3,18 +3,18 @@
 //!
 //! Rules:
 //! - A machine has no security key. Where a person's key signs clientDataJSON bound to the
-//!   action hash, a machine's Ed25519 key signs [`paw_proto::machine::stepup_message`] over the
+//!   action hash, a machine's key (Ed25519 or P-256, see [`ProofKey`]) signs [`paw_proto::machine::stepup_message`] over the
 //!   same single-use challenge and the same action hash, so every privileged step a machine
 //!   takes is bound to that exact action, as a person's is (case K3).
 //! - Only a key listed for the machine in `machine_keys` and not past its `retire_at` signs or
 //!   authenticates (K4): after a rotation the old key works until the overlap ends, then never.
 //! - A machine past its expiry can neither log in nor use a session it already has.
 
-use ed25519_dalek::{Signature, VerifyingKey};
 use paw_proto::machine::{stepup_message, MachineProof};
 use serde_json::Value;
 
 use crate::base::util::unb64;
+use crate::crypto::proof_keys::ProofKey;
 use crate::identity::error::{IdentityError, Result};
 use crate::identity::webauthn::ChallengeRow;
 use crate::identity::{Identity, User};
@@ -27,23 +27,28 @@ pub const MACHINE: &str = "machine";
 /// What a stored challenge of a machine holds in place of a WebAuthn ceremony state.
 pub const MACHINE_CHALLENGE_STATE: &str = "machine";
 
-/// An Ed25519 public key from its base64url form; `None` unless exactly 32 valid bytes.
-pub fn parse_key(key: &str) -> Option<VerifyingKey> {
-    let bytes: [u8; 32] = unb64(key)?.try_into().ok()?;
-    VerifyingKey::from_bytes(&bytes).ok()
+/// A machine's public key from its base64url form (Ed25519 or compressed P-256).
+pub fn parse_key(key: &str) -> Option<ProofKey> {
+    ProofKey::parse(key)
 }
 
 /// Verifies `signature` (base64url) by `key` over `message`, strictly (no malleable forms).
 pub fn verify_signature(key: &str, message: &[u8], signature: &str) -> Result<()> {
     let bad = || IdentityError::Unauthenticated("machine key: bad signature".into());
     let key = parse_key(key).ok_or_else(|| {
-        IdentityError::BadRequest("machine key: not an Ed25519 public key".into())
+        IdentityError::BadRequest(
+            "machine key: not an Ed25519 (32 bytes) or compressed P-256 (33 bytes) public key"
+                .into(),
+        )
     })?;
     let sig: [u8; 64] = unb64(signature)
         .and_then(|b| b.try_into().ok())
         .ok_or_else(bad)?;
-    key.verify_strict(message, &Signature::from_bytes(&sig))
-        .map_err(|_| bad())
+    if key.verify(message, &sig) {
+        Ok(())
+    } else {
+        Err(bad())
+    }
 }
 
 /// Whether `key` may sign for `machine_id` at `now`: listed, not retired, machine not expired.
@@ -123,7 +128,16 @@ pub async fn insert_key(
 ) -> Result<()> {
     if parse_key(key).is_none() {
         return Err(IdentityError::BadRequest(
-            "public_key must be a base64url Ed25519 key (32 bytes)".into(),
+            "public_key must be base64url: an Ed25519 key (32 bytes) or a compressed P-256 key (33 bytes)".into(),
+        ));
+    }
+    let taken: i64 = crate::with_tx!(tx, t => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM machine_keys WHERE public_key = $1")
+        .bind(key).fetch_one(&mut **t).await?);
+    if taken > 0 {
+        // One key, one machine: a key shared by two would make each answer for the other.
+        return Err(IdentityError::Conflict(
+            "this key is registered already; one key belongs to one machine".into(),
         ));
     }
     crate::with_tx!(tx, t => {

@@ -25,7 +25,7 @@ use webauthn_rs::prelude::{AttestedPasskey, Uuid};
 
 use self::webauthn::{ChallengeRow, CHALLENGE_TTL_MS, PURPOSE_ENROLL};
 use crate::base::error::BrokerError;
-use crate::base::util::{new_id, random_secret, secret_hash, unb64};
+use crate::base::util::{new_id, random_secret, secret_hash};
 use crate::config::AuthConfig;
 use crate::identity::error::{IdentityError, Result};
 use crate::store::Db;
@@ -212,14 +212,11 @@ struct EnrollContext {
 }
 
 pub fn validate_device_key(key: &str) -> Result<()> {
-    let ok = unb64(key)
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .is_some_and(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).is_ok());
-    if ok {
+    if crate::crypto::proof_keys::ProofKey::parse(key).is_some() {
         Ok(())
     } else {
         Err(IdentityError::BadRequest(
-            "device_public_key must be an ed25519 public key: 32 bytes, base64url".into(),
+            "device_public_key must be base64url: an Ed25519 key (32 bytes) or a compressed P-256 key (33 bytes)".into(),
         ))
     }
 }

@@ -11,13 +11,13 @@
 //!   broker's clock, not by any token lifetime.
 //! - Refresh tokens rotate; presenting a used one revokes the whole family.
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use crate::crypto::proof_keys::ProofKey;
 use paw_proto::device_proof::{self, ProofHeader, MAX_SKEW_MS};
 use paw_proto::http::{SignedOut, TokenResponse};
 
 use crate::base::auth::AuthContext;
 use crate::base::error::BrokerError;
-use crate::base::util::{b64, new_id, random_secret, secret_hash, unb64};
+use crate::base::util::{b64, new_id, random_secret, secret_hash};
 use crate::identity;
 use crate::identity::error::{IdentityError, Result};
 use crate::identity::machine_keys;
@@ -368,11 +368,8 @@ async fn verify_device_proof(
     if (proof.time_ms - now).abs() > MAX_SKEW_MS {
         return Err(bad("time outside the accepted window"));
     }
-    let key_bytes: [u8; 32] = unb64(device_key)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| BrokerError::Internal("stored device key is not 32 bytes".into()))?;
-    let key = VerifyingKey::from_bytes(&key_bytes)
-        .map_err(|_| BrokerError::Internal("stored device key is invalid".into()))?;
+    let key = ProofKey::parse(device_key)
+        .ok_or_else(|| BrokerError::Internal("stored device key is invalid".into()))?;
     let message = device_proof::message(
         &req.method,
         &req.path_and_query,
@@ -381,8 +378,9 @@ async fn verify_device_proof(
         &proof.nonce,
         token,
     );
-    key.verify_strict(&message, &Signature::from_bytes(&proof.signature))
-        .map_err(|_| bad("bad signature"))?;
+    if !key.verify(&message, &proof.signature) {
+        return Err(bad("bad signature"));
+    }
     // Only after the signature holds, so nobody can fill the nonce table for free.
     let nonce = b64(&proof.nonce);
     let fresh = with_pool!(&svc.db, pool => {

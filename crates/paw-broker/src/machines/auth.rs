@@ -164,17 +164,42 @@ impl Machines {
         Ok(())
     }
 
-    /// Inside the login's transaction: the sighting, and the new-source flag (K5).
+    /// Inside the login's transaction: the sighting, the new-source flag (K5), and the flag of
+    /// a credential that also opens a machine of another environment (NHI9).
     async fn record_login(
         &self,
         tx: &mut crate::store::Tx,
         row: &MachineRow,
         source: Option<IpAddr>,
-        how: &str,
+        (how, credential): (&str, &str),
         now: i64,
     ) -> Result<()> {
         let from = source.map_or_else(|| "unknown".to_owned(), |s| s.to_string());
         let new_source = store::sighting(tx, &row.user_id, &from, now).await?;
+        let elsewhere =
+            store::credential_seen(tx, credential, &row.user_id, &row.environment, now).await?;
+        if !elsewhere.is_empty() {
+            let also: Vec<String> = elsewhere
+                .iter()
+                .map(|(env, machine)| format!("{machine} ({env})"))
+                .collect();
+            audit::append(
+                tx,
+                now,
+                Entry::new(
+                    &row.name,
+                    "machine_cross_environment",
+                    &row.name,
+                    Outcome::Success,
+                    json!({
+                        "credential": credential,
+                        "environment": row.environment,
+                        "source": also.join(", "),
+                    }),
+                ),
+            )
+            .await?;
+        }
         audit::append(
             tx,
             now,
@@ -300,7 +325,9 @@ impl Machines {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin().await?;
         audit::lock(&mut tx).await?;
-        self.record_login(&mut tx, &row, source, "key", now).await?;
+        let named = format!("key:{key}");
+        self.record_login(&mut tx, &row, source, ("key", &named), now)
+            .await?;
         tx.commit().await?;
         Ok(tokens)
     }
@@ -312,7 +339,9 @@ impl Machines {
         source: Option<IpAddr>,
     ) -> Result<TokenResponse> {
         machine_keys::parse_key(&req.session_key).ok_or_else(|| {
-            MachinesError::BadRequest("session_key must be a base64url Ed25519 key".into())
+            MachinesError::BadRequest(
+                "session_key must be a base64url Ed25519 or compressed P-256 key".into(),
+            )
         })?;
         verify_signature(
             &req.session_key,
@@ -388,7 +417,8 @@ impl Machines {
             Some(now + session_ms),
         )
         .await?;
-        self.record_login(&mut tx, &row, source, "workload_token", now)
+        let credential = format!("oidc:{}#{}", token.issuer, token.subject);
+        self.record_login(&mut tx, &row, source, ("workload_token", &credential), now)
             .await?;
         tx.commit().await?;
         let user = crate::identity::user_by_id(&self.db, &row.user_id)

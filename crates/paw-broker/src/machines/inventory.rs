@@ -7,7 +7,9 @@
 //! - `key_not_rotated` (newest registered key older than `rotate_days`, NHI7);
 //! - `standing_privilege`: grants back to back (the next starting within a minute of the last
 //!   one's end) covering more than a day (NHI5);
-//! - `new_source` / `source_refused` (NHI9 reuse), `interactive_use` (NHI10 human use).
+//! - `new_source` / `source_refused` (NHI9 reuse), `cross_environment` (the same credential —
+//!   a workload token's issuer and subject, or a key — also opened a machine of another
+//!   environment, NHI9), `interactive_use` (NHI10 human use).
 
 use std::collections::BTreeMap;
 
@@ -168,6 +170,11 @@ fn view(
             "machine_source_refused",
             "source_refused",
             "refused a login from a source not allowed",
+        ),
+        (
+            "machine_cross_environment",
+            "cross_environment",
+            "its credential also opened",
         ),
         (
             "machine_interactive",

@@ -170,8 +170,37 @@ pub async fn flag_records(db: &Db) -> Result<Vec<FlagRecord>> {
     Ok(with_pool!(db, pool => sqlx::query_as::<_, FlagRecord>(
         "SELECT subject, action, MAX(seq) AS seq, MIN(detail) AS detail FROM audit_log \
          WHERE action IN ('machine_new_source', 'machine_source_refused', 'machine_interactive', \
-                          'machine_pty_refused') \
+                          'machine_pty_refused', 'machine_cross_environment') \
          GROUP BY subject, action").fetch_all(pool).await?))
+}
+
+/// Records that `machine_id` (of `environment`) logged in with `credential` (a public name:
+/// `oidc:ISSUER#SUBJECT` or `key:PUBLIC_KEY`). Returns the other environments and machines that
+/// credential was seen for, when this is the first time it is seen for this machine: the same
+/// credential opening machines of different environments is reuse (NHI9), raised once.
+pub async fn credential_seen(
+    tx: &mut Tx,
+    credential: &str,
+    machine_id: &str,
+    environment: &str,
+    now: i64,
+) -> Result<Vec<(String, String)>> {
+    let updated = with_tx!(tx, t => sqlx::query(
+        "UPDATE machine_credentials_seen SET last_seen = $3 WHERE credential = $1 AND machine_id = $2")
+        .bind(credential).bind(machine_id).bind(now).execute(&mut **t).await?.rows_affected());
+    if updated > 0 {
+        return Ok(Vec::new());
+    }
+    let others: Vec<(String, String)> = with_tx!(tx, t => {
+        sqlx::query("INSERT INTO machine_credentials_seen (credential, machine_id, environment, first_seen, last_seen) \
+                     VALUES ($1, $2, $3, $4, $4)")
+            .bind(credential).bind(machine_id).bind(environment).bind(now).execute(&mut **t).await?;
+        sqlx::query_as("SELECT c.environment, u.name FROM machine_credentials_seen c \
+                        JOIN users u ON u.id = c.machine_id \
+                        WHERE c.credential = $1 AND c.environment <> $2 ORDER BY u.name")
+            .bind(credential).bind(environment).fetch_all(&mut **t).await?
+    });
+    Ok(others)
 }
 
 /// Records a login from `source`; returns whether the machine had been seen elsewhere but

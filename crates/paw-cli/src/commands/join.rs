@@ -37,7 +37,7 @@ pub async fn run(ctx: &Ctx, a: JoinArgs) -> Result<()> {
     }
     let d = conn::deployment(&ctx.brokers, ctx.ca.as_deref(), None)?;
     let client = conn::client(&d)?;
-    let key = MachineKey::generate()?;
+    let key = MachineKey::generate_alg(a.key_type.into())?;
     ctx.store.save(
         Slot::MachineKey,
         &KeyRecord::new(&a.name, &key, &d.brokers, d.ca.clone()),
@@ -59,11 +59,12 @@ pub async fn run(ctx: &Ctx, a: JoinArgs) -> Result<()> {
     let public = key.public();
     let stored = ctx.store.describe(Slot::MachineKey);
     ctx.out.print(
-        &json!({ "machine": a.name, "public_key": public, "store": stored }),
+        &json!({ "machine": a.name, "alg": key.alg().as_str(), "public_key": public, "store": stored }),
         || {
             format!(
-                "joined as {}\npublic key {public}\nkey stored in {stored}",
-                a.name
+                "joined as {}\npublic key ({}) {public}\nkey stored in {stored}",
+                a.name,
+                key.alg().as_str()
             )
         },
     );

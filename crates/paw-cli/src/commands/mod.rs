@@ -7,10 +7,12 @@ mod join;
 mod login;
 mod logout;
 mod machines;
-mod request;
+pub(crate) mod request;
 mod rotate;
+mod user;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::cli::{Cli, Command, MachineCommand};
 use crate::conn::Conn;
@@ -23,7 +25,9 @@ use crate::store::{self, Store};
 pub struct Ctx {
     pub brokers: Vec<String>,
     pub ca: Option<PathBuf>,
-    pub store: Store,
+    pub state_dir: PathBuf,
+    /// Shared with a person's core, which keeps its entries in the same store.
+    pub store: Arc<Store>,
     pub out: Output,
 }
 
@@ -33,7 +37,8 @@ impl Ctx {
         Ok(Self {
             brokers: cli.brokers.clone(),
             ca: cli.ca.clone(),
-            store: Store::open(cli.store, &dir)?,
+            store: Arc::new(Store::open(cli.store, &dir)?),
+            state_dir: dir,
             out: Output { json: cli.json },
         })
     }
@@ -68,5 +73,6 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Command::Machines(a) => machines::run(&ctx, a).await.map(|()| ok),
         Command::Rotate => rotate::run(&ctx).await.map(|()| ok),
         Command::Logout => logout::run(&ctx).await.map(|()| ok),
+        Command::User(u) => user::run(&ctx, u).await,
     }
 }

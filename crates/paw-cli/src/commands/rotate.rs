@@ -27,7 +27,8 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         .ok_or_else(|| {
             CliError::not_signed_in(format!("the key of machine {machine} is not stored here"))
         })?;
-    let new = MachineKey::generate()?;
+    // The same algorithm as before: a host whose policy asked for P-256 keeps it.
+    let new = MachineKey::generate_alg(old.alg)?;
     let rotated = conn.session().await?.rotate(&new).await?;
     let new_rec = KeyRecord::new(&machine, &new, &old.brokers, old.ca.clone());
     if let Err(e) = ctx.store.save(Slot::MachineKey, &new_rec) {

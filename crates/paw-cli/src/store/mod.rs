@@ -4,9 +4,9 @@
 //!
 //! Rules:
 //! - Each kind of credential has its own slot ([`Slot`]), so identities of different kinds
-//!   live side by side: a key machine's key, a machine sign-in and, once pawctl signs people in
-//!   with a security key, a person's sign-in in a slot of its own (`human-session`, not
-//!   written yet). Commands pick the slot; nothing is overwritten by a login of another kind.
+//!   live side by side: a key machine's key, a machine sign-in, and a person's sign-in (the
+//!   client library's own entries, named `person-*`, [`PersonKeys`]). Commands pick the slot;
+//!   nothing is overwritten by a login of another kind.
 //! - Keyring entries are named after the state directory (a hash of its path), so two state
 //!   directories never share an entry, whichever store holds them.
 //! - A write is read back before it counts: a store that drops writes fails at the write.
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use paw_client::{KeyStore, OsKeyStore, Secret};
+use paw_client::{ClientError, KeyStore, OsKeyStore, Secret};
 use paw_proto::ErrorCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -131,30 +131,82 @@ impl Store {
     }
 
     pub fn delete(&self, slot: Slot) -> Result<()> {
-        match &self.backend {
-            Backend::Keyring { os, scope } => os
-                .delete(&entry(scope, slot))
-                .map_err(|e| keyring_error(&e)),
-            Backend::File => self.files.delete(slot.name()),
-        }
+        self.delete_named(slot.name())
     }
 
     fn get(&self, slot: Slot) -> Result<Option<Secret<Vec<u8>>>> {
-        match &self.backend {
-            Backend::Keyring { os, scope } => {
-                os.get(&entry(scope, slot)).map_err(|e| keyring_error(&e))
-            }
-            Backend::File => self.files.get(slot.name()),
-        }
+        self.get_named(slot.name())
     }
 
     fn set(&self, slot: Slot, value: &[u8]) -> Result<()> {
+        self.set_named(slot.name(), value)
+    }
+
+    /// Entry `name` of either store: the slots', and the entries the client library keeps for a
+    /// person's sign-in (`person-*`, see [`PersonKeys`]).
+    fn get_named(&self, name: &str) -> Result<Option<Secret<Vec<u8>>>> {
+        match &self.backend {
+            Backend::Keyring { os, scope } => {
+                os.get(&entry(scope, name)).map_err(|e| keyring_error(&e))
+            }
+            Backend::File => self.files.get(name),
+        }
+    }
+
+    fn set_named(&self, name: &str, value: &[u8]) -> Result<()> {
         match &self.backend {
             Backend::Keyring { os, scope } => os
-                .set(&entry(scope, slot), value)
+                .set(&entry(scope, name), value)
                 .map_err(|e| keyring_error(&e)),
-            Backend::File => self.files.set(slot.name(), value),
+            Backend::File => self.files.set(name, value),
         }
+    }
+
+    fn delete_named(&self, name: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Keyring { os, scope } => os
+                .delete(&entry(scope, name))
+                .map_err(|e| keyring_error(&e)),
+            Backend::File => self.files.delete(name),
+        }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Keyring { os, .. } => os.describe(),
+            Backend::File => "a 0600 file in the pawctl state directory",
+        }
+    }
+}
+
+/// The store as the client library's [`KeyStore`] for a person's sign-in (device key, tokens,
+/// and the INSECURE virtual key's state in test builds): the same keyring or 0600 files as the
+/// machine's entries, under names of their own (`person-*`), so neither overwrites the other.
+pub struct PersonKeys(pub std::sync::Arc<Store>);
+
+const PERSON_PREFIX: &str = "person-";
+
+impl KeyStore for PersonKeys {
+    fn get(&self, name: &str) -> std::result::Result<Option<Secret<Vec<u8>>>, ClientError> {
+        self.0
+            .get_named(&format!("{PERSON_PREFIX}{name}"))
+            .map_err(|e| ClientError::KeyringUnavailable(e.message))
+    }
+
+    fn set(&self, name: &str, value: &[u8]) -> std::result::Result<(), ClientError> {
+        self.0
+            .set_named(&format!("{PERSON_PREFIX}{name}"), value)
+            .map_err(|e| ClientError::KeyringUnavailable(e.message))
+    }
+
+    fn delete(&self, name: &str) -> std::result::Result<(), ClientError> {
+        self.0
+            .delete_named(&format!("{PERSON_PREFIX}{name}"))
+            .map_err(|e| ClientError::KeyringUnavailable(e.message))
+    }
+
+    fn describe(&self) -> &'static str {
+        self.0.backend_name()
     }
 }
 
@@ -205,8 +257,8 @@ fn keyring(state_dir: &Path) -> Result<Backend> {
     Ok(Backend::Keyring { os, scope })
 }
 
-fn entry(scope: &str, slot: Slot) -> String {
-    format!("pawctl-{scope}-{}", slot.name())
+fn entry(scope: &str, name: &str) -> String {
+    format!("pawctl-{scope}-{name}")
 }
 
 fn keyring_error(e: &paw_client::ClientError) -> CliError {
@@ -269,8 +321,14 @@ mod tests {
 
     #[test]
     fn keyring_entries_are_scoped_to_the_state_dir() {
-        let a = entry("0123456789ab", Slot::MachineSession);
+        let a = entry("0123456789ab", Slot::MachineSession.name());
         assert_eq!(a, "pawctl-0123456789ab-machine-session");
+        // A person's entries (the client library's names, prefixed) fit the same rule.
+        let p = entry(
+            "0123456789ab",
+            &format!("{PERSON_PREFIX}{}", paw_client::VIRTUAL_KEY_ENTRY),
+        );
+        assert_eq!(p, "pawctl-0123456789ab-person-virtual-key");
         // paw-client's keystore accepts lower-case letters, digits and dashes, ≤ 64 chars.
         assert!(a.len() <= 64);
         assert!(a

@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use paw_client::machine::{MachineKey, MachineSession};
+use paw_client::machine::{KeyAlg, MachineKey, MachineSession};
 use paw_proto::http::TokenResponse;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
@@ -26,7 +26,10 @@ pub const VERSION: u32 = 1;
 pub struct KeyRecord {
     pub version: u32,
     pub machine: String,
-    /// Hex of the Ed25519 seed (secret).
+    /// The key's algorithm; records from before P-256 keys have none and are Ed25519.
+    #[serde(default)]
+    pub alg: KeyAlg,
+    /// Hex of the key's secret: the Ed25519 seed or the P-256 scalar.
     pub seed: String,
     pub brokers: Vec<String>,
     pub ca: PathBuf,
@@ -37,6 +40,7 @@ impl KeyRecord {
         Self {
             version: VERSION,
             machine: machine.to_owned(),
+            alg: key.alg(),
             seed: to_hex(key.seed().expose()),
             brokers: brokers.to_vec(),
             ca,
@@ -44,7 +48,7 @@ impl KeyRecord {
     }
 
     pub fn key(&self) -> Result<MachineKey> {
-        seed_key(&self.seed, "the stored machine key")
+        seed_key(self.alg, &self.seed, "the stored machine key")
     }
 }
 
@@ -93,7 +97,10 @@ pub struct SessionRecord {
     pub roles: Vec<String>,
     pub brokers: Vec<String>,
     pub ca: PathBuf,
-    /// Hex of the session key's Ed25519 seed (secret).
+    /// The session key's algorithm (Ed25519 when absent).
+    #[serde(default)]
+    pub key_alg: KeyAlg,
+    /// Hex of the session key's secret (secret).
     pub key_seed: String,
     pub access_token: String,
     pub access_expires_at_ms: i64,
@@ -114,6 +121,7 @@ impl SessionRecord {
             roles: t.roles.clone(),
             brokers: brokers.to_vec(),
             ca,
+            key_alg: s.key().alg(),
             key_seed: to_hex(s.key().seed().expose()),
             access_token: t.access_token.clone(),
             access_expires_at_ms: t.access_expires_at_ms,
@@ -124,7 +132,7 @@ impl SessionRecord {
     }
 
     pub fn key(&self) -> Result<MachineKey> {
-        seed_key(&self.key_seed, "the stored session key")
+        seed_key(self.key_alg, &self.key_seed, "the stored session key")
     }
 
     /// The tokens as the client library takes them back.
@@ -171,11 +179,11 @@ impl std::fmt::Debug for SessionRecord {
     }
 }
 
-fn seed_key(hex: &str, what: &str) -> Result<MachineKey> {
+fn seed_key(alg: KeyAlg, hex: &str, what: &str) -> Result<MachineKey> {
     let seed = paw_client::Secret::new(
         from_hex(hex).ok_or_else(|| CliError::store(format!("{what} is malformed")))?,
     );
-    MachineKey::from_seed(seed.expose())
+    MachineKey::from_stored(alg, seed.expose())
         .map_err(|_| CliError::store(format!("{what} is malformed")))
 }
 
@@ -245,6 +253,7 @@ mod tests {
             roles: vec![],
             brokers: vec!["https://b".into()],
             ca: "/ca.pem".into(),
+            key_alg: KeyAlg::Ed25519,
             key_seed: "00".repeat(32),
             access_token: "access-secret".into(),
             access_expires_at_ms: 1,

@@ -540,7 +540,7 @@ sources: Array<string>, };
 
 export type MachineKeyView = { 
 /**
- * base64url Ed25519 public key (not a secret).
+ * base64url public key, Ed25519 or compressed P-256 (not a secret).
  */
 public_key: string, 
 /**

@@ -1,16 +1,19 @@
-//! Which authenticator the app uses (case G5).
+//! Which authenticator a client uses (case G5): the app and `pawctl` both ask here, so the rule
+//! for the INSECURE virtual key is written once.
 //!
-//! Real security keys come through CTAP2 over USB HID ([`paw_fido::HidAuthenticator`]). The
-//! virtual key is a software stand-in for demos and tests: it is INSECURE by design, so a
-//! release build never uses it unless it was both compiled in (`--features demo`) and switched
-//! on at run time with `PAW_DEMO_VIRTUAL_KEY=1`. A debug or demo build that has it uses it by
-//! default; `PAW_DEMO_VIRTUAL_KEY=0` switches to the USB key instead. Whenever it is in use,
-//! `BuildInfo.virtual_key` is true and the UI labels it on every screen that touches a key.
+//! Real security keys come through CTAP2 over USB HID ([`paw_fido::HidAuthenticator`], this
+//! crate's `hid` feature). The virtual key is a software stand-in for demos and tests: it is
+//! INSECURE by design, so a release build never uses it unless it was both compiled in
+//! (paw-fido's `virtual-key` feature, the app's `demo`) and switched on at run time with
+//! `PAW_DEMO_VIRTUAL_KEY=1`. A debug build that has it uses it by default;
+//! `PAW_DEMO_VIRTUAL_KEY=0` switches to the USB key instead. Whenever it is in use, the caller
+//! says so (`BuildInfo.virtual_key` in the app, a warning line in `pawctl`).
 
 use std::sync::Arc;
 
-use paw_client::KeyStore;
 use paw_fido::Authenticator;
+
+use crate::{ClientError, KeyStore};
 
 /// The run-time switch a demo sets to use the virtual key in a release build ("1"), or that
 /// turns it off in a debug build ("0").
@@ -30,22 +33,32 @@ pub fn virtual_key_allowed(debug_build: bool, compiled: bool, flag: Option<&str>
         }
 }
 
-pub fn choose(keystore: &dyn KeyStore) -> Result<Arc<dyn Authenticator>, String> {
+/// The authenticator for a build (`debug_build`: the caller's `cfg!(debug_assertions)`): the
+/// virtual key when [`virtual_key_allowed`], else the USB key when this crate has `hid`, else
+/// none ([`ClientError::NoAuthenticator`]).
+pub fn choose(
+    keystore: &dyn KeyStore,
+    debug_build: bool,
+) -> Result<Arc<dyn Authenticator>, ClientError> {
     let flag = std::env::var(DEMO_FLAG).ok();
-    if virtual_key_allowed(
-        cfg!(debug_assertions),
-        paw_fido::VIRTUAL_KEY_COMPILED,
-        flag.as_deref(),
-    ) {
+    if virtual_key_allowed(debug_build, paw_fido::VIRTUAL_KEY_COMPILED, flag.as_deref()) {
         tracing::warn!("using the INSECURE virtual security key (demo and test builds only)");
         let pin = std::env::var(DEMO_PIN).ok();
-        if let Some(a) = paw_client::load_virtual_authenticator(keystore, pin.as_deref())
-            .map_err(|e| e.to_string())?
-        {
+        if let Some(a) = crate::load_virtual_authenticator(keystore, pin.as_deref())? {
             return Ok(a);
         }
     }
+    hid()
+}
+
+#[cfg(feature = "hid")]
+fn hid() -> Result<Arc<dyn Authenticator>, ClientError> {
     Ok(Arc::new(paw_fido::HidAuthenticator::new()))
+}
+
+#[cfg(not(feature = "hid"))]
+fn hid() -> Result<Arc<dyn Authenticator>, ClientError> {
+    Err(ClientError::NoAuthenticator)
 }
 
 #[cfg(test)]
