@@ -55,4 +55,9 @@ pub const COMMANDS: &[&str] = &[
     "confirm_create_machine",
     "prepare_transfer_machine",
     "confirm_transfer_machine",
+    "list_vault_accounts",
+    "prepare_reveal",
+    "confirm_reveal",
+    "prepare_rotation",
+    "confirm_rotation",
 ];

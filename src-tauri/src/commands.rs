@@ -16,6 +16,7 @@ use paw_proto::session::{
     CommandHoldView, ForwardView, SessionHistory, SessionList, SessionMasks, SessionRecording,
     SessionView, TerminalEvent, TerminalView,
 };
+use paw_proto::vault::{RevealedSecret, VaultAccountList, VaultAccountView};
 use paw_proto::ApiError;
 use serde_json::Value;
 use tauri::State;
@@ -406,4 +407,43 @@ pub async fn confirm_transfer_machine(
     id: Option<Value>,
 ) -> Result<MachineView, ApiError> {
     Ok(core.confirm_transfer_machine(decode("id", id)?).await?)
+}
+
+#[tauri::command]
+pub async fn list_vault_accounts(core: State<'_, Core>) -> Result<VaultAccountList, ApiError> {
+    Ok(core.vault_accounts().await?)
+}
+
+#[tauri::command]
+pub async fn prepare_reveal(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<StepUpPrompt, ApiError> {
+    Ok(core.prepare_reveal(decode("input", input)?).await?)
+}
+
+/// The one IPC answer that carries a target credential: the secret the user signed to see,
+/// once. The shell keeps nothing of it (no log, no state).
+#[tauri::command]
+pub async fn confirm_reveal(
+    core: State<'_, Core>,
+    id: Option<Value>,
+) -> Result<RevealedSecret, ApiError> {
+    Ok(core.confirm_reveal(decode("id", id)?).await?)
+}
+
+#[tauri::command]
+pub async fn prepare_rotation(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<StepUpPrompt, ApiError> {
+    Ok(core.prepare_rotation(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn confirm_rotation(
+    core: State<'_, Core>,
+    id: Option<Value>,
+) -> Result<VaultAccountView, ApiError> {
+    Ok(core.confirm_rotation(decode("id", id)?).await?)
 }

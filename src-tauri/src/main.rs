@@ -157,6 +157,11 @@ fn run() -> Result<(), String> {
             commands::confirm_create_machine,
             commands::prepare_transfer_machine,
             commands::confirm_transfer_machine,
+            commands::list_vault_accounts,
+            commands::prepare_reveal,
+            commands::confirm_reveal,
+            commands::prepare_rotation,
+            commands::confirm_rotation,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())

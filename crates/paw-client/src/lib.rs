@@ -50,6 +50,9 @@ mod sse;
 mod tokens;
 mod trail_check;
 mod util;
+mod vault;
+#[cfg(test)]
+mod vault_tests;
 mod watch;
 #[cfg(test)]
 mod watch_tests;

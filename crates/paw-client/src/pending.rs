@@ -29,6 +29,8 @@ pub(crate) enum PendingKind {
     Session,
     KillSession,
     Hold,
+    Reveal,
+    Rotate,
 }
 
 /// What confirming a prompt does besides sending the signed action.
@@ -46,6 +48,11 @@ pub(crate) enum PendingOp {
     /// Running one's own held command, or deciding someone else's (`confirm_hold_decision`).
     /// The hold's id is kept here: the action of a release names the session, not the hold.
     Hold { hold_id: String },
+    /// Revealing a vaulted account's secret (`confirm_reveal`). The account's id is kept here:
+    /// the action names the account (`target/account`), the endpoint takes its id.
+    Reveal { account_id: String },
+    /// An administrator rotating a vaulted account's secret now (`confirm_rotation`).
+    Rotate { account_id: String },
 }
 
 impl PendingOp {
@@ -56,6 +63,8 @@ impl PendingOp {
             Self::Session => PendingKind::Session,
             Self::KillSession => PendingKind::KillSession,
             Self::Hold { .. } => PendingKind::Hold,
+            Self::Reveal { .. } => PendingKind::Reveal,
+            Self::Rotate { .. } => PendingKind::Rotate,
         }
     }
 }
@@ -177,6 +186,15 @@ mod tests {
                 session_id: "s1".into(),
                 target: "web-1".into(),
                 command: "rm /x".into(),
+            },
+            PendingOp::Reveal { .. } => Action::RevealSecret {
+                account: "web-1/root".into(),
+                grant_id: "g1".into(),
+                reason: "appliance console".into(),
+            },
+            PendingOp::Rotate { .. } => Action::RotateSecret {
+                account: "web-1/root".into(),
+                reason: "left the team".into(),
             },
         };
         PendingStepUp {
@@ -324,5 +342,41 @@ mod tests {
         assert_eq!(p.op, hold());
         assert!(matches!(p.action, Action::Command { .. }));
         assert!(m.take("h", PendingKind::Hold, now).is_err(), "single use");
+    }
+
+    #[test]
+    fn a_reveal_is_not_a_rotation_and_neither_is_anything_else() {
+        let now = Instant::now();
+        let mut m = PendingStepUps::new(TTL);
+        let reveal = || PendingOp::Reveal {
+            account_id: "a1".into(),
+        };
+        let rotate = || PendingOp::Rotate {
+            account_id: "a1".into(),
+        };
+        m.insert("v".into(), pending(reveal(), now), now).unwrap();
+        m.insert("r".into(), pending(rotate(), now), now).unwrap();
+        m.insert("e".into(), pending(PendingOp::Elevation, now), now)
+            .unwrap();
+        for other in [
+            PendingKind::Key,
+            PendingKind::Elevation,
+            PendingKind::Session,
+            PendingKind::KillSession,
+            PendingKind::Hold,
+            PendingKind::Rotate,
+        ] {
+            assert!(m.take("v", other, now).is_err(), "{other:?}");
+        }
+        assert!(m.take("r", PendingKind::Reveal, now).is_err());
+        assert!(m.take("e", PendingKind::Reveal, now).is_err());
+        assert!(m.take("e", PendingKind::Rotate, now).is_err());
+        let p = m.take("v", PendingKind::Reveal, now).unwrap();
+        assert_eq!(p.op, reveal());
+        assert_eq!(p.action.purpose(), Purpose::RevealSecret);
+        assert!(m.take("v", PendingKind::Reveal, now).is_err(), "single use");
+        let p = m.take("r", PendingKind::Rotate, now).unwrap();
+        assert_eq!(p.op, rotate());
+        assert_eq!(p.action.purpose(), Purpose::RotateSecret);
     }
 }

@@ -19,6 +19,12 @@ export const AREAS = [
     group: 'Work',
   },
   {
+    id: 'vault',
+    label: 'Vault',
+    description: 'Shared accounts whose passwords the broker keeps: reveal one under a grant, and watch their rotation.',
+    group: 'Work',
+  },
+  {
     id: 'audit',
     label: 'Audit',
     description: 'Verify the tamper-evident audit trail of this workstation.',

@@ -14,7 +14,7 @@ describe('navigation', () => {
   it('has one focusable nav button per area, in order, with Access active by default', () => {
     renderApp();
     const ids = AREAS.map((a) => a.id);
-    expect(ids).toEqual(['access', 'approvals', 'sessions', 'audit', 'history', 'machines', 'keys', 'settings']);
+    expect(ids).toEqual(['access', 'approvals', 'sessions', 'vault', 'audit', 'history', 'machines', 'keys', 'settings']);
     for (const id of ids) {
       const item = screen.getByTestId(`nav-${id}`);
       expect(item.tagName).toBe('BUTTON');
@@ -35,7 +35,7 @@ describe('navigation', () => {
     }
   });
 
-  it('jumps to areas with Alt+1…Alt+8 and focuses the page title', async () => {
+  it('jumps to areas with Alt+1…Alt+9 and focuses the page title', async () => {
     renderApp();
     for (const [index, { id }] of AREAS.entries()) {
       const n = index + 1;
@@ -48,7 +48,7 @@ describe('navigation', () => {
 
   it('uses the physical key, so Option+digit layouts work', async () => {
     renderApp();
-    await fireEvent.keyDown(window, { key: '™', code: 'Digit8', altKey: true });
+    await fireEvent.keyDown(window, { key: 'ª', code: 'Digit9', altKey: true });
     expect(screen.getByTestId('page-settings')).toBeTruthy();
   });
 
@@ -56,7 +56,7 @@ describe('navigation', () => {
     renderApp();
     await fireEvent.keyDown(window, { key: '3', code: 'Digit3' });
     await fireEvent.keyDown(window, { key: '3', code: 'Digit3', altKey: true, ctrlKey: true });
-    await fireEvent.keyDown(window, { key: '9', code: 'Digit9', altKey: true });
+    await fireEvent.keyDown(window, { key: '0', code: 'Digit0', altKey: true });
     expect(screen.getByTestId('page-access')).toBeTruthy();
   });
 

@@ -208,7 +208,7 @@ describe('security key PIN during sign-in', () => {
 
   it('blocks the Alt+digit area shortcuts while open', async () => {
     await signInWithPin();
-    await fireEvent.keyDown(window, { key: '8', code: 'Digit8', altKey: true });
+    await fireEvent.keyDown(window, { key: '9', code: 'Digit9', altKey: true });
     expect(screen.queryByTestId('page-settings')).toBeNull();
     expect(screen.getByTestId('pin-dialog')).toBeTruthy();
     expect(window.location.hash).not.toContain('settings');

@@ -1,7 +1,7 @@
 // Generated from crates/paw-proto by `cargo xtask bindings`. Do not edit by hand:
 // the test suite fails when this file and the Rust types drift apart.
 
-export type ErrorCode = "bad_request" | "payload_too_large" | "unsupported_media_type" | "not_found" | "method_not_allowed" | "timeout" | "storage_unavailable" | "internal" | "invalid_config" | "invalid_settings" | "broker_not_configured" | "broker_unreachable" | "broker_untrusted" | "broker_protocol" | "url_rejected" | "unauthenticated" | "reauthentication_required" | "challenge_invalid" | "webauthn_rejected" | "invite_invalid" | "account_locked" | "rate_limited" | "conflict" | "security_key_missing" | "pin_invalid" | "pin_blocked" | "pin_not_set" | "key_cancelled" | "key_timeout" | "keyring_unavailable" | "forbidden" | "audit_unavailable" | "target_unavailable" | "audit_diverged" | "audit_witness_changed" | "recording_tampered";
+export type ErrorCode = "bad_request" | "payload_too_large" | "unsupported_media_type" | "not_found" | "method_not_allowed" | "timeout" | "storage_unavailable" | "internal" | "invalid_config" | "invalid_settings" | "broker_not_configured" | "broker_unreachable" | "broker_untrusted" | "broker_protocol" | "url_rejected" | "unauthenticated" | "reauthentication_required" | "challenge_invalid" | "webauthn_rejected" | "invite_invalid" | "account_locked" | "rate_limited" | "conflict" | "security_key_missing" | "pin_invalid" | "pin_blocked" | "pin_not_set" | "key_cancelled" | "key_timeout" | "keyring_unavailable" | "forbidden" | "audit_unavailable" | "target_unavailable" | "audit_diverged" | "audit_witness_changed" | "recording_tampered" | "checked_out" | "vault_unavailable";
 
 export type ApiError = { code: ErrorCode, message: string, };
 
@@ -70,7 +70,7 @@ export type RenameKeyInput = { id: string, name: string, };
 
 export type KeyAction = { "op": "add", name: string, } | { "op": "revoke", id: string, };
 
-export type Purpose = "login" | "request" | "approve" | "session" | "break_glass" | "key_management" | "kill_session" | "command" | "approve_command" | "manage_machine";
+export type Purpose = "login" | "request" | "approve" | "session" | "break_glass" | "key_management" | "kill_session" | "command" | "approve_command" | "manage_machine" | "reveal_secret" | "rotate_secret";
 
 export type StepUpPrompt = { 
 /**
@@ -495,6 +495,70 @@ export type WatchEvent = { "type": "start", session_id: string,
  * Whose session it is.
  */
 user: string, target: string, role: string, cols: number, rows: number, screen: string, } | { "type": "output", data: string, } | { "type": "resize", cols: number, rows: number, } | { "type": "ended", reason: string, message: string, };
+
+export type VaultKind = "ssh_password" | "ssh_key" | "postgres_password" | "generic";
+
+export type RotationStatus = { 
+/**
+ * The journal's state: `idle`, `pending`, `applied`, `verified`, `reconciling`, `failed`.
+ */
+state: string, 
+/**
+ * `ok`, `failed`, or `never`.
+ */
+last_result: string, 
+/**
+ * Why the last rotation failed (no secret in it), until one succeeds.
+ */
+last_error: string | null, last_rotated_at_ms: number | null, 
+/**
+ * When the broker will rotate it next (schedule, or the end of a checkout after a reveal).
+ */
+next_rotation_at_ms: number | null, 
+/**
+ * Set after a reveal: the secret is rotated as soon as its checkout ends.
+ */
+rotate_after_checkout: boolean, 
+/**
+ * Since when rotations have been failing (the alert stays until one succeeds).
+ */
+failing_since_ms: number | null, };
+
+export type Checkout = { user: string, grant_id: string, until_ms: number, };
+
+export type VaultAccountView = { id: string, 
+/**
+ * `target/account`.
+ */
+name: string, target: string, account: string, kind: VaultKind, 
+/**
+ * One holder at a time.
+ */
+exclusive: boolean, 
+/**
+ * The secret's version: 1 when imported, +1 at each rotation.
+ */
+version: number, holder: Checkout | null, rotation: RotationStatus, created_at_ms: number, };
+
+export type VaultAccountList = { accounts: Array<VaultAccountView>, now_ms: number, };
+
+export type RevealedSecret = { 
+/**
+ * `target/account`.
+ */
+account: string, secret: string, 
+/**
+ * When the app hides it again (broker time).
+ */
+show_until_ms: number, 
+/**
+ * The checkout this reveal holds; the secret is rotated when it ends.
+ */
+checkout_until_ms: number, };
+
+export type RevealInput = { account_id: string, grant_id: string, reason: string, };
+
+export type RotateInput = { account_id: string, reason: string, };
 
 export type SignedOut = { 
 /**

@@ -39,6 +39,9 @@ import type {
   OpenSessionInput,
   PinInput,
   RenameKeyInput,
+  RevealInput,
+  RevealedSecret,
+  RotateInput,
   RevokeGrantInput,
   SecurityKeyView,
   SessionHistory,
@@ -58,6 +61,8 @@ import type {
   TerminalResize,
   TerminalView,
   TransferMachineInput,
+  VaultAccountList,
+  VaultAccountView,
   WatchEvent,
 } from './bindings';
 
@@ -103,6 +108,8 @@ export const ERROR_CODES = [
   'recording_tampered',
   'audit_diverged',
   'audit_witness_changed',
+  'checked_out',
+  'vault_unavailable',
 ] as const satisfies readonly ErrorCode[];
 
 type MissingCode = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
@@ -551,6 +558,40 @@ export function prepareTransferMachine(input: TransferMachineInput): Promise<Ste
 /** Signs the prepared transfer; the broker answers with the machine as it is now. */
 export function confirmTransferMachine(id: string): Promise<MachineView> {
   return keyOperation(() => call<MachineView>('confirm_transfer_machine', { id }));
+}
+
+/*
+ * Vaulted credentials: shared accounts (an appliance's root, a database owner) whose secrets the
+ * broker keeps and rotates. The list is metadata only. A reveal is its own step-up, bound to the
+ * account, one of the caller's grants on its target and a reason: prepare (the core takes the
+ * account's name from the broker's own list) → the user approves → confirm. `confirmReveal` is
+ * the one command whose answer carries a target's secret: it is passed to the caller and kept
+ * nowhere here (no store, no storage, no log); the page shows it once and drops it.
+ */
+
+/** The vaulted accounts the caller may see, with their holder and rotation status, and the broker's time. */
+export function listVaultAccounts(): Promise<VaultAccountList> {
+  return call<VaultAccountList>('list_vault_accounts');
+}
+
+/** Asks for the step-up that reveals an account's secret under one of the caller's grants; nothing is signed yet. */
+export function prepareReveal(input: RevealInput): Promise<StepUpPrompt> {
+  return call<StepUpPrompt>('prepare_reveal', { input });
+}
+
+/** Signs the prepared reveal; resolves with the secret, once, and until when to show it (broker time). */
+export function confirmReveal(id: string): Promise<RevealedSecret> {
+  return keyOperation(() => call<RevealedSecret>('confirm_reveal', { id }));
+}
+
+/** Asks for an administrator's step-up that rotates an account's secret now. */
+export function prepareRotation(input: RotateInput): Promise<StepUpPrompt> {
+  return call<StepUpPrompt>('prepare_rotation', { input });
+}
+
+/** Signs the prepared rotation; resolves with the account as it stands after the attempt. */
+export function confirmRotation(id: string): Promise<VaultAccountView> {
+  return keyOperation(() => call<VaultAccountView>('confirm_rotation', { id }));
 }
 
 /** True inside the desktop shell (the core injected its IPC bridge). */

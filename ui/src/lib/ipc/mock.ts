@@ -28,12 +28,14 @@ import { HistoryModel, type HistoryOptions } from './mock-history';
 import { HOLD_KEY_COMMANDS, HoldModel, type HoldOptions } from './mock-holds';
 import { MACHINE_KEY_COMMANDS, MachineModel, type MachineOptions } from './mock-machines';
 import { SESSION_KEY_COMMANDS, SessionModel, type SessionOptions } from './mock-sessions';
+import { VAULT_KEY_COMMANDS, VaultModel, type VaultOptions } from './mock-vault';
 
 export { defaultAuditRecords, mockAuditRecord } from './mock-audit';
 export { defaultGrants, mockGrant, MOCK_ENTITLEMENTS, type MockEntitlement } from './mock-elevation';
 export { defaultSessions, mockSession } from './mock-sessions';
 export { mockHold } from './mock-holds';
 export { defaultMachines, mockMachine, mockMachineKey } from './mock-machines';
+export { defaultVaultAccounts, mockVaultAccount } from './mock-vault';
 export { DEFAULT_MASK_PATTERNS, defaultHistory, defaultMasks, mockCast, mockHistoryEntry } from './mock-history';
 
 export interface MockOptions
@@ -42,7 +44,8 @@ export interface MockOptions
     SessionOptions,
     HistoryOptions,
     HoldOptions,
-    MachineOptions {
+    MachineOptions,
+    VaultOptions {
   /** Broker state to report once a broker URL is configured. Default `connected`. */
   brokerState?: Exclude<BrokerState, 'unconfigured'>;
   settings?: Partial<SettingsView>;
@@ -95,6 +98,8 @@ export interface MockCore {
   readonly history: HistoryModel;
   /** Machine identities: the inventory, creations and transfers, owners disabled. */
   readonly machines: MachineModel;
+  /** Vaulted accounts: the list, reveals and rotations, rotation failures and their live events. */
+  readonly vault: VaultModel;
   build: BuildInfo;
   /** When set, `app_status` rejects with this value (any shape, to test normalisation). */
   statusFailure: unknown;
@@ -212,6 +217,7 @@ const KEY_COMMANDS: ReadonlySet<string> = new Set([
   ...SESSION_KEY_COMMANDS,
   ...HOLD_KEY_COMMANDS,
   ...MACHINE_KEY_COMMANDS,
+  ...VAULT_KEY_COMMANDS,
 ]);
 /** Commands the core answers locally and at once (no broker, no key): never delayed. */
 const PROMPT_COMMANDS: ReadonlySet<string> = new Set(['key_prompt', 'submit_pin', 'cancel_key_prompt']);
@@ -268,6 +274,9 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     get machines(): MachineModel {
       return machines;
     },
+    get vault(): VaultModel {
+      return vault;
+    },
     get sessions(): SessionModel {
       return sessions;
     },
@@ -302,6 +311,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
 
   const holds = new HoldModel(core.elevation, () => core.user?.name ?? null, options);
   const machines = new MachineModel(core.elevation, () => core.user?.roles.includes('admin') === true, options);
+  const vault = new VaultModel(core.elevation, () => core.user?.roles.includes('admin') === true, options);
   const sessions = new SessionModel(
     core.elevation,
     () => core.user?.roles.includes('admin') === true,
@@ -465,6 +475,11 @@ export function installMockCore(options: MockOptions = {}): MockCore {
       return core.user?.name ?? '';
     });
     if (machine !== undefined) return machine;
+    const vaulted = core.vault.handle(cmd, args, () => {
+      requireUser();
+      return core.user?.name ?? '';
+    });
+    if (vaulted !== undefined) return vaulted;
     switch (cmd) {
       case 'key_prompt':
         if (core.promptFailure !== undefined) throw core.promptFailure;
@@ -519,6 +534,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
         core.sessions.pending.clear();
         core.holds.pending.clear();
         core.machines.pending.clear();
+        core.vault.pending.clear();
         for (const id of [...core.sessions.terminals.keys()]) core.sessions.end(id, 'closed', 'signed out');
         core.sessions.endWatches('signed_out', 'you signed out');
         core.sessions.forwards = [];
@@ -595,6 +611,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
           core.sessions.pending.delete(id);
           core.holds.pending.delete(id);
           core.machines.pending.delete(id);
+          core.vault.pending.delete(id);
         }
         return null;
       }

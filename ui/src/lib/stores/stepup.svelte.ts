@@ -4,6 +4,8 @@ import {
   confirmElevation,
   confirmHoldDecision,
   confirmKillSession,
+  confirmReveal,
+  confirmRotation,
   confirmStepUp,
   confirmTransferMachine,
   openForward,
@@ -13,6 +15,8 @@ import {
   prepareElevation,
   prepareHoldDecision,
   prepareKillSession,
+  prepareReveal,
+  prepareRotation,
   prepareSession,
   prepareStepUp,
   prepareTransferMachine,
@@ -27,6 +31,10 @@ import {
   type MachineSpec,
   type MachineView,
   type OpenSessionInput,
+  type RevealInput,
+  type RevealedSecret,
+  type RotateInput,
+  type VaultAccountView,
   type SessionView,
   type TerminalEvent,
   type TerminalView,
@@ -52,18 +60,19 @@ const TERMINAL: ReadonlySet<ApiError['code']> = new Set([
  * For an elevation the signed action is fixed: when the policy refuses it (`forbidden`) or a
  * rule is broken (`bad_request`), signing the same thing again cannot succeed either.
  */
-const TERMINAL_ELEVATION: ReadonlySet<ApiError['code']> = new Set([...TERMINAL, 'forbidden', 'bad_request']);
+const TERMINAL_ELEVATION: ReadonlySet<ApiError['code']> = new Set([...TERMINAL, 'forbidden', 'bad_request', 'checked_out']);
 
 export type StepUpPhase = 'ready' | 'confirming';
 
 /**
  * What the open step-up is for: the security keys page, an elevation (request, decision,
  * break-glass), a session (open one on a grant, or end someone's), or a held command (run
- * one's own, decide someone else's), or a machine identity (create one, assign its owner).
- * Sessions and commands read errors in elevation words, machines in their own; for all of
- * them the same refusals are final.
+ * one's own, decide someone else's), a machine identity (create one, assign its owner), or a
+ * vaulted account (reveal its secret, rotate it). Sessions and commands read errors in
+ * elevation words, machines and the vault in their own; for all of them the same refusals
+ * are final.
  */
-export type StepUpKind = 'key' | 'elevation' | 'session' | 'command' | 'machine';
+export type StepUpKind = 'key' | 'elevation' | 'session' | 'command' | 'machine' | 'vault';
 
 interface Open {
   prompt: StepUpPrompt;
@@ -157,6 +166,20 @@ export class StepUpStore {
   /** An administrator hands a machine to a new owner; settles with the machine as it is now, or `null`. */
   transferMachine(input: TransferMachineInput): Promise<MachineView | null> {
     return this.run('machine', () => prepareTransferMachine(input), confirmTransferMachine);
+  }
+
+  /**
+   * Reveals a vaulted account's secret under one of the caller's grants; settles with the
+   * secret (for the caller to show once and drop), or `null` when cancelled. Nothing here
+   * keeps it: the open prompt holds the confirm call, not its answer.
+   */
+  reveal(input: RevealInput): Promise<RevealedSecret | null> {
+    return this.run('vault', () => prepareReveal(input), confirmReveal);
+  }
+
+  /** An administrator rotates a vaulted account now; settles with the account as it stands, or `null`. */
+  rotate(input: RotateInput): Promise<VaultAccountView | null> {
+    return this.run('vault', () => prepareRotation(input), confirmRotation);
   }
 
   private async run<T>(

@@ -31,6 +31,8 @@ const CORE_KINDS = [
   'command.refuse',
   'machine.create',
   'machine.transfer',
+  'vault.reveal',
+  'vault.rotate',
 ];
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));

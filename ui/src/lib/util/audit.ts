@@ -32,6 +32,8 @@ export const AUDIT_KIND_LABEL = {
   'command.refuse': 'Held command refused',
   'machine.create': 'Machine identity created',
   'machine.transfer': 'Machine owner assigned',
+  'vault.reveal': 'Vaulted secret revealed',
+  'vault.rotate': 'Vaulted secret rotated',
 } as const satisfies Record<string, string>;
 
 export type AuditKind = keyof typeof AUDIT_KIND_LABEL;

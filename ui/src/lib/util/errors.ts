@@ -114,3 +114,29 @@ export function machineErrorText(error: ApiError): string {
       return authErrorText(error);
   }
 }
+
+/**
+ * What to tell the user for an error from the vault commands (reveal a secret, rotate one).
+ * Branches on `code` only; for `bad_request` and `checked_out` the core's message says which
+ * rule, or who holds the account and until when, so callers show it as detail.
+ */
+export function vaultErrorText(error: ApiError): string {
+  switch (error.code) {
+    case 'checked_out':
+      return 'Someone else has this account checked out:';
+    case 'vault_unavailable':
+      return 'The broker cannot open its vault right now (its key is missing or wrong). Tell an administrator; nothing was revealed.';
+    case 'forbidden':
+      return 'The access policy does not allow this: revealing needs a grant whose entitlement allows it, rotating needs an administrator.';
+    case 'bad_request':
+      return 'The broker refused this because a rule is not met:';
+    case 'conflict':
+      return 'This account changed in the meantime (a rotation may be running). Check its current state.';
+    case 'not_found':
+      return 'That account or grant no longer exists.';
+    case 'challenge_invalid':
+      return 'This confirmation is no longer valid. Start again.';
+    default:
+      return authErrorText(error);
+  }
+}

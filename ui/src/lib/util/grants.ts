@@ -52,10 +52,12 @@ export const LIVE_EVENT_LABEL: Record<string, string> = {
   review_closed: 'Review closed',
   command_held: 'Command held',
   command_decided: 'Held command decided',
+  vault_rotated: 'Secret rotated',
+  vault_rotation_failed: 'Rotation failed',
 };
 
 /** Events that deserve more than a passing glance. */
-export const PROMINENT_EVENTS: ReadonlySet<string> = new Set(['grant_warning', 'break_glass', 'command_held']);
+export const PROMINENT_EVENTS: ReadonlySet<string> = new Set(['grant_warning', 'break_glass', 'command_held', 'vault_rotation_failed']);
 
 /**
  * When a grant counts as "ending soon": in the last fifth of its whole duration, and never
