@@ -10,6 +10,7 @@ pub mod pawctl;
 pub mod postgres;
 pub mod replicas;
 pub mod sshd;
+pub mod vault_sshd;
 pub mod virtual_user;
 
 /// A loopback port that was free a moment ago: the broker's WebAuthn origin names its port, so

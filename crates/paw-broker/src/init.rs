@@ -213,6 +213,20 @@ pub async fn init_with(opts: &InitOptions, extras: &InitExtras) -> Result<InitRe
         opts.force,
     )?;
 
+    // The vault's key-encryption key: made once and never replaced, even with --force (a new
+    // one would leave every vaulted secret sealed under a key nobody has).
+    let kek_path = dir.join(VAULT_KEK_FILE);
+    if !kek_path.exists() {
+        let kek = paw_vault::Kek::generate(VAULT_KEK_ID)
+            .map_err(|e| BrokerError::Internal(format!("vault key: {e}")))?;
+        let hex = kek.to_hex();
+        let text = zeroize::Zeroizing::new(format!(
+            "{}\n",
+            std::str::from_utf8(hex.expose()).unwrap_or_default()
+        ));
+        write_file(&kek_path, &text, 0o600, false)?;
+    }
+
     // What we wrote must load: this catches a template bug before the operator does.
     let config = Config::load_with_env(&config_path, Vec::new())?;
     let (witness, witness_origin) =
@@ -335,14 +349,27 @@ fn config_text(
          [audit]\n\
          # The key that cosigns workstations' audit checkpoints (mode 0600, never logged).\n\
          witness_key = {witness}\n\
-         {webauthn}",
+         {webauthn}\
+         \n\
+         [vault]\n\
+         # Vaulted credentials: secrets sealed under this key-encryption key (mode 0600; keep a\n\
+         # copy offline: without it no vaulted secret can be opened). Import accounts with\n\
+         # `pawd vault import FILE`.\n\
+         kek_id = {kek_id}\n\
+         kek_file = {kek_file}\n",
         listen = toml_string(&listen.to_string()),
         db = toml_string(database_url.expose()),
         cert = toml_string(SERVER_CERT_FILE),
         key = toml_string(SERVER_KEY_FILE),
         witness = toml_string(crate::config::WITNESS_KEY_FILE),
+        kek_id = toml_string(VAULT_KEK_ID),
+        kek_file = toml_string(VAULT_KEK_FILE),
     )
 }
+
+/// The vault's key-encryption key file `pawd init` makes, and its id in sealed secrets.
+pub const VAULT_KEK_FILE: &str = "vault-kek";
+pub const VAULT_KEK_ID: &str = "kek-1";
 
 /// `pawd invite`: a one-time enrollment code for `user`, valid 24 h. The code is returned to be
 /// printed once; only its hash is stored.
@@ -533,4 +560,71 @@ pub async fn check_config(config_path: &Path, config: &Config) -> Result<CheckRe
         witness_key_path: witness_path.clone(),
         witness_fingerprint,
     })
+}
+
+/// `pawd vault rewrap`: every secret's data key re-wrapped with the active KEK.
+pub async fn vault_rewrap(config: &Config) -> Result<usize, crate::vault::error::VaultError> {
+    let db = Db::connect(&config.database_url, Create::Never).await?;
+    let clock: std::sync::Arc<dyn crate::base::clock::Clock> =
+        std::sync::Arc::new(crate::base::clock::SystemClock);
+    let vault = crate::vault::Vault::new(
+        db.clone(),
+        clock,
+        Default::default(),
+        crate::elevation::notify::Notifier::new(None),
+        config.vault.clone(),
+        &config.targets,
+    );
+    let out = vault.rewrap_all().await;
+    db.close().await;
+    out
+}
+
+/// `pawd vault import`: accounts from a CSV or TOML file on this host (see
+/// [`crate::vault::import`]). The file is read once; nothing of it is kept.
+pub async fn vault_import(
+    config: &Config,
+    file: &Path,
+    format: Option<&str>,
+    dry_run: bool,
+) -> Result<crate::vault::import::ImportDone, crate::vault::error::VaultError> {
+    use crate::vault::error::VaultError;
+    let format = match format
+        .or_else(|| file.extension().and_then(|e| e.to_str()))
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("csv") => paw_vault::ImportFormat::Csv,
+        Some("toml") => paw_vault::ImportFormat::Toml,
+        _ => {
+            return Err(VaultError::BadRequest(
+                "which format? name the file .csv or .toml, or pass --format".into(),
+            ))
+        }
+    };
+    let bytes = zeroize::Zeroizing::new(std::fs::read(file).map_err(|e| {
+        VaultError::BadRequest(format!("cannot read {}: {}", file.display(), e.kind()))
+    })?);
+    let db = Db::connect(&config.database_url, Create::Never).await?;
+    let outcome = async {
+        if !db.pending_migrations().await?.is_empty() {
+            return Err(VaultError::from(BrokerError::Migration(
+                "the database is not migrated; run `pawd serve` or `pawd init` first".into(),
+            )));
+        }
+        let clock: std::sync::Arc<dyn crate::base::clock::Clock> =
+            std::sync::Arc::new(crate::base::clock::SystemClock);
+        let vault = crate::vault::Vault::new(
+            db.clone(),
+            clock,
+            Default::default(),
+            crate::elevation::notify::Notifier::new(None),
+            config.vault.clone(),
+            &config.targets,
+        );
+        vault.import(format, &bytes, dry_run, "pawd (cli)").await
+    }
+    .await;
+    db.close().await;
+    outcome
 }

@@ -29,6 +29,7 @@ pub mod machines;
 pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod vault;
 
 pub use base::error::BrokerError;
 pub use config::Config;

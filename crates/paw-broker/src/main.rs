@@ -75,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         cmd: AuditCommand,
     },
+    /// Vaulted credentials.
+    Vault {
+        #[command(subcommand)]
+        cmd: VaultCommand,
+    },
     /// Validate a config: files, certificate and key, database reachable and migrated.
     Check {
         #[arg(long, env = "PAWD_CONFIG")]
@@ -104,6 +109,34 @@ enum UserCommand {
         #[arg(long, env = "PAWD_CONFIG")]
         config: PathBuf,
         user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VaultCommand {
+    /// Import accounts (target, account, kind, secret[, password rules]) from a CSV or TOML
+    /// file on this host. Every row is checked first; nothing is written unless all pass.
+    /// pawd keeps nothing of the file: delete it afterwards.
+    Import {
+        #[arg(long, env = "PAWD_CONFIG")]
+        config: PathBuf,
+        /// The file (`.csv` or `.toml`, or say --format).
+        file: PathBuf,
+        #[arg(long, value_parser = ["csv", "toml"])]
+        format: Option<String>,
+        /// Check and report only.
+        #[arg(long)]
+        dry_run: bool,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-wrap every secret under the active key-encryption key (after adding a new `kek_id`
+    /// and moving the old one to `retired_keks`); brokers keep serving meanwhile. When it
+    /// reports 0 left, the retired key may be removed.
+    Rewrap {
+        #[arg(long, env = "PAWD_CONFIG")]
+        config: PathBuf,
     },
 }
 
@@ -242,6 +275,71 @@ async fn run(command: Command) -> Result<(), CliError> {
                 .await?;
             app.db.close().await;
             println!("{user}: disabled; {n} open request(s) or grant(s) voided, sessions ended");
+            Ok(())
+        }
+        Command::Vault {
+            cmd:
+                VaultCommand::Import {
+                    config,
+                    file,
+                    format,
+                    dry_run,
+                    json,
+                },
+        } => {
+            let config = Config::load(&config)?;
+            let done = init::vault_import(&config, &file, format.as_deref(), dry_run).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&done).unwrap_or_default()
+                );
+            } else {
+                for r in &done.report.rows {
+                    match &r.outcome {
+                        paw_vault::RowOutcome::Ok => {
+                            println!("line {}: {}/{}: ok", r.line, r.target, r.account)
+                        }
+                        paw_vault::RowOutcome::Error { code, message } => {
+                            println!(
+                                "line {}: {}/{}: {code}: {message}",
+                                r.line, r.target, r.account
+                            )
+                        }
+                    }
+                }
+                println!(
+                    "{} ok, {} refused; {}",
+                    done.report.ok,
+                    done.report.errors,
+                    if done.dry_run {
+                        "dry run: nothing written".to_owned()
+                    } else if done.written > 0 {
+                        format!(
+                            "{} account(s) vaulted; delete {} now",
+                            done.written,
+                            file.display()
+                        )
+                    } else {
+                        "nothing written (fix the refused rows and run again)".to_owned()
+                    }
+                );
+            }
+            if done.report.errors > 0 {
+                return Err(paw_broker::vault::error::VaultError::BadRequest(format!(
+                    "{} row(s) refused",
+                    done.report.errors
+                ))
+                .into());
+            }
+            Ok(())
+        }
+        Command::Vault {
+            cmd: VaultCommand::Rewrap { config },
+        } => {
+            let config = Config::load(&config)?;
+            let n = init::vault_rewrap(&config).await?;
+            println!("{n} secret(s) re-wrapped under the active key-encryption key");
             Ok(())
         }
         Command::Audit {

@@ -225,6 +225,23 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
     tasks.push(tokio::spawn(crate::elevation::notify::relay(
         elevation.notifier.clone(),
     )));
+    let mut vault = crate::vault::Vault::new(
+        db.clone(),
+        clock.clone(),
+        elevation.policy.clone(),
+        elevation.notifier.clone(),
+        config.vault.clone(),
+        &config.targets,
+    );
+    // Only a serving broker rotates: operator commands (`pawd user disable`, which build the
+    // app without `[sessions]`) must not start a rotation they would cut short on exit.
+    vault.verify_keys().await?;
+    if vault.enabled() && config.sessions.is_some() {
+        vault.sync_options().await?;
+        // Settles at once any rotation a previous process left in flight (L2), then paces
+        // the schedule, ended checkouts and retries.
+        tasks.push(tokio::spawn(crate::vault::rotation::ticker(vault.clone())));
+    }
     let sessions = Sessions {
         db: db.clone(),
         clock: clock.clone(),
@@ -234,6 +251,7 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         policy: elevation.policy.clone(),
         heartbeat: Default::default(),
         notifier: elevation.notifier.clone(),
+        vault: vault.clone(),
     };
     let cosigner = Cosigner {
         db: db.clone(),
@@ -255,6 +273,7 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         elevation,
         sessions: sessions.clone(),
         machines,
+        vault,
         cosigner,
     };
     if let (Some(listener), Some(run)) = (ssh_listener, ssh) {

@@ -57,6 +57,23 @@ impl TempRole {
     pub fn valid_until_ms(&self) -> i64 {
         self.valid_until_ms
     }
+
+    /// A vaulted login (the broker's vault holds its password) to log in as instead of a
+    /// minted role. It is not temporary: nothing here drops it ([`Admin::drop_temp_role`]
+    /// refuses a name without the `paw_s_` prefix), and the session's end closes its
+    /// connections because the broker closes the spliced sockets.
+    pub fn vaulted(
+        name: &str,
+        password: Zeroizing<String>,
+        valid_until_ms: i64,
+    ) -> Result<TempRole, Error> {
+        crate::names::validate_identifier("role name", name)?;
+        Ok(TempRole {
+            name: name.to_owned(),
+            password,
+            valid_until_ms,
+        })
+    }
 }
 
 impl std::fmt::Debug for TempRole {

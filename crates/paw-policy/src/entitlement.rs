@@ -159,6 +159,21 @@ pub struct EntitlementConfig {
     /// requester's step-up; outside it the approvers decide ([`crate::AutoWindow`]).
     #[serde(default)]
     pub auto_window: Option<crate::AutoWindowConfig>,
+    /// Vaulted credentials (`vault = ["inject"]`, `["reveal"]` or both): sessions under its
+    /// grants log in to the target as `role` with the broker's vaulted secret of
+    /// `target/role`, and/or the holder may reveal that secret with a step-up of its own.
+    #[serde(default)]
+    pub vault: Vec<VaultUse>,
+}
+
+/// How an entitlement's grants use the vaulted account `target/role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VaultUse {
+    /// The broker logs the session in with the secret; the user never sees it.
+    Inject,
+    /// The holder may see the secret once (its own step-up), and it is rotated afterwards.
+    Reveal,
 }
 
 fn default_max_sessions() -> u32 {
@@ -208,6 +223,7 @@ pub struct Entitlement {
     commands: Option<CommandControl>,
     machine_pty: bool,
     auto_window: Option<crate::AutoWindow>,
+    vault: Vec<VaultUse>,
 }
 
 /// An entitlement's command rules: as written (what two policies are compared by, and what
@@ -305,7 +321,10 @@ impl Entitlement {
             commands,
             machine_pty,
             auto_window,
+            mut vault,
         } = config;
+        vault.sort_by_key(|v| *v as u8);
+        vault.dedup();
         if max_sessions == 0 || max_sessions > MAX_SESSIONS_PER_GRANT {
             return Err(invalid("max_sessions", "must be between 1 and 16"));
         }
@@ -449,6 +468,7 @@ impl Entitlement {
             commands,
             machine_pty,
             auto_window,
+            vault,
         })
     }
 
@@ -506,6 +526,16 @@ impl Entitlement {
     /// Whether machines may have a terminal in its sessions (K6).
     pub fn machine_pty(&self) -> bool {
         self.machine_pty
+    }
+
+    /// Whether its sessions log in with the vaulted account `target/role`.
+    pub fn vault_inject(&self) -> bool {
+        self.vault.contains(&VaultUse::Inject)
+    }
+
+    /// Whether its holders may reveal the vaulted account `target/role`.
+    pub fn vault_reveal(&self) -> bool {
+        self.vault.contains(&VaultUse::Reveal)
     }
 
     pub fn break_glass(&self) -> Option<BreakGlassRule> {
@@ -637,6 +667,7 @@ approval = "auto"
             commands: None,
             machine_pty: false,
             auto_window: None,
+            vault: vec![],
         }
     }
 

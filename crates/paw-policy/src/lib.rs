@@ -35,7 +35,7 @@ mod window;
 pub use duration::{validate_duration, GrantDuration};
 pub use entitlement::{
     ApprovalConfig, ApprovalRule, BreakGlassConfig, BreakGlassRule, CommandControl, Entitlement,
-    EntitlementConfig, TargetKind,
+    EntitlementConfig, TargetKind, VaultUse,
 };
 pub use error::PolicyError;
 pub use grant::{transition, GrantEvent, GrantState};

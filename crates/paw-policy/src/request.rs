@@ -252,6 +252,7 @@ mod tests {
             commands: None,
             machine_pty: false,
             auto_window: None,
+            vault: vec![],
         }
     }
 
@@ -277,6 +278,7 @@ mod tests {
             commands: None,
             machine_pty: false,
             auto_window: None,
+            vault: vec![],
         })
         .unwrap()
     }

@@ -28,6 +28,8 @@ pub enum Purpose {
     Command,
     ApproveCommand,
     ManageMachine,
+    RevealSecret,
+    RotateSecret,
 }
 
 impl Purpose {
@@ -43,6 +45,8 @@ impl Purpose {
             Self::Command => "command",
             Self::ApproveCommand => "approve_command",
             Self::ManageMachine => "manage_machine",
+            Self::RevealSecret => "reveal_secret",
+            Self::RotateSecret => "rotate_secret",
         }
     }
 }
@@ -112,6 +116,18 @@ pub enum Action {
         owner: String,
         spec_sha256: String,
     },
+    /// Show a vaulted account's secret (`target/account`) once, under an active grant, for a
+    /// stated reason; the secret is rotated when the grant's checkout ends (L4).
+    RevealSecret {
+        account: String,
+        grant_id: String,
+        reason: String,
+    },
+    /// An admin rotates a vaulted account's secret now.
+    RotateSecret {
+        account: String,
+        reason: String,
+    },
 }
 
 struct Enc(Vec<u8>);
@@ -155,6 +171,8 @@ impl Action {
             Self::Command { .. } => Purpose::Command,
             Self::ApproveCommand { .. } => Purpose::ApproveCommand,
             Self::ManageMachine { .. } => Purpose::ManageMachine,
+            Self::RevealSecret { .. } => Purpose::RevealSecret,
+            Self::RotateSecret { .. } => Purpose::RotateSecret,
         }
     }
 
@@ -250,6 +268,19 @@ impl Action {
                 e.str(3, owner);
                 e.str(4, spec_sha256);
             }
+            Self::RevealSecret {
+                account,
+                grant_id,
+                reason,
+            } => {
+                e.str(1, account);
+                e.str(2, grant_id);
+                e.str(3, reason);
+            }
+            Self::RotateSecret { account, reason } => {
+                e.str(1, account);
+                e.str(2, reason);
+            }
         }
         e.0
     }
@@ -339,6 +370,17 @@ impl Action {
                 "transfer" => format!("Make {owner} the owner of machine {machine}"),
                 other => format!("Machine {machine}: {other} (owner {owner})"),
             },
+            Self::RevealSecret {
+                account,
+                grant_id,
+                reason,
+            } => format!(
+                "Reveal the secret of {account} under grant {grant_id}; it is rotated when the \
+                 grant ends. Reason: {reason}"
+            ),
+            Self::RotateSecret { account, reason } => {
+                format!("Rotate the secret of {account} now. Reason: {reason}")
+            }
         }
     }
 }

@@ -87,6 +87,12 @@ pub enum ErrorCode {
     /// A session recording no longer matches the SHA-256 its audit record holds (changed or
     /// deleted after the session ended); the broker does not replay it.
     RecordingTampered,
+    /// A vaulted account is checked out by someone else (exclusive); the message says who holds
+    /// it and until when.
+    CheckedOut,
+    /// The vault cannot open a secret: its key-encryption key is missing or is not the one the
+    /// secret was sealed with. Nothing falls back to anything weaker (case L5).
+    VaultUnavailable,
 }
 
 impl ErrorCode {
@@ -121,6 +127,8 @@ impl ErrorCode {
             Self::AuditUnavailable => 503,
             Self::TargetUnavailable => 502,
             Self::RecordingTampered => 409,
+            Self::CheckedOut => 409,
+            Self::VaultUnavailable => 503,
             Self::AuditDiverged => 409,
             Self::AuditWitnessChanged => 502,
         }
@@ -163,6 +171,8 @@ impl ErrorCode {
             Self::AuditUnavailable => "audit_unavailable",
             Self::TargetUnavailable => "target_unavailable",
             Self::RecordingTampered => "recording_tampered",
+            Self::CheckedOut => "checked_out",
+            Self::VaultUnavailable => "vault_unavailable",
             Self::AuditDiverged => "audit_diverged",
             Self::AuditWitnessChanged => "audit_witness_changed",
         }
@@ -234,6 +244,8 @@ mod tests {
             ErrorCode::AuditUnavailable,
             ErrorCode::TargetUnavailable,
             ErrorCode::RecordingTampered,
+            ErrorCode::CheckedOut,
+            ErrorCode::VaultUnavailable,
             ErrorCode::AuditDiverged,
             ErrorCode::AuditWitnessChanged,
         ];

@@ -16,5 +16,6 @@ pub mod http;
 pub mod ipc;
 pub mod machine;
 pub mod session;
+pub mod vault;
 
 pub use error::{ApiError, ErrorCode};

@@ -7,6 +7,7 @@ pub mod machines;
 pub mod masks;
 pub mod sessions;
 pub mod telemetry;
+pub mod vault;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,6 +32,7 @@ pub const KNOWN_ENV_VARS: &[&str] = &[
     "PAWD_TLS_KEY",
     "PAWD_LOG_FORMAT",
     "PAWD_LOG_LEVEL",
+    crate::config::vault::KEK_ENV,
 ];
 
 const ENV_PREFIX: &str = "PAWD_";
@@ -77,6 +79,9 @@ pub struct Config {
     /// `[machines]`: machine identities' keys and trusted workload-token issuers.
     #[serde(default)]
     pub machines: crate::config::machines::MachinesConfig,
+    /// `[vault]`: vaulted credentials for accounts that cannot use certificates. Absent: no vault.
+    #[serde(default)]
+    pub vault: Option<crate::config::vault::VaultConfig>,
 }
 
 /// `[audit]`.
@@ -522,6 +527,9 @@ impl Config {
                 "PAWD_LOG_LEVEL" => {
                     sub_table(&mut table, "log")?.insert("level".into(), value.into());
                 }
+                // Not a setting: the vault's KEK, read by `VaultConfig::load_ring` when no
+                // `kek_file` is named (and never copied into the config).
+                crate::config::vault::KEK_ENV => {}
                 other => {
                     return Err(BrokerError::Config(format!(
                         "unknown environment variable {other}; pawd reads only {}",
@@ -556,6 +564,9 @@ impl Config {
             sc.resolve(base_dir);
         }
         crate::config::sessions::resolve_targets(&mut config.targets, base_dir);
+        if let Some(v) = &mut config.vault {
+            v.resolve(base_dir);
+        }
         if let Some(w) = &mut config.webhook {
             w.secret_file = resolve(base_dir, &w.secret_file);
             if let Some(ca) = &mut w.ca_file {
@@ -591,6 +602,9 @@ impl Config {
         }
         self.validate_elevation()?;
         self.machines.validate()?;
+        if let Some(v) = &self.vault {
+            v.validate()?;
+        }
         crate::config::sessions::validate_targets(&self.targets)?;
         if let Some(sessions) = &self.sessions {
             sessions.validate()?;

@@ -4,5 +4,6 @@
 
 pub mod proof_keys;
 pub mod ssh_ca;
+pub mod ssh_pin;
 pub mod tls;
 pub mod witness;

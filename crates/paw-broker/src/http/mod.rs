@@ -12,6 +12,7 @@ pub mod machines;
 mod outage;
 pub mod sessions;
 pub mod statuses;
+pub mod vault;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -61,6 +62,7 @@ pub struct AppState {
     pub elevation: crate::elevation::Elevation,
     pub sessions: crate::sessions::Sessions,
     pub machines: crate::machines::Machines,
+    pub vault: crate::vault::Vault,
     pub cosigner: crate::audit::checkpoints::Cosigner,
 }
 
@@ -197,6 +199,9 @@ fn truncate(mut text: String) -> String {
             approvals, grants, break-glass and its review, session tickets, live events"),
         (name = "machines", description = "Machine identities: owned by a person, proving \
             themselves with a key or a workload token, and the inventory of their risks"),
+        (name = "vault", description = "Vaulted credentials of accounts that cannot use \
+            certificates: listed without secrets, revealed once on a step-up, rotated by a journal \
+            that never loses a secret"),
         (name = "audit", description = "The broker as witness of each workstation's audit \
             trail: it cosigns checkpoints that continue the last one it cosigned"),
     )
@@ -254,6 +259,9 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::http::machines::login_finish))
         .routes(routes!(crate::http::machines::workload_login))
         .routes(routes!(crate::http::machines::rotate))
+        .routes(routes!(crate::http::vault::list))
+        .routes(routes!(crate::http::vault::reveal))
+        .routes(routes!(crate::http::vault::rotate))
         .routes(routes!(crate::http::sessions::watch))
         .routes(routes!(elevation_api::events))
         .routes(routes!(audit_api::checkpoint))
@@ -673,6 +681,7 @@ mod tests {
             Default::default(),
         )
         .unwrap();
+        let vault = crate::vault::Vault::disabled(db.clone(), clock.clone());
         let state = AppState {
             machines,
             db: db.clone(),
@@ -695,7 +704,9 @@ mod tests {
                 policy: crate::elevation::policy::SharedPolicy::default(),
                 heartbeat: heartbeat.clone(),
                 notifier: crate::elevation::notify::Notifier::new(None),
+                vault: vault.clone(),
             },
+            vault,
             cosigner: crate::audit::checkpoints::Cosigner {
                 db: db.clone(),
                 clock,

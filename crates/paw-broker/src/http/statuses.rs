@@ -18,6 +18,7 @@ use crate::elevation::error::ElevationError;
 use crate::identity::error::IdentityError;
 use crate::machines::error::MachinesError;
 use crate::sessions::error::SessionsError;
+use crate::vault::error::VaultError;
 
 /// The header every authenticated operation declares.
 const DEVICE_PROOF: &str = "paw-device-proof";
@@ -44,6 +45,7 @@ pub fn service_codes(tag: &str) -> Vec<ErrorCode> {
         "sessions" => SessionsError::codes(),
         "audit" => AuditError::codes(),
         "machines" => MachinesError::codes(),
+        "vault" => VaultError::codes(),
         _ => BrokerError::codes(),
     }
 }

@@ -50,7 +50,9 @@ pub mod kind {
         KillSession,
         Command,
         ApproveCommand,
-        ManageMachine
+        ManageMachine,
+        RevealSecret,
+        RotateSecret
     );
 }
 
@@ -396,6 +398,8 @@ pub async fn verify_any(
         Purpose::Command => go!(kind::Command),
         Purpose::ApproveCommand => go!(kind::ApproveCommand),
         Purpose::ManageMachine => go!(kind::ManageMachine),
+        Purpose::RevealSecret => go!(kind::RevealSecret),
+        Purpose::RotateSecret => go!(kind::RotateSecret),
     }
 }
 

@@ -120,12 +120,7 @@ pub async fn list(db: &crate::store::Db) -> crate::base::error::Result<Vec<Broke
 /// Registers this process as a broker with a fresh lease.
 pub async fn register(svc: &Sessions) -> Result<()> {
     let now = svc.clock.now_ms();
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown".into());
+    let host = crate::base::util::host_name();
     with_pool!(&svc.db, p => {
         sqlx::query("INSERT INTO brokers (id, host, pid, started_at, lease_until) VALUES ($1, $2, $3, $4, $5)")
             .bind(&*svc.broker_id).bind(&host).bind(i64::from(std::process::id()))

@@ -4,6 +4,7 @@ use crate::base::error::{Forbidden, Invalid};
 use crate::crypto::ssh_ca::IssueError;
 use crate::elevation::error::ElevationError;
 use crate::identity::error::IdentityError;
+use crate::vault::error::VaultError;
 
 crate::service_error! {
     /// A session operation's refusal, one variant per code it answers with; a failed step-up
@@ -18,7 +19,7 @@ crate::service_error! {
         TargetUnavailable,
         Unauthenticated,
     }
-    wraps { Identity(IdentityError), Elevation(ElevationError) }
+    wraps { Identity(IdentityError), Elevation(ElevationError), Vault(VaultError) }
 }
 
 impl From<IssueError> for SessionsError {

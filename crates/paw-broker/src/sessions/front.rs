@@ -24,12 +24,14 @@ use tokio::sync::watch;
 use crate::base::error::BrokerError;
 use crate::config::sessions::{SessionsConfig, TargetConfig};
 use crate::crypto::ssh_ca::{self, CertRequest, UserCa};
+use crate::crypto::ssh_pin::{pinned_key, PinnedHost};
 use crate::sessions::error::Result;
 use crate::sessions::error::SessionsError;
 use crate::sessions::recording::Recorder;
 use crate::sessions::watch::Tap;
 use crate::sessions::Sessions;
 use crate::sessions::{self, SessionInfo};
+use crate::vault::Injected;
 
 /// Everything the front door needs besides the sessions service.
 pub struct SshFront {
@@ -370,6 +372,8 @@ pub(crate) fn reason_words(reason: &str) -> &'static str {
         "broker_lost" => "the broker carrying it was taken for lost",
         "database_lost" => "the broker lost its database, so nothing could be recorded or revoked",
         "command_denied" => "its command is not allowed under this grant",
+        "checked_out" => "the vaulted account is checked out by another grant",
+        "vault_unavailable" => "the vault cannot open the account's secret",
         _ => "the broker ended it",
     }
 }
@@ -531,7 +535,12 @@ async fn run(
             tracing::warn!(session = %info.id, error = %e, "target connection failed");
             say(format!("cannot reach {}: {e}", info.target)).await;
             let finished = rec.finish().ok();
-            return ("target_unreachable".into(), finished, None);
+            let reason = match crate::base::error::ServiceError::code(&e) {
+                paw_proto::ErrorCode::CheckedOut => "checked_out",
+                paw_proto::ErrorCode::VaultUnavailable => "vault_unavailable",
+                _ => "target_unreachable",
+            };
+            return (reason.into(), finished, None);
         }
     };
     let (handle_t, target_ch) = target;
@@ -652,29 +661,8 @@ async fn run(
     }
 }
 
-/// The broker's side of the target connection: pins the host key from config.
-struct TargetHandler {
-    pinned: PublicKey,
-}
-
-impl russh::client::Handler for TargetHandler {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        key: &russh::keys::PublicKeyOrCertificate,
-    ) -> std::result::Result<bool, Self::Error> {
-        Ok(match key {
-            russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => {
-                key.key_data() == self.pinned.key_data()
-            }
-            russh::keys::PublicKeyOrCertificate::Certificate(_) => false,
-        })
-    }
-}
-
 type TargetConn = (
-    russh::client::Handle<TargetHandler>,
+    russh::client::Handle<PinnedHost>,
     Channel<russh::client::Msg>,
 );
 
@@ -688,42 +676,85 @@ async fn connect_target(
         .target(&info.target)
         .filter(|t| t.kind == "ssh")
         .ok_or_else(|| unavailable(format!("no ssh target {:?} is configured", info.target)))?;
-    let pinned = t
-        .host_key
-        .as_deref()
-        .and_then(|k| PublicKey::from_openssh(k).ok())
+    let pinned = pinned_key(t.host_key.as_deref())
         .ok_or_else(|| unavailable("the target has no usable host_key".into()))?;
-    // The session's own key and certificate: in this task's memory only (C7).
-    let key = ssh_ca::ephemeral_key()?;
-    let now_secs = (svc.clock.now_ms() / 1000).max(0) as u64;
-    let cert = front.ca.issue(
-        key.public_key(),
-        &CertRequest {
+    // A vaulted account (`vault = ["inject"]`): checked out to the grant first, so a holder
+    // elsewhere is said before anything is dialled; its secret lives in this task only (L1).
+    let injected = svc
+        .vault
+        .inject(&crate::vault::SessionUse {
+            grant: &info.grant_id,
             user: &info.user,
-            grant_id: &info.grant_id,
-            session_id: &info.id,
-            login: &info.role,
-            now_secs,
-            grant_end_secs: (info.grant_end_ms / 1000).max(0) as u64,
-        },
-    )?;
+            entitlement: &info.entitlement,
+            target: &info.target,
+            role: &info.role,
+            grant_end_ms: info.grant_end_ms,
+            session: &info.id,
+        })
+        .await?;
     let config = Arc::new(russh::client::Config {
         inactivity_timeout: None,
         nodelay: true,
         ..Default::default()
     });
-    let connect = russh::client::connect(config, t.address.as_str(), TargetHandler { pinned });
+    let connect = russh::client::connect(config, t.address.as_str(), PinnedHost { pinned });
     let mut h = tokio::time::timeout(Duration::from_secs(10), connect)
         .await
         .map_err(|_| unavailable("connecting timed out".into()))?
         .map_err(|e| unavailable(format!("{e}")))?;
-    let auth = h
-        .authenticate_openssh_cert(info.role.clone(), Arc::new(key), cert)
-        .await
-        .map_err(|e| unavailable(format!("{e}")))?;
-    if !auth.success() {
+    let fail = |e: russh::Error| unavailable(format!("{e}"));
+    let (ok, how) = match injected {
+        None => {
+            // The session's own key and certificate: in this task's memory only (C7).
+            let key = ssh_ca::ephemeral_key()?;
+            let now_secs = (svc.clock.now_ms() / 1000).max(0) as u64;
+            let cert = front.ca.issue(
+                key.public_key(),
+                &CertRequest {
+                    user: &info.user,
+                    grant_id: &info.grant_id,
+                    session_id: &info.id,
+                    login: &info.role,
+                    now_secs,
+                    grant_end_secs: (info.grant_end_ms / 1000).max(0) as u64,
+                },
+            )?;
+            let auth = h
+                .authenticate_openssh_cert(info.role.clone(), Arc::new(key), cert)
+                .await
+                .map_err(fail)?;
+            (
+                auth.success(),
+                "the broker's certificate (does it trust the broker CA?)",
+            )
+        }
+        Some(Injected::Password(password)) => {
+            let auth = h
+                .authenticate_password(info.role.clone(), password.as_str())
+                .await
+                .map_err(fail)?;
+            (
+                auth.success(),
+                "the vaulted password (changed outside paw?)",
+            )
+        }
+        Some(Injected::Key(pem)) => {
+            let key = PrivateKey::from_openssh(pem.as_str())
+                .map_err(|_| unavailable("the vaulted key does not parse".into()))?;
+            let hash = h.best_supported_rsa_hash().await.map_err(fail)?.flatten();
+            let auth = h
+                .authenticate_publickey(
+                    info.role.clone(),
+                    russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+                )
+                .await
+                .map_err(fail)?;
+            (auth.success(), "the vaulted key (changed outside paw?)")
+        }
+    };
+    if !ok {
         return Err(unavailable(format!(
-            "the target refused the broker's certificate for {:?} (does it trust the broker CA?)",
+            "the target refused {how} for {:?}",
             info.role
         )));
     }

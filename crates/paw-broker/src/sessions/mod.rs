@@ -57,6 +57,8 @@ pub struct Sessions {
     pub heartbeat: Arc<brokers::Heartbeat>,
     /// Live events (held commands reach their user's and approvers' apps at once).
     pub notifier: crate::elevation::notify::Notifier,
+    /// Vaulted accounts, for sessions whose entitlement logs in with them (`vault = ["inject"]`).
+    pub vault: crate::vault::Vault,
 }
 
 /// How often the front door looks for sessions ended elsewhere (revoked, killed).

@@ -162,7 +162,7 @@ impl std::fmt::Debug for PgConn {
 pub async fn open(svc: &Sessions, front: &SshFront, info: &SessionInfo) -> Result<PgConn> {
     // First: a kill or revocation from now on reaches the session.
     let ends = svc.live_sessions.register(&info.id);
-    match prepare(front, info).await {
+    match prepare(svc, front, info).await {
         Ok((admin, role, address, database)) => {
             let role = Arc::new(role);
             let (stop_tx, stop) = watch::channel(false);
@@ -199,9 +199,12 @@ pub async fn open(svc: &Sessions, front: &SshFront, info: &SessionInfo) -> Resul
                     .collect(),
                 failed: true,
             };
-            if let Err(e) =
-                sessions::finish_with(svc, info, "target_unreachable", None, None, detail).await
-            {
+            let reason = match crate::base::error::ServiceError::code(&e) {
+                paw_proto::ErrorCode::CheckedOut => "checked_out",
+                paw_proto::ErrorCode::VaultUnavailable => "vault_unavailable",
+                _ => "target_unreachable",
+            };
+            if let Err(e) = sessions::finish_with(svc, info, reason, None, None, detail).await {
                 tracing::error!(session = %info.id, error = %e, "could not record the end of a session");
             }
             svc.live_sessions.unregister(&info.id);
@@ -210,10 +213,14 @@ pub async fn open(svc: &Sessions, front: &SshFront, info: &SessionInfo) -> Resul
     }
 }
 
+/// The target's address and database, and what to log in as: a temporary role minted by the
+/// admin pool (returned with it, to drop it at the end), or the vaulted login of the grant's
+/// role when its entitlement says `vault = ["inject"]` (no admin involved, nothing to drop).
 async fn prepare(
+    svc: &Sessions,
     front: &SshFront,
     info: &SessionInfo,
-) -> Result<(Admin, TempRole, SocketAddr, String)> {
+) -> Result<(Option<Admin>, TempRole, SocketAddr, String)> {
     let target = front
         .target(&info.target)
         .filter(|t| t.kind == "postgres")
@@ -238,13 +245,38 @@ async fn prepare(
                 target.name
             ))
         })?;
-    let admin = front.pg_admins().get(target).await?;
-    let role = admin
-        .create_temp_role(&info.id, &info.role, info.grant_end_ms)
-        .await
-        .map_err(pg_error)?;
-    tracing::info!(session = %info.id, role = %role.name(), granted = %info.role, "temporary role created");
-    Ok((admin, role, address, database))
+    let injected = svc
+        .vault
+        .inject(&crate::vault::SessionUse {
+            grant: &info.grant_id,
+            user: &info.user,
+            entitlement: &info.entitlement,
+            target: &info.target,
+            role: &info.role,
+            grant_end_ms: info.grant_end_ms,
+            session: &info.id,
+        })
+        .await?;
+    match injected {
+        Some(crate::vault::Injected::Password(password)) => {
+            let login = TempRole::vaulted(&info.role, password, info.grant_end_ms)?;
+            tracing::info!(session = %info.id, login = %info.role, "vaulted login");
+            Ok((None, login, address, database))
+        }
+        Some(crate::vault::Injected::Key(_)) => Err(unavailable(format!(
+            "the vaulted account {}/{} is a key, not a PostgreSQL password",
+            info.target, info.role
+        ))),
+        None => {
+            let admin = front.pg_admins().get(target).await?;
+            let role = admin
+                .create_temp_role(&info.id, &info.role, info.grant_end_ms)
+                .await
+                .map_err(pg_error)?;
+            tracing::info!(session = %info.id, role = %role.name(), granted = %info.role, "temporary role created");
+            Ok((Some(admin), role, address, database))
+        }
+    }
 }
 
 impl PgConn {
@@ -339,7 +371,7 @@ struct Ends {
 async fn supervise(
     svc: Sessions,
     info: SessionInfo,
-    admin: Admin,
+    admin: Option<Admin>,
     role: Arc<TempRole>,
     mut e: Ends,
 ) {
@@ -370,7 +402,12 @@ async fn supervise(
     }
     let mut fields = serde_json::Map::new();
     fields.insert("db_role".into(), json!(role.name()));
-    let failed = match admin.drop_temp_role(role.name()).await {
+    let dropped = match &admin {
+        Some(admin) => admin.drop_temp_role(role.name()).await,
+        // A vaulted login is not dropped: its connections closed with the channels above.
+        None => Ok(paw_pgproxy::DropReport::default()),
+    };
+    let failed = match dropped {
         Ok(report) => {
             fields.insert(
                 "backends_terminated".into(),

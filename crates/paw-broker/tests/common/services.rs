@@ -198,6 +198,7 @@ impl Services {
             notifier: Notifier::new(None),
             front_door: None,
         };
+        let vault = paw_broker::vault::Vault::disabled(db.clone(), dyn_clock.clone());
         let sessions = Sessions {
             broker_id: std::sync::Arc::from(paw_broker::base::util::new_id().as_str()),
             db: db.clone(),
@@ -207,6 +208,7 @@ impl Services {
             policy: shared,
             heartbeat: Default::default(),
             notifier: elevation.notifier.clone(),
+            vault,
         };
         Self {
             identity,
