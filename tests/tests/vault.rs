@@ -81,12 +81,17 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with("", "").await
+}
+
+/// A world with `extra` config and `extra_rows` of the import CSV besides the legacy host's.
+async fn world_with(extra: &str, extra_rows: &str) -> World {
     let (key0, public0) = paw_vault::generate_ssh_key("legacy-2 root").unwrap();
     let key0 = String::from_utf8(key0.expose().to_vec()).unwrap();
     let legacy = LegacySshd::start(PASSWORD0, &public0).unwrap();
     let r = Replicas::start_with(Options {
         replicas: 1,
-        extra_config: config(&legacy),
+        extra_config: config(&legacy) + extra,
         store: Store::Sqlite,
         sshd: true,
     })
@@ -111,20 +116,20 @@ async fn world() -> World {
         ada,
         bob,
     };
-    w.import().await;
+    w.import(extra_rows).await;
     w
 }
 
 impl World {
     /// `pawd vault import` of both accounts from a CSV file that is deleted afterwards.
-    async fn import(&self) {
+    async fn import(&self, extra_rows: &str) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("accounts.csv");
         let key = self.key0.replace('"', "\"\"");
         std::fs::write(
             &file,
             format!(
-                "target,account,kind,secret\nlegacy-1,root,ssh_password,{PASSWORD0}\nlegacy-2,root,ssh_key,\"{key}\"\n"
+                "target,account,kind,secret\nlegacy-1,root,ssh_password,{PASSWORD0}\nlegacy-2,root,ssh_key,\"{key}\"\n{extra_rows}"
             ),
         )
         .unwrap();
@@ -146,7 +151,8 @@ impl World {
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{text}");
-        assert!(text.contains("2 account(s) vaulted"), "{text}");
+        let n = 2 + extra_rows.lines().count();
+        assert!(text.contains(&format!("{n} account(s) vaulted")), "{text}");
         assert!(
             !text.contains(PASSWORD0),
             "the import printed the secret: {text}"
@@ -928,4 +934,175 @@ fn set_vault(r: &Replicas, keys: &str) {
     }
     table.insert("vault".into(), toml::Value::Table(vault));
     std::fs::write(path, toml::to_string(&table).unwrap()).unwrap();
+}
+
+const PG_PASSWORD0: &str = "Pg-Initial-Owner-4c81";
+
+/// A PostgreSQL login role managed by the vault: a session through the broker's proxy logs in
+/// as it with the vaulted password (L1: the client never gives one), and a rotation changes it
+/// with `ALTER ROLE` sent as a SCRAM verifier (the server holds no plaintext), verified by a
+/// fresh login, after which the old password is refused (L2's adapter on a real server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l1_l2_a_postgres_login_role_is_injected_and_rotated_with_alter_role() {
+    let pg = paw_tests::postgres::TempPostgres::start().unwrap();
+    pg.psql(&format!(
+        "CREATE ROLE app_owner LOGIN PASSWORD '{PG_PASSWORD0}'"
+    ))
+    .unwrap();
+    let extra = format!(
+        r#"
+[[target]]
+name = "legacy-db"
+kind = "postgres"
+address = "127.0.0.1:{port}"
+database = "{db}"
+
+[[entitlement]]
+id = "legacy-db-owner"
+description = "the application's owner login, vaulted"
+target_kind = "postgres"
+target = "legacy-db"
+role = "app_owner"
+max_duration_secs = 3600
+requesters = ["sre"]
+approval = "auto"
+vault = ["inject"]
+"#,
+        port = pg.port(),
+        db = pg.database(),
+    );
+    let mut w = world_with(
+        &extra,
+        &format!("legacy-db,app_owner,postgres_password,{PG_PASSWORD0}\n"),
+    )
+    .await;
+    let mut ada = std::mem::replace(&mut w.ada, w.r.user("x").unwrap());
+    let action = Action::Request {
+        entitlement: "legacy-db-owner".into(),
+        target: "legacy-db".into(),
+        role: "app_owner".into(),
+        duration_secs: 600,
+        justification: "vault test on the legacy database".into(),
+        ticket: None,
+        start_at_ms: None,
+    };
+    let g = ada
+        .signed(&w.base(), "/v1/requests", &action)
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let grant = g["id"].as_str().unwrap().to_owned();
+    let session = Action::Session {
+        grant_id: grant.clone(),
+        target: "legacy-db".into(),
+    };
+    let minted = ada
+        .signed(&w.base(), &format!("/v1/grants/{grant}/redeem"), &session)
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert!(!minted.to_string().contains(PG_PASSWORD0), "{minted}");
+    let fwd = paw_client::forward::start(common::credential(&minted), 0)
+        .await
+        .unwrap();
+    // The client names any user and no password: the broker logs in as the vaulted role.
+    let url = format!("postgres://anyone@{}/{}", fwd.local_addr(), pg.database());
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let who: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(who, "app_owner");
+    drop(c);
+    fwd.stop();
+    let audit = common::sqlite_audit(&w.r).await;
+    assert!(audit
+        .iter()
+        .any(|a| a["action"] == "vault_inject" && a["subject"] == "legacy-db/app_owner"));
+    assert!(!serde_json::to_string(&audit)
+        .unwrap()
+        .contains(PG_PASSWORD0));
+
+    // Rotation against the real server, once the grant (and with it the checkout) is over: a
+    // scheduled rotation never changes a secret under a holder.
+    w.release(&mut ada, &grant).await;
+    let before = w.pg_account("legacy-db").await;
+    w.due_now("legacy-db").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let row = loop {
+        let row = w.pg_account("legacy-db").await;
+        if row.version > before.version
+            && row.state != "pending"
+            && row.state != "applied"
+            && row.state != "verified"
+        {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "no rotation: {row:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(row.last_result, "ok", "{row:?}");
+    let new = open_sealed(&w.r, &row.id, row.version, &row.secret);
+    let login = |pw: String| {
+        let url = format!(
+            "postgres://app_owner:{}@127.0.0.1:{}/{}",
+            urlencode(&pw),
+            pg.port(),
+            pg.database()
+        );
+        async move {
+            <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+                .await
+                .is_ok()
+        }
+    };
+    assert!(
+        login(new.clone()).await,
+        "the rotated password does not log in"
+    );
+    assert!(
+        !login(PG_PASSWORD0.to_owned()).await,
+        "the old password still logs in"
+    );
+    let stored = pg
+        .psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app_owner'")
+        .unwrap();
+    assert!(stored.trim().starts_with("SCRAM-SHA-256$"), "{stored}");
+    assert!(!stored.contains(&new));
+    w.ada = ada;
+}
+
+/// Percent-encodes a password for a URL (generated passwords have symbols).
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl World {
+    async fn pg_account(&self, target: &str) -> Row {
+        paw_broker::vault::store::by_name(&self.db, target, "app_owner")
+            .await
+            .unwrap()
+            .map(|r| Row {
+                id: r.id,
+                version: r.version,
+                state: r.rotation_state,
+                secret: r.secret,
+                pending: r.pending_secret,
+                last_result: r.last_result,
+                last_error: r.last_error,
+            })
+            .unwrap()
+    }
 }

@@ -775,3 +775,201 @@ impl CoreTerminal {
         Ok(())
     }
 }
+
+/// `text` without its `[name]` table (the header and every line up to the next table header).
+fn without_table(text: &str, name: &str) -> String {
+    let header = format!("[{name}]");
+    let mut out = String::with_capacity(text.len());
+    let mut skipping = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            skipping = t.trim_end() == header;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+impl Broker {
+    /// [`Broker::start_with_policy`] for a `policy` that brings its own `[vault]` table (it may
+    /// name `kek_file = "vault-kek"`, the key `pawd init` made): the `[vault]` table `pawd init`
+    /// wrote is taken out first, since TOML forbids a table twice.
+    pub fn start_with_vault(policy: &str) -> Result<Self> {
+        if !policy.lines().any(|l| l.trim() == "[vault]") {
+            bail!("the policy has no [vault] table: use Broker::start_with_policy");
+        }
+        let pawd = env_path("PAW_E2E_PAWD")?;
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("broker");
+        let port = free_port()?;
+        let st = Command::new(&pawd)
+            .arg("init")
+            .arg("--dir")
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--hostname", "localhost"])
+            .arg("--trust-virtual-key")
+            .stdout(Stdio::null())
+            .status()?;
+        if !st.success() {
+            bail!("pawd init failed: {st}");
+        }
+        let config = data.join("pawd.toml");
+        let mut text = without_table(&std::fs::read_to_string(&config)?, "vault");
+        text.push('\n');
+        text.push_str(policy);
+        std::fs::write(&config, text)?;
+        let mut child = Command::new(&pawd)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("PAWD_LOG_LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let out = child.stdout.take().context("pawd stdout")?;
+        let proc = Proc(child);
+        let mut lines = BufReader::new(out).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = lines.next().context("pawd exited before listening")??;
+            if line.contains("listening on https://") {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("pawd did not start listening");
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Self {
+            url: format!("https://localhost:{port}"),
+            dir,
+            proc,
+        })
+    }
+
+    /// `pawd vault import FILE` on this broker's config (through `PAWD_CONFIG`), as an
+    /// administrator on the broker host runs it: what it printed (stdout, then stderr).
+    pub fn vault_import(&self, file: &Path) -> Result<String> {
+        let out = Command::new(env_path("PAW_E2E_PAWD")?)
+            .args(["vault", "import"])
+            .arg(file)
+            .env("PAWD_CONFIG", self.dir.path().join("broker/pawd.toml"))
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            bail!("pawd vault import failed ({}): {text}", out.status);
+        }
+        Ok(text)
+    }
+}
+
+impl App {
+    /// Everything the page holds as text now: what it renders, its markup (attributes
+    /// included) and the current values of its form fields.
+    pub async fn page_text(&self) -> Result<String> {
+        let v = self
+            .client
+            .execute(
+                "const fields = Array.from(document.querySelectorAll('input, textarea, select'))\
+                   .map((e) => e.value).join('\\n'); \
+                 return document.body.innerText + '\\n' + document.documentElement.outerHTML \
+                   + '\\n' + fields;",
+                vec![],
+            )
+            .await
+            .context("reading the page's text")?;
+        v.as_str()
+            .map(str::to_owned)
+            .context("the page's text is not a string")
+    }
+
+    /// The WebView's `localStorage` and `sessionStorage`, as JSON.
+    pub async fn web_storage(&self) -> Result<String> {
+        let v = self
+            .client
+            .execute(
+                "return JSON.stringify(localStorage) + JSON.stringify(sessionStorage);",
+                vec![],
+            )
+            .await
+            .context("reading the WebView's storage")?;
+        v.as_str()
+            .map(str::to_owned)
+            .context("the storage is not a string")
+    }
+
+    /// Calls the app's own command `cmd` with `args` from the page, as the UI does: its answer,
+    /// or its error prefixed `refused: `, as JSON text.
+    pub async fn invoke(&self, cmd: &str, args: serde_json::Value) -> Result<String> {
+        let v = self
+            .client
+            .execute_async(
+                "const [cmd, args, done] = arguments; \
+                 window.__TAURI_INTERNALS__.invoke(cmd, args).then(\
+                   (r) => done(JSON.stringify(r)), (e) => done('refused: ' + JSON.stringify(e)));",
+                vec![serde_json::json!(cmd), args],
+            )
+            .await
+            .with_context(|| format!("invoking {cmd}"))?;
+        v.as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("{cmd}'s answer is not a string"))
+    }
+}
+
+/// The regular files under `root` (symlinks not followed) that contain `needle` as UTF-8 or
+/// as UTF-16LE (how WebKit keeps `localStorage` values on disk). A file that vanishes while
+/// this looks is skipped.
+pub fn files_containing(root: &Path, needle: &str) -> Result<Vec<PathBuf>> {
+    let utf8 = needle.as_bytes().to_vec();
+    let utf16: Vec<u8> = needle.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let has = |hay: &[u8], n: &[u8]| !n.is_empty() && hay.windows(n.len()).any(|w| w == n);
+    let mut found = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("{}", path.display())),
+            };
+            if meta.is_dir() {
+                todo.push(path);
+            } else if meta.is_file() {
+                let bytes = match std::fs::read(&path) {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+                };
+                if has(&bytes, &utf8) || has(&bytes, &utf16) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Sends `signal` (`STOP`, `CONT`, …) to process `pid` with kill(1).
+pub fn signal(pid: u32, signal: &str) -> Result<()> {
+    let st = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()?;
+    if !st.success() {
+        bail!("kill -{signal} {pid}: {st}");
+    }
+    Ok(())
+}

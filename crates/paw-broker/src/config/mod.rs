@@ -606,6 +606,7 @@ impl Config {
             v.validate()?;
         }
         crate::config::sessions::validate_targets(&self.targets)?;
+        crate::config::sessions::admin_needed(&self.targets, &self.entitlements)?;
         if let Some(sessions) = &self.sessions {
             sessions.validate()?;
         }

@@ -88,6 +88,33 @@ impl SessionsConfig {
     }
 }
 
+/// A postgres target without `admin_url_file` can serve only entitlements whose sessions log in
+/// with a vaulted account (`vault = ["inject"]`): any other would need a role minted there.
+pub fn admin_needed(
+    targets: &[TargetConfig],
+    entitlements: &[paw_policy::Entitlement],
+) -> Result<()> {
+    for t in targets
+        .iter()
+        .filter(|t| t.kind == "postgres" && t.admin_url_file.is_none())
+    {
+        if let Some(e) = entitlements.iter().find(|e| {
+            e.target_kind() == paw_policy::TargetKind::Postgres
+                && e.target().matches(&t.name)
+                && !e.vault_inject()
+        }) {
+            return Err(BrokerError::Config(format!(
+                "target {:?} has no admin_url_file, but entitlement {:?} mints temporary roles on it \
+                 (give the target admin_url_file, or the entitlement vault = [\"inject\"])",
+                t.name,
+                e.id()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Names a target may have: what an option parser or a shell could never mistake for
 /// something else (case C8).
 pub fn is_plain_name(s: &str) -> bool {
@@ -133,12 +160,8 @@ pub fn validate_targets(targets: &[TargetConfig]) -> Result<()> {
                         t.name
                     ));
                 }
-                if t.admin_url_file.is_none() {
-                    return bad(format!(
-                        "target {:?}: a postgres target needs admin_url_file",
-                        t.name
-                    ));
-                }
+                // No admin_url_file: only vaulted logins (checked against the entitlements in
+                // `admin_needed`), since no temporary role can be minted there.
             }
             other => return bad(format!("target {:?}: unknown kind {other:?}", t.name)),
         }

@@ -113,7 +113,11 @@ pub fn pg_error(e: paw_pgproxy::Error) -> SessionsError {
 /// A target that cannot be reached is logged and skipped; its roles are swept at the next
 /// start, and meanwhile the server refuses them after their grant's end anyway (`VALID UNTIL`).
 pub async fn sweep_all(front: &SshFront) {
-    for target in front.targets().filter(|t| t.kind == "postgres") {
+    // Targets without an admin URL serve vaulted logins only: no temporary role to sweep.
+    for target in front
+        .targets()
+        .filter(|t| t.kind == "postgres" && t.admin_url_file.is_some())
+    {
         let swept = tokio::time::timeout(ADMIN_TIMEOUT, async {
             let admin = front.pg_admins().get(target).await?;
             admin.sweep().await.map_err(pg_error)
