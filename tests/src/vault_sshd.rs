@@ -6,10 +6,17 @@
 //! bound over `/etc`: `chpasswd` run through it by the vault changes the copy's `shadow`, and
 //! the key file lives in the copy too (`/etc/paw-keys/root`). Outside the namespace nothing
 //! changes. The copy is in the sshd's temp dir, where tests read the shadow entry.
+//!
+//! Also here: the tests' own checks of what the vault holds ([`open_sealed`], [`opens`]).
+
+// A test helper that cannot do its job fails the test that called it.
+#![allow(clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
@@ -145,4 +152,104 @@ impl Drop for LegacySshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Opens a sealed secret of account `id` at `version` with the KEK files of `broker_dir`
+/// (`vault-kek` as `kek-1`, and `vault-kek-2` as `kek-2` when present).
+pub fn open_sealed(broker_dir: &Path, id: &str, version: i64, sealed: &str) -> String {
+    let mut retired = Vec::new();
+    if let Ok(k) = paw_vault::Kek::from_file("kek-2", &broker_dir.join("vault-kek-2")) {
+        retired.push(k);
+    }
+    let active = paw_vault::Kek::from_file("kek-1", &broker_dir.join("vault-kek"))
+        .unwrap_or_else(|e| panic!("the broker's KEK: {e}"));
+    let ring = paw_vault::KekRing::new(active, retired).unwrap_or_else(|e| panic!("{e}"));
+    let sealed = paw_vault::Sealed::from_compact(sealed).unwrap_or_else(|e| panic!("{e}"));
+    let aad = paw_vault::account_aad(id, u64::try_from(version).unwrap_or(0));
+    let plain = paw_vault::open(&ring, &sealed, &aad).unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8(plain.expose().to_vec()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+struct Pinned(russh::keys::PublicKey);
+
+impl russh::client::Handler for Pinned {
+    type Error = russh::Error;
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> std::result::Result<bool, Self::Error> {
+        Ok(
+            matches!(key, russh::keys::PublicKeyOrCertificate::PublicKey { key, .. }
+            if key.key_data() == self.0.key_data()),
+        )
+    }
+}
+
+async fn connect(legacy: &LegacySshd) -> russh::client::Handle<Pinned> {
+    let pinned = russh::keys::PublicKey::from_openssh(legacy.host_key())
+        .unwrap_or_else(|e| panic!("host key: {e}"));
+    russh::client::connect(
+        Arc::new(russh::client::Config::default()),
+        legacy.address().as_str(),
+        Pinned(pinned),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("connecting to the legacy sshd: {e}"))
+}
+
+/// Whether the legacy sshd lets root in with `secret` (a password, or a private key PEM): the
+/// tests' own login, independent of the broker's adapters.
+pub async fn opens(legacy: &LegacySshd, secret: &str) -> bool {
+    let mut h = connect(legacy).await;
+    let ok = if secret.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+        let key = russh::keys::PrivateKey::from_openssh(secret)
+            .unwrap_or_else(|e| panic!("private key: {e}"));
+        h.authenticate_publickey(
+            "root",
+            russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key), None),
+        )
+        .await
+        .map(|a| a.success())
+        .unwrap_or(false)
+    } else {
+        h.authenticate_password("root", secret)
+            .await
+            .map(|a| a.success())
+            .unwrap_or(false)
+    };
+    let _ = h.disconnect(russh::Disconnect::ByApplication, "", "").await;
+    ok
+}
+
+/// `chpasswd` on the legacy host as root, logged in with `current`: a change the vault does
+/// not know about (a negative control, and the floor of the rotation bench).
+pub async fn change_password_directly(legacy: &LegacySshd, current: &str, new: &str) {
+    let mut h = connect(legacy).await;
+    let authed = h
+        .authenticate_password("root", current)
+        .await
+        .map(|a| a.success())
+        .unwrap_or(false);
+    assert!(authed, "the current password does not open the legacy host");
+    let mut ch = h
+        .channel_open_session()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ch.exec(true, "chpasswd")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ch.data(format!("root:{new}\n").as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ch.eof().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut status = None;
+    while let Some(m) = ch.wait().await {
+        match m {
+            russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+            russh::ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    assert_eq!(status, Some(0), "chpasswd failed");
+    let _ = h.disconnect(russh::Disconnect::ByApplication, "", "").await;
 }

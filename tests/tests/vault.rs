@@ -7,18 +7,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use paw_client::terminal::{self, TermEvent};
 use paw_proto::action::Action;
 use paw_tests::replicas::{Options, Replicas, Store};
-use paw_tests::vault_sshd::{LegacySshd, KEYS_FILE};
+use paw_tests::vault_sshd::{change_password_directly, opens, LegacySshd, KEYS_FILE};
 use paw_tests::virtual_user::VirtualUser;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 mod common;
+
+use paw_tests::vault_sshd::open_sealed;
 
 const PAWD: usize = 0;
 const PASSWORD0: &str = "Legacy-Initial-Pw-7f3a9c";
@@ -190,7 +191,7 @@ impl World {
     /// The account's current secret as the vault holds it, opened with the broker's KEK file.
     async fn vault_secret(&self, target: &str) -> String {
         let row = self.account(target).await.unwrap();
-        open_sealed(&self.r, &row.id, row.version, &row.secret)
+        open_sealed(&self.r.broker_dir(), &row.id, row.version, &row.secret)
     }
 
     fn base(&self) -> String {
@@ -342,64 +343,6 @@ struct Row {
     pending: Option<String>,
     last_result: String,
     last_error: Option<String>,
-}
-
-/// Opens a sealed secret of account `id` at `version` with the KEKs in the broker directory.
-fn open_sealed(r: &Replicas, id: &str, version: i64, sealed: &str) -> String {
-    let dir = r.broker_dir();
-    let mut retired = Vec::new();
-    if let Ok(k) = paw_vault::Kek::from_file("kek-2", &dir.join("vault-kek-2")) {
-        retired.push(k);
-    }
-    let ring = paw_vault::KekRing::new(
-        paw_vault::Kek::from_file("kek-1", &dir.join("vault-kek")).unwrap(),
-        retired,
-    )
-    .unwrap();
-    let sealed = paw_vault::Sealed::from_compact(sealed).unwrap();
-    let plain =
-        paw_vault::open(&ring, &sealed, &paw_vault::account_aad(id, version as u64)).unwrap();
-    String::from_utf8(plain.expose().to_vec()).unwrap()
-}
-
-struct Pinned(russh::keys::PublicKey);
-
-impl russh::client::Handler for Pinned {
-    type Error = russh::Error;
-    async fn check_server_key(
-        &mut self,
-        key: &russh::keys::PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        Ok(
-            matches!(key, russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } if key.key_data() == self.0.key_data()),
-        )
-    }
-}
-
-/// Whether the legacy sshd lets root in with `secret` (a password, or a private key PEM).
-async fn opens(legacy: &LegacySshd, secret: &str) -> bool {
-    let pinned = russh::keys::PublicKey::from_openssh(legacy.host_key()).unwrap();
-    let config = Arc::new(russh::client::Config::default());
-    let mut h = russh::client::connect(config, legacy.address().as_str(), Pinned(pinned))
-        .await
-        .unwrap();
-    let ok = if secret.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
-        let key = russh::keys::PrivateKey::from_openssh(secret).unwrap();
-        h.authenticate_publickey(
-            "root",
-            russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key), None),
-        )
-        .await
-        .unwrap()
-        .success()
-    } else {
-        h.authenticate_password("root", secret)
-            .await
-            .unwrap()
-            .success()
-    };
-    let _ = h.disconnect(russh::Disconnect::ByApplication, "", "").await;
-    ok
 }
 
 /// Every place a secret must not be, as (what, text): the user's API answers, the broker's log,
@@ -655,7 +598,7 @@ async fn l2_kill_9_at_random_points_of_rotations_never_loses_the_secret() {
         *landed.entry(state).or_default() += 1;
         w.r.restart(PAWD).await.unwrap();
         let row = w.settled(target, None, Duration::from_secs(30)).await;
-        let secret = open_sealed(&w.r, &row.id, row.version, &row.secret);
+        let secret = open_sealed(&w.r.broker_dir(), &row.id, row.version, &row.secret);
         assert!(
             opens(&w.legacy, &secret).await,
             "kill {i} ({target}, phase {phase}): the vault's secret (version {}) does not open; row {row:?}",
@@ -742,36 +685,6 @@ fn unsafe_free_signal(pid: u32, sig: &str) {
         .status()
         .unwrap();
     assert!(ok.success());
-}
-
-/// `chpasswd` on the legacy host as root, logged in with `current`.
-async fn change_password_directly(legacy: &LegacySshd, current: &str, new: &str) {
-    let pinned = russh::keys::PublicKey::from_openssh(legacy.host_key()).unwrap();
-    let mut h = russh::client::connect(
-        Arc::new(russh::client::Config::default()),
-        legacy.address().as_str(),
-        Pinned(pinned),
-    )
-    .await
-    .unwrap();
-    assert!(h
-        .authenticate_password("root", current)
-        .await
-        .unwrap()
-        .success());
-    let mut ch = h.channel_open_session().await.unwrap();
-    ch.exec(true, "chpasswd").await.unwrap();
-    ch.data(format!("root:{new}\n").as_bytes()).await.unwrap();
-    ch.eof().await.unwrap();
-    let mut status = None;
-    while let Some(m) = ch.wait().await {
-        match m {
-            russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-            russh::ChannelMsg::Close => break,
-            _ => {}
-        }
-    }
-    assert_eq!(status, Some(0));
 }
 
 /// L3 at the level it lives: 1000 interleaved checkout attempts by 4 clients (each its own
@@ -1046,7 +959,7 @@ vault = ["inject"]
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(row.last_result, "ok", "{row:?}");
-    let new = open_sealed(&w.r, &row.id, row.version, &row.secret);
+    let new = open_sealed(&w.r.broker_dir(), &row.id, row.version, &row.secret);
     let login = |pw: String| {
         let url = format!(
             "postgres://app_owner:{}@127.0.0.1:{}/{}",

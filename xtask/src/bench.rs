@@ -7,7 +7,9 @@
 //! `cargo bench -p paw-tests --bench commands_keystrokes` against it (issue #15: keystroke round
 //! trip and Enter-to-prompt with and without command rules, bulk exec under rules);
 //! `cargo xtask bench machines` does the same with `--bench machines` (issue #16: a machine's
-//! pipeline step against direct OpenSSH, the inventory of 10,000 machines).
+//! pipeline step against direct OpenSSH, the inventory of 10,000 machines), and `cargo xtask
+//! bench vault` with `--bench vault` (issue #17: session set-up with an injected secret against
+//! a minted certificate, rotations per minute against the same change done directly).
 //!
 //! Broker throughput lives next to the broker: `cargo bench -p paw-broker --bench healthz`.
 
@@ -41,7 +43,8 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("app") => app(),
         Some("commands") => paw_tests_bench("commands_keystrokes"),
         Some("machines") => paw_tests_bench("machines"),
-        _ => bail!("usage: cargo xtask bench app | commands | machines"),
+        Some("vault") => paw_tests_bench("vault"),
+        _ => bail!("usage: cargo xtask bench app | commands | machines | vault"),
     }
 }
 

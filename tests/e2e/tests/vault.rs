@@ -9,6 +9,7 @@
 //! the host is back she rotates it from there and the alert clears.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use paw_e2e::{files_containing, signal, App, Broker};
@@ -62,6 +63,22 @@ vault = ["inject", "reveal"]
     )
 }
 
+/// An OpenSSH public key line for the host's key file (this test logs in by password only).
+fn unused_public_key() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("unused");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "unused", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::read_to_string(key.with_extension("pub"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 fn row(account: &str) -> String {
     format!("[data-testid='vault-account-row-{account}']")
 }
@@ -99,10 +116,15 @@ async fn traces_of(app: &App, secret: &str) -> Vec<String> {
         ("app_status", json!({})),
         ("list_grants", json!({})),
         ("list_vault_accounts", json!({})),
-        ("live_events", json!({})),
-        ("audit_query", json!({})),
+        ("live_events", json!({ "since": 0 })),
+        (
+            "audit_query",
+            json!({ "input": { "limit": 500, "offset": 0 } }),
+        ),
     ] {
-        if app.invoke(cmd, args).await.unwrap().contains(secret) {
+        let answer = app.invoke(cmd, args).await.unwrap();
+        assert!(!answer.starts_with("refused"), "{cmd}: {answer}");
+        if answer.contains(secret) {
             found.push(format!("the answer of {cmd}"));
         }
     }
@@ -136,8 +158,10 @@ async fn rotate_from_health(app: &App, account: &str, reason: &str) -> String {
     app.click("[data-testid=stepup-approve]").await.unwrap();
     let mut notice = String::new();
     app.wait_until("the rotation's outcome", WAIT, POLL, async || {
-        if let Some(e) = app.text_of("[data-testid=vault-rotate-error]").await? {
-            panic!("the rotation was refused: {e}");
+        for refusal in ["vault-rotate-error", "stepup-error"] {
+            if let Some(e) = app.text_of(&format!("[data-testid={refusal}]")).await? {
+                panic!("the rotation was refused: {e}");
+            }
         }
         notice = app
             .text_of("[data-testid=vault-notice]")
@@ -154,8 +178,7 @@ async fn rotate_from_health(app: &App, account: &str, reason: &str) -> String {
 async fn l1_l4_a_reveal_shows_once_leaves_no_trace_and_its_forced_rotation_reports_in_rotation_health(
 ) {
     let started = Instant::now();
-    let (_, key) = paw_vault::generate_ssh_key("legacy-1 root (unused)").unwrap();
-    let legacy = LegacySshd::start(PASSWORD, &key).unwrap();
+    let legacy = LegacySshd::start(PASSWORD, &unused_public_key()).unwrap();
     let broker = Broker::start_with_vault(&policy(&legacy)).unwrap();
 
     // The administrator imports two accounts on the broker host; the report names no secret.
