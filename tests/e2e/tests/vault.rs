@@ -1,12 +1,17 @@
 //! Vaulted credentials in the real app against a real pawd and a real OpenSSH server standing
-//! in for a legacy host (issue #17): bob asks for root on legacy-1 (approved at once), sees the
-//! vaulted accounts his entitlement may use, and reveals legacy-1's root password once, under
-//! its own step-up bound to account, grant and reason; it counts down, hides itself, and when
-//! the dialog is gone no trace of it is left in the page, the WebView's storage, the app's IPC
-//! answers or the app's files. He then releases the grant, which ends his checkout and makes
-//! the broker rotate the password; the host does not answer (its sshd is stopped), so the
-//! rotation fails and ada, an administrator, finds it in Rotation health with its error; once
-//! the host is back she rotates it from there and the alert clears.
+//! in for a legacy host (issue #17). bob (no admin) sees the vaulted accounts his entitlement
+//! may use and can reveal none without a grant. ada, an administrator on the same team, asks
+//! for root on legacy-1 (approved at once) and reveals its password once, under its own
+//! step-up bound to account, grant and reason; it counts down, hides itself, and once the
+//! dialog is gone no trace of it is left in the page, the WebView's storage, the app's IPC
+//! answers or the app's files. Releasing the grant ends her checkout and makes the broker
+//! rotate the password; the host does not answer (its sshd is stopped), so the rotation fails
+//! and Rotation health shows it with its error; once the host is back she rotates it from
+//! there and the alert clears.
+//!
+//! One app, bob then ada: a workstation's local audit trail belongs to the first user whose
+//! actions the broker's witness cosigned (its origin is the device key, in the OS keyring every
+//! app instance of this session shares), so bob does nothing that is witnessed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
@@ -28,9 +33,13 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// One legacy target, the vault paced for a test (a reconcile every second, an adapter step
 /// gives up after 3 s, a reveal shows for 20 s), and root on legacy-* for sre with the vault.
+/// A broker rotates only when it serves sessions, hence `[sessions]`.
 fn policy(legacy: &LegacySshd) -> String {
     format!(
         r#"
+[sessions]
+ssh_listen = "127.0.0.1:{ssh_port}"
+
 [[target]]
 name = "legacy-1"
 kind = "ssh"
@@ -45,7 +54,7 @@ step_timeout_secs = 3
 reveal_show_secs = 20
 
 [groups]
-sre = ["bob"]
+sre = ["ada", "bob"]
 
 [[entitlement]]
 id = "legacy-root"
@@ -58,6 +67,7 @@ requesters = ["sre"]
 approval = "auto"
 vault = ["inject", "reveal"]
 "#,
+        ssh_port = paw_e2e::free_port().unwrap(),
         addr = legacy.address(),
         hk = legacy.host_key(),
     )
@@ -205,7 +215,8 @@ async fn l1_l4_a_reveal_shows_once_leaves_no_trace_and_its_forced_rotation_repor
         .await
         .unwrap();
 
-    // Without a grant bob sees the accounts his entitlement may use, and can reveal none.
+    // Without a grant bob sees the accounts his entitlement may use, and can neither reveal
+    // nor rotate any.
     open_vault(&app).await;
     app.wait_for_text(
         "[data-testid=vault-heading]",
@@ -215,11 +226,21 @@ async fn l1_l4_a_reveal_shows_once_leaves_no_trace_and_its_forced_rotation_repor
     .unwrap();
     app.wait_for(&row("legacy-1/root")).await.unwrap();
     app.wait_for(&row("legacy-console/root")).await.unwrap();
-    assert!(app
-        .text_of("[data-testid=vault-reveal-button]")
+    for button in ["vault-reveal-button", "vault-rotate-button"] {
+        assert!(app
+            .text_of(&format!("[data-testid={button}]"))
+            .await
+            .unwrap()
+            .is_none());
+    }
+    app.click("[data-testid=signout]").await.unwrap();
+
+    // ada, an administrator, sees them all.
+    app.enroll_and_sign_in(&broker, "ada").await.unwrap();
+    open_vault(&app).await;
+    app.wait_for_text("[data-testid=vault-heading]", "All vaulted accounts")
         .await
-        .unwrap()
-        .is_none());
+        .unwrap();
 
     // Root on legacy-1 for 30 minutes, approved at once.
     app.fill_request(
@@ -242,21 +263,30 @@ async fn l1_l4_a_reveal_shows_once_leaves_no_trace_and_its_forced_rotation_repor
         .unwrap()
         .expect("the grant row names its grant");
 
-    // The Vault page: both accounts, Reveal on the one the grant is for.
+    // The Vault page: both accounts, Reveal on the one the grant is for, Rotate now on the
+    // one paw can rotate.
     open_vault(&app).await;
     let reveal = format!("{} [data-testid=vault-reveal-button]", row("legacy-1/root"));
     app.wait_for(&reveal).await.unwrap();
+    app.wait_for(&format!(
+        "{} [data-testid=vault-rotate-button]",
+        row("legacy-1/root")
+    ))
+    .await
+    .unwrap();
     app.wait_for_text("[data-testid=vault-counts]", "2 accounts")
         .await
         .unwrap();
-    assert!(app
-        .text_of(&format!(
-            "{} [data-testid=vault-reveal-button]",
-            row("legacy-console/root")
-        ))
-        .await
-        .unwrap()
-        .is_none());
+    for button in ["vault-reveal-button", "vault-rotate-button"] {
+        assert!(app
+            .text_of(&format!(
+                "{} [data-testid={button}]",
+                row("legacy-console/root")
+            ))
+            .await
+            .unwrap()
+            .is_none());
+    }
     app.wait_for("[data-testid=rotation-health-ok]")
         .await
         .unwrap();
@@ -319,15 +349,20 @@ async fn l1_l4_a_reveal_shows_once_leaves_no_trace_and_its_forced_rotation_repor
     // something).
     assert!(app.page_text().await.unwrap().contains(PASSWORD));
     app.screenshot("vault-reveal").await.unwrap();
-    let later = app
-        .text_of("[data-testid=vault-reveal-countdown]")
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        seconds(&later) < seconds(&first),
-        "the countdown stands still: {first} then {later}"
-    );
+    app.wait_until(
+        "the countdown to run",
+        Duration::from_secs(5),
+        Duration::from_millis(250),
+        async || {
+            let now = app
+                .text_of("[data-testid=vault-reveal-countdown]")
+                .await?
+                .unwrap_or_default();
+            Ok(seconds(&now) < seconds(&first))
+        },
+    )
+    .await
+    .unwrap();
     app.click("[data-testid=vault-copy]").await.unwrap();
     app.wait_for_text("[data-testid=vault-copied]", "Copied")
         .await
@@ -354,7 +389,7 @@ async fn l1_l4_a_reveal_shows_once_leaves_no_trace_and_its_forced_rotation_repor
     .await
     .unwrap();
 
-    // The reveal checked the account out to bob, and its rotation waits for the checkout's end.
+    // The reveal checked the account out to ada, and its rotation waits for the checkout's end.
     app.wait_for_text(
         &format!("{} [data-testid=vault-holder]", row("legacy-1/root")),
         "You",
@@ -397,7 +432,7 @@ async fn l1_l4_a_reveal_shows_once_leaves_no_trace_and_its_forced_rotation_repor
         assert!(traces.is_empty(), "a secret was left in {traces:?}");
     }
 
-    // Bob is done: releasing the grant ends his checkout, and the broker rotates the password
+    // ada is done: releasing the grant ends her checkout, and the broker rotates the password
     // it revealed (L4). The host does not answer now, so that rotation fails.
     signal(legacy.pid(), "STOP").unwrap();
     app.click("[data-testid=nav-access]").await.unwrap();
@@ -411,20 +446,18 @@ async fn l1_l4_a_reveal_shows_once_leaves_no_trace_and_its_forced_rotation_repor
     })
     .await
     .unwrap();
-    app.click("[data-testid=signout]").await.unwrap();
 
-    // ada, an administrator, sees every account and the failed rotation, with its error.
-    app.enroll_and_sign_in(&broker, "ada").await.unwrap();
+    // The rotation fails, and Rotation health says so, with the error.
     open_vault(&app).await;
-    app.wait_for_text("[data-testid=vault-heading]", "All vaulted accounts")
-        .await
-        .unwrap();
     let failed = format!("{}[data-health=failed]", health_item("legacy-1/root"));
-    app.wait_until("the rotation to fail", WAIT, POLL, async || {
-        Ok(app.text_of(&failed).await?.is_some())
-    })
-    .await
-    .unwrap();
+    if let Err(e) = app
+        .wait_until("the rotation to fail", WAIT, POLL, async || {
+            Ok(app.text_of(&failed).await?.is_some())
+        })
+        .await
+    {
+        panic!("{e} (screen: {})", app.failure_screenshot().await);
+    }
     let error = app
         .text_of(&format!("{failed} [data-testid=rotation-health-error]"))
         .await
