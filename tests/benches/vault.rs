@@ -311,7 +311,7 @@ async fn run(n: usize) {
             .unwrap()
             .to_owned()
     };
-    let rn = n.min(20).max(2);
+    let rn = n.clamp(2, 20);
     println!("rotations ({rn} each; paw = step-up + generate + store pending + change + verify + promote):");
     for (name, floor_kind) in [
         ("legacy-1/root", "ssh"),

@@ -188,8 +188,12 @@ impl russh::client::Handler for Pinned {
 async fn connect(legacy: &LegacySshd) -> russh::client::Handle<Pinned> {
     let pinned = russh::keys::PublicKey::from_openssh(legacy.host_key())
         .unwrap_or_else(|e| panic!("host key: {e}"));
+    // Nagle off, as the broker's own client has it: the floors compare like with like.
     russh::client::connect(
-        Arc::new(russh::client::Config::default()),
+        Arc::new(russh::client::Config {
+            nodelay: true,
+            ..Default::default()
+        }),
         legacy.address().as_str(),
         Pinned(pinned),
     )

@@ -191,7 +191,7 @@ impl World {
     /// The account's current secret as the vault holds it, opened with the broker's KEK file.
     async fn vault_secret(&self, target: &str) -> String {
         let row = self.account(target).await.unwrap();
-        open_sealed(&self.r.broker_dir(), &row.id, row.version, &row.secret)
+        open_sealed(self.r.broker_dir(), &row.id, row.version, &row.secret)
     }
 
     fn base(&self) -> String {
@@ -598,7 +598,7 @@ async fn l2_kill_9_at_random_points_of_rotations_never_loses_the_secret() {
         *landed.entry(state).or_default() += 1;
         w.r.restart(PAWD).await.unwrap();
         let row = w.settled(target, None, Duration::from_secs(30)).await;
-        let secret = open_sealed(&w.r.broker_dir(), &row.id, row.version, &row.secret);
+        let secret = open_sealed(w.r.broker_dir(), &row.id, row.version, &row.secret);
         assert!(
             opens(&w.legacy, &secret).await,
             "kill {i} ({target}, phase {phase}): the vault's secret (version {}) does not open; row {row:?}",
@@ -627,11 +627,16 @@ async fn l2_kill_9_at_random_points_of_rotations_never_loses_the_secret() {
     let good = w.vault_secret("legacy-1").await;
     unsafe_free_signal(w.legacy.pid(), "STOP");
     w.due_now("legacy-1").await;
+    let deadline = Instant::now() + Duration::from_secs(40);
     let row = loop {
         let row = w.account("legacy-1").await.unwrap();
-        if row.state == "failed" || row.last_result == "failed" {
+        if row.state == "failed" {
             break row;
         }
+        assert!(
+            Instant::now() < deadline,
+            "no failed rotation with the target stopped: {row:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     unsafe_free_signal(w.legacy.pid(), "CONT");
@@ -959,7 +964,7 @@ vault = ["inject"]
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(row.last_result, "ok", "{row:?}");
-    let new = open_sealed(&w.r.broker_dir(), &row.id, row.version, &row.secret);
+    let new = open_sealed(w.r.broker_dir(), &row.id, row.version, &row.secret);
     let login = |pw: String| {
         let url = format!(
             "postgres://app_owner:{}@127.0.0.1:{}/{}",

@@ -266,6 +266,8 @@ async fn run(command: Command) -> Result<(), CliError> {
             // sessions of the disabled user end through the database, where every broker
             // carrying one sees it within a second.
             config.sessions = None;
+            // Nor run the vault's rotations, which it would cut short on exit.
+            config.vault = None;
             let app = paw_broker::server::app(
                 &config,
                 std::sync::Arc::new(paw_broker::base::clock::SystemClock),

@@ -233,10 +233,10 @@ pub async fn app(config: &Config, clock: Arc<dyn Clock>) -> Result<App> {
         config.vault.clone(),
         &config.targets,
     );
-    // Only a serving broker rotates: operator commands (`pawd user disable`, which build the
-    // app without `[sessions]`) must not start a rotation they would cut short on exit.
     vault.verify_keys().await?;
-    if vault.enabled() && config.sessions.is_some() {
+    // Operator commands that build the app (`pawd user disable`) drop `[vault]` first, so that
+    // they never start a rotation they would cut short on exit.
+    if vault.enabled() {
         vault.sync_options().await?;
         // Settles at once any rotation a previous process left in flight (L2), then paces
         // the schedule, ended checkouts and retries.

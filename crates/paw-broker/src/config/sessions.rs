@@ -108,8 +108,7 @@ pub fn admin_needed(
                  (give the target admin_url_file, or the entitlement vault = [\"inject\"])",
                 t.name,
                 e.id()
-            ))
-            .into());
+            )));
         }
     }
     Ok(())

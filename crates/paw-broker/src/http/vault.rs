@@ -83,7 +83,7 @@ pub async fn reveal(
     request_body = RotateRequest,
     params(("id" = String, Path, description = "Account id"), DeviceProof),
     responses(
-        (status = 200, description = "The rotation ran: the account's state after it (rotated, kept the current secret, or failed with the alert raised)", body = VaultAccountView),
+        (status = 200, description = "The account after the rotation (rotated, kept the current secret, or failed with the alert raised), or as it stands when the rotation is still running after 4 s (it goes on; the journal and the health list show the rest)", body = VaultAccountView),
         (status = 400, description = "`bad_request`: the reason is empty or too long, or a generic secret (paw cannot change it)", body = ApiError),
         (status = 401, description = "`unauthenticated`, `challenge_invalid` or `webauthn_rejected`", body = ApiError),
         (status = 403, description = "`forbidden`: not an administrator", body = ApiError),

@@ -74,6 +74,11 @@ pub struct SessionUse<'a> {
     pub session: &'a str,
 }
 
+/// How long `rotate_now` waits for the rotation before answering with the account as it stands
+/// (under the clients' request timeout; a target that does not answer takes several step
+/// timeouts to be called unreachable).
+const ROTATE_NOW_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// What a session logs in to its target with, from the vault.
 pub enum Injected {
     Password(zeroize::Zeroizing<String>),
@@ -500,7 +505,24 @@ impl Vault {
             ),
         )
         .await?;
-        let outcome = rotation::run(self, id, true).await?;
+        // On a task of its own: a client that stops waiting (its request timed out) must not
+        // cancel a rotation half-way. The answer waits for it only so long; the journal and the
+        // health list tell the rest.
+        let task = tokio::spawn({
+            let (v, id) = (self.clone(), id.to_owned());
+            async move { rotation::run(&v, &id, true).await }
+        });
+        let outcome = match tokio::time::timeout(ROTATE_NOW_WAIT, task).await {
+            Ok(Ok(r)) => r?,
+            Ok(Err(e)) => {
+                return Err(VaultError::Broker(
+                    crate::base::error::BrokerError::Internal(format!(
+                        "the rotation task failed: {e}"
+                    )),
+                ))
+            }
+            Err(_) => rotation::Rotation::Running,
+        };
         if outcome == rotation::Rotation::Skipped {
             return Err(VaultError::Conflict(
                 "another broker is rotating this account; try again shortly".into(),

@@ -45,6 +45,8 @@ pub enum Rotation {
     },
     /// Another broker holds the rotation, or there was nothing to do.
     Skipped,
+    /// Still running when the caller stopped waiting (`rotate_now`).
+    Running,
 }
 
 fn state_of(row: &AccountRow) -> S {
@@ -448,6 +450,7 @@ pub fn describe(o: &Rotation) -> String {
         Rotation::KeptCurrent { why } => format!("kept the current secret: {why}"),
         Rotation::Failed { why } => format!("failed: {why}"),
         Rotation::Skipped => "nothing to do, or another broker is rotating it".into(),
+        Rotation::Running => "still running".into(),
     }
 }
 
