@@ -211,7 +211,7 @@ pub async fn add_key(
 }
 
 /// Removes the `old` key's line from `authorized_keys`, logged in with the `current` key; the
-/// file is rewritten in place (same inode and mode).
+/// new file (mode 0600) replaces the old one by a rename.
 pub async fn remove_key(
     target: &TargetConfig,
     row: &AccountRow,
@@ -219,9 +219,12 @@ pub async fn remove_key(
     old: &SecretBytes,
 ) -> Answer<()> {
     let line = public_line(old)?;
+    // Written beside the file and renamed over it: at no instant is the file empty or half
+    // written (a `cat … > file` truncates first, and a broker killed then would leave no key
+    // that opens — the L2 test caught exactly that).
     let script = format!(
-        "sh -c 'set -e; f=\"$0\"; IFS= read -r line; t=\"$f.paw.$$\"; \
-         grep -vxF \"$line\" \"$f\" > \"$t\" || true; cat \"$t\" > \"$f\"; rm -f \"$t\"' {}",
+        "sh -c 'set -e; f=\"$0\"; umask 077; IFS= read -r line; t=\"$f.paw.$$\"; \
+         grep -vxF \"$line\" \"$f\" > \"$t\" || true; mv -f \"$t\" \"$f\"' {}",
         keys_file(row)
     );
     run(
