@@ -577,7 +577,11 @@ fn check_ticket(t: &str) -> Result<(), ClientError> {
 
 /// Comments, reasons and review notes: one line, at most [`MAX_COMMENT_CHARS`]; `required`
 /// ones must say something.
-fn check_comment(field: &'static str, c: &str, required: bool) -> Result<(), ClientError> {
+pub(crate) fn check_comment(
+    field: &'static str,
+    c: &str,
+    required: bool,
+) -> Result<(), ClientError> {
     if required && c.trim().is_empty() {
         return Err(bad(field, "required"));
     }
@@ -602,7 +606,7 @@ fn check_one_line(field: &'static str, s: &str) -> Result<(), ClientError> {
 
 /// Characters that make text read differently from what it is: control characters (a newline
 /// forging a second line), line separators, bidirectional overrides and zero-width characters.
-fn misleading(c: char) -> bool {
+pub(crate) fn misleading(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{2028}' | '\u{2029}'

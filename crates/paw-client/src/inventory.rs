@@ -23,6 +23,7 @@
 //! - Input is checked here against the broker's rules first (names, text without characters
 //!   that make a prompt read differently, sources, claim rules), so a typo costs no key touch.
 
+use crate::elevation::misleading;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -78,19 +79,6 @@ fn bad(field: &'static str, reason: impl Into<String>) -> ClientError {
         field,
         reason: reason.into(),
     }
-}
-
-/// Characters that make text read differently from what it is: control characters (a newline
-/// forging a line of the prompt), line separators, bidirectional overrides, zero-width ones.
-fn misleading(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{2028}' | '\u{2029}'
-            | '\u{061C}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2069}'
-            | '\u{FEFF}')
 }
 
 /// A user, machine, environment or label name: the broker's grammar (1–64 of a-z, A-Z, 0-9,

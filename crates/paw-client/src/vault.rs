@@ -17,6 +17,7 @@
 //! - Reasons are checked, not cleaned: what the user typed is what the key signs and the
 //!   audit keeps, so text that could make the prompt read differently is refused.
 
+#[cfg(test)]
 use paw_policy::limits::MAX_COMMENT_CHARS;
 use paw_proto::action::Action;
 use paw_proto::ipc::StepUpPrompt;
@@ -58,41 +59,13 @@ fn bad(field: &'static str, reason: impl Into<String>) -> ClientError {
 }
 
 /// A reason for a reveal or a rotation: required, one line of visible text, at most
-/// [`MAX_COMMENT_CHARS`], and not padded (it is signed and kept as typed, never trimmed).
+/// paw-policy's `MAX_COMMENT_CHARS`, and not padded (it is signed and kept as typed, never trimmed).
 fn check_reason(reason: &str) -> Result<(), ClientError> {
-    if reason.trim().is_empty() {
-        return Err(bad("reason", "required"));
-    }
-    if reason.chars().count() > MAX_COMMENT_CHARS {
-        return Err(bad(
-            "reason",
-            format!("at most {MAX_COMMENT_CHARS} characters"),
-        ));
-    }
-    if reason.chars().any(misleading) {
-        return Err(bad(
-            "reason",
-            "one line of visible text: no line breaks, control or invisible formatting characters",
-        ));
-    }
+    crate::elevation::check_comment("reason", reason, true)?;
     if reason.starts_with(char::is_whitespace) || reason.ends_with(char::is_whitespace) {
         return Err(bad("reason", "a reason does not start or end with a space"));
     }
     Ok(())
-}
-
-/// Characters that make text read differently from what it is (the same set the elevation
-/// and machine prompts refuse): control characters, line separators, bidirectional overrides
-/// and zero-width characters.
-fn misleading(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{2028}' | '\u{2029}'
-            | '\u{061C}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2069}'
-            | '\u{FEFF}')
 }
 
 /// Where a signed vault action goes, from the core's own copy of the prompt.

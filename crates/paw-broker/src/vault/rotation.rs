@@ -443,17 +443,6 @@ async fn tick(v: &Vault) -> Result<()> {
     Ok(())
 }
 
-/// Why the key of an unsettled rotation went away: [`Rotation`] as the API shows it.
-pub fn describe(o: &Rotation) -> String {
-    match o {
-        Rotation::Rotated { version } => format!("rotated to version {version}"),
-        Rotation::KeptCurrent { why } => format!("kept the current secret: {why}"),
-        Rotation::Failed { why } => format!("failed: {why}"),
-        Rotation::Skipped => "nothing to do, or another broker is rotating it".into(),
-        Rotation::Running => "still running".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -284,15 +284,3 @@ impl<'a> Set<'a> {
         self.0.iter().map(|(_, v)| *v)
     }
 }
-
-/// The last `limit` journal rows of an account, newest first: (at, from, event, to, detail).
-pub async fn log(
-    db: &Db,
-    id: &str,
-    limit: i64,
-) -> Result<Vec<(i64, String, String, String, String)>> {
-    Ok(with_pool!(db, pool => sqlx::query_as(
-        "SELECT at, from_state, event, to_state, detail FROM vault_rotation_log \
-         WHERE account_id = $1 ORDER BY id DESC LIMIT $2")
-        .bind(id).bind(limit).fetch_all(pool).await?))
-}
