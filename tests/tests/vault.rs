@@ -165,15 +165,7 @@ impl World {
         paw_broker::vault::store::by_name(&self.db, target, "root")
             .await
             .unwrap()
-            .map(|r| Row {
-                id: r.id,
-                version: r.version,
-                state: r.rotation_state,
-                secret: r.secret,
-                pending: r.pending_secret,
-                last_result: r.last_result,
-                last_error: r.last_error,
-            })
+            .map(Row::from)
     }
 
     /// Makes `target`'s rotation due now (as if its day had come).
@@ -329,6 +321,20 @@ impl World {
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl From<paw_broker::vault::store::AccountRow> for Row {
+    fn from(r: paw_broker::vault::store::AccountRow) -> Self {
+        Row {
+            id: r.id,
+            version: r.version,
+            state: r.rotation_state,
+            secret: r.secret,
+            pending: r.pending_secret,
+            last_result: r.last_result,
+            last_error: r.last_error,
         }
     }
 }
@@ -1012,15 +1018,7 @@ impl World {
         paw_broker::vault::store::by_name(&self.db, target, "app_owner")
             .await
             .unwrap()
-            .map(|r| Row {
-                id: r.id,
-                version: r.version,
-                state: r.rotation_state,
-                secret: r.secret,
-                pending: r.pending_secret,
-                last_result: r.last_result,
-                last_error: r.last_error,
-            })
+            .map(Row::from)
             .unwrap()
     }
 }
