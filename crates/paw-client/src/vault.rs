@@ -326,6 +326,7 @@ mod tests {
         let r = RevealedSecret {
             account: "web-1/root".into(),
             secret: "hunter2-Zq9".into(),
+            now_ms: 0,
             show_until_ms: 1,
             checkout_until_ms: 2,
         };

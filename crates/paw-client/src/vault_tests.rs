@@ -166,6 +166,7 @@ fn vault_broker(cred: Vec<u8>) -> FakeBroker {
                 let revealed = |account: &str, secret: &str| RevealedSecret {
                     account: account.into(),
                     secret: secret.into(),
+                    now_ms: now,
                     show_until_ms: now + 30_000,
                     checkout_until_ms: now + 600_000,
                 };

@@ -113,6 +113,10 @@ pub struct RevealedSecret {
     /// `target/account`.
     pub account: String,
     pub secret: String,
+    /// The broker's time when it answered: the app counts the showing down from here, so a
+    /// slow answer does not lengthen it.
+    #[ts(type = "number")]
+    pub now_ms: i64,
     /// When the app hides it again (broker time).
     #[ts(type = "number")]
     pub show_until_ms: i64,

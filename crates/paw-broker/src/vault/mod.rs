@@ -461,6 +461,7 @@ impl Vault {
         Ok(RevealedSecret {
             account: row.name(),
             secret: text,
+            now_ms: now,
             show_until_ms: now + 1000 * self.config.reveal_show_secs as i64,
             checkout_until_ms: until,
         })

@@ -548,6 +548,11 @@ export type RevealedSecret = {
  */
 account: string, secret: string, 
 /**
+ * The broker's time when it answered: the app counts the showing down from here, so a
+ * slow answer does not lengthen it.
+ */
+now_ms: number, 
+/**
  * When the app hides it again (broker time).
  */
 show_until_ms: number, 

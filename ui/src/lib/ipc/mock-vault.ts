@@ -241,6 +241,7 @@ export class VaultModel {
         const revealed: RevealedSecret = {
           account: a.name,
           secret: `${fakeHash(`${a.name}:${now}:${this.reveals}`).slice(0, 12)}-Vq7#pL`,
+          now_ms: now,
           show_until_ms: now + this.revealShowSecs * 1000,
           checkout_until_ms: until,
         };
