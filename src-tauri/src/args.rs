@@ -10,8 +10,20 @@ use serde_json::Value;
 /// Largest argument the UI may send. The biggest real one (settings paths) is a few KiB.
 pub const MAX_ARG_BYTES: usize = 64 * 1024;
 
+/// Largest upload chunk argument: the core's largest chunk, base64, with room for its JSON.
+pub const MAX_CHUNK_ARG_BYTES: usize = 512 * 1024;
+
 /// Decodes the command argument `name` into `T`.
 pub fn decode<T: DeserializeOwned>(name: &str, raw: Option<Value>) -> Result<T, ApiError> {
+    decode_at_most(name, raw, MAX_ARG_BYTES)
+}
+
+/// [`decode`] with another size bound: only for an upload's chunks, which carry file bytes.
+pub fn decode_at_most<T: DeserializeOwned>(
+    name: &str,
+    raw: Option<Value>,
+    max: usize,
+) -> Result<T, ApiError> {
     let value = match raw {
         None | Some(Value::Null) => {
             return Err(bad(format!("`{name}` is required")));
@@ -21,10 +33,10 @@ pub fn decode<T: DeserializeOwned>(name: &str, raw: Option<Value>) -> Result<T, 
     let size = serde_json::to_vec(&value)
         .map_err(|_| bad(format!("`{name}` is not valid JSON")))?
         .len();
-    if size > MAX_ARG_BYTES {
+    if size > max {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!("`{name}` is {size} bytes; at most {MAX_ARG_BYTES} are accepted"),
+            format!("`{name}` is {size} bytes; at most {max} are accepted"),
         ));
     }
     serde_json::from_value(value).map_err(|e| {
@@ -80,6 +92,25 @@ mod tests {
         let e = decode::<LoginInput>("input", Some(json!({"user": "a".repeat(MAX_ARG_BYTES)})))
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::PayloadTooLarge);
+    }
+
+    #[test]
+    fn the_largest_upload_chunk_fits_only_the_chunk_bound() {
+        use base64::Engine;
+        let data = base64::engine::general_purpose::STANDARD.encode(vec![
+            0xa5u8;
+            paw_client::UPLOAD_CHUNK_BYTES
+                as usize
+        ]);
+        let raw = json!({"transfer_id": "t1", "offset": 0, "data": data});
+        let e = decode::<paw_proto::files::UploadChunkInput>("input", Some(raw.clone()));
+        assert_eq!(e.unwrap_err().code, ErrorCode::PayloadTooLarge);
+        let ok = decode_at_most::<paw_proto::files::UploadChunkInput>(
+            "input",
+            Some(raw),
+            MAX_CHUNK_ARG_BYTES,
+        );
+        assert_eq!(ok.unwrap().data.len(), data.len());
     }
 
     #[test]

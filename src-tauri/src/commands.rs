@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use paw_client::Core;
 use paw_proto::elevation::{EntitlementList, GrantList, GrantView, Inbox};
+use paw_proto::files::{FilesEvent, FilesView, RemoteListing, TransferResult, TransferStart};
 use paw_proto::ipc::{
     AppStatus, AuditPage, AuditVerifyView, HeldCommands, KeyPromptView, LiveFeed, MachineCreated,
     MachineInventory, SecurityKeyView, SessionUser, SettingsView, SignOutReport, StepUpPrompt,
@@ -21,7 +22,7 @@ use paw_proto::ApiError;
 use serde_json::Value;
 use tauri::State;
 
-use crate::args::decode;
+use crate::args::{decode, decode_at_most, MAX_CHUNK_ARG_BYTES};
 
 static FIRST_STATUS: AtomicBool = AtomicBool::new(true);
 
@@ -368,6 +369,69 @@ pub async fn open_in_terminal(
     id: Option<Value>,
 ) -> Result<TerminalView, ApiError> {
     Ok(core.open_in_terminal(decode("id", id)?).await?)
+}
+
+// File transfer on a grant. Progress and the connection's end travel over a `Channel`; an
+// upload's bytes come in as bounded base64 chunks of the file the user picked, and a download
+// is written by the core into the user's download directory: the WebView names no local path.
+
+#[tauri::command]
+pub async fn open_files(
+    core: State<'_, Core>,
+    id: Option<Value>,
+    channel: tauri::ipc::Channel<FilesEvent>,
+) -> Result<FilesView, ApiError> {
+    let id: String = decode("id", id)?;
+    // A closed window drops the channel; the connection ends with its close or the grant.
+    Ok(core.open_files(id, move |e| drop(channel.send(e))).await?)
+}
+
+#[tauri::command]
+pub async fn close_files(core: State<'_, Core>, input: Option<Value>) -> Result<(), ApiError> {
+    Ok(core.close_files(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn list_remote(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<RemoteListing, ApiError> {
+    Ok(core.list_remote(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn start_upload(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<TransferStart, ApiError> {
+    Ok(core.start_upload(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn upload_chunk(core: State<'_, Core>, input: Option<Value>) -> Result<(), ApiError> {
+    let input = decode_at_most("input", input, MAX_CHUNK_ARG_BYTES)?;
+    Ok(core.upload_chunk(input).await?)
+}
+
+#[tauri::command]
+pub async fn start_download(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<TransferStart, ApiError> {
+    Ok(core.start_download(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn finish_transfer(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<TransferResult, ApiError> {
+    Ok(core.finish_transfer(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub fn cancel_transfer(core: State<'_, Core>, input: Option<Value>) -> Result<(), ApiError> {
+    Ok(core.cancel_transfer(decode("input", input)?)?)
 }
 
 #[tauri::command]

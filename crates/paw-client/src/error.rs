@@ -70,6 +70,10 @@ pub enum ClientError {
     Session(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A file transfer failed or was refused, with the code and words the UI shows (a
+    /// broker's refusal keeps its own `paw: ` message).
+    #[error("{}", .0.message)]
+    Transfer(ApiError),
 }
 
 impl From<paw_fido::FidoError> for ClientError {
@@ -88,7 +92,7 @@ impl ClientError {
             Self::Unreachable(_) => ErrorCode::BrokerUnreachable,
             Self::Untrusted(_) => ErrorCode::BrokerUntrusted,
             Self::Protocol(_) => ErrorCode::BrokerProtocol,
-            Self::Broker(e) => e.code,
+            Self::Broker(e) | Self::Transfer(e) => e.code,
             Self::UrlRejected(_) => ErrorCode::UrlRejected,
             Self::KeyringUnavailable(_) => ErrorCode::KeyringUnavailable,
             Self::Random(_) | Self::Internal(_) => ErrorCode::Internal,

@@ -30,6 +30,7 @@ mod error;
 mod external;
 #[cfg(test)]
 mod fake_broker;
+mod files;
 mod history;
 mod holds;
 #[cfg(test)]
@@ -73,6 +74,7 @@ pub use clock::BrokerClock;
 pub use device::DeviceKey;
 pub use error::ClientError;
 pub use external::validate_external_url;
+pub use files::CHUNK_BYTES as UPLOAD_CHUNK_BYTES;
 pub use identity::{load_virtual_authenticator, STEP_UP_TTL, VIRTUAL_KEY_ENTRY};
 pub use keystore::{KeyStore, MemoryKeyStore, OsKeyStore};
 pub use prompts::PIN_WAIT;
@@ -102,6 +104,8 @@ pub(crate) struct Inner {
     audit: audit::Trail,
     /// Open terminals and local forwards by session id.
     sessions: sessions::Open,
+    /// Open file connections and their transfers, by session and transfer id.
+    files: files::Files,
     /// Other people's live sessions this user watches, by session id.
     watches: watch::Watches,
 }
@@ -164,6 +168,7 @@ impl Core {
                 live: live::Live::new(),
                 grants: std::sync::Mutex::new(elevation::GrantCache::default()),
                 sessions: sessions::Open::default(),
+                files: files::Files::default(),
                 watches: watch::Watches::default(),
                 audit,
             }),

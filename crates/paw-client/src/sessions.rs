@@ -258,7 +258,7 @@ impl Core {
         .await
     }
 
-    async fn redeem(
+    pub(crate) async fn redeem(
         &self,
         p: &PendingStepUp,
         grant_id: &str,
@@ -498,8 +498,9 @@ impl Core {
         .await
     }
 
-    /// Closes every terminal (sign-out, broker change).
+    /// Closes every terminal and file connection (sign-out, broker change).
     pub(crate) async fn close_sessions(&self) {
+        self.inner.files.close_all();
         self.inner.sessions.close_all().await;
     }
 }
@@ -587,7 +588,7 @@ fn whoami_uid() -> u32 {
 }
 
 /// The login from a redeem answer; a broker that opens no sessions says so.
-fn credential(r: RedeemResponse) -> Result<Credential, ClientError> {
+pub(crate) fn credential(r: RedeemResponse) -> Result<Credential, ClientError> {
     match (r.ssh_addr, r.ssh_host_key) {
         (Some(addr), Some(host_key)) => Ok(Credential {
             addr,

@@ -12,6 +12,7 @@ pub mod action;
 pub mod device_proof;
 pub mod elevation;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod ipc;
 pub mod machine;

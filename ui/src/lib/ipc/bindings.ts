@@ -490,6 +490,76 @@ user: string, target: string, role: string, cols: number, rows: number,
  */
 screen: string, } | { "kind": "output", data: string, } | { "kind": "resize", cols: number, rows: number, } | { "kind": "end", reason: string, message: string, };
 
+export type FilesView = { session_id: string, grant_id: string, target: string, role: string, 
+/**
+ * The remote directory the connection starts in (the login's home), absolute.
+ */
+home: string, grant_ends_at_ms: number, };
+
+export type RemoteKind = "file" | "dir" | "link" | "other";
+
+export type RemoteEntry = { name: string, kind: RemoteKind, size: number | null, modified_ms: number | null, };
+
+export type RemoteListing = { 
+/**
+ * The directory as the target resolved it (absolute).
+ */
+path: string, entries: Array<RemoteEntry>, 
+/**
+ * More entries than the core shows in one listing: the rest were left out.
+ */
+truncated: boolean, };
+
+export type ListRemoteInput = { session_id: string, path: string, };
+
+export type StartUploadInput = { session_id: string, remote_path: string, size: number, };
+
+export type StartDownloadInput = { session_id: string, remote_path: string, };
+
+export type TransferStart = { transfer_id: string, 
+/**
+ * Bytes to move (the upload's declared size; the remote file's size for a download).
+ */
+total: number, 
+/**
+ * The largest upload chunk the core accepts (decoded bytes); 0 for a download.
+ */
+chunk_bytes: number, 
+/**
+ * Where a download is being written; `None` for an upload.
+ */
+local_path: string | null, };
+
+export type UploadChunkInput = { transfer_id: string, offset: number, 
+/**
+ * The bytes, base64 (standard alphabet, padded).
+ */
+data: string, };
+
+export type TransferIdInput = { transfer_id: string, };
+
+export type TransferDirection = "upload" | "download";
+
+export type TransferResult = { transfer_id: string, direction: TransferDirection, remote_path: string, 
+/**
+ * Where the download was saved; `None` for an upload, or a cancelled download (removed).
+ */
+local_path: string | null, 
+/**
+ * Bytes moved.
+ */
+bytes: number, 
+/**
+ * SHA-256 (hex) of exactly the bytes moved; empty when cancelled.
+ */
+sha256: string, cancelled: boolean, 
+/**
+ * What the user should know (a cancelled upload: the remote file may be partial).
+ */
+message: string | null, };
+
+export type FilesEvent = { "type": "progress", transfer_id: string, done: number, total: number, } | { "type": "closing", transfer_id: string, } | { "type": "notice", message: string, } | { "type": "ended", reason: string, message: string, };
+
 export type WatchEvent = { "type": "start", session_id: string, 
 /**
  * Whose session it is.

@@ -21,6 +21,8 @@ import type {
   EnrollInput,
   EntitlementList,
   ErrorCode,
+  FilesEvent,
+  FilesView,
   ForwardView,
   GrantList,
   GrantView,
@@ -30,6 +32,7 @@ import type {
   KeyAction,
   KillSessionInput,
   KeyPromptView,
+  ListRemoteInput,
   LiveFeed,
   LoginInput,
   MachineCreated,
@@ -37,6 +40,7 @@ import type {
   MachineSpec,
   MachineView,
   OpenSessionInput,
+  RemoteListing,
   PinInput,
   RenameKeyInput,
   RevealInput,
@@ -55,12 +59,18 @@ import type {
   SettingsInput,
   SettingsView,
   SignOutReport,
+  StartDownloadInput,
+  StartUploadInput,
   StepUpPrompt,
   TerminalEvent,
   TerminalInput,
   TerminalResize,
   TerminalView,
+  TransferIdInput,
   TransferMachineInput,
+  TransferResult,
+  TransferStart,
+  UploadChunkInput,
   VaultAccountList,
   VaultAccountView,
   WatchEvent,
@@ -418,6 +428,57 @@ export async function terminalResize(input: TerminalResize): Promise<void> {
 /** Closes one of the caller's terminals (its channel then reports `ended`, reason `closed`). */
 export async function closeTerminal(input: SessionIdInput): Promise<void> {
   await call<null>('close_terminal', { input });
+}
+
+/*
+ * File transfer on an SSH grant: a session step-up opens a file connection (the broker's SFTP,
+ * checked against the grant's file rules). Uploads send the bytes of the file the user picked,
+ * in order, in chunks of at most `TransferStart.chunk_bytes`; downloads are written by the core
+ * into the user's download directory and `TransferStart.local_path` says where. Progress and the
+ * connection's end arrive through the channel given at open.
+ */
+
+/** Signs the prepared session step-up (`id`) and opens a file connection. */
+export function openFiles(id: string, onEvent: (event: FilesEvent) => void): Promise<FilesView> {
+  const channel = new Channel<FilesEvent>();
+  channel.onmessage = onEvent;
+  return keyOperation(() => call<FilesView>('open_files', { id, channel }));
+}
+
+export async function closeFiles(input: SessionIdInput): Promise<void> {
+  await call<null>('close_files', { input });
+}
+
+/** One remote directory, directories first. */
+export function listRemote(input: ListRemoteInput): Promise<RemoteListing> {
+  return call<RemoteListing>('list_remote', { input });
+}
+
+/** Creates (or truncates) the remote file; the bytes follow with `uploadChunk`, then `finishTransfer`. */
+export function startUpload(input: StartUploadInput): Promise<TransferStart> {
+  return call<TransferStart>('start_upload', { input });
+}
+
+/** The next bytes of an upload (base64), at `offset` = bytes sent so far. */
+export async function uploadChunk(input: UploadChunkInput): Promise<void> {
+  await call<null>('upload_chunk', { input });
+}
+
+export function startDownload(input: StartDownloadInput): Promise<TransferStart> {
+  return call<TransferStart>('start_download', { input });
+}
+
+/**
+ * Ends an upload (all bytes sent; the broker may hold the close for an approval, so this can
+ * take long) or waits for a download; resolves with the bytes moved and their SHA-256, or with
+ * `cancelled: true` after `cancelTransfer`.
+ */
+export function finishTransfer(input: TransferIdInput): Promise<TransferResult> {
+  return call<TransferResult>('finish_transfer', { input });
+}
+
+export async function cancelTransfer(input: TransferIdInput): Promise<void> {
+  await call<null>('cancel_transfer', { input });
 }
 
 /** Stops one of the caller's local ports. */

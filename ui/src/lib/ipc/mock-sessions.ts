@@ -15,6 +15,7 @@
  */
 import type {
   ApiError,
+  FilesEvent,
   ForwardView,
   GrantView,
   SessionList,
@@ -86,11 +87,11 @@ interface Internals {
 }
 
 /** A mock terminal's channel: messages numbered like the core's, so the Channel keeps their order. */
-class MockChannel {
+export class MockChannel {
   private index = 0;
   constructor(private readonly id: number) {}
 
-  send(event: TerminalEvent | WatchEvent): void {
+  send(event: TerminalEvent | WatchEvent | FilesEvent): void {
     const internals = (window as unknown as { __TAURI_INTERNALS__?: Internals }).__TAURI_INTERNALS__;
     // A channel whose page (or mock core) is gone has nobody to tell, as in the real core.
     if (internals?.callbacks?.has(this.id) !== true) return;
@@ -512,6 +513,13 @@ export class SessionModel {
       default:
         return undefined;
     }
+  }
+
+  /** Takes a prepared session step-up for a file connection (mock-files.ts): its grant. */
+  takeSession(id: unknown): GrantView {
+    const pending = this.take(id);
+    if (pending.op !== 'session') throw apiError('challenge_invalid', 'this step-up does not open a session');
+    return pending.grant;
   }
 
   private take(id: unknown): Prepared {

@@ -24,6 +24,7 @@ import type {
 import type { StepUpAction } from './index';
 import { AuditModel, type AuditOptions } from './mock-audit';
 import { ElevationModel, fakeHash, type ElevationOptions } from './mock-elevation';
+import { FILES_KEY_COMMANDS, FilesModel } from './mock-files';
 import { HistoryModel, type HistoryOptions } from './mock-history';
 import { HOLD_KEY_COMMANDS, HoldModel, type HoldOptions } from './mock-holds';
 import { MACHINE_KEY_COMMANDS, MachineModel, type MachineOptions } from './mock-machines';
@@ -92,6 +93,8 @@ export interface MockCore {
   readonly audit: AuditModel;
   /** Brokered sessions: terminals (with their channels), local ports, live sessions, kills. */
   readonly sessions: SessionModel;
+  /** File connections: a small remote file system, uploads, downloads, holds of the close. */
+  readonly files: FilesModel;
   /** Held commands: the user's own (a terminal's `rm …`), colleagues' awaiting approval (`holdAs`). */
   readonly holds: HoldModel;
   /** The broker's session history, recordings (help-desk view) and replay masks. */
@@ -215,6 +218,7 @@ const KEY_COMMANDS: ReadonlySet<string> = new Set([
   'confirm_step_up',
   'confirm_elevation',
   ...SESSION_KEY_COMMANDS,
+  ...FILES_KEY_COMMANDS,
   ...HOLD_KEY_COMMANDS,
   ...MACHINE_KEY_COMMANDS,
   ...VAULT_KEY_COMMANDS,
@@ -280,6 +284,9 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     get sessions(): SessionModel {
       return sessions;
     },
+    get files(): FilesModel {
+      return files;
+    },
     get holds(): HoldModel {
       return holds;
     },
@@ -318,6 +325,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
     options,
     holds,
   );
+  const files = new FilesModel(sessions);
 
   const status = (): AppStatus => {
     const fallback = core.fallbackInUse === null ? undefined : core.settings.fallback_urls[core.fallbackInUse];
@@ -458,6 +466,11 @@ export function installMockCore(options: MockOptions = {}): MockCore {
       return core.user?.name ?? '';
     });
     if (session !== undefined) return session;
+    const filesAnswer = core.files.handle(cmd, args, () => {
+      requireUser();
+      return core.user?.name ?? '';
+    });
+    if (filesAnswer !== undefined) return filesAnswer;
     const held = core.holds.handle(cmd, args, () => {
       requireUser();
       return core.user?.name ?? '';
@@ -538,6 +551,7 @@ export function installMockCore(options: MockOptions = {}): MockCore {
         for (const id of [...core.sessions.terminals.keys()]) core.sessions.end(id, 'closed', 'signed out');
         core.sessions.endWatches('signed_out', 'you signed out');
         core.sessions.forwards = [];
+        for (const id of [...core.files.connections.keys()]) core.files.end(id, 'closed', 'signed out');
         return report;
       }
       case 'list_keys':

@@ -8,6 +8,7 @@ import {
   confirmRotation,
   confirmStepUp,
   confirmTransferMachine,
+  openFiles,
   openForward,
   openInTerminal,
   openTerminal,
@@ -23,6 +24,8 @@ import {
   type ApiError,
   type CommandHoldView,
   type ElevationAction,
+  type FilesEvent,
+  type FilesView,
   type ForwardView,
   type GrantView,
   type HoldDecisionInput,
@@ -129,6 +132,14 @@ export class StepUpStore {
    */
   openTerminal(input: OpenSessionInput, onEvent: (event: TerminalEvent) => void): Promise<TerminalView | null> {
     return this.run('session', () => prepareSession(input), (id) => openTerminal(id, onEvent));
+  }
+
+  /**
+   * A session step-up on an active SSH grant that opens a file connection; settles with it, or
+   * `null` when cancelled. `onEvent` receives transfer progress and the connection's end.
+   */
+  openFiles(input: OpenSessionInput, onEvent: (event: FilesEvent) => void): Promise<FilesView | null> {
+    return this.run('session', () => prepareSession(input), (id) => openFiles(id, onEvent));
   }
 
   /** A session step-up on an active SSH grant, opened in the user's own terminal program. */
