@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 const SSHD: &str = "/usr/sbin/sshd";
+/// OpenSSH's own sftp-server (Debian `openssh-sftp-server`), what file transfer through the
+/// broker is tested against (issue #18).
+const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
 
 pub struct TempSshd {
     dir: tempfile::TempDir,
@@ -58,9 +61,10 @@ impl TempSshd {
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  AuthorizedKeysFile none\nAllowAgentForwarding yes\nAllowTcpForwarding yes\n\
                  X11Forwarding yes\nPrintMotd no\nPrintLastLog no\nLogLevel VERBOSE\n\
-                 MaxStartups 200\nMaxSessions 200\nSubsystem sftp internal-sftp\n",
+                 MaxStartups 200\nMaxSessions 200\nSubsystem sftp {sftp}\n",
                 hk = host_key.display(),
                 ca = ca.display(),
+                sftp = SFTP_SERVER,
             ),
         )?;
         // Sessions get an empty HOME of their own: root's dotfiles on a developer machine (a

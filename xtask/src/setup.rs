@@ -38,13 +38,20 @@ const TEST: &[&str] = &[
     // Real sshd targets for the brokered-session tests; `asciinema cat` plays their recordings.
     "openssh-server",
     "openssh-client",
+    // The sftp-server file transfer through the broker is tested against (stock sftp, scp).
+    "openssh-sftp-server",
     "asciinema",
     // A private Secret Service for the keyring tests (never the developer's own keyring).
     "gnome-keyring",
 ];
 
 /// The demo's session targets (`cargo xtask run`): a local sshd and PostgreSQL cluster.
-const DEMO: &[&str] = &["openssh-server", "openssh-client", "postgresql"];
+const DEMO: &[&str] = &[
+    "openssh-server",
+    "openssh-sftp-server",
+    "openssh-client",
+    "postgresql",
+];
 
 pub fn ensure(purpose: Purpose) -> Result<()> {
     let mut wanted: Vec<&str> = BUILD.to_vec();

@@ -151,6 +151,9 @@ pub struct EntitlementConfig {
     /// Command control in its sessions (`[entitlement.commands]`); none: every command runs.
     #[serde(default)]
     pub commands: Option<paw_commands::CommandsConfig>,
+    /// File transfer (SFTP) in its sessions (`[entitlement.files]`); none: no SFTP (case C1).
+    #[serde(default)]
+    pub files: Option<paw_files::FilesConfig>,
     /// Whether a machine identity's session under this entitlement may ask for a terminal
     /// (pty) or a shell. Off: machines run exec requests only (case K6).
     #[serde(default)]
@@ -221,6 +224,7 @@ pub struct Entitlement {
     break_glass: Option<BreakGlassRule>,
     max_sessions: u32,
     commands: Option<CommandControl>,
+    files: Option<std::sync::Arc<paw_files::FileRules>>,
     machine_pty: bool,
     auto_window: Option<crate::AutoWindow>,
     vault: Vec<VaultUse>,
@@ -319,6 +323,7 @@ impl Entitlement {
             break_glass,
             max_sessions,
             commands,
+            files,
             machine_pty,
             auto_window,
             mut vault,
@@ -443,6 +448,28 @@ impl Entitlement {
             }),
         };
 
+        let files = match files {
+            None => None,
+            Some(config) => {
+                // As for commands: an `approve` hold needs someone who may approve.
+                let asks = config
+                    .rules
+                    .iter()
+                    .any(|r| r.action == paw_commands::Action::Approve);
+                if asks && matches!(approval, ApprovalRule::Auto | ApprovalRule::Owner) {
+                    return Err(PolicyError::InvalidFiles(
+                        "an `approve` file rule needs approvers from groups, and this \
+                         entitlement has none: use step_up, or give it approvers"
+                            .into(),
+                    ));
+                }
+                Some(std::sync::Arc::new(
+                    paw_files::FileRules::new(config)
+                        .map_err(|e| PolicyError::InvalidFiles(e.to_string()))?,
+                ))
+            }
+        };
+
         let auto_window =
             match auto_window {
                 None => None,
@@ -466,6 +493,7 @@ impl Entitlement {
             break_glass,
             max_sessions,
             commands,
+            files,
             machine_pty,
             auto_window,
             vault,
@@ -511,6 +539,11 @@ impl Entitlement {
     /// Sessions one grant may have open at once (case B6).
     pub fn max_sessions(&self) -> u32 {
         self.max_sessions
+    }
+
+    /// The file-transfer rules of its sessions; none: no SFTP.
+    pub fn files(&self) -> Option<&std::sync::Arc<paw_files::FileRules>> {
+        self.files.as_ref()
     }
 
     /// The command rules its sessions run under, if it has any.
@@ -665,6 +698,7 @@ approval = "auto"
             }),
             max_sessions: 1,
             commands: None,
+            files: None,
             machine_pty: false,
             auto_window: None,
             vault: vec![],

@@ -42,6 +42,11 @@ pub enum PolicyError {
     #[error("invalid entitlement: {0}")]
     InvalidCommands(String),
 
+    /// An entitlement's `files` rules are not acceptable (the message names the field, e.g.
+    /// `files.rules[0].path: must be absolute`).
+    #[error("invalid entitlement: {0}")]
+    InvalidFiles(String),
+
     /// A person id is empty or holds control characters; nobody is treated as "the same
     /// nobody" for separation of duties.
     #[error("a person id must be non-empty and free of control characters")]

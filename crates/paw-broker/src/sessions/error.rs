@@ -64,3 +64,27 @@ impl From<Invalid> for SessionsError {
 }
 
 pub type Result<T, E = SessionsError> = std::result::Result<T, E>;
+
+/// The reasons a session ends, in words for the user's terminal.
+pub(crate) fn reason_words(reason: &str) -> &'static str {
+    match reason {
+        "grant_ended" => "the grant ended",
+        "revoked" => "the grant was revoked",
+        "released" => "the grant was released",
+        "killed" => "an administrator ended it",
+        "recording_failed" => "the recording could not be written",
+        "target_closed" => "the target closed it",
+        "target_unreachable" => "the target could not be reached",
+        "closed" => "you closed it",
+        "broker_shutdown" => "the broker carrying it is shutting down",
+        "broker_lost" => "the broker carrying it was taken for lost",
+        "database_lost" => "the broker lost its database, so nothing could be recorded or revoked",
+        "command_denied" => "its command is not allowed under this grant",
+        "checked_out" => "the vaulted account is checked out by another grant",
+        "vault_unavailable" => "the vault cannot open the account's secret",
+        "audit_failed" => "an audit record could not be written, so nothing more is done",
+        "scp_legacy" => "legacy scp (-O) is not brokered: drop -O and scp uses SFTP",
+        "sftp_bad_packet" => "a file-transfer packet could not be read",
+        _ => "the broker ended it",
+    }
+}

@@ -25,8 +25,8 @@ use crate::base::error::BrokerError;
 use crate::config::sessions::{SessionsConfig, TargetConfig};
 use crate::crypto::ssh_ca::{self, CertRequest, UserCa};
 use crate::crypto::ssh_pin::{pinned_key, PinnedHost};
-use crate::sessions::error::Result;
 use crate::sessions::error::SessionsError;
+use crate::sessions::error::{reason_words, Result};
 use crate::sessions::recording::Recorder;
 use crate::sessions::watch::Tap;
 use crate::sessions::Sessions;
@@ -330,13 +330,22 @@ impl russh::server::Handler for Conn {
         session.channel_failure(channel)
     }
 
+    // SFTP only, and only when the entitlement has file rules (#18); nothing else (C1).
     async fn subsystem_request(
         &mut self,
         channel: ChannelId,
-        _name: &str,
+        name: &str,
         session: &mut Session,
     ) -> std::result::Result<(), Self::Error> {
-        session.channel_failure(channel)
+        let sftp = self
+            .session
+            .as_ref()
+            .and_then(|i| sessions::sftp::rules_of(&self.svc, i));
+        if name == "sftp" && sftp.is_some() {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
     }
 
     async fn agent_request(
@@ -357,31 +366,11 @@ impl russh::server::Handler for Conn {
     }
 }
 
-/// The reasons a session ends, in words for the user's terminal.
-pub(crate) fn reason_words(reason: &str) -> &'static str {
-    match reason {
-        "grant_ended" => "the grant ended",
-        "revoked" => "the grant was revoked",
-        "released" => "the grant was released",
-        "killed" => "an administrator ended it",
-        "recording_failed" => "the recording could not be written",
-        "target_closed" => "the target closed it",
-        "target_unreachable" => "the target could not be reached",
-        "closed" => "you closed it",
-        "broker_shutdown" => "the broker carrying it is shutting down",
-        "broker_lost" => "the broker carrying it was taken for lost",
-        "database_lost" => "the broker lost its database, so nothing could be recorded or revoked",
-        "command_denied" => "its command is not allowed under this grant",
-        "checked_out" => "the vaulted account is checked out by another grant",
-        "vault_unavailable" => "the vault cannot open the account's secret",
-        _ => "the broker ended it",
-    }
-}
-
 /// What the client asked to run.
 enum Start {
     Shell,
     Exec(Vec<u8>),
+    Sftp(Arc<paw_files::FileRules>),
 }
 
 #[derive(Clone, Copy)]
@@ -421,7 +410,7 @@ async fn bridge(
     svc.live_sessions.unregister(&info.id);
 }
 
-type Outcome = (
+pub(crate) type Outcome = (
     String,
     Option<crate::sessions::recording::Finished>,
     Option<String>,
@@ -461,6 +450,9 @@ async fn run(
                 }
                 Some(ChannelMsg::RequestShell { .. }) => break Start::Shell,
                 Some(ChannelMsg::Exec { command, .. }) => break Start::Exec(command),
+                Some(ChannelMsg::RequestSubsystem { name, .. }) if name == "sftp" => {
+                    if let Some(rules) = sessions::sftp::rules_of(svc, info) { break Start::Sftp(rules); }
+                }
                 Some(_) => {}
                 None => return ("closed".into(), None, None),
             },
@@ -508,6 +500,11 @@ async fn run(
     if let Start::Exec(cmd) = &start {
         if let Err(e) = rec.input(cmd) {
             return ("recording_failed".into(), None, Some(e.to_string()));
+        }
+        // M4: the rcp protocol is not decoded, so it does not pass; modern scp speaks SFTP.
+        if sessions::sftp::legacy_scp(cmd) {
+            sessions::sftp::refuse_legacy_scp(svc, info, cmd, handle, cid).await;
+            return ("scp_legacy".into(), rec.finish().ok(), None);
         }
         // Checked before the target is even dialled (J5).
         match crate::sessions::commands::check_exec(svc, info, cmd).await {
@@ -557,11 +554,25 @@ async fn run(
     let started = match &start {
         Start::Shell => target_ch.request_shell(false).await,
         Start::Exec(cmd) => target_ch.exec(false, cmd.clone()).await,
+        Start::Sftp(_) => target_ch.request_subsystem(false, "sftp").await,
     };
     if let Err(e) = started {
         let finished = rec.finish().ok();
         say(format!("the target refused the session: {e}")).await;
         return ("target_closed".into(), finished, None);
+    }
+    if let Start::Sftp(rules) = start {
+        let (target, recordings) = ((handle_t, target_ch), front.recordings.clone());
+        let s = sessions::sftp::Serve {
+            svc,
+            info,
+            rules,
+            recordings,
+            handle,
+            cid,
+            client_rx,
+        };
+        return sessions::sftp::serve(s, target, rec, ends.clone(), deadline).await;
     }
     let (mut target_rx, target_tx) = target_ch.split();
     // A shell under command rules has its lines checked at Enter (J1/J2); without rules at the

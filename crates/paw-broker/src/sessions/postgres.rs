@@ -398,7 +398,7 @@ async fn supervise(
                 russh::Disconnect::ByApplication,
                 format!(
                     "paw: session ended ({reason}): {}",
-                    crate::sessions::front::reason_words(&reason)
+                    crate::sessions::error::reason_words(&reason)
                 ),
                 String::new(),
             )

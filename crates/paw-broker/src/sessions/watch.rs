@@ -517,7 +517,7 @@ impl Watch {
         let _ = tx
             .send(SessionWatchEvent::End {
                 reason: reason.to_owned(),
-                message: format!("the session ended: {}", super::front::reason_words(reason)),
+                message: format!("the session ended: {}", super::error::reason_words(reason)),
             })
             .await;
         Ended::Session(reason.to_owned())
