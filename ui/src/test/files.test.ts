@@ -39,6 +39,8 @@ describe('files panel', () => {
   it('opens with a session step-up and lists the remote home folder', async () => {
     const { core, panel } = await openFilesPanel();
     expect(panel.textContent).toContain('deploy@web-1');
+    // The keyboard goes to the new panel.
+    await waitFor(() => expect(document.activeElement?.id).toBe(`files-heading-${panel.dataset['sessionId'] ?? ''}`));
     expect(core.calls.some((c) => c.cmd === 'prepare_session')).toBe(true);
     expect(within(panel).getByTestId<HTMLInputElement>('files-dir').value).toBe('/root');
     expect(within(panel).getByTestId('files-list-hint')).toBeTruthy();
