@@ -82,6 +82,8 @@ rules = [
 ]
 max_size = 1048576
 hold_secs = 10
+capture = true
+capture_max = 1048576
 
 [[entitlement]]
 id = "web-shell"
@@ -222,6 +224,90 @@ async fn m3_m4_stock_sftp_and_scp_move_files_each_audited_with_its_hash_and_scp_
     });
     let denied = records(&audit, "file_denied");
     one(&denied, "legacy scp", |v| v["detail"]["op"] == "scp_legacy");
+
+    // The session's history lists its files, and help-desk fetches the captured copy,
+    // checked against the hash taken when it was kept.
+    let sftp_session = one(&files, "the first upload", |v| {
+        v["detail"]["path"] == p.a("a.txt").as_str() && v["detail"]["direction"] == "upload"
+    })["subject"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut helen = r.enrolled("helen", &["helpdesk"], PAWD).await.unwrap();
+    let mut bob = r.enrolled("bob", &[], PAWD).await.unwrap();
+    let listed = helen
+        .call(
+            &r.url(PAWD),
+            "GET",
+            &format!("/v1/sessions/{sftp_session}/files"),
+            None,
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let listed = listed["files"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 2, "{listed:#?}");
+    assert_eq!(listed[0]["direction"], "upload");
+    assert_eq!(listed[1]["direction"], "download");
+    for f in &listed {
+        assert_eq!(f["sha256"], want.as_str(), "{f}");
+        assert_eq!(f["captured"], true, "{f}");
+        assert_eq!(f["capture_complete"], true, "{f}");
+    }
+    let fetch = format!("/v1/sessions/{sftp_session}/files/1");
+    let copy = helen
+        .call(&r.url(PAWD), "GET", &fetch, None)
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(copy["content_base64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(bytes, body, "the captured copy is the file");
+    // Someone who is neither help-desk nor the session's user sees nothing.
+    assert!(bob
+        .call(&r.url(PAWD), "GET", &fetch, None)
+        .await
+        .unwrap()
+        .ok()
+        .is_err());
+    // A copy changed on disk is refused, not given out.
+    let store = std::fs::read_dir(r.broker_dir())
+        .unwrap()
+        .flatten()
+        .flat_map(|e| walk(&e.path()))
+        .find(|p| p.ends_with(format!("{sftp_session}.files/001-upload-a.txt")))
+        .expect("the captured copy in the recording store");
+    std::fs::write(&store, b"changed").unwrap();
+    let refused = helen.call(&r.url(PAWD), "GET", &fetch, None).await.unwrap();
+    let e = refused.ok().unwrap_err().to_string();
+    assert!(e.contains("recording_tampered"), "{e}");
+    let audit = sqlite_audit(&r).await;
+    let reads = records(&audit, "session_file_read");
+    assert_eq!(
+        reads
+            .iter()
+            .map(|v| v["outcome"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["success", "failure"],
+        "{reads:#?}"
+    );
+}
+
+/// Every file under `p` (or `p` itself).
+fn walk(p: &Path) -> Vec<PathBuf> {
+    if p.is_dir() {
+        std::fs::read_dir(p)
+            .unwrap()
+            .flatten()
+            .flat_map(|e| walk(&e.path()))
+            .collect()
+    } else {
+        vec![p.to_path_buf()]
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

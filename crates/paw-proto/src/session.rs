@@ -285,3 +285,46 @@ impl SessionWatchEvent {
         }
     }
 }
+
+/// One file moved through a session's SFTP (issue #18), as its history keeps it. Times are the
+/// broker's clock (Unix ms).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct SessionFileView {
+    /// Its place in the session, from 1: what `GET /v1/sessions/{id}/files/{n}` takes.
+    #[ts(type = "number")]
+    pub n: i64,
+    /// As resolved on the target.
+    pub path: String,
+    /// `upload` or `download`.
+    pub direction: String,
+    #[ts(type = "number")]
+    pub size: i64,
+    /// SHA-256 (hex) of the bytes that passed; none when the broker could not tell.
+    pub sha256: Option<String>,
+    /// `success`, `failure` or `denied` (a held write nobody released).
+    pub outcome: String,
+    /// A copy was kept with the recording.
+    pub captured: bool,
+    /// The copy holds the whole file (not cut at `capture_max`).
+    pub capture_complete: bool,
+    #[ts(type = "number")]
+    pub at_ms: i64,
+}
+
+/// `GET /v1/sessions/{id}/files`: the files of one session, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct SessionFiles {
+    pub session_id: String,
+    pub files: Vec<SessionFileView>,
+}
+
+/// `GET /v1/sessions/{id}/files/{n}`: a captured copy, checked against the SHA-256 taken when
+/// it was kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct CapturedFile {
+    pub file: SessionFileView,
+    /// SHA-256 (hex) of the copy, which the file on disk matched.
+    pub capture_sha256: String,
+    /// The copy, base64 (standard alphabet).
+    pub content_base64: String,
+}

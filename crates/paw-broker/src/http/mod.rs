@@ -212,7 +212,7 @@ struct ApiDoc;
 /// is generated from them and cannot drift.
 fn documented_routes() -> OpenApiRouter<AppState> {
     use self::{audit as audit_api, elevation as elevation_api, identity as handlers};
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    sessions::routes(OpenApiRouter::with_openapi(ApiDoc::openapi()))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(handlers::enroll_start))
@@ -241,14 +241,6 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(elevation_api::break_glass))
         .routes(routes!(elevation_api::close_review))
         .routes(routes!(elevation_api::redeem))
-        .routes(routes!(crate::http::sessions::live))
-        .routes(routes!(crate::http::sessions::kill))
-        .routes(routes!(crate::http::sessions::masks))
-        .routes(routes!(crate::http::sessions::history))
-        .routes(routes!(crate::http::sessions::recording))
-        .routes(routes!(crate::http::sessions::holds_list))
-        .routes(routes!(crate::http::sessions::holds_release))
-        .routes(routes!(crate::http::sessions::holds_decide))
         .routes(routes!(
             crate::http::machines::create,
             crate::http::machines::list
@@ -262,7 +254,6 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::http::vault::list))
         .routes(routes!(crate::http::vault::reveal))
         .routes(routes!(crate::http::vault::rotate))
-        .routes(routes!(crate::http::sessions::watch))
         .routes(routes!(elevation_api::events))
         .routes(routes!(audit_api::checkpoint))
         .routes(routes!(audit_api::witness))

@@ -4,10 +4,13 @@ use axum::extract::{Path, State};
 use axum::Json;
 use paw_proto::elevation::SignedElevation;
 use paw_proto::session::{
-    CommandHoldList, CommandHoldView, SessionHistory, SessionHistoryQuery, SessionList,
-    SessionMasks, SessionRecording, SessionView, SessionWatchEvent,
+    CapturedFile, CommandHoldList, CommandHoldView, SessionFiles, SessionHistory,
+    SessionHistoryQuery, SessionList, SessionMasks, SessionRecording, SessionView,
+    SessionWatchEvent,
 };
 use paw_proto::ApiError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::http::elevation::signed;
 use crate::http::ApiResult;
@@ -15,6 +18,21 @@ use crate::http::DeviceProof;
 use crate::http::{ApiQuery, AppState};
 use crate::identity::stepup::kind;
 use crate::sessions::{self, history, holds, watch};
+
+/// The sessions' routes, registered with `routes!` so the OpenAPI document has them.
+pub fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(live))
+        .routes(routes!(kill))
+        .routes(routes!(masks))
+        .routes(routes!(history))
+        .routes(routes!(recording))
+        .routes(routes!(files))
+        .routes(routes!(file))
+        .routes(routes!(holds_list))
+        .routes(routes!(holds_release))
+        .routes(routes!(holds_decide))
+        .routes(routes!(watch))
+}
 
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
     params(DeviceProof),
@@ -101,6 +119,45 @@ pub async fn recording(
     req.no_body()?;
     let auth = req.auth(&state).await?;
     Ok(Json(history::recording(&state.sessions, &auth, &id).await?))
+}
+
+#[utoipa::path(get, path = "/v1/sessions/{id}/files", tag = "sessions",
+    params(("id" = String, Path, description = "Session id"), DeviceProof),
+    responses(
+        (status = 200, description = "The files moved through the session's SFTP, in order, with path, direction, size and SHA-256; for help-desk, administrators and the session's user", body = SessionFiles),
+        (status = 404, description = "`not_found`: no such session (or not the caller's)", body = ApiError),
+    ))]
+pub async fn files(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: crate::http::identity::Signed,
+) -> ApiResult<SessionFiles> {
+    req.no_body()?;
+    let auth = req.auth(&state).await?;
+    Ok(Json(
+        sessions::sftp::captures::list(&state.sessions, &auth, &id).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/sessions/{id}/files/{n}", tag = "sessions",
+    params(("id" = String, Path, description = "Session id"), ("n" = i64, Path, description = "The file's place in the session, from 1"), DeviceProof),
+    responses(
+        (status = 200, description = "The captured copy (`[entitlement.files] capture = true`), checked against the SHA-256 taken when it was kept; the read is audited", body = CapturedFile),
+        (status = 400, description = "`bad_request`: `n` is not a number", body = ApiError),
+        (status = 404, description = "`not_found`: no such session (or not the caller's), no such file, or no captured copy", body = ApiError),
+        (status = 409, description = "`recording_tampered`: the copy no longer matches its SHA-256", body = ApiError),
+        (status = 413, description = "`payload_too_large`: larger than the broker gives out (64 MiB)", body = ApiError),
+    ))]
+pub async fn file(
+    State(state): State<AppState>,
+    Path((id, n)): Path<(String, i64)>,
+    req: crate::http::identity::Signed,
+) -> ApiResult<CapturedFile> {
+    req.no_body()?;
+    let auth = req.auth(&state).await?;
+    Ok(Json(
+        sessions::sftp::captures::read(&state.sessions, &auth, &id, n).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/holds", tag = "sessions",

@@ -40,7 +40,7 @@ pub const MAX_LIMIT: u32 = paw_policy::limits::MAX_HISTORY_PAGE;
 /// The longest user or target filter: names are far shorter.
 const MAX_FILTER_CHARS: usize = paw_policy::limits::MAX_HISTORY_FILTER_CHARS;
 
-fn sees_everyone(auth: &AuthContext) -> bool {
+pub(crate) fn sees_everyone(auth: &AuthContext) -> bool {
     auth.is_admin() || auth.has_role(HELPDESK_ROLE)
 }
 
@@ -311,16 +311,31 @@ struct RecordingRow {
     recording_closed_at: Option<i64>,
 }
 
-/// Why a recording could not be read as its audit record describes it.
-enum Checked {
-    Ok(String),
+/// Why a recording (or a captured file) could not be read as its record describes it.
+pub(crate) enum Checked<T = String> {
+    Ok(T),
     Missing,
     TooLarge(u64),
     Mismatch(String),
 }
 
-/// Reads at most [`MAX_RECORDING_BYTES`] of `path` and hashes what it read.
+/// [`read_checked_bytes`] of an asciicast, which is UTF-8.
 fn read_checked(path: &Path, want_sha: &str) -> Result<Checked> {
+    Ok(match read_checked_bytes(path, want_sha)? {
+        // The recorder writes JSON lines, which are UTF-8; the hash matched, so this is what
+        // it wrote and anything else is a broker bug.
+        Checked::Ok(bytes) => Checked::Ok(
+            String::from_utf8(bytes)
+                .map_err(|_| BrokerError::Internal("a recording is not UTF-8".into()))?,
+        ),
+        Checked::Missing => Checked::Missing,
+        Checked::TooLarge(n) => Checked::TooLarge(n),
+        Checked::Mismatch(m) => Checked::Mismatch(m),
+    })
+}
+
+/// Reads at most [`MAX_RECORDING_BYTES`] of `path` and hashes what it read.
+pub(crate) fn read_checked_bytes(path: &Path, want_sha: &str) -> Result<Checked<Vec<u8>>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Checked::Missing),
@@ -345,12 +360,7 @@ fn read_checked(path: &Path, want_sha: &str) -> Result<Checked> {
     if sha != want_sha {
         return Ok(Checked::Mismatch(sha));
     }
-    // The recorder writes JSON lines, which are UTF-8; the hash matched, so this is what it
-    // wrote and anything else is a broker bug.
-    String::from_utf8(bytes)
-        .map(Checked::Ok)
-        .map_err(|_| BrokerError::Internal("a recording is not UTF-8".into()))
-        .map_err(Into::into)
+    Ok(Checked::Ok(bytes))
 }
 
 /// The recording of session `id`, checked against its audit record and masked, for `auth`.

@@ -17,7 +17,7 @@ pub mod history;
 pub mod holds;
 pub mod postgres;
 pub mod recording;
-pub(crate) mod sftp;
+pub mod sftp;
 pub(crate) mod shell;
 pub mod watch;
 

@@ -39,6 +39,8 @@ pub(crate) struct Held {
 /// A file handle's state. The hash follows the bytes in order; a transfer that skips around
 /// (a resumed or parallel client) is hashed again from the target when it closes.
 pub(crate) struct OpenFile {
+    /// Its place in the session, from 1.
+    pub n: i64,
     pub path: String,
     pub direction: Direction,
     pub held: Option<Held>,
@@ -56,13 +58,24 @@ pub(crate) struct OpenFile {
 struct Capture {
     path: PathBuf,
     file: std::fs::File,
+    hasher: Sha256,
     left: u64,
     cut: bool,
+}
+
+/// A kept copy: its name in the recording store, the SHA-256 of what it holds, and whether
+/// that is the whole file.
+#[derive(Debug, Clone)]
+pub(crate) struct Captured {
+    pub name: String,
+    pub sha256: String,
+    pub complete: bool,
 }
 
 impl OpenFile {
     pub(crate) fn new(path: String, direction: Direction, held: Option<Held>) -> Self {
         Self {
+            n: 0,
             path,
             direction,
             held,
@@ -76,7 +89,7 @@ impl OpenFile {
     }
 
     /// Keeps up to `max` bytes of the file as `dir/NNN-name` (created 0600).
-    pub(crate) fn capture_into(&mut self, dir: &std::path::Path, n: usize, max: u64) {
+    pub(crate) fn capture_into(&mut self, dir: &std::path::Path, n: i64, max: u64) {
         let name: String = self
             .path
             .rsplit('/')
@@ -106,6 +119,7 @@ impl OpenFile {
                 self.capture = Some(Capture {
                     path,
                     file,
+                    hasher: Sha256::new(),
                     left: max,
                     cut: false,
                 })
@@ -128,6 +142,7 @@ impl OpenFile {
                         c.cut = true;
                         c.left = 0;
                     } else {
+                        c.hasher.update(&data[..keep]);
                         c.left -= keep as u64;
                     }
                 }
@@ -144,18 +159,15 @@ impl OpenFile {
             .then(|| hex::encode(self.hasher.clone().finalize()))
     }
 
-    /// Where the capture went and whether it holds the whole file.
-    pub(crate) fn captured(&mut self) -> Value {
-        match self.capture.take() {
-            None => Value::Null,
-            Some(mut c) => {
-                let _ = c.file.flush();
-                json!({
-                    "file": c.path.file_name().map(|n| n.to_string_lossy().into_owned()),
-                    "complete": !c.cut && self.in_order,
-                })
-            }
-        }
+    /// The kept copy, once the file is closed.
+    pub(crate) fn captured(&mut self) -> Option<Captured> {
+        let mut c = self.capture.take()?;
+        let complete = c.file.flush().and_then(|()| c.file.sync_all()).is_ok() && !c.cut;
+        Some(Captured {
+            name: c.path.file_name()?.to_string_lossy().into_owned(),
+            sha256: hex::encode(c.hasher.finalize()),
+            complete: complete && self.in_order,
+        })
     }
 }
 
@@ -176,25 +188,59 @@ fn merge(mut a: Value, b: Value) -> Value {
     a
 }
 
-/// M3: one record per transferred file, written before the client hears the close.
+/// One file as the session's history keeps it.
+pub(crate) struct Moved<'a> {
+    /// Its place in the session, from 1.
+    pub n: i64,
+    pub file: &'a OpenFile,
+    pub sha256: Option<&'a str>,
+    pub capture: Option<&'a Captured>,
+}
+
+/// M3: one record per transferred file, with its history row in the same transaction,
+/// written before the client hears the close. `detail` adds to the record.
 pub(crate) async fn record_file(
     svc: &Sessions,
     info: &SessionInfo,
     outcome: Outcome,
+    moved: Moved<'_>,
     detail: Value,
 ) -> Result<()> {
-    audit::record(
-        &svc.db,
-        svc.clock.now_ms(),
-        Entry::new(
-            &info.user,
-            "file_transfer",
-            &info.id,
-            outcome,
-            merge(base(info), detail),
-        ),
+    let now = svc.clock.now_ms();
+    let f = moved.file;
+    let record = merge(
+        merge(base(info), detail),
+        json!({
+            "n": moved.n,
+            "path": f.path,
+            "direction": f.direction.as_str(),
+            "size": f.size,
+            "sha256": moved.sha256,
+            "captured": moved.capture.map(|c| json!({
+                "file": c.name, "sha256": c.sha256, "complete": c.complete,
+            })),
+        }),
+    );
+    let mut tx = svc.db.begin().await?;
+    audit::lock(&mut tx).await?;
+    crate::with_tx!(&mut tx, t => {
+        sqlx::query("INSERT INTO session_files (session_id, n, path, direction, size, sha256, \
+             outcome, capture, capture_sha256, capture_complete, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+            .bind(&info.id).bind(moved.n).bind(&f.path).bind(f.direction.as_str())
+            .bind(f.size as i64).bind(moved.sha256).bind(outcome.as_str())
+            .bind(moved.capture.map(|c| c.name.as_str()))
+            .bind(moved.capture.map(|c| c.sha256.as_str()))
+            .bind(moved.capture.is_some_and(|c| c.complete)).bind(now)
+            .execute(&mut **t).await?;
+    });
+    audit::append(
+        &mut tx,
+        now,
+        Entry::new(&info.user, "file_transfer", &info.id, outcome, record),
     )
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -251,10 +297,10 @@ mod tests {
         let mut f = OpenFile::new("/srv/a b".into(), Direction::Download, None);
         f.capture_into(dir.path(), 1, 4);
         f.bytes(0, b"abcdef");
-        let c = f.captured();
-        assert_eq!(c["complete"], false);
-        let name = c["file"].as_str().unwrap();
-        assert_eq!(name, "001-download-a_b");
-        assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), b"abcd");
+        let c = f.captured().unwrap();
+        assert!(!c.complete);
+        assert_eq!(c.name, "001-download-a_b");
+        assert_eq!(std::fs::read(dir.path().join(&c.name)).unwrap(), b"abcd");
+        assert_eq!(c.sha256, hex::encode(Sha256::digest(b"abcd")));
     }
 }

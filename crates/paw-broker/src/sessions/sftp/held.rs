@@ -63,11 +63,16 @@ impl Proxy<'_> {
         let (Some(sha), true, false) = (sha, closed_ok, f.oversize) else {
             self.remove(&held.temp, rx).await?;
             let detail = json!({
-                "path": f.path, "direction": "upload", "size": f.size, "sha256": null,
                 "held": {"needs": held.needs.as_str(), "state": "not_held"},
                 "refused_for_size": f.oversize,
             });
-            files::record_file(self.svc, self.info, Outcome::Failure, detail)
+            let moved = files::Moved {
+                n: f.n,
+                file: &f,
+                sha256: None,
+                capture: None,
+            };
+            files::record_file(self.svc, self.info, Outcome::Failure, moved, detail)
                 .await
                 .map_err(|_| End::from("audit_failed"))?;
             let why = "paw: the upload did not complete, so it was not kept";
@@ -126,12 +131,17 @@ impl Proxy<'_> {
             (Decided::Released(_), false) => Outcome::Failure,
             _ => Outcome::Denied,
         };
+        let capture = f.captured();
         let detail = json!({
-            "path": f.path, "direction": "upload", "size": f.size, "sha256": sha,
-            "captured": f.captured(),
             "held": {"hold_id": hold.id, "needs": held.needs.as_str(), "state": state, "by": by},
         });
-        files::record_file(self.svc, self.info, outcome, detail)
+        let moved = files::Moved {
+            n: f.n,
+            file: &f,
+            sha256: Some(&sha),
+            capture: capture.as_ref(),
+        };
+        files::record_file(self.svc, self.info, outcome, moved, detail)
             .await
             .map_err(|_| End::from("audit_failed"))?;
         let answer = match (&decided, kept) {

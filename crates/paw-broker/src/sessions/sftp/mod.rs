@@ -22,6 +22,7 @@
 //! broker's realpath and the operation (the target's own user could; the session's cannot,
 //! as it may not create links); file names that are not UTF-8 (refused as unreadable).
 
+pub mod captures;
 mod files;
 mod held;
 mod ops;
@@ -162,7 +163,7 @@ pub(crate) async fn serve(
         dirs: HashSet::new(),
         cwd: "/".into(),
         extensions: HashMap::new(),
-        captured: 0,
+        opened: 0,
     };
     let mut cbuf = BytesMut::new();
     let reason = match p.start(&mut client_rx, &mut cbuf, &mut target_rx).await {
@@ -217,7 +218,8 @@ struct Proxy<'a> {
     /// The session's directory on the target (its realpath of `.`).
     cwd: String,
     extensions: HashMap<String, String>,
-    captured: usize,
+    /// Files opened so far: each one's place in the session's history.
+    opened: i64,
 }
 
 /// A request sent to the target, waiting for its answer.

@@ -493,9 +493,10 @@ impl Proxy<'_> {
         if write && !o.pflags.contains(OpenFlags::TRUNCATE) && held.is_none() {
             file.in_order = false;
         }
+        self.opened += 1;
+        file.n = self.opened;
         if self.rules.capture {
-            self.captured += 1;
-            file.capture_into(&self.capture_dir, self.captured, self.rules.capture_max);
+            file.capture_into(&self.capture_dir, self.opened, self.rules.capture_max);
         }
         let (filename, pflags) = match &held {
             Some(h) => (
@@ -569,15 +570,15 @@ impl Proxy<'_> {
         } else {
             Outcome::Failure
         };
-        let detail = json!({
-            "path": f.path,
-            "direction": f.direction.as_str(),
-            "size": f.size,
-            "sha256": sha,
-            "captured": f.captured(),
-            "refused_for_size": f.oversize,
-        });
-        files::record_file(self.svc, self.info, outcome, detail)
+        let capture = f.captured();
+        let moved = files::Moved {
+            n: f.n,
+            file: &f,
+            sha256: sha.as_deref(),
+            capture: capture.as_ref(),
+        };
+        let detail = json!({ "refused_for_size": f.oversize });
+        files::record_file(self.svc, self.info, outcome, moved, detail)
             .await
             .map_err(|_| End::from("audit_failed"))?;
         let _ = self.rec.output(
