@@ -49,6 +49,8 @@ pub const COMMANDS: &[&str] = &[
     "session_history",
     "session_recording",
     "session_masks",
+    "session_files",
+    "save_session_file",
     "open_in_terminal",
     "open_files",
     "close_files",

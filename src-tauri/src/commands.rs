@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use paw_client::Core;
 use paw_proto::elevation::{EntitlementList, GrantList, GrantView, Inbox};
-use paw_proto::files::{FilesEvent, FilesView, RemoteListing, TransferResult, TransferStart};
+use paw_proto::files::{
+    FilesEvent, FilesView, RemoteListing, SavedSessionFile, TransferResult, TransferStart,
+};
 use paw_proto::ipc::{
     AppStatus, AuditPage, AuditVerifyView, HeldCommands, KeyPromptView, LiveFeed, MachineCreated,
     MachineInventory, SecurityKeyView, SessionUser, SettingsView, SignOutReport, StepUpPrompt,
@@ -14,8 +16,8 @@ use paw_proto::ipc::{
 };
 use paw_proto::machine::MachineView;
 use paw_proto::session::{
-    CommandHoldView, ForwardView, SessionHistory, SessionList, SessionMasks, SessionRecording,
-    SessionView, TerminalEvent, TerminalView,
+    CommandHoldView, ForwardView, SessionFiles, SessionHistory, SessionList, SessionMasks,
+    SessionRecording, SessionView, TerminalEvent, TerminalView,
 };
 use paw_proto::vault::{RevealedSecret, VaultAccountList, VaultAccountView};
 use paw_proto::ApiError;
@@ -361,6 +363,25 @@ pub async fn session_recording(
 #[tauri::command]
 pub async fn session_masks(core: State<'_, Core>) -> Result<SessionMasks, ApiError> {
     Ok(core.session_masks().await?)
+}
+
+// A session's files: the list, and a captured copy the core checks and writes into the user's
+// download directory. Only the metadata and where it was saved come back; never the bytes.
+
+#[tauri::command]
+pub async fn session_files(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<SessionFiles, ApiError> {
+    Ok(core.session_files(decode("input", input)?).await?)
+}
+
+#[tauri::command]
+pub async fn save_session_file(
+    core: State<'_, Core>,
+    input: Option<Value>,
+) -> Result<SavedSessionFile, ApiError> {
+    Ok(core.save_session_file(decode("input", input)?).await?)
 }
 
 #[tauri::command]

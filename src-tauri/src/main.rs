@@ -151,6 +151,8 @@ fn run() -> Result<(), String> {
             commands::session_history,
             commands::session_recording,
             commands::session_masks,
+            commands::session_files,
+            commands::save_session_file,
             commands::open_in_terminal,
             commands::open_files,
             commands::close_files,

@@ -95,7 +95,8 @@ pub fn for_code(code: ErrorCode) -> Exit {
 /// The status for a failure of the client library.
 pub fn for_client(e: &ClientError) -> Exit {
     match e {
-        ClientError::Broker(api) => for_code(api.code),
+        // A refused or failed transfer carries the broker's (or the core's) code, as an answer does.
+        ClientError::Broker(api) | ClientError::Transfer(api) => for_code(api.code),
         ClientError::Unreachable(_)
         | ClientError::Untrusted(_)
         | ClientError::Protocol(_)
@@ -174,5 +175,12 @@ mod tests {
             Exit::Failed
         );
         assert_eq!(for_client(&ClientError::NotSignedIn), Exit::NotSignedIn);
+        let transfer = |code| ClientError::Transfer(ApiError::new(code, "paw: refused"));
+        assert_eq!(for_client(&transfer(ErrorCode::Forbidden)), Exit::Refused);
+        assert_eq!(
+            for_client(&transfer(ErrorCode::RecordingTampered)),
+            Exit::Refused
+        );
+        assert_eq!(for_client(&transfer(ErrorCode::Timeout)), Exit::Unreachable);
     }
 }

@@ -1020,7 +1020,7 @@ fn check_remote_path(field: &'static str, path: &str) -> Result<(), ClientError>
 
 /// The local name for a download: the remote file's last component, with nothing that could
 /// climb out of the download directory or hide the file.
-fn local_name(remote: &str) -> String {
+pub(crate) fn local_name(remote: &str) -> String {
     let last = remote.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
     let clean: String = last
         .chars()
@@ -1042,7 +1042,10 @@ fn local_name(remote: &str) -> String {
 
 /// Creates `name` in `dir`, or `name (2)`, `name (3)`, …: never an existing file, and never
 /// through a symlink planted at the name (`create_new` refuses both).
-async fn create_unique(dir: &Path, name: &str) -> Result<(PathBuf, tokio::fs::File), ClientError> {
+pub(crate) async fn create_unique(
+    dir: &Path,
+    name: &str,
+) -> Result<(PathBuf, tokio::fs::File), ClientError> {
     let (stem, ext) = match name.rsplit_once('.') {
         Some((s, e)) if !s.is_empty() => (s.to_owned(), format!(".{e}")),
         _ => (name.to_owned(), String::new()),
@@ -1078,7 +1081,7 @@ async fn create_unique(dir: &Path, name: &str) -> Result<(PathBuf, tokio::fs::Fi
 
 /// The user's download directory: `$XDG_DOWNLOAD_DIR`, else `~/Downloads` (created if
 /// missing).
-fn download_dir() -> Result<PathBuf, ClientError> {
+pub(crate) fn download_dir() -> Result<PathBuf, ClientError> {
     let dir = match std::env::var_os("XDG_DOWNLOAD_DIR").filter(|d| !d.is_empty()) {
         Some(d) => PathBuf::from(d),
         None => std::env::var_os("HOME")

@@ -46,6 +46,8 @@ mod paths;
 mod pending;
 mod prompts;
 pub mod secret;
+#[cfg(test)]
+mod session_files_tests;
 mod settings;
 mod sse;
 mod tokens;

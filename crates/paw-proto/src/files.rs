@@ -158,3 +158,33 @@ pub enum FilesEvent {
     /// The connection is over; `reason` as in [`crate::session::SessionView::end_reason`].
     Ended { reason: String, message: String },
 }
+
+/// IPC: one file of a session's history (`n` as in [`crate::session::SessionFileView::n`]), to
+/// save its captured copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct SessionFileInput {
+    pub session_id: String,
+    #[ts(type = "number")]
+    pub n: i64,
+}
+
+/// IPC: a session file's captured copy, saved by the core as a new file in the user's download
+/// directory after it checked the bytes against the broker's SHA-256. The contents stay in the
+/// core: the UI gets where they went and their hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SavedSessionFile {
+    pub session_id: String,
+    #[ts(type = "number")]
+    pub n: i64,
+    /// The file's path on the target, as the session's history keeps it.
+    pub remote_path: String,
+    /// Where the copy was saved (a new file; nothing was overwritten).
+    pub local_path: String,
+    /// SHA-256 (hex) of the saved bytes, computed by the core; equal to the broker's.
+    pub sha256: String,
+    #[ts(type = "number")]
+    pub bytes: u64,
+    /// The copy holds the whole file; `false` when the broker cut it at its capture limit.
+    pub complete: bool,
+}

@@ -490,6 +490,38 @@ user: string, target: string, role: string, cols: number, rows: number,
  */
 screen: string, } | { "kind": "output", data: string, } | { "kind": "resize", cols: number, rows: number, } | { "kind": "end", reason: string, message: string, };
 
+export type SessionFileView = { 
+/**
+ * Its place in the session, from 1: what `GET /v1/sessions/{id}/files/{n}` takes.
+ */
+n: number, 
+/**
+ * As resolved on the target.
+ */
+path: string, 
+/**
+ * `upload` or `download`.
+ */
+direction: string, size: number, 
+/**
+ * SHA-256 (hex) of the bytes that passed; none when the broker could not tell.
+ */
+sha256: string | null, 
+/**
+ * `success`, `failure` or `denied` (a held write nobody released).
+ */
+outcome: string, 
+/**
+ * A copy was kept with the recording.
+ */
+captured: boolean, 
+/**
+ * The copy holds the whole file (not cut at `capture_max`).
+ */
+capture_complete: boolean, at_ms: number, };
+
+export type SessionFiles = { session_id: string, files: Array<SessionFileView>, };
+
 export type FilesView = { session_id: string, grant_id: string, target: string, role: string, 
 /**
  * The remote directory the connection starts in (the login's home), absolute.
@@ -559,6 +591,26 @@ sha256: string, cancelled: boolean,
 message: string | null, };
 
 export type FilesEvent = { "type": "progress", transfer_id: string, done: number, total: number, } | { "type": "closing", transfer_id: string, } | { "type": "notice", message: string, } | { "type": "ended", reason: string, message: string, };
+
+export type SessionFileInput = { session_id: string, n: number, };
+
+export type SavedSessionFile = { session_id: string, n: number, 
+/**
+ * The file's path on the target, as the session's history keeps it.
+ */
+remote_path: string, 
+/**
+ * Where the copy was saved (a new file; nothing was overwritten).
+ */
+local_path: string, 
+/**
+ * SHA-256 (hex) of the saved bytes, computed by the core; equal to the broker's.
+ */
+sha256: string, bytes: number, 
+/**
+ * The copy holds the whole file; `false` when the broker cut it at its capture limit.
+ */
+complete: boolean, };
 
 export type WatchEvent = { "type": "start", session_id: string, 
 /**

@@ -47,7 +47,9 @@ import type {
   RevealedSecret,
   RotateInput,
   RevokeGrantInput,
+  SavedSessionFile,
   SecurityKeyView,
+  SessionFiles,
   SessionHistory,
   SessionHistoryQuery,
   SessionIdInput,
@@ -582,6 +584,23 @@ export function sessionRecording(sessionId: string): Promise<SessionRecording> {
  */
 export function sessionMasks(): Promise<SessionMasks> {
   return call<SessionMasks>('session_masks');
+}
+
+/**
+ * The files a session moved through SFTP, in order: path, direction, size, SHA-256, outcome and
+ * whether the broker kept a copy. For help-desk, administrators and the session's own user.
+ */
+export function sessionFiles(sessionId: string): Promise<SessionFiles> {
+  return call<SessionFiles>('session_files', { input: { session_id: sessionId } });
+}
+
+/**
+ * Saves a session file's captured copy: the core fetches it, checks its SHA-256 against the
+ * broker's and writes it to a new file in the download directory. The bytes never come here;
+ * the answer says where they went and their hash. The broker and the core both audit it.
+ */
+export function saveSessionFile(sessionId: string, n: number): Promise<SavedSessionFile> {
+  return call<SavedSessionFile>('save_session_file', { input: { session_id: sessionId, n } });
 }
 
 /*

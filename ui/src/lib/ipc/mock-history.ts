@@ -2,11 +2,15 @@
  * The help-desk half of the fake core (see mock.ts): `session_history` over an in-memory list,
  * filtering like the broker (case-insensitive parts of user and target, exact end reason or
  * `live`, start time in [from, until), newest first), `session_recording` answering
- * asciicast text the broker has already masked, and `session_masks` with the broker's default
- * patterns. Test and dev use only.
+ * asciicast text the broker has already masked, `session_masks` with the broker's default
+ * patterns, and a session's files: `session_files` (the list) and `save_session_file` (the
+ * core's save of a captured copy into the download directory, which answers with where and
+ * the hash, never the bytes). Test and dev use only.
  */
 import type {
   ApiError,
+  SavedSessionFile,
+  SessionFileView,
   SessionHistory,
   SessionHistoryEntry,
   SessionHistoryQuery,
@@ -69,6 +73,43 @@ export function defaultHistory(now: number): SessionHistoryEntry[] {
   ];
 }
 
+/** A file row with every field filled; `fields` override. A captured copy is whole unless said. */
+export function mockSessionFile(fields: Partial<SessionFileView> & { n: number; path: string }): SessionFileView {
+  const captured = fields.captured ?? true;
+  return {
+    direction: 'upload',
+    size: 2048,
+    sha256: sha(`${fields.n}:${fields.path}`),
+    outcome: 'success',
+    captured,
+    capture_complete: captured,
+    at_ms: 0,
+    ...fields,
+  };
+}
+
+/**
+ * The files of the default history's SFTP sessions: ada's session on web-1 uploaded a
+ * config (kept whole), downloaded a log (kept only in part, cut at the capture limit), and
+ * tried a write the rules held and nobody released; dave's killed one moved nothing.
+ */
+export function defaultSessionFiles(now: number): Record<string, SessionFileView[]> {
+  return {
+    'se-ada-2': [
+      mockSessionFile({ n: 1, path: '/etc/nginx/nginx.conf', size: 2_481, at_ms: now - 90 * MIN }),
+      mockSessionFile({
+        n: 2,
+        path: '/var/log/nginx/error.log',
+        direction: 'download',
+        size: 91_224_311,
+        capture_complete: false,
+        at_ms: now - 89 * MIN,
+      }),
+      mockSessionFile({ n: 3, path: '/etc/shadow', outcome: 'denied', size: 0, sha256: null, captured: false, at_ms: now - 88 * MIN }),
+    ],
+  };
+}
+
 /**
  * An asciicast v2 recording with a prompt, commands, a masked secret and the broker's markers
  * (chapters) for its decisions: one masked like the input it names, one after a long pause
@@ -114,6 +155,8 @@ export interface HistoryOptions {
   history?: SessionHistoryEntry[];
   /** What `session_masks` answers. Default: `defaultMasks()`. */
   masks?: SessionMasks;
+  /** The files of each session, by session id (none when absent). Default: `defaultSessionFiles(Date.now())`. */
+  sessionFiles?: Record<string, SessionFileView[]>;
 }
 
 function bad(message: string): ApiError {
@@ -130,8 +173,17 @@ function text(v: unknown): string {
   return typeof v === 'string' ? v.trim().toLowerCase() : '';
 }
 
-type HistoryCommand = 'session_history' | 'session_recording' | 'session_masks';
-const HISTORY_COMMANDS: ReadonlySet<string> = new Set<HistoryCommand>(['session_history', 'session_recording', 'session_masks']);
+type HistoryCommand = 'session_history' | 'session_recording' | 'session_masks' | 'session_files' | 'save_session_file';
+const HISTORY_COMMANDS: ReadonlySet<string> = new Set<HistoryCommand>([
+  'session_history',
+  'session_recording',
+  'session_masks',
+  'session_files',
+  'save_session_file',
+]);
+
+/** The mock's download directory, as the core reports saved paths. */
+export const MOCK_DOWNLOAD_DIR = '/home/user/Downloads';
 
 export class HistoryModel {
   sessions: SessionHistoryEntry[];
@@ -145,10 +197,19 @@ export class HistoryModel {
   readonly replayed: string[] = [];
   /** What `session_masks` answers (the broker's `[sessions] mask`). */
   masks: SessionMasks;
+  /** Each session's files, by session id. */
+  files: Record<string, SessionFileView[]>;
+  /** `session:n` of copies whose bytes no longer match the broker's SHA-256 (`recording_tampered`). */
+  readonly tampered = new Set<string>();
+  /** The copies saved, in order, as the core answered (the broker audits each read). */
+  readonly saved: SavedSessionFile[] = [];
+  /** Names taken in the fake download directory. */
+  private readonly downloads = new Set<string>();
 
   constructor(options: HistoryOptions, seesEveryone: () => boolean) {
     this.sessions = structuredClone(options.history ?? defaultHistory(Date.now()));
     this.masks = structuredClone(options.masks ?? defaultMasks());
+    this.files = structuredClone(options.sessionFiles ?? defaultSessionFiles(Date.now()));
     this.seesEveryone = seesEveryone;
   }
 
@@ -170,6 +231,7 @@ export class HistoryModel {
     if (cmd === 'session_masks') return structuredClone(this.masks);
     const i = input(args);
     const visible = this.sessions.filter((s) => this.seesEveryone() || s.user === me);
+    if (cmd === 'session_files' || cmd === 'save_session_file') return this.sessionFiles(cmd, i, visible);
     if (cmd === 'session_recording') {
       const id = typeof i['session_id'] === 'string' ? i['session_id'] : '';
       const s = visible.find((x) => x.id === id);
@@ -207,5 +269,41 @@ export class HistoryModel {
       has_more: all.length > offset + limit,
     };
     return page;
+  }
+
+  /** `session_files` and `save_session_file`, for the sessions the user may see. */
+  private sessionFiles(cmd: 'session_files' | 'save_session_file', i: Record<string, unknown>, visible: SessionHistoryEntry[]): unknown {
+    const id = typeof i['session_id'] === 'string' ? i['session_id'] : '';
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw bad('session_id: not a valid id');
+    if (!visible.some((s) => s.id === id)) throw { code: 'not_found', message: 'no such session' } satisfies ApiError;
+    const files = this.files[id] ?? [];
+    if (cmd === 'session_files') return { session_id: id, files: structuredClone(files) };
+    const n = i['n'];
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw bad('n: a file\'s place in the session, from 1');
+    const f = files.find((x) => x.n === n);
+    if (f === undefined) throw { code: 'not_found', message: 'no such file in this session' } satisfies ApiError;
+    if (!f.captured) throw { code: 'not_found', message: 'no copy of this file was kept' } satisfies ApiError;
+    if (this.tampered.has(`${id}:${n}`)) {
+      throw { code: 'recording_tampered', message: 'the captured copy no longer matches its SHA-256' } satisfies ApiError;
+    }
+    // Like the core: the last path component, never over an existing file.
+    const base = f.path.split('/').filter((p) => p !== '').pop()?.replace(/^\.+/, '') || 'download';
+    const dot = base.lastIndexOf('.');
+    const [stem, ext] = dot > 0 ? [base.slice(0, dot), base.slice(dot)] : [base, ''];
+    let name = base;
+    for (let k = 2; this.downloads.has(name); k++) name = `${stem} (${k})${ext}`;
+    this.downloads.add(name);
+    const bytes = f.capture_complete ? f.size : Math.min(f.size, 64 * 1024 * 1024);
+    const saved: SavedSessionFile = {
+      session_id: id,
+      n,
+      remote_path: f.path,
+      local_path: `${MOCK_DOWNLOAD_DIR}/${name}`,
+      sha256: f.capture_complete && f.sha256 !== null ? f.sha256 : sha(`copy:${id}:${n}`),
+      bytes,
+      complete: f.capture_complete,
+    };
+    this.saved.push(saved);
+    return structuredClone(saved);
   }
 }

@@ -37,7 +37,16 @@ export { defaultSessions, mockSession } from './mock-sessions';
 export { mockHold } from './mock-holds';
 export { defaultMachines, mockMachine, mockMachineKey } from './mock-machines';
 export { defaultVaultAccounts, mockVaultAccount } from './mock-vault';
-export { DEFAULT_MASK_PATTERNS, defaultHistory, defaultMasks, mockCast, mockHistoryEntry } from './mock-history';
+export {
+  DEFAULT_MASK_PATTERNS,
+  MOCK_DOWNLOAD_DIR,
+  defaultHistory,
+  defaultMasks,
+  defaultSessionFiles,
+  mockCast,
+  mockHistoryEntry,
+  mockSessionFile,
+} from './mock-history';
 
 export interface MockOptions
   extends ElevationOptions,
@@ -97,7 +106,7 @@ export interface MockCore {
   readonly files: FilesModel;
   /** Held commands: the user's own (a terminal's `rm …`), colleagues' awaiting approval (`holdAs`). */
   readonly holds: HoldModel;
-  /** The broker's session history, recordings (help-desk view) and replay masks. */
+  /** The broker's session history, recordings (help-desk view), replay masks and sessions' files. */
   readonly history: HistoryModel;
   /** Machine identities: the inventory, creations and transfers, owners disabled. */
   readonly machines: MachineModel;

@@ -27,6 +27,7 @@ export const AUDIT_KIND_LABEL = {
   'session.files': 'File connection opened',
   'files.upload': 'File uploaded',
   'files.download': 'File downloaded',
+  'session.file_save': 'Captured file saved',
   'session.kill': 'Session ended by administrator',
   'session.end': 'Session ended',
   'session.watch': 'Watched a session',

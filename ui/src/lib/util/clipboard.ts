@@ -1,7 +1,7 @@
 /**
  * Copying a secret the user must hand on (a machine's join token) to the system clipboard, and
  * clearing it again after `CLIPBOARD_CLEAR_MS`, so it does not linger for the next paste or a
- * clipboard manager's history longer than needed.
+ * clipboard manager's history longer than needed; and plain text that is no secret (a hash).
  *
  * The page cannot read the clipboard back (that needs a permission a webview asks for), so the
  * clearing overwrites whatever is there then; the page says so before the user copies.
@@ -17,6 +17,16 @@ async function write(text: string): Promise<void> {
     throw new Error('no clipboard in this window');
   }
   await navigator.clipboard.writeText(text);
+}
+
+/** Copies text that is no secret (a file's SHA-256): nothing is cleared afterwards. Resolves `false` when the clipboard refused. */
+export async function copyText(text: string): Promise<boolean> {
+  try {
+    await write(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Copies `secret`; resolves `true` when copied (clearing is then scheduled), `false` when the clipboard refused. */
