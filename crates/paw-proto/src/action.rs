@@ -52,7 +52,7 @@ impl Purpose {
 }
 
 /// A privileged action as the user approves it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[serde(deny_unknown_fields)]
 pub enum Action {
@@ -128,6 +128,17 @@ pub enum Action {
         account: String,
         reason: String,
     },
+}
+
+/// The OpenAPI schema of an action a step-up can authorise: every kind of [`Action`] but
+/// `login`, which only the login ceremony signs (the step-up routes refuse it).
+pub fn step_up_action_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::PartialSchema;
+    let mut v = serde_json::to_value(Action::schema()).unwrap_or_default();
+    if let Some(kinds) = v.get_mut("oneOf").and_then(serde_json::Value::as_array_mut) {
+        kinds.retain(|k| k["properties"]["kind"]["enum"] != serde_json::json!(["login"]));
+    }
+    serde_json::from_value(v).unwrap_or_else(|_| Action::schema())
 }
 
 struct Enc(Vec<u8>);

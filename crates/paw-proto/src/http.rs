@@ -51,7 +51,12 @@ use crate::action::{Action, Purpose};
 pub struct EnrollStartRequest {
     /// The one-time code `pawd invite` printed.
     pub code: String,
-    /// The workstation's ed25519 public key: 32 bytes, base64url without padding.
+    /// The workstation's public key, base64url without padding: Ed25519 (32 bytes) or
+    /// compressed P-256 (33 bytes), a point on its curve.
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]|[A-Za-z0-9_-]{44})$",
+        example = "WGZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY"
+    )]
     pub device_public_key: String,
 }
 
@@ -76,8 +81,12 @@ pub struct EnrollFinishRequest {
     /// `RegisterPublicKeyCredential` JSON.
     #[schema(value_type = Object)]
     pub credential: serde_json::Value,
-    /// A name for the security key, shown on the security keys page.
-    #[schema(min_length = 1, max_length = 64)]
+    /// A name for the security key, shown on the security keys page: printable, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
 }
 
@@ -126,6 +135,10 @@ pub struct LoginFinishRequest {
     #[schema(value_type = Object)]
     pub credential: serde_json::Value,
     /// The device key (registered at enrollment) the tokens are bound to; base64url.
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]|[A-Za-z0-9_-]{44})$",
+        example = "WGZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY"
+    )]
     pub device_public_key: String,
 }
 
@@ -181,8 +194,8 @@ pub struct RefreshRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepUpStartRequest {
-    /// The canonical action (paw-proto `Action`) the step-up will authorise.
-    #[schema(value_type = Object)]
+    /// The canonical action (paw-proto `Action`) the step-up will authorise; not `login`.
+    #[schema(schema_with = crate::action::step_up_action_schema)]
     pub action: Action,
 }
 
@@ -191,7 +204,8 @@ pub struct StepUpStartRequest {
 #[serde(deny_unknown_fields)]
 pub struct StepUpFinishRequest {
     pub challenge: String,
-    #[schema(value_type = Object)]
+    /// The action the step-up authorised; not `login`.
+    #[schema(schema_with = crate::action::step_up_action_schema)]
     pub action: Action,
     /// `PublicKeyCredential` JSON.
     #[schema(value_type = Object)]
@@ -230,6 +244,12 @@ pub struct SecurityKeyList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameKeyRequest {
+    /// Printable, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
 }
 
@@ -250,6 +270,12 @@ pub struct AddKeyFinishRequest {
     /// `RegisterPublicKeyCredential` JSON of the new key.
     #[schema(value_type = Object)]
     pub credential: serde_json::Value,
+    /// Printable, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
     pub stepup: StepUpFinishRequest,
 }
@@ -289,17 +315,47 @@ pub const MAX_CHECKPOINT_ORIGIN: usize = 128;
 pub struct CheckpointDto {
     /// The trail's id: 1 to 128 characters of `A-Z a-z 0-9 . _ : -`. Bound to the user on the
     /// first cosigned checkpoint; a random id per trail (for example a UUID) is recommended.
+    #[schema(pattern = "^[A-Za-z0-9._:-]+$", min_length = 1, max_length = 128)]
     pub origin: String,
     /// Seq of the head record (0: the empty trail).
     pub seq: u64,
-    /// Hash of the head record (or the genesis value), 64 hex digits.
+    /// Hash of the head record (or the genesis value), 64 lowercase hex digits.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub hash: String,
-    /// The workstation's clock, Unix milliseconds.
+    /// The workstation's clock, Unix milliseconds: at most `MAX_SKEW_MS` ahead of the broker's.
+    #[schema(schema_with = checkpoint_time_schema)]
     pub time_ms: i64,
     /// The signing ed25519 public key, base64url (32 bytes): must be this session's device key.
+    #[schema(pattern = "^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$")]
     pub key: String,
     /// ed25519 signature over the checkpoint body, base64url (64 bytes).
+    #[schema(pattern = "^[A-Za-z0-9_-]{85}[AQgw]$")]
     pub signature: String,
+}
+
+/// The OpenAPI keyword for a time bound no static `maximum` can carry: the value, Unix ms, may
+/// be at most this many milliseconds ahead of the broker's clock (`Health::time_ms`).
+pub const MAX_AHEAD_OF_BROKER_MS: &str = "x-paw-max-ahead-of-broker-ms";
+
+/// [`CheckpointDto::time_ms`] in the OpenAPI document, with its bound: a checkpoint dated
+/// further ahead would make every honest later one look older than it.
+fn checkpoint_time_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::extensions::ExtensionsBuilder;
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .description(Some(format!(
+            "The workstation's clock, Unix milliseconds: at most {} ms ahead of the broker's \
+             clock (`{MAX_AHEAD_OF_BROKER_MS}`), or `bad_request`.",
+            crate::device_proof::MAX_SKEW_MS
+        )))
+        .extensions(Some(
+            ExtensionsBuilder::new()
+                .add(MAX_AHEAD_OF_BROKER_MS, crate::device_proof::MAX_SKEW_MS)
+                .build(),
+        ))
+        .build()
 }
 
 /// One record of the local trail (paw-audit's `Record`, its event fields flattened).
@@ -312,12 +368,15 @@ pub struct AuditRecordDto {
     pub action: String,
     pub subject: String,
     /// `started`, `success`, `failure` or `denied`.
+    #[schema(pattern = "^(?:started|success|failure|denied)$")]
     pub outcome: String,
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
-    /// 64 hex digits.
+    /// 64 lowercase hex digits.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub prev_hash: String,
-    /// 64 hex digits.
+    /// 64 lowercase hex digits.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub hash: String,
 }
 

@@ -166,6 +166,11 @@ pub struct JoinMachineRequest {
 #[serde(deny_unknown_fields)]
 pub struct WorkloadLoginRequest {
     pub token: String,
+    /// base64url without padding: Ed25519 (32 bytes) or compressed P-256 (33 bytes).
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]|[A-Za-z0-9_-]{44})$",
+        example = "WGZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY"
+    )]
     pub session_key: String,
     pub signature: String,
 }

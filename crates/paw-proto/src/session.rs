@@ -132,13 +132,14 @@ pub struct ForwardView {
 #[into_params(parameter_in = Query)]
 pub struct SessionHistoryQuery {
     /// A part of the user's name, case-insensitive.
-    #[param(max_length = 128)]
+    #[param(max_length = 128, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub user: Option<String>,
     /// A part of the target's name, case-insensitive.
-    #[param(max_length = 128)]
+    #[param(max_length = 128, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub target: Option<String>,
     /// Why it ended, exactly (see [`SessionView::end_reason`]), or `live` for sessions that
     /// have not ended.
+    #[param(max_length = 40, pattern = "^[a-z_]*$")]
     pub reason: Option<String>,
     /// Sessions that started at or after this time (Unix ms).
     #[ts(type = "number | null")]
