@@ -4,6 +4,9 @@
 //! SHA-256 of the bytes, and the file lands byte for byte on the real sshd's side; then she
 //! downloads a file from there, and the app saves it in her download folder with the same
 //! SHA-256 shown. Every byte goes through pawd's SFTP front door and its path rules.
+//! The entitlement captures files (cut at 4 MiB): once the connection is closed, History lists
+//! the session's files, and Save writes the kept copies, checked by their SHA-256, into the
+//! download folder: the download whole, the upload's first 4 MiB.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
@@ -20,6 +23,8 @@ const POLL: Duration = Duration::from_millis(500);
 /// Big enough that the upload goes in many chunks, so its progress can be seen moving.
 const UPLOAD_BYTES: usize = 6 * 1024 * 1024;
 const DOWNLOAD_BYTES: usize = 3 * 1024 * 1024 + 17;
+/// What the broker keeps of each file: the download whole, the upload cut.
+const CAPTURE_MAX: usize = 4 * 1024 * 1024;
 
 fn policy(dir: &Path) -> String {
     format!(
@@ -43,6 +48,8 @@ rules = [
   {{ path = "{dir}/**", ops = ["read", "write", "mkdir", "rename", "delete", "setstat"] }},
 ]
 max_size = 104857600
+capture = true
+capture_max = {CAPTURE_MAX}
 "#,
         dir = dir.display()
     )
@@ -289,6 +296,151 @@ async fn upload_and_download_with_progress_and_the_sha256_shown() {
         "nothing is saved from a refused download"
     );
 
+    // Close the connection: the session ends and its recording and captures are final.
+    let session_id = app
+        .client
+        .execute(
+            "return document.querySelector('[data-testid=files-panel]').dataset.sessionId;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.click("[data-testid=files-close]").await.unwrap();
+    check_history_files(
+        &app,
+        &session_id,
+        &downloads,
+        &upload_bytes,
+        &download_bytes,
+    )
+    .await;
+
     app.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&remote);
+}
+
+/// History → the session's detail: its files are listed with what the broker kept, and Save
+/// writes exactly the kept bytes into the download folder, beside (never over) the download
+/// of the same name.
+async fn check_history_files(
+    app: &App,
+    session_id: &str,
+    downloads: &Path,
+    upload_bytes: &[u8],
+    download_bytes: &[u8],
+) {
+    app.click("[data-testid=nav-history]").await.unwrap();
+    let replay = format!("[data-testid=history-replay-{session_id}]");
+    // The recording is final a moment after the connection closes.
+    app.wait_until("the session in History", WAIT, POLL, async || {
+        if app.text_of(&replay).await?.is_some() {
+            return Ok(true);
+        }
+        let _ = app.click_now("[data-testid=history-refresh]").await;
+        Ok(false)
+    })
+    .await
+    .unwrap();
+    app.click(&replay).await.unwrap();
+    app.wait_for("[data-testid=session-file-2]").await.unwrap();
+
+    let upload = app
+        .text_of("[data-testid=session-file-1]")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(upload.contains("release-bundle.bin"), "{upload}");
+    assert!(upload.contains("6.0 MiB"), "{upload}");
+    let capture = app
+        .text_of("[data-testid=session-file-capture-1]")
+        .await
+        .unwrap();
+    assert_eq!(capture.as_deref(), Some("Partial copy"));
+    let download = app
+        .text_of("[data-testid=session-file-2]")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(download.contains("access-log.gz"), "{download}");
+    let capture = app
+        .text_of("[data-testid=session-file-capture-2]")
+        .await
+        .unwrap();
+    assert_eq!(capture.as_deref(), Some("Captured"));
+    let sha = app
+        .client
+        .execute(
+            "return document.querySelector('[data-testid=session-file-sha-2]').title;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(sha.as_str(), Some(sha256_hex(download_bytes).as_str()));
+
+    // The whole copy: the same bytes as the download, in a new file beside it.
+    app.click("[data-testid=session-file-save-2]")
+        .await
+        .unwrap();
+    let saved = saved_path(app, 2).await;
+    assert_eq!(saved, downloads.join("access-log (2).gz"));
+    assert!(
+        std::fs::read(&saved).unwrap() == download_bytes,
+        "the saved copy differs from the download"
+    );
+    assert!(
+        std::fs::read(downloads.join("access-log.gz")).unwrap() == download_bytes,
+        "the earlier download was touched"
+    );
+    let shown = app
+        .text_of("[data-testid=session-file-saved-sha-2]")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(shown.trim(), sha256_hex(download_bytes));
+
+    // The cut copy: the upload's first bytes, as many as the broker keeps.
+    app.click("[data-testid=session-file-save-1]")
+        .await
+        .unwrap();
+    let saved = saved_path(app, 1).await;
+    assert_eq!(saved, downloads.join("release-bundle.bin"));
+    let kept = std::fs::read(&saved).unwrap();
+    assert_eq!(kept.len(), CAPTURE_MAX);
+    assert!(
+        kept == upload_bytes[..CAPTURE_MAX],
+        "the partial copy is not the upload's first bytes"
+    );
+    app.wait_for("[data-testid=session-file-partial-1]")
+        .await
+        .unwrap();
+
+    app.scroll_into_view("[data-testid=session-files]")
+        .await
+        .unwrap();
+    app.screenshot("session-files").await.unwrap();
+}
+
+/// Where the page says file `n`'s copy was saved, once it says so (or why not).
+async fn saved_path(app: &App, n: u32) -> std::path::PathBuf {
+    let local = format!("[data-testid=session-file-local-{n}]");
+    let error = format!("[data-testid=session-file-error-{n}]");
+    let mut path = String::new();
+    app.wait_until("the copy to be saved", WAIT, POLL, async || {
+        if let Some(e) = app.text_of(&error).await? {
+            panic!("saving file {n} failed: {e}");
+        }
+        Ok(match app.text_of(&local).await? {
+            Some(t) => {
+                path = t.trim().to_owned();
+                true
+            }
+            None => false,
+        })
+    })
+    .await
+    .unwrap();
+    std::path::PathBuf::from(path)
 }

@@ -100,6 +100,8 @@ describe('session files (help-desk)', () => {
     await fireEvent.click(await screen.findByTestId('session-file-save-2'));
     const partial = await screen.findByTestId('session-file-partial-2');
     expect(partial.textContent).toContain('only the first bytes of the 87 MiB file');
+    // The hash shown is the copy's own, not the whole file's in the list.
+    expect(screen.getByTestId('session-file-saved-2').textContent).toContain('SHA-256 of the copy');
   });
 
   it('shows the code when a copy no longer matches its hash, and the other files still save', async () => {
