@@ -29,7 +29,7 @@ use crate::base::util::{new_id, random_secret, secret_hash};
 use crate::config::AuthConfig;
 use crate::identity::error::{IdentityError, Result};
 use crate::store::Db;
-use crate::with_pool;
+use crate::{with_pool, with_tx};
 
 use std::sync::Arc;
 
@@ -376,15 +376,27 @@ pub fn check_attempt_allowed(user: &User, cfg: &AuthConfig, now: i64) -> Result<
 }
 
 /// Counts a failed assertion and locks the account at the threshold. Returns whether it is
-/// now locked.
+/// now locked. A locked account's sessions end with it (case B9), in the same transaction:
+/// the front doors see `ended_at` and close them (`sessions::watch_ends`).
 pub async fn record_failure(db: &Db, cfg: &AuthConfig, user_id: &str, now: i64) -> Result<bool> {
-    let row: Option<(i64, bool)> = with_pool!(db, pool => sqlx::query_as(
+    let mut tx = db.begin().await?;
+    let row: Option<(i64, bool)> = with_tx!(&mut tx, t => sqlx::query_as(
         "UPDATE users SET failed_attempts = failed_attempts + 1, last_failure_at = $1, \
          locked = (locked OR failed_attempts + 1 >= $2) WHERE id = $3 \
          RETURNING failed_attempts, locked")
         .bind(now).bind(i64::from(cfg.lock_after_failures)).bind(user_id)
-        .fetch_optional(pool).await?);
+        .fetch_optional(&mut **t).await?);
     let locked = row.is_some_and(|(_, l)| l);
+    if locked {
+        with_tx!(&mut tx, t => {
+            sqlx::query(
+                "UPDATE session_tickets SET ended_at = $1, end_reason = 'locked' \
+                 WHERE ended_at IS NULL AND grant_id IN (SELECT id FROM grants WHERE user_id = $2)")
+                .bind(now).bind(user_id).execute(&mut **t).await?;
+        });
+        tx.notify(crate::store::SESSION_ENDS).await?;
+    }
+    tx.commit().await?;
     if let Some((n, true)) = row {
         if n == i64::from(cfg.lock_after_failures) {
             tracing::warn!(

@@ -72,6 +72,7 @@ pub(crate) fn reason_words(reason: &str) -> &'static str {
         "revoked" => "the grant was revoked",
         "released" => "the grant was released",
         "killed" => "an administrator ended it",
+        "locked" => "the account is locked",
         "recording_failed" => "the recording could not be written",
         "target_closed" => "the target closed it",
         "target_unreachable" => "the target could not be reached",
