@@ -233,8 +233,8 @@ async fn m3_m4_stock_sftp_and_scp_move_files_each_audited_with_its_hash_and_scp_
         .as_str()
         .unwrap()
         .to_owned();
-    let mut helen = r.enrolled("helen", &["helpdesk"], PAWD).await.unwrap();
-    let mut bob = r.enrolled("bob", &[], PAWD).await.unwrap();
+    let helen = r.enrolled("helen", &["helpdesk"], PAWD).await.unwrap();
+    let bob = r.enrolled("bob", &[], PAWD).await.unwrap();
     let listed = helen
         .call(
             &r.url(PAWD),

@@ -227,7 +227,10 @@ enum Waiting {
     /// Given back to the client as it is.
     Pass { client: u32 },
     /// An open: the handle it answers is tracked (`None`: a directory).
-    Open { client: u32, file: Option<OpenFile> },
+    Open {
+        client: u32,
+        file: Option<Box<OpenFile>>,
+    },
     Read {
         client: u32,
         handle: String,

@@ -515,7 +515,7 @@ impl Proxy<'_> {
             p,
             Waiting::Open {
                 client,
-                file: Some(file),
+                file: Some(Box::new(file)),
             },
         )
         .await?;

@@ -262,7 +262,7 @@ impl Proxy<'_> {
                 if let Packet::Handle(h) = &p {
                     match file {
                         Some(f) => {
-                            self.files.insert(h.handle.clone(), f);
+                            self.files.insert(h.handle.clone(), *f);
                         }
                         None => {
                             self.dirs.insert(h.handle.clone());
