@@ -9,7 +9,9 @@
 //! `cargo xtask bench machines` does the same with `--bench machines` (issue #16: a machine's
 //! pipeline step against direct OpenSSH, the inventory of 10,000 machines), and `cargo xtask
 //! bench vault` with `--bench vault` (issue #17: session set-up with an injected secret against
-//! a minted certificate, rotations per minute against the same change done directly).
+//! a minted certificate, rotations per minute against the same change done directly), and
+//! `cargo xtask bench files` with `--bench files` (issue #18: a large file uploaded and
+//! downloaded with the stock `sftp` through the broker against the same client direct).
 //!
 //! Broker throughput lives next to the broker: `cargo bench -p paw-broker --bench healthz`.
 
@@ -44,14 +46,16 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("commands") => paw_tests_bench("commands_keystrokes"),
         Some("machines") => paw_tests_bench("machines"),
         Some("vault") => paw_tests_bench("vault"),
-        _ => bail!("usage: cargo xtask bench app | commands | machines | vault"),
+        Some("files") => paw_tests_bench("files"),
+        _ => bail!("usage: cargo xtask bench app | commands | machines | vault | files"),
     }
 }
 
 /// A bench binary of `tests/benches` against a release `pawd`: command control's cost per
-/// keystroke (issue #15), machine identities' pipeline step and inventory (issue #16). The
-/// harness would build a `pawd` of its own without features; this one is built with the
-/// virtual key, as the e2e's is.
+/// keystroke (issue #15), machine identities' pipeline step and inventory (issue #16), the
+/// vault (issue #17), file transfer (issue #18). The harness would build a `pawd` of its own
+/// without features; this one is built with the virtual key, as the e2e's is, in
+/// `CARGO_TARGET_DIR` when set.
 fn paw_tests_bench(name: &str) -> Result<()> {
     util::cargo(&[
         "build",
@@ -62,8 +66,10 @@ fn paw_tests_bench(name: &str) -> Result<()> {
         "paw-broker/virtual-key",
     ])
     .status_ok()?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| util::root().join("target"), |d| util::root().join(d));
     util::cargo(&["bench", "-p", "paw-tests", "--bench", name])
-        .env("PAW_TEST_PAWD", util::root().join("target/release/pawd"))
+        .env("PAW_TEST_PAWD", target.join("release/pawd"))
         .status_ok()
 }
 
