@@ -86,6 +86,21 @@ capture = true
 capture_max = 1048576
 
 [[entitlement]]
+id = "web-bulk"
+description = "Large files on the web servers"
+target_kind = "ssh"
+target = "web-*"
+role = "root"
+max_duration_secs = 3600
+requesters = ["sre"]
+approval = "auto"
+max_sessions = 4
+
+[entitlement.files]
+rules = [{{ path = "{area}/bulk/**", ops = ["read", "write"] }}]
+max_size = 536870912
+
+[[entitlement]]
 id = "web-shell"
 description = "Root on the web servers, no file rules"
 target_kind = "ssh"
@@ -668,6 +683,49 @@ async fn m2_a_write_under_a_step_up_rule_lands_only_after_a_step_up_bound_to_its
     });
     assert_eq!(dropped["outcome"], "denied");
     assert_eq!(dropped["detail"]["sha256"], sha(&second).as_str());
+}
+
+/// The CI run before this test existed: uploads and downloads through the broker stalled for
+/// good after 10–20 MB (the proxy awaited a write to one side while the other side's window
+/// adjustments sat unread). Tens of MB each way must pass whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m3_tens_of_megabytes_stream_both_ways_whole() {
+    let p = Place::new();
+    let (r, mut ada, _) = start(&p).await;
+    let g = grant(&r, &mut ada, "web-bulk", SSH_TARGET).await;
+    std::fs::create_dir_all(p.area.join("bulk")).unwrap();
+    let body = payload(64 * 1024 * 1024 + 12345, 5);
+    let local = p.local.join("big");
+    std::fs::write(&local, &body).unwrap();
+    let stock = Stock::new();
+    let cred = Stock::session(&r, &mut ada, &g, SSH_TARGET).await;
+    let started = Instant::now();
+    let out = stock.sftp(
+        &cred,
+        &lines(&[
+            format!("put {} {}", local.display(), p.a("bulk/big")),
+            format!(
+                "get {} {}",
+                p.a("bulk/big"),
+                p.local.join("big.back").display()
+            ),
+        ]),
+    );
+    assert!(out.status.success(), "{}", said(&out));
+    eprintln!(
+        "64 MiB up and down through the broker in {:?}",
+        started.elapsed()
+    );
+    let want = sha(&body);
+    assert_eq!(sha(&std::fs::read(p.area.join("bulk/big")).unwrap()), want);
+    assert_eq!(sha(&std::fs::read(p.local.join("big.back")).unwrap()), want);
+    let audit = sqlite_audit(&r).await;
+    let files = records(&audit, "file_transfer");
+    assert_eq!(files.len(), 2, "{files:#?}");
+    for f in &files {
+        assert_eq!(f["detail"]["sha256"], want.as_str(), "{f}");
+        assert_eq!(f["detail"]["size"], body.len() as u64, "{f}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,7 +104,7 @@ impl Stock {
             .arg(&batch)
             .arg("--")
             .arg(format!("{}@{host}", cred.session_id));
-        c.output().unwrap()
+        bounded(c)
     }
 
     /// The same as a command that runs until killed (for a write held at its close).
@@ -134,7 +134,7 @@ impl Stock {
         c.args(["-P", port])
             .arg(local)
             .arg(format!("{}@{host}:{remote}", cred.session_id));
-        c.output().unwrap()
+        bounded(c)
     }
 
     /// `scp session@host:remote local`.
@@ -145,9 +145,51 @@ impl Stock {
         c.args(["-P", port])
             .arg(format!("{}@{host}:{remote}", cred.session_id))
             .arg(local);
-        c.output().unwrap()
+        bounded(c)
     }
 }
+
+/// Runs `c` to its end, or kills it after [`LIMIT`]: a transfer that stalls fails its test
+/// instead of holding the suite until CI's own limit.
+fn bounded(mut c: Command) -> Output {
+    use std::io::Read;
+    let mut child = c
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let o = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let e = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let until = std::time::Instant::now() + LIMIT;
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    let mut stderr = e.join().unwrap();
+    if std::time::Instant::now() >= until {
+        stderr.extend_from_slice(format!("\n(killed after {LIMIT:?})").as_bytes());
+    }
+    Output {
+        status,
+        stdout: o.join().unwrap(),
+        stderr,
+    }
+}
+
+/// The longest a stock client may run in these tests.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What a command printed, for assertion messages.
 pub fn said(o: &Output) -> String {

@@ -26,6 +26,7 @@ pub mod captures;
 mod files;
 mod held;
 mod ops;
+mod pipe;
 mod proxy;
 
 use std::collections::{HashMap, HashSet};
@@ -36,12 +37,13 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use paw_audit::Outcome;
 use paw_files::FileRules;
-use russh::{Channel, ChannelId, ChannelReadHalf, ChannelWriteHalf};
+use russh::{Channel, ChannelId, ChannelReadHalf};
 use russh_sftp::protocol::{Packet, Status, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use self::files::OpenFile;
+use self::pipe::{Pipe, Sink};
 use crate::sessions::error::reason_words;
 use crate::sessions::recording::Recorder;
 use crate::sessions::{SessionInfo, Sessions};
@@ -145,14 +147,15 @@ pub(crate) async fn serve(
     } = s;
     let (conn, channel) = target;
     let (mut target_rx, target_tx) = channel.split();
+    let wake = Arc::new(tokio::sync::Notify::new());
     let mut p = Proxy {
         svc,
         info,
         capture_dir: recordings.join(format!("{}.files", info.id)),
         rules,
-        handle,
-        cid,
-        target_tx: &target_tx,
+        to_client: Pipe::new(Sink::Client(handle.clone(), cid), wake.clone()),
+        to_target: Pipe::new(Sink::Target(target_tx), wake.clone()),
+        wake,
         rec: &mut rec,
         ends,
         deadline,
@@ -170,7 +173,16 @@ pub(crate) async fn serve(
         Err(e) => e,
         Ok(()) => p.run(&mut client_rx, &mut cbuf, &mut target_rx).await,
     };
-    let _ = target_tx.close().await;
+    let Proxy {
+        to_client,
+        to_target,
+        ..
+    } = p;
+    // What is queued still goes out (the last answers, the exit status) before the close.
+    if let Some(Sink::Target(t)) = to_target.finish(Duration::from_secs(1)).await {
+        let _ = t.close().await;
+    }
+    let _ = to_client.finish(Duration::from_secs(5)).await;
     let _ = conn
         .disconnect(russh::Disconnect::ByApplication, "paw session ended", "")
         .await;
@@ -202,9 +214,12 @@ struct Proxy<'a> {
     info: &'a SessionInfo,
     rules: Arc<FileRules>,
     capture_dir: PathBuf,
-    handle: &'a russh::server::Handle,
-    cid: ChannelId,
-    target_tx: &'a ChannelWriteHalf<russh::client::Msg>,
+    /// Both directions are written by tasks of their own ([`pipe`]): the loop never waits
+    /// for a peer's window, so it always reads the other side.
+    to_client: Pipe,
+    to_target: Pipe,
+    /// Bytes left a queue (or a writer failed).
+    wake: Arc<tokio::sync::Notify>,
     rec: &'a mut Recorder,
     ends: watch::Receiver<Option<String>>,
     deadline: tokio::time::Instant,

@@ -8,6 +8,7 @@ use russh_sftp::protocol::{Init, Name, Packet, RealPath, StatusCode, Version};
 use serde_json::json;
 
 use super::files;
+use super::pipe::{Out, LIMIT};
 use super::{
     answer_id, encode, status, take, with_id, with_request_id, End, Proxy, Refusal, Waiting,
     ASK_TIMEOUT, EXTENSIONS,
@@ -16,10 +17,9 @@ use super::{
 impl Proxy<'_> {
     pub(super) async fn reply(&self, p: Packet) -> Result<(), End> {
         let bytes = encode(p)?;
-        self.handle
-            .data(self.cid, bytes)
-            .await
-            .map_err(|_| End::from("closed"))
+        self.to_client
+            .push(Out::Data(bytes))
+            .map_err(|()| End::from("closed"))
     }
 
     /// Sends `p` to the target under a new id; `then` says what its answer is for.
@@ -29,10 +29,9 @@ impl Proxy<'_> {
         let p = with_request_id(p, id);
         self.waiting.insert(id, then);
         let bytes = encode(p)?;
-        self.target_tx
-            .data_bytes(bytes)
-            .await
-            .map_err(|_| End::from("target_closed"))?;
+        self.to_target
+            .push(Out::Data(bytes))
+            .map_err(|()| End::from("target_closed"))?;
         Ok(id)
     }
 
@@ -84,10 +83,9 @@ impl Proxy<'_> {
             return Err("sftp_bad_packet".into());
         };
         let init = encode(Packet::Init(Init::new()))?;
-        self.target_tx
-            .data_bytes(init)
-            .await
-            .map_err(|_| End::from("target_closed"))?;
+        self.to_target
+            .push(Out::Data(init))
+            .map_err(|()| End::from("target_closed"))?;
         let version = loop {
             if let Some(mut f) = take(&mut self.tbuf)? {
                 match Packet::try_from(&mut f) {
@@ -140,14 +138,23 @@ impl Proxy<'_> {
     ) -> End {
         let deadline = self.deadline;
         let mut ends = self.ends.clone();
+        let wake = self.wake.clone();
         loop {
+            if self.to_client.broken() {
+                return "closed".into();
+            }
+            if self.to_target.broken() {
+                return "target_closed".into();
+            }
+            // Requests are read only while both queues have room (see `pipe`).
+            let room = self.to_client.queued() < LIMIT && self.to_target.queued() < LIMIT;
             let step: Result<(), End> = tokio::select! {
-                m = client_rx.wait() => match m {
+                m = client_rx.wait(), if room => match m {
                     Some(ChannelMsg::Data { data }) => {
                         cbuf.extend_from_slice(&data);
                         self.requests(cbuf, rx).await
                     }
-                    Some(ChannelMsg::Eof) => { let _ = self.target_tx.eof().await; Ok(()) }
+                    Some(ChannelMsg::Eof) => { let _ = self.to_target.push(Out::Eof); Ok(()) }
                     Some(ChannelMsg::Close) | None => Err("closed".into()),
                     Some(_) => Ok(()),
                 },
@@ -157,13 +164,14 @@ impl Proxy<'_> {
                         self.answers().await
                     }
                     Some(ChannelMsg::ExitStatus { exit_status }) => {
-                        let _ = self.handle.exit_status_request(self.cid, exit_status).await;
+                        let _ = self.to_client.push(Out::Exit(exit_status));
                         Ok(())
                     }
-                    Some(ChannelMsg::Eof) => { let _ = self.handle.eof(self.cid).await; Ok(()) }
+                    Some(ChannelMsg::Eof) => { let _ = self.to_client.push(Out::Eof); Ok(()) }
                     Some(ChannelMsg::Close) | None => Err("target_closed".into()),
                     Some(_) => Ok(()),
                 },
+                () = wake.notified() => Ok(()),
                 _ = ends.changed() => Err(ends.borrow().clone().unwrap_or_else(|| "ended".into())),
                 _ = tokio::time::sleep_until(deadline) => Err("grant_ended".into()),
             };
@@ -225,10 +233,7 @@ impl Proxy<'_> {
     pub(super) async fn tell(&mut self, line: &str) {
         let text = format!("{line}\r\n");
         let _ = self.rec.output(text.as_bytes());
-        let _ = self
-            .handle
-            .extended_data(self.cid, 1, text.into_bytes())
-            .await;
+        let _ = self.to_client.push(Out::Stderr(text.into()));
     }
 
     /// A refusal: audited, told, answered.
