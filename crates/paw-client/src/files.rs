@@ -45,7 +45,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::audit::{Audit, Summary};
-use crate::pending::PendingKind;
 use crate::terminal::{self, Credential, Pinned};
 use crate::util::hex;
 use crate::{ClientError, Core};
@@ -201,20 +200,16 @@ impl Core {
         id: String,
         on_event: impl Fn(FilesEvent) + Send + Sync + 'static,
     ) -> Result<FilesView, ClientError> {
-        let p = self.take_pending(&id, PendingKind::Session)?;
+        let (p, grant) = self
+            .session_step_up(
+                &id,
+                |g| g.target_kind == "ssh",
+                "files move on an active SSH grant",
+            )
+            .await?;
         let Action::Session { grant_id, target } = p.action.clone() else {
             return Err(ClientError::StepUpUnknown);
         };
-        let grant = self
-            .grants()
-            .await?
-            .grants
-            .into_iter()
-            .find(|g| g.id == grant_id && g.target_kind == "ssh")
-            .ok_or_else(|| ClientError::InvalidInput {
-                field: "grant_id",
-                reason: "files move on an active SSH grant".into(),
-            })?;
         let what = Audit::for_action("session.files", target.clone(), &p.action);
         let weak = Arc::downgrade(&self.inner);
         let send: EventSink = Arc::new(on_event);

@@ -18,7 +18,7 @@ use paw_policy::limits::{
     MIN_KILL_REASON_CHARS, MIN_TERMINAL_COLS, MIN_TERMINAL_ROWS,
 };
 use paw_proto::action::Action;
-use paw_proto::elevation::{RedeemResponse, SignedElevation};
+use paw_proto::elevation::{GrantView, RedeemResponse, SignedElevation};
 use paw_proto::http::StepUpFinishRequest;
 use paw_proto::ipc::StepUpPrompt;
 use paw_proto::session::{
@@ -280,12 +280,17 @@ impl Core {
         .await
     }
 
-    /// Signs the prepared session step-up for a database grant and opens its local port on
-    /// 127.0.0.1 (case C9): the same port for the same target whenever it is free, so saved
-    /// client settings keep working; any free port otherwise.
-    pub async fn open_forward(&self, id: String) -> Result<ForwardView, ClientError> {
-        let p = self.take_pending(&id, PendingKind::Session)?;
-        let Action::Session { grant_id, target } = p.action.clone() else {
+    /// The prepared session step-up `id` (taken: it is used once) and its grant, which must
+    /// pass `fits`; `refusal` says why when it does not. One place for the three ways a
+    /// session is opened from a prepared step-up (forward, own terminal, files).
+    pub(crate) async fn session_step_up(
+        &self,
+        id: &str,
+        fits: impl Fn(&GrantView) -> bool,
+        refusal: &str,
+    ) -> Result<(PendingStepUp, GrantView), ClientError> {
+        let p = self.take_pending(id, PendingKind::Session)?;
+        let Action::Session { grant_id, .. } = &p.action else {
             return Err(ClientError::StepUpUnknown);
         };
         let grant = self
@@ -293,11 +298,22 @@ impl Core {
             .await?
             .grants
             .into_iter()
-            .find(|g| g.id == grant_id)
+            .find(|g| &g.id == grant_id && fits(g))
             .ok_or_else(|| ClientError::InvalidInput {
                 field: "grant_id",
-                reason: "no such grant".into(),
+                reason: refusal.into(),
             })?;
+        Ok((p, grant))
+    }
+
+    /// Signs the prepared session step-up for a database grant and opens its local port on
+    /// 127.0.0.1 (case C9): the same port for the same target whenever it is free, so saved
+    /// client settings keep working; any free port otherwise.
+    pub async fn open_forward(&self, id: String) -> Result<ForwardView, ClientError> {
+        let (p, grant) = self.session_step_up(&id, |_| true, "no such grant").await?;
+        let Action::Session { grant_id, target } = p.action.clone() else {
+            return Err(ClientError::StepUpUnknown);
+        };
         if grant.target_kind != "postgres" {
             return Err(ClientError::InvalidInput {
                 field: "grant_id",
@@ -350,20 +366,16 @@ impl Core {
     /// one-time credential goes to `ssh` through this binary as its askpass helper, in the
     /// environment only (see [`crate::stock_ssh`]).
     pub async fn open_in_terminal(&self, id: String) -> Result<TerminalView, ClientError> {
-        let p = self.take_pending(&id, PendingKind::Session)?;
+        let (p, grant) = self
+            .session_step_up(
+                &id,
+                |g| g.target_kind == "ssh",
+                "no active SSH grant with this id",
+            )
+            .await?;
         let Action::Session { grant_id, target } = p.action.clone() else {
             return Err(ClientError::StepUpUnknown);
         };
-        let grant = self
-            .grants()
-            .await?
-            .grants
-            .into_iter()
-            .find(|g| g.id == grant_id && g.target_kind == "ssh")
-            .ok_or_else(|| ClientError::InvalidInput {
-                field: "grant_id",
-                reason: "no active SSH grant with this id".into(),
-            })?;
         let what = Audit::for_action("session.open_external", target.clone(), &p.action);
         self.audited(what, async {
             let askpass = std::env::current_exe()
