@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 mod common;
 
-use common::sftp::{said, Stock};
+use common::sftp::{finish, said, Stock};
 use common::shell::grant;
 use common::sqlite_audit;
 
@@ -538,32 +538,6 @@ fn temps(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::Output {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if child.try_wait().unwrap().is_none() {
-        let _ = child.kill();
-    }
-    let mut out = std::process::Output {
-        status: child.wait().unwrap(),
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-    };
-    use std::io::Read;
-    if let Some(mut s) = child.stdout.take() {
-        s.read_to_end(&mut out.stdout).unwrap();
-    }
-    if let Some(mut s) = child.stderr.take() {
-        s.read_to_end(&mut out.stderr).unwrap();
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn m2_a_write_under_a_step_up_rule_lands_only_after_a_step_up_bound_to_its_path_and_hash() {
     let p = Place::new();
@@ -577,7 +551,7 @@ async fn m2_a_write_under_a_step_up_rule_lands_only_after_a_step_up_bound_to_its
 
     let cred = Stock::session(&r, &mut ada, &g, SSH_TARGET).await;
     let session_id = cred.session_id.clone();
-    let mut child = stock.sftp_spawn(
+    let child = stock.sftp_spawn(
         &cred,
         &[format!("put {} {tool}", p.local.join("first").display())],
     );
@@ -643,19 +617,19 @@ async fn m2_a_write_under_a_step_up_rule_lands_only_after_a_step_up_bound_to_its
     .unwrap()
     .ok()
     .expect("the step-up for the held bytes releases them");
-    let out = wait_exit(&mut child, Duration::from_secs(15));
+    let out = finish(child, Duration::from_secs(15));
     assert!(out.status.success(), "{}", said(&out));
     assert_eq!(std::fs::read(p.area.join("bin/tool")).unwrap(), first);
     assert!(temps(&p.area.join("bin")).is_empty());
 
     // Nobody confirms the next one: after hold_secs it is refused and the file stays as it was.
     let cred = Stock::session(&r, &mut ada, &g, SSH_TARGET).await;
-    let mut child = stock.sftp_spawn(
+    let child = stock.sftp_spawn(
         &cred,
         &[format!("put {} {tool}", p.local.join("second").display())],
     );
     let started = Instant::now();
-    let out = wait_exit(&mut child, Duration::from_secs(30));
+    let out = finish(child, Duration::from_secs(30));
     assert!(!out.status.success(), "{}", said(&out));
     assert!(
         started.elapsed() >= Duration::from_secs(9),

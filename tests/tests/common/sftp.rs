@@ -95,19 +95,10 @@ impl Stock {
 
     /// `sftp -b` with `lines` (a line starting with `-` may fail without stopping the batch).
     pub fn sftp(&self, cred: &Credential, lines: &[String]) -> Output {
-        let batch = self.dir.path().join(format!("batch-{}", cred.session_id));
-        std::fs::write(&batch, lines.join("\n") + "\n").unwrap();
-        let mut c = Command::new("sftp");
-        self.options(&mut c, cred);
-        let (host, port) = Self::port(cred);
-        c.args(["-P", port, "-b"])
-            .arg(&batch)
-            .arg("--")
-            .arg(format!("{}@{host}", cred.session_id));
-        bounded(c)
+        finish(self.sftp_spawn(cred, lines), LIMIT)
     }
 
-    /// The same as a command that runs until killed (for a write held at its close).
+    /// The same, running: [`finish`] waits for it (for a write held at its close).
     pub fn sftp_spawn(&self, cred: &Credential, lines: &[String]) -> std::process::Child {
         let batch = self.dir.path().join(format!("batch-{}", cred.session_id));
         std::fs::write(&batch, lines.join("\n") + "\n").unwrap();
@@ -117,10 +108,8 @@ impl Stock {
         c.args(["-P", port, "-b"])
             .arg(&batch)
             .arg("--")
-            .arg(format!("{}@{host}", cred.session_id))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        c.spawn().unwrap()
+            .arg(format!("{}@{host}", cred.session_id));
+        spawn(c)
     }
 
     /// `scp [-O] local session@host:remote`.
@@ -134,7 +123,7 @@ impl Stock {
         c.args(["-P", port])
             .arg(local)
             .arg(format!("{}@{host}:{remote}", cred.session_id));
-        bounded(c)
+        finish(spawn(c), LIMIT)
     }
 
     /// `scp session@host:remote local`.
@@ -145,19 +134,23 @@ impl Stock {
         c.args(["-P", port])
             .arg(format!("{}@{host}:{remote}", cred.session_id))
             .arg(local);
-        bounded(c)
+        finish(spawn(c), LIMIT)
     }
 }
 
-/// Runs `c` to its end, or kills it after [`LIMIT`]: a transfer that stalls fails its test
-/// instead of holding the suite until CI's own limit.
-fn bounded(mut c: Command) -> Output {
-    use std::io::Read;
-    let mut child = c
-        .stdout(std::process::Stdio::piped())
+/// `c` started with its output piped.
+fn spawn(mut c: Command) -> std::process::Child {
+    c.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Waits for `child` to end, or kills it after `limit`: a transfer that stalls fails its test
+/// instead of holding the suite until CI's own limit. Its output is read meanwhile, so a
+/// full pipe cannot stop it.
+pub fn finish(mut child: std::process::Child, limit: std::time::Duration) -> Output {
+    use std::io::Read;
     let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let o = std::thread::spawn(move || {
         let mut b = Vec::new();
@@ -169,7 +162,7 @@ fn bounded(mut c: Command) -> Output {
         let _ = err.read_to_end(&mut b);
         b
     });
-    let until = std::time::Instant::now() + LIMIT;
+    let until = std::time::Instant::now() + limit;
     while child.try_wait().unwrap().is_none() && std::time::Instant::now() < until {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -179,7 +172,7 @@ fn bounded(mut c: Command) -> Output {
     let status = child.wait().unwrap();
     let mut stderr = e.join().unwrap();
     if std::time::Instant::now() >= until {
-        stderr.extend_from_slice(format!("\n(killed after {LIMIT:?})").as_bytes());
+        stderr.extend_from_slice(format!("\n(killed after {limit:?})").as_bytes());
     }
     Output {
         status,
