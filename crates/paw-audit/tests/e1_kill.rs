@@ -173,10 +173,9 @@ fn seed() -> u64 {
     }
 }
 
-fn iterations(default: usize) -> usize {
-    std::env::var("PAW_E1_ITERATIONS")
-        .map(|s| s.parse().unwrap())
-        .unwrap_or(default)
+/// The kill count (`PAW_E1_ITERATIONS` lowers it locally; `cargo xtask test` refuses that).
+fn iterations() -> usize {
+    paw_counts::E1_KILLS.get()
 }
 
 /// What one kill left behind.
@@ -286,7 +285,7 @@ fn db_path(dir: &Path, i: usize) -> PathBuf {
 
 #[test]
 fn e1_kill_9_at_random_points_loses_no_acknowledged_event() {
-    let n = iterations(1000);
+    let n = iterations();
     let seed = seed();
     eprintln!("e1: {n} iterations, PAW_E1_SEED={seed}");
     let mut rng = Rng(seed);
@@ -323,11 +322,12 @@ fn e1_kill_9_at_random_points_loses_no_acknowledged_event() {
         acks > n,
         "too few acknowledgements ({acks}) for the kills to have hit appends"
     );
+    paw_counts::E1_KILLS.ran("e1_kill_9_at_random_points_loses_no_acknowledged_event", n);
 }
 
 #[test]
 fn e1_negative_control_harness_catches_a_writer_that_acknowledges_before_commit() {
-    let n = iterations(1000).clamp(1, 60);
+    let n = iterations().clamp(1, 60);
     let seed = seed();
     eprintln!("e1 negative control: {n} iterations, PAW_E1_SEED={seed}");
     let mut rng = Rng(seed ^ 0x5eed);

@@ -766,11 +766,16 @@ async fn policy_changes_are_audited_once_and_take_effect_at_once() {
 // ---- B5 and B6: randomized races, SQLite and PostgreSQL --------------------------------------
 
 /// How many interleavings each race runs (SECURITY-CASES asks for at least 1000).
+/// `PAW_RACE_ITERATIONS` lowers it locally; `cargo xtask test` refuses that and checks the
+/// record each test leaves ([`race_done`]).
 fn iterations() -> usize {
-    std::env::var("PAW_RACE_ITERATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+    paw_counts::RACE_INTERLEAVINGS.get()
+}
+
+/// Each race loops `for i in 0..iterations()` and fails at its first violation, so reaching
+/// the end of one means every interleaving ran.
+fn race_done(test: &str) {
+    paw_counts::RACE_INTERLEAVINGS.ran(test, iterations());
 }
 
 fn jitter() -> u64 {
@@ -1005,11 +1010,13 @@ async fn b6_race(b: Arc<Broker>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn b5_no_ticket_after_revocation_or_approver_loss_sqlite() {
     b5_race(Arc::new(Broker::start().await)).await;
+    race_done("b5_no_ticket_after_revocation_or_approver_loss_sqlite");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn b6_one_grant_redeemed_concurrently_gets_exactly_the_allowed_sessions_sqlite() {
     b6_race(Arc::new(Broker::start().await)).await;
+    race_done("b6_one_grant_redeemed_concurrently_gets_exactly_the_allowed_sessions_sqlite");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1017,6 +1024,7 @@ async fn b5_no_ticket_after_revocation_or_approver_loss_postgres() {
     let pg = paw_tests::postgres::TempPostgres::start().unwrap();
     let b = Broker::start_on(Some(pg.url()), "").await;
     b5_race(Arc::new(b)).await;
+    race_done("b5_no_ticket_after_revocation_or_approver_loss_postgres");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1024,6 +1032,7 @@ async fn b6_one_grant_redeemed_concurrently_gets_exactly_the_allowed_sessions_po
     let pg = paw_tests::postgres::TempPostgres::start().unwrap();
     let b = Broker::start_on(Some(pg.url()), "").await;
     b6_race(Arc::new(b)).await;
+    race_done("b6_one_grant_redeemed_concurrently_gets_exactly_the_allowed_sessions_postgres");
 }
 
 #[tokio::test]
