@@ -6,7 +6,7 @@ use crate::error::{AuditError, VerifyError, VerifyFailure};
 use crate::event::{canonical, Event};
 
 /// Domain tag of a record hash. The version lives here: a new encoding gets a new tag.
-const RECORD_TAG: &[u8] = b"paw-audit-record-v1\0";
+pub(crate) const RECORD_TAG: &[u8] = b"paw-audit-record-v1\0";
 /// Domain tag of the genesis value, distinct from any record hash input.
 const GENESIS_TAG: &[u8] = b"paw-audit-genesis-v1\0";
 
@@ -429,6 +429,145 @@ mod tests {
         assert_eq!(end, verify_from(&Head::genesis(), &records).unwrap());
         let mut resumed = Chain::resume(end);
         assert!(resumed.append(event(LEN + 1)).is_ok());
+    }
+
+    /// `record` as a storage reader would hand it over: its columns, `detail` as JSON text.
+    fn stored(r: &Record) -> (String, String, String, String, String) {
+        (
+            r.event.actor.clone(),
+            r.event.action.clone(),
+            r.event.subject.clone(),
+            r.event.outcome.as_str().to_owned(),
+            serde_json::to_string(&r.event.detail).unwrap(),
+        )
+    }
+
+    /// Verifies `records` the way storage-backed verification does, through their stored
+    /// columns and [`crate::RawVerifier`].
+    fn verify_raw(records: &[Record]) -> Result<(), VerifyError> {
+        let columns: Vec<_> = records.iter().map(stored).collect();
+        let mut v = crate::RawVerifier::new(Head::genesis(), 0);
+        for (r, c) in records.iter().zip(&columns) {
+            let keep_going = v.push(crate::RawRow::Record(crate::RawRecord {
+                seq: r.event.seq as i64,
+                time_ms: r.event.time_ms,
+                actor: c.0.as_bytes(),
+                action: c.1.as_bytes(),
+                subject: c.2.as_bytes(),
+                outcome: c.3.as_bytes(),
+                detail: c.4.as_bytes(),
+                prev_hash: r.prev_hash,
+                hash: r.hash,
+            }));
+            if !keep_going {
+                break;
+            }
+        }
+        v.finish().map(|_| ())
+    }
+
+    #[test]
+    fn d2_verifying_stored_columns_agrees_with_verify_from_on_every_tamper() {
+        let records = chain();
+        assert_eq!(verify_raw(&records), Ok(()));
+        let mut tried = 0;
+        let mut agree = |tampered: &[Record]| {
+            assert_eq!(verify_raw(tampered), verify(tampered), "{tampered:?}");
+            tried += 1;
+        };
+        for (index, original) in records.iter().enumerate() {
+            for (_, changed, _) in mutations(original) {
+                let mut tampered = records.clone();
+                tampered[index] = changed;
+                agree(&tampered);
+            }
+            let mut deleted = records.clone();
+            deleted.remove(index);
+            agree(&deleted);
+            for j in index + 1..records.len() {
+                let mut swapped = records.clone();
+                swapped.swap(index, j);
+                agree(&swapped);
+            }
+        }
+        assert!(tried > 1000, "only {tried} tampers tried");
+    }
+
+    /// The detail's canonical bytes written straight from its JSON text must be those of the
+    /// parsed `Value`, for every text, valid or not: every single-byte change of real details,
+    /// and texts chosen for the corners of serde_json's parser.
+    #[test]
+    fn d2_detail_encoded_from_text_matches_the_parsed_value() {
+        let mut texts: Vec<Vec<u8>> = Vec::new();
+        for r in chain() {
+            let text = serde_json::to_vec(&r.event.detail).unwrap();
+            texts.extend(byte_flips(&text));
+            texts.push(text);
+        }
+        for t in [
+            "null",
+            "true",
+            "false",
+            "0",
+            "-0",
+            "-0.0",
+            "1e400",
+            "-1e400",
+            "1.5e-7",
+            "1E2",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "0.1",
+            "123456789012345678901234567890",
+            "2.5000",
+            "\"\\u00e9\\n\"",
+            "\"\\ud800\"",
+            "[]",
+            "{}",
+            "[1,[2,[3]]]",
+            "{\"b\":1,\"a\":2}",
+            "{\"a\":1,\"a\":2}",
+            "{\"a\":{\"x\":1},\"a\":[2]}",
+            "{\"\\u0061\":1,\"a\":2}",
+            "{\"é\":1,\"z\":2,\"Z\":3,\"\":4}",
+            " {\"a\" : [ true , null ] } ",
+            "{\"a\":1} x",
+            "{\"a\":1,}",
+            "[1,]",
+            "",
+            "{\"$serde_json::private::RawValue\":\"1\"}",
+            "{\"$serde_json::private::Number\":\"1\"}",
+            "{\"x\":{\"$serde_json::private::RawValue\":\"[1]\"}}",
+            "{\"a\":1,\"$serde_json::private::RawValue\":\"1\"}",
+        ] {
+            texts.push(t.as_bytes().to_vec());
+        }
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        texts.push(deep(127).into_bytes());
+        texts.push(deep(128).into_bytes());
+        texts.push(deep(129).into_bytes());
+        let mut checked = 0;
+        for t in texts {
+            let Ok(text) = std::str::from_utf8(&t) else {
+                continue;
+            };
+            let mut out = b"prefix".to_vec();
+            let ok = crate::raw::detail_into(&mut out, text);
+            match serde_json::from_str::<Value>(text) {
+                Ok(v) => {
+                    assert!(ok, "{text}");
+                    assert_eq!(&out[6..], &crate::event::canonical_detail(&v)[..], "{text}");
+                }
+                Err(_) => {
+                    assert!(!ok, "{text}");
+                    assert_eq!(out, b"prefix", "{text}");
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked > 200, "only {checked} texts");
     }
 
     #[test]

@@ -38,6 +38,8 @@ mod checkpoint;
 mod error;
 mod event;
 mod export;
+mod parallel;
+mod raw;
 mod store;
 
 pub use chain::{genesis_hash, record_hash, verify, verify_from, Chain, Head, Record};
@@ -47,4 +49,6 @@ pub use checkpoint::{
 pub use error::{AuditError, VerifyError, VerifyFailure};
 pub use event::{canonical, Event, Outcome};
 pub use export::to_json_line;
+pub use parallel::{verify_chunked, Chunking};
+pub use raw::{RawRecord, RawRow, RawVerifier};
 pub use store::{Filter, LocalTrail, NewEvent, OpenOptions, Order, StoredCheckpoint, MAX_LIMIT};

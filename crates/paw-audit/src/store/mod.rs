@@ -15,9 +15,10 @@
 //! connections, so a long verification never delays an append.
 
 mod query;
+mod scan;
 mod schema;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -31,10 +32,11 @@ use tokio::sync::Mutex;
 
 pub use query::{Filter, Order, MAX_LIMIT};
 
-use crate::chain::{verify_from, Chain, Head, Record};
+use crate::chain::{Chain, Head, Record};
 use crate::checkpoint::{Checkpoint, Cosignature};
-use crate::error::{AuditError, VerifyError, VerifyFailure};
+use crate::error::AuditError;
 use crate::event::{canonical_detail, Event, Outcome};
+use crate::parallel::Chunking;
 
 /// Records read per round trip while verifying or listing.
 const PAGE: u32 = 4096;
@@ -54,6 +56,8 @@ pub struct OpenOptions {
     pub max_pages: Option<u32>,
     /// Reader connections for queries and verification.
     pub readers: u32,
+    /// How [`LocalTrail::verify`] splits the chain across threads.
+    pub verify_chunking: Chunking,
 }
 
 impl Default for OpenOptions {
@@ -62,6 +66,7 @@ impl Default for OpenOptions {
             busy_timeout: Duration::from_secs(3),
             max_pages: None,
             readers: 2,
+            verify_chunking: Chunking::default(),
         }
     }
 }
@@ -109,6 +114,10 @@ pub struct StoredCheckpoint {
 pub struct LocalTrail {
     writer: Mutex<SqliteConnection>,
     readers: SqlitePool,
+    /// Verification reads the file through connections of its own (see [`scan`]).
+    path: PathBuf,
+    busy_timeout: Duration,
+    verify_chunking: Chunking,
 }
 
 impl std::fmt::Debug for LocalTrail {
@@ -260,6 +269,9 @@ impl LocalTrail {
         Ok(LocalTrail {
             writer: Mutex::new(writer),
             readers,
+            path: path.to_owned(),
+            busy_timeout: options.busy_timeout,
+            verify_chunking: options.verify_chunking,
         })
     }
 
@@ -387,7 +399,7 @@ impl LocalTrail {
     /// failures are reported as themselves. A chain cut short still verifies here: use
     /// [`LocalTrail::verify_against`] with the last cosigned checkpoint to catch that.
     pub async fn verify(&self) -> Result<Head, AuditError> {
-        self.verify_stream(Head::genesis(), |_| Ok(())).await
+        self.verify_stream(Head::genesis(), None).await
     }
 
     /// Verifies the whole chain and that it still contains, at its seq, the head `cosigned`
@@ -395,14 +407,7 @@ impl LocalTrail {
     /// first; this checks the chain against it.
     pub async fn verify_against(&self, cosigned: &Checkpoint) -> Result<Head, AuditError> {
         let want = cosigned.head;
-        let head = self
-            .verify_stream(Head::genesis(), |record| {
-                if record.event.seq == want.seq && record.hash != want.hash {
-                    return Err(AuditError::ForkedFromCheckpoint { seq: want.seq });
-                }
-                Ok(())
-            })
-            .await?;
+        let head = self.verify_stream(Head::genesis(), Some(want)).await?;
         if head.seq < want.seq {
             return Err(AuditError::BehindCheckpoint {
                 checkpoint_seq: want.seq,
@@ -416,54 +421,20 @@ impl LocalTrail {
         Ok(head)
     }
 
-    /// Streams records after `start` in chain order, verifying each against the one before and
-    /// handing it to `check`. Positions in a reported [`VerifyError`] count from the first
-    /// record after `start`.
+    /// Verifies the records after `start` in chain order and returns the head they reach.
+    /// Positions in a reported [`VerifyError`] count from the first record after `start`.
+    /// With `watch`, a record at `watch.seq` that verifies but carries another hash is
+    /// [`AuditError::ForkedFromCheckpoint`] (unless an earlier record failed first).
     ///
-    /// Pipelined: while one page is decoded and hashed on a blocking thread, the next is read
-    /// by the connection's own worker thread, so reading and hashing overlap.
-    async fn verify_stream(
-        &self,
-        start: Head,
-        mut check: impl FnMut(&Record) -> Result<(), AuditError>,
-    ) -> Result<Head, AuditError> {
-        let mut head = start;
-        let mut index = 0usize;
-        let mut rows = self.page_after(to_i64(head.seq)?).await?;
-        while let Some(last) = rows.last() {
-            // Rows come in seq order, so the next page starts after this page's last row,
-            // whatever verification of this page finds.
-            let after: i64 = last
-                .try_get(0)
-                .map_err(|_| AuditError::Corrupt("a record's seq cannot be read".into()))?;
-            let verifying = tokio::task::spawn_blocking(move || verify_page(head, index, rows));
-            let (next, verified) = tokio::join!(self.page_after(after), verifying);
-            let page = verified
-                .map_err(|e| AuditError::Storage(format!("verification task failed: {e}")))?;
-            // Records before a failure are checked first, so the first problem in chain order
-            // is the one reported.
-            for record in &page.good {
-                check(record)?;
-            }
-            if let Some(err) = page.failure {
-                return Err(err.into());
-            }
-            index += page.good.len();
-            head = page.head;
-            rows = next?;
-        }
-        Ok(head)
-    }
-
-    async fn page_after(&self, after: i64) -> Result<Vec<SqliteRow>, AuditError> {
-        sqlx::query(&format!(
-            "{SELECT_RECORD} WHERE seq > ? ORDER BY seq LIMIT ?"
-        ))
-        .bind(after)
-        .bind(i64::from(PAGE))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(storage_error)
+    /// The file is read and verified in ranges on several threads (see [`scan`] and
+    /// [`crate::parallel`]), off the async runtime.
+    async fn verify_stream(&self, start: Head, watch: Option<Head>) -> Result<Head, AuditError> {
+        let path = self.path.clone();
+        let busy = self.busy_timeout;
+        let chunking = self.verify_chunking;
+        tokio::task::spawn_blocking(move || scan::verify_file(&path, busy, start, watch, chunking))
+            .await
+            .map_err(|e| AuditError::Storage(format!("verification task failed: {e}")))?
     }
 
     /// Signs the current head as a checkpoint of log `origin` at `time_ms` and stores it.
@@ -494,7 +465,7 @@ impl LocalTrail {
                 }
             }
         }
-        let head = self.verify_stream(start, |_| Ok(())).await?;
+        let head = self.verify_stream(start, None).await?;
         let checkpoint = Checkpoint::sign(key, origin, head, time_ms);
         self.save_checkpoint(&checkpoint).await?;
         Ok(checkpoint)
@@ -608,76 +579,6 @@ impl LocalTrail {
             .await
             .map_err(storage_error)?;
         Ok((mode, sync))
-    }
-}
-
-/// One page of [`LocalTrail::verify_stream`]: the records that verified, in order, the head
-/// after them, and the failure that stopped the page, if any.
-struct VerifiedPage {
-    good: Vec<Record>,
-    head: Head,
-    failure: Option<VerifyError>,
-}
-
-/// Decodes and verifies `rows` as the continuation of `head`; `index` is the position of the
-/// first row in the whole stream.
-fn verify_page(mut head: Head, mut index: usize, rows: Vec<SqliteRow>) -> VerifiedPage {
-    let mut good = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let Some(due) = head.seq.checked_add(1) else {
-            let failure = VerifyError {
-                seq: head.seq,
-                index,
-                reason: VerifyFailure::SeqExhausted,
-            };
-            return VerifiedPage {
-                good,
-                head,
-                failure: Some(failure),
-            };
-        };
-        let fail = |reason| VerifyError {
-            seq: due,
-            index,
-            reason,
-        };
-        // The seq comes first, as in `verify_from`: a gap is reported as a gap even if the row
-        // after it is also unreadable.
-        let checked = match row.try_get::<i64, _>(0) {
-            Err(_) => Err(fail(VerifyFailure::Unreadable)),
-            Ok(found) if u64::try_from(found).ok() != Some(due) => {
-                Err(fail(VerifyFailure::SeqMismatch {
-                    // A negative seq cannot follow a positive one; shown as its bit pattern.
-                    found: found as u64,
-                }))
-            }
-            Ok(_) => decode(row)
-                .ok_or_else(|| fail(VerifyFailure::Unreadable))
-                .and_then(|record| {
-                    verify_from(&head, std::slice::from_ref(&record))
-                        .map(|next| (next, record))
-                        .map_err(|e| VerifyError { index, ..e })
-                }),
-        };
-        match checked {
-            Ok((next, record)) => {
-                head = next;
-                good.push(record);
-                index += 1;
-            }
-            Err(failure) => {
-                return VerifiedPage {
-                    good,
-                    head,
-                    failure: Some(failure),
-                }
-            }
-        }
-    }
-    VerifiedPage {
-        good,
-        head,
-        failure: None,
     }
 }
 

@@ -8,6 +8,7 @@ use sqlx::{ConnectOptions, Connection, Executor, SqliteConnection};
 
 use super::*;
 use crate::checkpoint::{check_extends, check_successor, KeyPeriod};
+use crate::error::{VerifyError, VerifyFailure};
 use crate::to_json_line;
 
 const T0: i64 = 1_700_000_000_000;
@@ -572,13 +573,15 @@ async fn d2_store_verify_detects_deleted_and_reordered_records() {
 
 #[tokio::test]
 async fn d2_store_verify_streams_pages_and_reports_positions_across_them() {
-    let n = u64::from(PAGE) * 2 + 10;
+    // Past the default range length, so the default split (ranges on every core) is used.
+    let len = Chunking::default().len;
+    let n = len * 2 + 10;
     let (_dir, path, trail, records) = filled(n).await;
     assert_eq!(
         trail.verify().await.unwrap().hash,
         records.last().unwrap().hash
     );
-    let target = u64::from(PAGE) + 7;
+    let target = len + 7;
     let mut c = raw(&path).await;
     sqlx::query("UPDATE audit_log SET subject = 'elsewhere' WHERE seq = ?")
         .bind(target as i64)
@@ -595,6 +598,127 @@ async fn d2_store_verify_streams_pages_and_reports_positions_across_them() {
     );
     c.close().await.unwrap();
     trail.close().await;
+}
+
+/// The trail's file verified in ranges of 4 on 2 threads and in one range on one thread, after
+/// tampering at and around the seams (seqs 4|5, 8|9, ...): the same verdict, naming the
+/// first bad record, every time.
+#[tokio::test]
+async fn d2_store_verify_in_ranges_reports_the_sequential_first_failure_at_seams() {
+    let (dir, path, trail, _records) = filled(16).await;
+    let open = |len: u64, threads: usize| {
+        let path = path.clone();
+        async move {
+            LocalTrail::open_with(
+                &path,
+                OpenOptions {
+                    verify_chunking: Chunking { len, threads },
+                    ..OpenOptions::default()
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let chunked = open(4, 2).await;
+    let sequential = open(u64::MAX, 1).await;
+    let mut c = raw(&path).await;
+    c.execute("CREATE TABLE pristine AS SELECT * FROM audit_log")
+        .await
+        .unwrap();
+    let restore = "DELETE FROM audit_log; INSERT INTO audit_log SELECT * FROM pristine;";
+    // (tamper, the first failure it must cause)
+    let swap = |a: i64, b: i64| {
+        format!(
+            "UPDATE audit_log SET time_ms = o.time_ms, actor = o.actor, action = o.action, \
+             subject = o.subject, outcome = o.outcome, detail = o.detail, \
+             prev_hash = o.prev_hash, hash = o.hash \
+             FROM (SELECT * FROM pristine WHERE seq = {b}) AS o WHERE audit_log.seq = {a}; \
+             UPDATE audit_log SET time_ms = o.time_ms, actor = o.actor, action = o.action, \
+             subject = o.subject, outcome = o.outcome, detail = o.detail, \
+             prev_hash = o.prev_hash, hash = o.hash \
+             FROM (SELECT * FROM pristine WHERE seq = {a}) AS o WHERE audit_log.seq = {b};"
+        )
+    };
+    let err = |seq: u64, reason| {
+        Some(VerifyError {
+            seq,
+            index: seq as usize - 1,
+            reason,
+        })
+    };
+    let cases: Vec<(String, Option<VerifyError>)> = vec![
+        (
+            "DELETE FROM audit_log WHERE seq = 4".into(),
+            err(4, VerifyFailure::SeqMismatch { found: 5 }),
+        ),
+        (
+            "DELETE FROM audit_log WHERE seq = 5".into(),
+            err(5, VerifyFailure::SeqMismatch { found: 6 }),
+        ),
+        (
+            "DELETE FROM audit_log WHERE seq BETWEEN 5 AND 8".into(),
+            err(5, VerifyFailure::SeqMismatch { found: 9 }),
+        ),
+        (
+            "DELETE FROM audit_log WHERE seq BETWEEN 4 AND 9".into(),
+            err(4, VerifyFailure::SeqMismatch { found: 10 }),
+        ),
+        ("DELETE FROM audit_log WHERE seq >= 13".into(), None),
+        (swap(4, 5), err(4, VerifyFailure::BrokenLink)),
+        (swap(8, 13), err(8, VerifyFailure::BrokenLink)),
+        (
+            "UPDATE audit_log SET prev_hash = zeroblob(32) WHERE seq = 9".into(),
+            err(9, VerifyFailure::BrokenLink),
+        ),
+        (
+            "UPDATE audit_log SET hash = zeroblob(32) WHERE seq = 8".into(),
+            err(8, VerifyFailure::HashMismatch),
+        ),
+        (
+            "UPDATE audit_log SET time_ms = 0 WHERE seq = 12".into(),
+            err(12, VerifyFailure::HashMismatch),
+        ),
+        (
+            "UPDATE audit_log SET detail = '{' WHERE seq = 13".into(),
+            err(13, VerifyFailure::Unreadable),
+        ),
+        (
+            "UPDATE audit_log SET detail = '{' WHERE seq = 13; \
+             UPDATE audit_log SET actor = 'x' WHERE seq = 11"
+                .into(),
+            err(11, VerifyFailure::HashMismatch),
+        ),
+        (
+            "UPDATE audit_log SET seq = 100 WHERE seq = 16".into(),
+            err(16, VerifyFailure::SeqMismatch { found: 100 }),
+        ),
+    ];
+    for (tamper, want) in cases {
+        c.execute(tamper.as_str()).await.unwrap();
+        let got_chunked = chunked.verify().await;
+        let got_sequential = sequential.verify().await;
+        match want {
+            Some(want) => {
+                assert_eq!(verify_err(got_chunked), want, "{tamper}");
+                assert_eq!(verify_err(got_sequential), want, "{tamper}");
+            }
+            None => {
+                assert_eq!(got_chunked.unwrap(), got_sequential.unwrap(), "{tamper}");
+            }
+        }
+        c.execute(restore).await.unwrap();
+        assert_eq!(
+            chunked.verify().await.unwrap().seq,
+            16,
+            "restored after {tamper}"
+        );
+    }
+    c.close().await.unwrap();
+    chunked.close().await;
+    sequential.close().await;
+    trail.close().await;
+    drop(dir);
 }
 
 fn device_key() -> SigningKey {
