@@ -268,6 +268,11 @@ async fn a05_action_binding_rejects_a_client_data_hash_for_another_action() {
     }
 }
 
+/// For tests that send many bad assertions in a row: a throttle that never delays them, so
+/// each is refused for what it is (the throttle has its own tests, N1).
+const MANY_FAILURES: &str =
+    "[auth]\nthrottle_after_failures = 1000\nsource_throttle_after_failures = 1000\n";
+
 async fn stepup_with(b: &Broker, c: &mut Client, t: Tweak) -> (StatusCode, serde_json::Value) {
     let body = c.stepup(b, &session_action("g"), &t).await;
     c.stepup_finish(b, &body).await
@@ -275,7 +280,7 @@ async fn stepup_with(b: &Broker, c: &mut Client, t: Tweak) -> (StatusCode, serde
 
 #[tokio::test]
 async fn a06_origin_variants_are_refused_by_exact_match() {
-    let b = Broker::start().await;
+    let b = Broker::start_with(MANY_FAILURES).await;
     let mut c = b.enrolled("ada").await;
     for origin in [
         "https://localhost.evil.example:8443",
@@ -382,7 +387,7 @@ async fn a08_create_type_or_missing_type_in_assertion_is_refused() {
 
 #[tokio::test]
 async fn a09_missing_up_or_uv_is_refused_for_every_flag_combination() {
-    let b = Broker::start().await;
+    let b = Broker::start_with(MANY_FAILURES).await;
     let mut c = b.enrolled("ada").await;
     for (no_up, no_uv) in [(true, false), (false, true), (true, true)] {
         for (be, bs) in [(false, false), (true, false), (false, true), (true, true)] {
@@ -600,7 +605,7 @@ async fn a12_another_users_credential_or_user_handle_is_refused() {
 
 #[tokio::test]
 async fn a13_malformed_responses_are_4xx_never_5xx() {
-    let b = Broker::start().await;
+    let b = Broker::start_with(MANY_FAILURES).await;
     let mut c = b.enrolled("ada").await;
     let good_ad = {
         let (ch, h) = c.stepup_start(&b, &session_action("x")).await;
@@ -682,31 +687,46 @@ fn base64_decode(s: &str) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn a14_account_locks_after_the_configured_failures_and_throttles() {
+async fn a14_account_locks_after_the_configured_failures_of_her_own_key_and_throttles() {
     let b = Broker::start_with(
         "[auth]\nlock_after_failures = 5\nthrottle_after_failures = 2\nthrottle_ms = 1000\n",
     )
     .await;
     let mut c = b.enrolled("ada").await;
+    // A bad signature is anyone's failure: throttled, never counted towards the lock (N1).
+    let garbage = Tweak {
+        signature: Some(vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]),
+        ..Default::default()
+    };
+    let body = c.login_answer(&b, &garbage).await;
+    assert_eq!(
+        b.post("/v1/login/finish", &body).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let ada = paw_broker::identity::user_by_name(&b.db, "ada")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ada.failed_attempts, 0, "a bad signature is not counted");
+    // Her own key signing for another origin is evidence tied to her key.
     let bad = Tweak {
         origin: Some("https://evil.example".into()),
         ..Default::default()
     };
-    for _ in 0..2 {
-        let body = c.login_answer(&b, &bad).await;
-        assert_eq!(
-            b.post("/v1/login/finish", &body).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-    }
-    // Throttled right after.
+    let body = c.login_answer(&b, &bad).await;
+    assert_eq!(
+        b.post("/v1/login/finish", &body).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Throttled right after the second failure (per user and source).
     let (s, v) = c.login_start(&b).await;
     assert_eq!(
         (s, code(&v)),
         (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
     );
-    for _ in 0..3 {
-        b.advance(1500);
+    // The delay doubles with each failure (1, 2, 4 s): wait each out.
+    for _ in 0..4 {
+        b.advance(10_000);
         let body = c.login_answer(&b, &bad).await;
         assert_eq!(
             b.post("/v1/login/finish", &body).await.0,
@@ -715,7 +735,9 @@ async fn a14_account_locks_after_the_configured_failures_and_throttles() {
     }
     assert!(b.user_locked("ada").await);
     b.advance(3600 * 1000);
-    let (s, v) = c.login_start(&b).await;
+    // Locked: a correct assertion is refused, and says so once her key signed.
+    let body = c.login_answer(&b, &Tweak::default()).await;
+    let (s, v) = b.post("/v1/login/finish", &body).await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "account_locked"));
     // The live session is refused too.
     let (s, _) = c.call(&b, "GET", "/v1/me", None).await;
@@ -876,9 +898,15 @@ async fn a16_revoked_key_fails_the_next_assertion() {
         (StatusCode::UNAUTHORIZED, "webauthn_rejected"),
         "{v}"
     );
-    // And no new challenge can be had with it.
-    let (s, _) = c.login_start(&b).await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // And it no longer signs her in: a login start answers as for any name (N2), but her
+    // key's signature is refused.
+    let body = c.login_answer(&b, &Tweak::default()).await;
+    let (s, v) = b.post("/v1/login/finish", &body).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNAUTHORIZED, "webauthn_rejected"),
+        "{v}"
+    );
 }
 
 #[tokio::test]

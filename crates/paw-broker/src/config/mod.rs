@@ -164,15 +164,30 @@ pub struct WebauthnConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Consecutive failed assertions after which the account locks (1..=100).
+    /// Failed assertions that are evidence tied to the user's own key (a counter regression,
+    /// a revoked or locked key that still signs, a rule such as UV failing on a valid
+    /// signature) after which the account locks (1..=100, case A14). Other failures never
+    /// count here, so nobody else can lock a user out (case N1).
     #[serde(default = "default_lock_after")]
     pub lock_after_failures: u32,
-    /// After this many consecutive failures, further attempts are throttled.
+    /// Failures per (user, source address) before attempts are delayed: the failure that
+    /// reaches this sets the first delay, each further one doubles it (case N1).
     #[serde(default = "default_throttle_after")]
     pub throttle_after_failures: u32,
-    /// Minimum gap between attempts while throttled, in milliseconds.
+    /// Failures per source address, whatever the user, before that source is delayed as a
+    /// whole (as above). Higher than the per-user budget: several people may share one
+    /// address.
+    #[serde(default = "default_source_throttle_after")]
+    pub source_throttle_after_failures: u32,
+    /// The first delay once throttled, in milliseconds; it doubles with each further failure.
     #[serde(default = "default_throttle_ms")]
     pub throttle_ms: u64,
+    /// The longest delay, in milliseconds.
+    #[serde(default = "default_throttle_max_ms")]
+    pub throttle_max_ms: u64,
+    /// A key's failures are forgotten when it has had none for this long, in milliseconds.
+    #[serde(default = "default_throttle_forget_ms")]
+    pub throttle_forget_ms: u64,
 }
 
 impl Default for AuthConfig {
@@ -180,7 +195,10 @@ impl Default for AuthConfig {
         Self {
             lock_after_failures: default_lock_after(),
             throttle_after_failures: default_throttle_after(),
+            source_throttle_after_failures: default_source_throttle_after(),
             throttle_ms: default_throttle_ms(),
+            throttle_max_ms: default_throttle_max_ms(),
+            throttle_forget_ms: default_throttle_forget_ms(),
         }
     }
 }
@@ -191,8 +209,17 @@ fn default_lock_after() -> u32 {
 fn default_throttle_after() -> u32 {
     3
 }
+fn default_source_throttle_after() -> u32 {
+    20
+}
 fn default_throttle_ms() -> u64 {
     1000
+}
+fn default_throttle_max_ms() -> u64 {
+    5 * 60 * 1000
+}
+fn default_throttle_forget_ms() -> u64 {
+    15 * 60 * 1000
 }
 
 /// Most failures an account may collect before it locks (case A14).
@@ -598,6 +625,13 @@ impl Config {
         if lock == 0 || lock > MAX_LOCK_AFTER_FAILURES {
             return Err(BrokerError::Config(format!(
                 "auth.lock_after_failures must be between 1 and {MAX_LOCK_AFTER_FAILURES}, got {lock}"
+            )));
+        }
+        let a = &self.auth;
+        if a.throttle_ms == 0 || a.throttle_max_ms < a.throttle_ms {
+            return Err(BrokerError::Config(format!(
+                "auth.throttle_ms must be at least 1 and at most auth.throttle_max_ms, got {} and {}",
+                a.throttle_ms, a.throttle_max_ms
             )));
         }
         self.validate_elevation()?;

@@ -2,9 +2,14 @@
 //! converts; the logic lives in [`crate::identity`], [`crate::identity::stepup`], [`crate::identity::tokens`] and
 //! [`crate::identity::keys`].
 
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
+use axum::http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::Json;
 
 use paw_proto::device_proof;
@@ -21,6 +26,7 @@ use crate::base::auth::AuthContext;
 use crate::http::DeviceProof;
 use crate::http::{ApiFailure, ApiJson, AppState};
 use crate::identity::stepup::{self, kind};
+use crate::identity::throttle;
 use crate::identity::tokens::{self, SignedRequest};
 use crate::identity::{self, keys};
 
@@ -107,6 +113,25 @@ impl Signed {
     }
 }
 
+/// Runs every request with its source, the TCP peer address, known to the sign-in throttle
+/// (case N1), and gives a throttled refusal its `Retry-After`. Proxy headers are not read:
+/// behind a proxy all clients share its address, which only throttles more.
+pub async fn with_source(req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
+    let source = throttle::Source::new(ip);
+    let mut res = throttle::scope(source.clone(), next.run(req)).await;
+    if res.status() == StatusCode::TOO_MANY_REQUESTS {
+        if let Some(secs) = source.retry_after_secs() {
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+    }
+    res
+}
+
 #[utoipa::path(post, path = "/v1/enroll/start", tag = "identity",
     request_body = EnrollStartRequest,
     responses(
@@ -139,10 +164,12 @@ pub async fn enroll_finish(
 #[utoipa::path(post, path = "/v1/login/start", tag = "identity",
     request_body = LoginStartRequest,
     responses(
-        (status = 200, description = "Assertion options for `Action::Login`", body = ChallengeResponse),
-        (status = 401, description = "`webauthn_rejected`: no such user or no usable key", body = ApiError),
-        (status = 403, description = "`account_locked`", body = ApiError),
-        (status = 429, description = "`rate_limited`", body = ApiError),
+        (status = 200, description = "Assertion options for `Action::Login`; the same shape for \
+            every name (a decoy for an unknown or disabled user, N2)", body = ChallengeResponse),
+        (status = 400, description = "Malformed request or user name", body = ApiError),
+        (status = 401, description = "`webauthn_rejected`: no security key is registered on this broker at all", body = ApiError),
+        (status = 429, description = "`rate_limited`: too many failed attempts from this address \
+            (for this user); see `Retry-After`", body = ApiError, headers(("Retry-After" = u64, description = "Seconds until an attempt is verified again"))),
     ))]
 pub async fn login_start(
     State(state): State<AppState>,
@@ -157,6 +184,8 @@ pub async fn login_start(
         (status = 200, description = "A new session's tokens", body = TokenResponse),
         (status = 401, description = "`challenge_invalid`, `webauthn_rejected` or `unauthenticated`", body = ApiError),
         (status = 403, description = "`account_locked`", body = ApiError),
+        (status = 429, description = "`rate_limited`: too many failed attempts from this address \
+            (for this user); see `Retry-After`", body = ApiError, headers(("Retry-After" = u64, description = "Seconds until an attempt is verified again"))),
     ))]
 pub async fn login_finish(
     State(state): State<AppState>,
@@ -219,6 +248,8 @@ pub async fn whoami(State(state): State<AppState>, req: Signed) -> ApiResult<Who
         (status = 200, description = "Assertion options bound to the action's purpose and hash", body = ChallengeResponse),
         (status = 400, description = "Malformed request, or a login action", body = ApiError),
         (status = 401, description = "`unauthenticated` or `reauthentication_required`", body = ApiError),
+        (status = 429, description = "`rate_limited`: too many failed step-ups from this address; \
+            see `Retry-After`", body = ApiError, headers(("Retry-After" = u64, description = "Seconds until an attempt is verified again"))),
     ))]
 pub async fn stepup_start(
     State(state): State<AppState>,
@@ -238,6 +269,8 @@ pub async fn stepup_start(
     responses(
         (status = 200, description = "The step-up verified (and its challenge consumed)", body = StepUpVerified),
         (status = 401, description = "`challenge_invalid`, `webauthn_rejected`, `unauthenticated`", body = ApiError),
+        (status = 429, description = "`rate_limited`: too many failed step-ups from this address; \
+            see `Retry-After`", body = ApiError, headers(("Retry-After" = u64, description = "Seconds until an attempt is verified again"))),
     ))]
 pub async fn stepup_finish(
     State(state): State<AppState>,

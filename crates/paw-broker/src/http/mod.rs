@@ -280,6 +280,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             state.clone(),
             outage::refuse_without_database,
         ))
+        .route_layer(axum::middleware::from_fn(identity::with_source))
         .fallback(not_found)
         .with_state(state);
     with_layers(routes, limits)

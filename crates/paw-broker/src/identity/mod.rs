@@ -3,14 +3,17 @@
 //! Rules:
 //! - An invite code is 256 random bits shown once; only its SHA-256 is stored. It is single use
 //!   (consumed by a conditional UPDATE inside the enrollment transaction) and expires in 24 h.
-//! - Failed assertions are counted per user; the account locks at `auth.lock_after_failures`
-//!   (≤ 100) and attempts are throttled after `auth.throttle_after_failures` (case A14).
+//! - Failed assertions that are evidence tied to the user's own key (see
+//!   `stepup::verify`) are counted per user; the account locks at `auth.lock_after_failures`
+//!   (≤ 100, case A14). Every failed attempt is throttled per source and per (user, source)
+//!   ([`throttle`], case N1), which never locks anyone.
 
 pub mod error;
 pub mod keys;
 pub mod machine_keys;
 pub mod oidc;
 pub mod stepup;
+pub mod throttle;
 pub mod tokens;
 pub mod webauthn;
 
@@ -356,26 +359,19 @@ pub async fn insert_credential(
     Ok(key_id)
 }
 
-/// Refuses an attempt while the user is locked or throttled.
-pub fn check_attempt_allowed(user: &User, cfg: &AuthConfig, now: i64) -> Result<()> {
+/// Refuses a step-up start while the user is locked. The caller is that user, signed in, so
+/// this tells nobody else anything; a login start does not ask (N2).
+pub fn check_attempt_allowed(user: &User) -> Result<()> {
     if user.locked {
         return Err(IdentityError::AccountLocked(
             "the account is locked; ask an administrator".into(),
         ));
     }
-    let throttled = user.failed_attempts >= i64::from(cfg.throttle_after_failures)
-        && user.last_failure_at.is_some_and(|t| {
-            now < t.saturating_add(i64::try_from(cfg.throttle_ms).unwrap_or(i64::MAX))
-        });
-    if throttled {
-        return Err(IdentityError::RateLimited(
-            "too many failed attempts; wait and retry".into(),
-        ));
-    }
     Ok(())
 }
 
-/// Counts a failed assertion and locks the account at the threshold. Returns whether it is
+/// Counts a failed assertion that is evidence tied to the user's own key, and locks the
+/// account at the threshold. Returns whether it is
 /// now locked. A locked account's sessions end with it (case B9), in the same transaction:
 /// the front doors see `ended_at` and close them (`sessions::watch_ends`).
 pub async fn record_failure(db: &Db, cfg: &AuthConfig, user_id: &str, now: i64) -> Result<bool> {
@@ -485,11 +481,34 @@ pub async fn unlock(db: &Db, user_name: &str, key: Option<&str>) -> Result<Unloc
 }
 
 /// Locks a credential whose counter went backwards: it may have been cloned (case A11).
+/// The lock and its audit record share a transaction, so a key locked as a possible clone is on
+/// the tamper-evident record and not only in the log; only the call that locks it writes one.
 pub async fn lock_credential(db: &Db, user_id: &str, cred_id: &str, now: i64) -> Result<()> {
-    with_pool!(db, pool => {
+    let mut tx = db.begin().await?;
+    crate::audit::lock(&mut tx).await?;
+    let locked = crate::with_tx!(&mut tx, t => {
         sqlx::query("UPDATE credentials SET locked_at = $1 WHERE user_id = $2 AND cred_id = $3 AND locked_at IS NULL")
-            .bind(now).bind(user_id).bind(cred_id).execute(pool).await?;
+            .bind(now).bind(user_id).bind(cred_id).execute(&mut **t).await?.rows_affected()
     });
+    if locked > 0 {
+        crate::audit::append(
+            &mut tx,
+            now,
+            crate::audit::Entry::new(
+                "pawd",
+                "credential_locked",
+                user_id,
+                paw_audit::Outcome::Denied,
+                serde_json::json!({
+                    "credential_id": cred_id,
+                    "reason": "counter_regression",
+                    "alert": true,
+                }),
+            ),
+        )
+        .await?;
+    }
+    tx.commit().await?;
     tracing::error!(
         alert = true,
         event = "credential_counter_regression",
