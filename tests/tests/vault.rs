@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 mod common;
 
+use common::scan::Places;
 use paw_tests::vault_sshd::open_sealed;
 
 const PAWD: usize = 0;
@@ -351,45 +352,21 @@ struct Row {
     last_error: Option<String>,
 }
 
-/// Every place a secret must not be, as (what, text): the user's API answers, the broker's log,
-/// the audit log, the recordings, the database file (which holds it sealed only).
-fn leak_places(w: &World, answers: &[String]) -> Vec<(String, String)> {
-    let mut places: Vec<(String, String)> = answers
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (format!("API answer {i}"), a.clone()))
-        .collect();
-    places.push(("broker log".into(), w.r.log(PAWD)));
-    places.push(("legacy sshd log".into(), w.legacy.log()));
-    let mut todo = vec![w.r.broker_dir().to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else if p
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vault-kek"))
-            {
-                // The KEK itself: a key, not a vaulted secret.
-            } else {
-                let bytes = std::fs::read(&p).unwrap_or_default();
-                places.push((
-                    p.display().to_string(),
-                    String::from_utf8_lossy(&bytes).into_owned(),
-                ));
-            }
-        }
+/// Every place a secret must not be: the user's API answers, the broker's log, the legacy
+/// sshd's log, and every file of the broker's directory (database, WAL, recordings; it holds
+/// vaulted secrets sealed only) but the KEK, which is a key, not a vaulted secret.
+fn leak_places(w: &World, answers: &[String]) -> Places {
+    let mut places = Places::new();
+    for (i, a) in answers.iter().enumerate() {
+        places.add(format!("API answer {i}"), a.as_bytes());
     }
+    places.add("broker log", w.r.log(PAWD));
+    places.add("legacy sshd log", w.legacy.log());
+    places.add_tree(w.r.broker_dir(), &|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("vault-kek"))
+    });
     places
-}
-
-fn leaks(places: &[(String, String)], secret: &str) -> Vec<String> {
-    places
-        .iter()
-        .filter(|(_, t)| t.contains(secret))
-        .map(|(w, _)| w.clone())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -441,11 +418,8 @@ async fn l1_sessions_log_in_with_the_vaulted_secret_and_it_is_nowhere_the_user_c
     // A line of the key's private part (the first lines are the same for every Ed25519 key).
     let key_body = w.key0.lines().nth(3).unwrap().to_owned();
     for secret in [PASSWORD0, key_body.as_str()] {
-        assert!(
-            leaks(&places, secret).is_empty(),
-            "found in {:?}",
-            leaks(&places, secret)
-        );
+        let found = places.find(secret.as_bytes());
+        assert!(found.is_empty(), "found in {found:?}");
     }
     let audit = common::sqlite_audit(&w.r).await;
     let audit_text = serde_json::to_string(&audit).unwrap();
@@ -454,9 +428,8 @@ async fn l1_sessions_log_in_with_the_vaulted_secret_and_it_is_nowhere_the_user_c
         .iter()
         .any(|a| a["action"] == "vault_inject" && a["subject"] == "legacy-1/root"));
     // The negative control: the scan finds the secret where it is planted.
-    let mut planted = places.clone();
-    planted.push(("planted".into(), format!("log line with {PASSWORD0} in it")));
-    assert_eq!(leaks(&planted, PASSWORD0), ["planted"]);
+    let planted = places.planted("broker log", PASSWORD0.as_bytes());
+    assert_eq!(planted.find(PASSWORD0.as_bytes()), ["broker log"]);
     // And the vault does hold it (sealed), so the scan was looking for the right thing.
     assert_eq!(w.vault_secret("legacy-1").await, PASSWORD0);
     w.ada = ada;
@@ -565,10 +538,7 @@ async fn l3_l4_a_reveal_needs_its_own_step_up_holds_the_account_and_forces_a_rot
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l2_kill_9_at_random_points_of_rotations_never_loses_the_secret() {
     let mut w = world().await;
-    let kills: usize = std::env::var("PAW_VAULT_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let kills = paw_counts::VAULT_KILLS.get();
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ std::process::id() as u64;
     let mut rand = move |n: u64| {
         seed ^= seed << 13;
@@ -626,6 +596,10 @@ async fn l2_kill_9_at_random_points_of_rotations_never_loses_the_secret() {
             );
         }
     }
+    paw_counts::VAULT_KILLS.ran(
+        "l2_kill_9_at_random_points_of_rotations_never_loses_the_secret",
+        kills,
+    );
 
     // The target unreachable mid-rotation (sshd stopped with SIGSTOP): the rotation fails
     // loudly, nothing is lost, and the next attempt after it is back succeeds.
