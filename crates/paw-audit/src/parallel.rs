@@ -320,7 +320,8 @@ mod tests {
                 t.sort_by_key(|r| r.seq);
                 cases.push((format!("swap rows {i} {j}"), t));
             }
-            let mut edits: Vec<(&str, Box<dyn Fn(&mut Row)>)> = vec![
+            type Edit = Box<dyn Fn(&mut Row)>;
+            let mut edits: Vec<(&str, Edit)> = vec![
                 ("time", Box::new(|r| r.time_ms += 1)),
                 ("actor", Box::new(|r| r.actor.push('x'))),
                 ("detail", Box::new(|r| r.detail = r#"{"n":0}"#.into())),

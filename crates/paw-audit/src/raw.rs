@@ -267,9 +267,10 @@ pub(crate) fn detail_into(out: &mut Vec<u8>, text: &str) -> bool {
         Ok(()) => true,
         Err(e) => {
             out.truncate(base);
-            if e.to_string().starts_with(PRIVATE_KEY_MARK) {
-                // An object keyed like serde_json's internal tokens: `Value` treats those
-                // specially, so this rare text takes the `Value` road to get its verdict.
+            if e.to_string().starts_with(FALLBACK_MARK) {
+                // An object whose keys are not in canonical order, or keyed like serde_json's
+                // internal tokens (which `Value` treats specially): this rare text gets its
+                // verdict the slow way, exactly as decoding it would.
                 match serde_json::from_str::<Value>(text) {
                     Ok(v) => {
                         out.extend_from_slice(&canonical_detail(&v));
@@ -285,7 +286,7 @@ pub(crate) fn detail_into(out: &mut Vec<u8>, text: &str) -> bool {
 }
 
 /// Error text that sends a detail down the `Value` road (see [`detail_into`]).
-const PRIVATE_KEY_MARK: &str = "paw-audit: private serde_json key";
+const FALLBACK_MARK: &str = "paw-audit: take the Value road";
 
 /// Writes one JSON value's canonical encoding (see [`crate::canonical`]), mirroring what
 /// serde_json's `Value` visitor would build and `put_value` would then write.
@@ -366,41 +367,34 @@ impl<'de> Visitor<'de> for Canon<'_> {
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // The store writes details as serde_json renders a `Value`: keys sorted by their bytes
+        // and unique, which is the canonical order, so entries are written as they come. Keys
+        // out of order or repeated (a text written some other way) send the whole detail
+        // down the `Value` road, which sorts them and keeps the last of a repeated key.
         let out = self.out;
-        let base = out.len();
-        // Each entry is written as str(key) value at the end of `out`; (start, key end, end).
-        let mut entries: Vec<(usize, usize, usize)> = Vec::new();
+        out.push(b'{');
+        let at = out.len();
+        out.extend_from_slice(&[0; 8]);
+        let mut n = 0u64;
+        let mut prev: Option<std::ops::Range<usize>> = None;
         loop {
             let start = out.len();
             if map.next_key_seed(Key { out: &mut *out })?.is_none() {
                 break;
             }
-            let key_end = out.len();
-            if entries.is_empty() && is_private_key(&out[start + 8..key_end]) {
-                return Err(de::Error::custom(PRIVATE_KEY_MARK));
+            let key = start + 8..out.len();
+            let in_order = match &prev {
+                None => !is_private_key(&out[key.clone()]),
+                Some(p) => out[p.clone()] < out[key.clone()],
+            };
+            if !in_order {
+                return Err(de::Error::custom(FALLBACK_MARK));
             }
+            prev = Some(key);
             map.next_value_seed(Canon { out: &mut *out })?;
-            entries.push((start, key_end, out.len()));
+            n += 1;
         }
-        let key = |e: &(usize, usize, usize)| e.0 + 8..e.1;
-        // Sorted by key bytes as `put_value` sorts; stable, so among equal keys the last one
-        // stays last, and it is the one kept: `Value` keeps the last of duplicate keys.
-        entries.sort_by(|a, b| out[key(a)].cmp(&out[key(b)]));
-        let mut kept: Vec<(usize, usize, usize)> = Vec::with_capacity(entries.len());
-        for e in entries {
-            match kept.last_mut() {
-                Some(last) if out[key(last)] == out[key(&e)] => *last = e,
-                _ => kept.push(e),
-            }
-        }
-        let mut sorted = Vec::with_capacity(out.len() - base + 9);
-        sorted.push(b'{');
-        sorted.extend_from_slice(&(kept.len() as u64).to_be_bytes());
-        for (start, _, end) in kept {
-            sorted.extend_from_slice(&out[start..end]);
-        }
-        out.truncate(base);
-        out.extend_from_slice(&sorted);
+        out[at..at + 8].copy_from_slice(&n.to_be_bytes());
         Ok(())
     }
 }
