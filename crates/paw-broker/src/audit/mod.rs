@@ -176,16 +176,98 @@ pub async fn records(db: &Db, after_seq: i64, limit: i64) -> Result<Vec<Record>>
         .collect()
 }
 
-/// Verifies the whole log in pages; the first bad record is named in the error.
+/// Verifies the whole log and returns its length; the first bad record is named in the error.
+///
+/// Issue #20: ranges of seqs are verified on every core at once and joined at the seams
+/// (`paw_audit::verify_chunked`, which reports the same first failure as one pass in order).
+/// Each range streams its rows over a pooled connection of its own and hands the columns to
+/// paw-audit as borrowed text, so no record is first decoded into owned strings and a JSON
+/// value. The last seq is fixed before any range is read; records up to it are only ever
+/// added, so ranges read at slightly different moments see the same rows.
 pub async fn verify(db: &Db) -> Result<u64> {
-    let mut head = Head::genesis();
-    loop {
-        let page = records(db, i64::try_from(head.seq).unwrap_or(i64::MAX), 10_000).await?;
-        if page.is_empty() {
-            return Ok(head.seq);
+    let last: Option<i64> = with_pool!(db, pool => sqlx::query_scalar(
+        "SELECT max(seq) FROM audit_log").fetch_one(pool).await?);
+    // seq is positive by the tables' CHECK; a negative one is left to verification to report.
+    let last = last.map_or(0, |s| u64::try_from(s).unwrap_or(0));
+    let handle = tokio::runtime::Handle::current();
+    let pools = db.clone();
+    let verified = tokio::task::spawn_blocking(move || {
+        paw_audit::verify_chunked(
+            Head::genesis(),
+            last,
+            paw_audit::Chunking::default(),
+            None,
+            |from, to, verifier| handle.block_on(read_range(&pools, from, to, verifier)),
+        )
+    })
+    .await
+    .map_err(|e| BrokerError::Internal(format!("audit verification task failed: {e}")))?;
+    let head =
+        verified.map_err(|e| BrokerError::Internal(format!("audit log does not verify: {e}")))?;
+    Ok(head.seq)
+}
+
+/// Streams the records with `from <= seq <= to` into `verifier`, in seq order.
+async fn read_range(
+    db: &Db,
+    from: u64,
+    to: u64,
+    verifier: &mut paw_audit::RawVerifier,
+) -> std::result::Result<(), paw_audit::AuditError> {
+    use futures_util::TryStreamExt;
+    let bound = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+    let storage = |e: sqlx::Error| paw_audit::AuditError::Storage(e.to_string());
+    with_pool!(db, pool => {
+        let mut rows = sqlx::query(
+            "SELECT seq, time_ms, actor, action, subject, outcome, detail, prev_hash, hash \
+             FROM audit_log WHERE seq BETWEEN $1 AND $2 ORDER BY seq",
+        )
+        .bind(bound(from))
+        .bind(bound(to))
+        .fetch(pool);
+        while let Some(row) = rows.try_next().await.map_err(storage)? {
+            if !verifier.push(raw_row(&row)) {
+                break;
+            }
         }
-        head = paw_audit::verify_from(&head, &page)
-            .map_err(|e| BrokerError::Internal(format!("audit log does not verify: {e}")))?;
+    });
+    Ok(())
+}
+
+/// A row of `audit_log` as borrowed columns (hashes are stored as hex text here). A column
+/// that does not decode makes the record unreadable, which verification reports at its place.
+fn raw_row<'r, R>(row: &'r R) -> paw_audit::RawRow<'r>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let text = |i: usize| row.try_get::<&str, _>(i).ok().map(str::as_bytes);
+    let hash = |i: usize| {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(row.try_get::<&str, _>(i).ok()?, &mut out).ok()?;
+        Some(out)
+    };
+    let Ok(seq) = row.try_get::<i64, _>(0) else {
+        return paw_audit::RawRow::Unreadable { seq: None };
+    };
+    let record = || {
+        Some(paw_audit::RawRecord {
+            seq,
+            time_ms: row.try_get::<i64, _>(1).ok()?,
+            actor: text(2)?,
+            action: text(3)?,
+            subject: text(4)?,
+            outcome: text(5)?,
+            detail: text(6)?,
+            prev_hash: hash(7)?,
+            hash: hash(8)?,
+        })
+    };
+    match record() {
+        Some(r) => paw_audit::RawRow::Record(r),
+        None => paw_audit::RawRow::Unreadable { seq: Some(seq) },
     }
 }
 
