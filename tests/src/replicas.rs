@@ -71,6 +71,8 @@ struct Replica {
     ssh_port: Option<u16>,
     config: PathBuf,
     log: PathBuf,
+    /// Extra environment for this replica's `pawd serve` ([`Replicas::set_env`]).
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -267,6 +269,7 @@ impl Replicas {
             ssh_port,
             config,
             log,
+            env: Vec::new(),
             child: None,
         });
         Ok(i)
@@ -291,12 +294,22 @@ impl Replicas {
             .arg("serve")
             .arg("--config")
             .arg(&r.config)
+            .envs(r.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
             .spawn()
             .context("starting pawd serve")?;
         r.child = Some(child);
+        Ok(())
+    }
+
+    /// Sets `key=value` in replica `i`'s environment from its next [`Replicas::spawn`] on: a
+    /// shim such as libfaketime (`LD_PRELOAD`) that moves the broker's own clock (case E4).
+    pub fn set_env(&mut self, i: usize, key: &str, value: &str) -> Result<()> {
+        self.get_mut(i)?
+            .env
+            .push((key.to_owned(), value.to_owned()));
         Ok(())
     }
 

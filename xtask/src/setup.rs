@@ -43,6 +43,8 @@ const TEST: &[&str] = &[
     "asciinema",
     // A private Secret Service for the keyring tests (never the developer's own keyring).
     "gnome-keyring",
+    // libfaketime: steps a real pawd's or pawctl's wall clock in tests/tests/clocks.rs.
+    "faketime",
 ];
 
 /// The demo's session targets (`cargo xtask run`): a local sshd and PostgreSQL cluster.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod live;
 pub mod scan;
 pub mod sftp;
 pub mod shell;

@@ -22,6 +22,10 @@ use crate::base::error::{BrokerError, Result};
 
 /// Validity of the development CA and of the server certificate it signs.
 const DEV_VALIDITY_DAYS: i64 = 365;
+/// How long before its making the development PKI's validity starts: rustls checks a
+/// certificate by the workstation's own clock, before the client can learn the broker's, so a
+/// workstation a day behind (case B8) would refuse a certificate made an hour ago.
+const DEV_BACKDATE_HOURS: i64 = 48;
 
 /// What `pawd init` writes: the CA certificate (public) and the server's certificate and key.
 pub struct DevPki {
@@ -74,7 +78,7 @@ pub fn validate_hostname(name: &str) -> Result<()> {
 pub fn generate_dev_pki(hostname: &str, now: OffsetDateTime) -> Result<DevPki> {
     validate_hostname(hostname)?;
     let tls = |e: rcgen::Error| BrokerError::Tls(e.to_string());
-    let not_before = now - Duration::hours(1);
+    let not_before = now - Duration::hours(DEV_BACKDATE_HOURS);
     let not_after = now + Duration::days(DEV_VALIDITY_DAYS);
 
     let ca_key = KeyPair::generate().map_err(tls)?;
