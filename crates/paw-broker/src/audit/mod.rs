@@ -185,6 +185,12 @@ pub async fn records(db: &Db, after_seq: i64, limit: i64) -> Result<Vec<Record>>
 /// value. The last seq is fixed before any range is read; records up to it are only ever
 /// added, so ranges read at slightly different moments see the same rows.
 pub async fn verify(db: &Db) -> Result<u64> {
+    verify_in(db, paw_audit::Chunking::default()).await
+}
+
+/// [`verify`] with the log split as `chunking` says (tests use small ranges to put seams
+/// where they tamper).
+pub async fn verify_in(db: &Db, chunking: paw_audit::Chunking) -> Result<u64> {
     let last: Option<i64> = with_pool!(db, pool => sqlx::query_scalar(
         "SELECT max(seq) FROM audit_log").fetch_one(pool).await?);
     // seq is positive by the tables' CHECK; a negative one is left to verification to report.
@@ -195,7 +201,7 @@ pub async fn verify(db: &Db) -> Result<u64> {
         paw_audit::verify_chunked(
             Head::genesis(),
             last,
-            paw_audit::Chunking::default(),
+            chunking,
             None,
             |from, to, verifier| handle.block_on(read_range(&pools, from, to, verifier)),
         )
