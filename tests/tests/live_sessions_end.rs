@@ -20,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use paw_client::forward::{self, Forward};
-use paw_client::terminal::{self, TermEvent, Terminal};
+use paw_client::terminal::{self, Terminal};
 use paw_proto::action::Action;
 use paw_tests::postgres::TempPostgres;
 use paw_tests::replicas::{request_web, Options, Replicas, Store, SSH_TARGET, WEB_ROOT_POLICY};
@@ -30,12 +30,14 @@ use sqlx::Connection;
 use tokio::sync::mpsc;
 
 mod common;
+use common::live::{
+    active, backend_gone, client_end, process_gone, random_digits, redeem, wait_for_backend,
+    wait_for_process, POLL,
+};
 use common::{credential, output_until, sqlite_audit, Events};
 
 /// The cases' bound: from the change to the target seeing the session gone.
 const BOUND: Duration = Duration::from_secs(1);
-/// How often the target side is looked at.
-const POLL: Duration = Duration::from_millis(10);
 /// How long a poll waits before it says the session survived.
 const GIVE_UP: Duration = Duration::from_secs(10);
 /// The only broker.
@@ -101,8 +103,9 @@ impl Watch {
             backend_pid,
             mut watcher,
         } = self;
-        let ssh = tokio::spawn(async move { process_gone(sleep_pid, &sleep_cmdline).await });
-        let db = tokio::spawn(async move { backend_gone(&mut watcher, backend_pid).await });
+        let until = Instant::now() + GIVE_UP;
+        let ssh = tokio::spawn(async move { process_gone(sleep_pid, &sleep_cmdline, until).await });
+        let db = tokio::spawn(async move { backend_gone(&mut watcher, backend_pid, until).await });
         // Both watchers have looked before the clock starts: both sessions are alive.
         tokio::time::sleep(POLL * 5).await;
         assert!(
@@ -225,7 +228,7 @@ max_sessions = 2
         .await
         .unwrap();
     let sleep_cmdline = format!("sleep\0{marker}\0").into_bytes();
-    let sleep_pid = wait_for_process(&sleep_cmdline).await;
+    let sleep_pid = wait_for_process(&sleep_cmdline, GIVE_UP).await;
 
     // PostgreSQL: a connection through the local forward, as the session's role, in a query
     // that would run for ten minutes.
@@ -260,7 +263,7 @@ max_sessions = 2
         let _ = sqlx::query("SELECT pg_sleep(600)").execute(&mut conn).await;
     });
     let mut watcher = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
-    let backend_pid = wait_for_backend(&mut watcher, &role).await;
+    let backend_pid = wait_for_backend(&mut watcher, &role, "SELECT pg_sleep(600)", GIVE_UP).await;
     Live {
         r,
         pg,
@@ -325,7 +328,7 @@ impl Live {
     /// their grant and target, and the database session's role is dropped. Returns the audit.
     async fn assert_ended_for(&mut self, what: &str, reason: &str) -> Vec<Value> {
         // The clients were told why.
-        let told = client_end(&mut self.rx).await;
+        let told = client_end(&mut self.rx, GIVE_UP).await;
         assert_eq!(told.as_deref(), Some(reason), "{what}: the terminal's end");
         let told = tokio::time::timeout(GIVE_UP, self.fwd.ended())
             .await
@@ -491,126 +494,5 @@ async fn a16_revoking_a_key_ends_the_live_ssh_and_postgres_sessions_it_asked_for
     let grants = revoked[0]["detail"]["grants_revoked"].as_array().unwrap();
     for g in [&l.web_grant, &l.db_grant] {
         assert!(grants.contains(&json!(g)), "{g} revoked: {}", revoked[0]);
-    }
-}
-
-// ---- helpers -------------------------------------------------------------------------------
-
-async fn active(ada: &mut VirtualUser, url: &str, request: &Action) -> String {
-    let v = ada
-        .signed(url, "/v1/requests", request)
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
-    assert_eq!(v["state"], "active", "{v}");
-    v["id"].as_str().unwrap().to_owned()
-}
-
-async fn redeem(ada: &mut VirtualUser, url: &str, grant: &str, target: &str) -> Value {
-    let session = Action::Session {
-        grant_id: grant.into(),
-        target: target.into(),
-    };
-    ada.signed(url, &format!("/v1/grants/{grant}/redeem"), &session)
-        .await
-        .unwrap()
-        .ok()
-        .unwrap()
-}
-
-fn random_digits() -> u32 {
-    let mut b = [0u8; 4];
-    getrandom::getrandom(&mut b).unwrap();
-    100_000 + u32::from_le_bytes(b) % 900_000
-}
-
-/// The pid of the one process whose argv is `cmdline` (NUL-separated), once it runs.
-async fn wait_for_process(cmdline: &[u8]) -> u32 {
-    let deadline = Instant::now() + GIVE_UP;
-    loop {
-        let found: Vec<u32> = std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == cmdline))
-            .collect();
-        match found.as_slice() {
-            [pid] => return *pid,
-            [] => {}
-            many => panic!("more than one process runs {cmdline:?}: {many:?}"),
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the session never ran {:?}",
-            String::from_utf8_lossy(cmdline)
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// When process `pid` (still running `cmdline`) was first seen gone; `None` after [`GIVE_UP`].
-async fn process_gone(pid: u32, cmdline: &[u8]) -> Option<Instant> {
-    let deadline = Instant::now() + GIVE_UP;
-    loop {
-        // A zombie's cmdline is empty: it has exited.
-        if !std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == cmdline) {
-            return Some(Instant::now());
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// The pid of `role`'s backend running `pg_sleep`, once it runs.
-async fn wait_for_backend(watcher: &mut sqlx::PgConnection, role: &str) -> i32 {
-    let deadline = Instant::now() + GIVE_UP;
-    loop {
-        let pids: Vec<i32> = sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity WHERE usename = $1 AND state = 'active' \
-             AND query = 'SELECT pg_sleep(600)'",
-        )
-        .bind(role)
-        .fetch_all(&mut *watcher)
-        .await
-        .unwrap();
-        if let [pid] = pids.as_slice() {
-            return *pid;
-        }
-        assert!(pids.len() <= 1, "{pids:?}");
-        assert!(Instant::now() < deadline, "the query never ran as {role}");
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// When backend `pid` was first seen gone from `pg_stat_activity`; `None` after [`GIVE_UP`].
-async fn backend_gone(watcher: &mut sqlx::PgConnection, pid: i32) -> Option<Instant> {
-    let deadline = Instant::now() + GIVE_UP;
-    loop {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = $1")
-            .bind(pid)
-            .fetch_one(&mut *watcher)
-            .await
-            .unwrap();
-        if n == 0 {
-            return Some(Instant::now());
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// The reason the broker gave the terminal when it ended the session (at most 10 s).
-async fn client_end(rx: &mut Events) -> Option<String> {
-    let deadline = tokio::time::Instant::now() + GIVE_UP;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some((_, TermEvent::Output(_)))) => {}
-            Ok(Some((_, TermEvent::Ended { reason, .. }))) => return Some(reason),
-            Ok(None) | Err(_) => return None,
-        }
     }
 }
