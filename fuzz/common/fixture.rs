@@ -40,6 +40,7 @@ pub fn relying_party() -> RelyingParty {
         origin: ORIGIN.into(),
         attestation_ca: Vec::new(),
         allowed_aaguids: Vec::new(),
+        replica_origins: Vec::new(),
     })
     .unwrap_or_else(|e| panic!("fixture relying party: {e}"))
 }

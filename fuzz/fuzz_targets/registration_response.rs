@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if paw_broker::identity::validate_key_name(&req.name).is_ok() {
-        let _ = f.rp.finish_registration(&req.credential, f.registration_state);
+        let _ =
+            f.rp.finish_registration(&req.credential, f.registration_state);
     }
 });

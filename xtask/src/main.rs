@@ -12,6 +12,7 @@
 
 mod bench;
 mod demo;
+mod fuzz;
 mod setup;
 mod util;
 
@@ -33,6 +34,7 @@ fn real_main() -> Result<()> {
             .env("PAW_UPDATE_BINDINGS", "1")
             .status_ok(),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("setup") => setup::ensure(setup::Purpose::Test),
         _ => bail!("usage: cargo xtask run | test | bindings | bench | setup"),
     }
@@ -182,6 +184,7 @@ fn test() -> Result<()> {
         "warnings",
     ])
     .status_ok()?;
+    fuzz::suite()?;
     // `cargo test` builds a package's binaries only for its own integration tests; pawctl's
     // tests live in tests/, so the binary they run is built here and named to them (with the
     // INSECURE virtual key, which `pawctl user` tests sign with; paw_tests::pawctl builds the same).

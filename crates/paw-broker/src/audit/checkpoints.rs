@@ -348,7 +348,9 @@ fn valid_origin(origin: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-fn parse_checkpoint(dto: &CheckpointDto) -> Result<Checkpoint> {
+// `pub` only for the fuzz target `audit_checkpoint` (fuzz/), which runs this exact parse.
+#[doc(hidden)]
+pub fn parse_checkpoint(dto: &CheckpointDto) -> Result<Checkpoint> {
     // The origin ends up in the broker's log and in error messages: a closed alphabet keeps it
     // inert there (no control, newline or bidi characters).
     if !valid_origin(&dto.origin) {
@@ -373,7 +375,9 @@ fn parse_checkpoint(dto: &CheckpointDto) -> Result<Checkpoint> {
     })
 }
 
-fn parse_record(dto: &AuditRecordDto) -> Result<Record> {
+// `pub` only for the fuzz target `audit_checkpoint` (fuzz/).
+#[doc(hidden)]
+pub fn parse_record(dto: &AuditRecordDto) -> Result<Record> {
     let outcome = Outcome::ALL
         .into_iter()
         .find(|o| o.as_str() == dto.outcome)

@@ -329,7 +329,9 @@ fn answer_id(p: &Packet) -> Option<u32> {
 }
 
 /// One whole packet (without its length) off the front of `buf`, if there is one.
-fn take(buf: &mut BytesMut) -> Result<Option<Bytes>, End> {
+// `pub` only for the fuzz target `sftp_packet` (fuzz/), which runs this exact cutter.
+#[doc(hidden)]
+pub fn take(buf: &mut BytesMut) -> Result<Option<Bytes>, End> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -349,7 +351,9 @@ fn encode(p: Packet) -> Result<Bytes, End> {
 }
 
 /// SSH strings (u32 length, bytes) as an extension's data carries them.
-fn ssh_strings(mut data: &[u8], n: usize) -> Option<Vec<String>> {
+// `pub` only for the fuzz target `sftp_packet` (fuzz/).
+#[doc(hidden)]
+pub fn ssh_strings(mut data: &[u8], n: usize) -> Option<Vec<String>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         if data.len() < 4 {

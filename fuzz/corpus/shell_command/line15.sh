@@ -1,0 +1,2 @@
+[[ -f a ]] || { echo no; exit 1; }
+systemctl status sshd
