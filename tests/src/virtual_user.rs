@@ -74,6 +74,11 @@ impl VirtualUser {
         })
     }
 
+    /// The virtual key itself, for tests that make it misbehave (its failure knobs).
+    pub fn key_mut(&mut self) -> &mut VirtualKey {
+        &mut self.key
+    }
+
     /// The device public key as the broker stores it (base64url, 32 bytes).
     pub fn device_public(&self) -> String {
         B64.encode(self.device.verifying_key().as_bytes())

@@ -486,7 +486,7 @@ async fn check_assertion(
         // assertions with the same counter one loses, and a regression never lands (A11).
         let updated = with_pool!(&svc.db, pool => sqlx::query(
             "UPDATE credentials SET counter = $1, passkey_json = $2 \
-             WHERE id = $3 AND revoked_at IS NULL AND locked_at IS NULL")
+             WHERE id = $3 AND counter < $1 AND revoked_at IS NULL AND locked_at IS NULL")
             .bind(new_counter).bind(&json).bind(&stored.id)
             .execute(pool).await.map_err(|e| Refusal::other(e.into()))?.rows_affected());
         if updated == 0 {
