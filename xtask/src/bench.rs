@@ -13,6 +13,12 @@
 //! `cargo xtask bench files` with `--bench files` (issue #18: a large file uploaded and
 //! downloaded with the stock `sftp` through the broker against the same client direct).
 //!
+//! `cargo xtask bench audit` (issue #20 item 4) runs the audit verification benches: the
+//! workstation's trail (`cargo bench -p paw-audit --bench audit`) and `pawd audit verify` on
+//! the broker's SQLite log (`cargo bench -p paw-broker --bench audit_verify`), 1,000,000
+//! records each, every figure a ratio against raw SHA-256 measured in the same run;
+//! `--quick` uses 100,000 records.
+//!
 //! Broker throughput lives next to the broker: `cargo bench -p paw-broker --bench healthz`.
 
 use std::io::{BufRead, BufReader};
@@ -47,7 +53,8 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("machines") => paw_tests_bench("machines"),
         Some("vault") => paw_tests_bench("vault"),
         Some("files") => paw_tests_bench("files"),
-        _ => bail!("usage: cargo xtask bench app | commands | machines | vault | files"),
+        Some("audit") => audit(args.iter().any(|a| a == "--quick")),
+        _ => bail!("usage: cargo xtask bench app | commands | machines | vault | files | audit"),
     }
 }
 
@@ -71,6 +78,26 @@ fn paw_tests_bench(name: &str) -> Result<()> {
     util::cargo(&["bench", "-p", "paw-tests", "--bench", name])
         .env("PAW_TEST_PAWD", target.join("release/pawd"))
         .status_ok()
+}
+
+/// Audit verification from storage against raw SHA-256 (issue #20 item 4); see the module
+/// documentation.
+fn audit(quick: bool) -> Result<()> {
+    let records = if quick { "100000" } else { "1000000" };
+    util::cargo(&["bench", "-p", "paw-audit", "--bench", "audit"])
+        .env("PAW_AUDIT_BENCH_RECORDS", records)
+        .status_ok()?;
+    util::cargo(&[
+        "bench",
+        "-p",
+        "paw-broker",
+        "--features",
+        "paw-broker/virtual-key",
+        "--bench",
+        "audit_verify",
+    ])
+    .env("PAW_AUDIT_BENCH_RECORDS", records)
+    .status_ok()
 }
 
 fn app() -> Result<()> {
