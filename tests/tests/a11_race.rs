@@ -16,11 +16,6 @@ use paw_tests::virtual_user::{Reply, VirtualUser};
 use serde_json::Value;
 use tokio::sync::Barrier;
 
-/// Rounds when `PAW_A11_ROUNDS` is not set: enough that a check-then-write without the
-/// compare-and-swap double-accepts in some of them (see the report of issue #19).
-const DEFAULT_ROUNDS: usize = 200;
-const ROUNDS_ENV: &str = "PAW_A11_ROUNDS";
-
 /// A11 on PostgreSQL, where the broker's two requests run on two database connections at once.
 /// Each round: a fresh user enrolls a fresh virtual key; it answers two login challenges with
 /// the same counter (one above the stored one, so each alone would pass); the two answers leave
@@ -31,21 +26,28 @@ const ROUNDS_ENV: &str = "PAW_A11_ROUNDS";
 /// (actor `pawd`, reason `counter_regression`, `alert: true`) and one alert line in the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a11_same_counter_assertions_race_over_real_https_one_wins_key_locked_postgres() {
-    race(Store::Postgres).await;
+    race(
+        Store::Postgres,
+        "a11_same_counter_assertions_race_over_real_https_one_wins_key_locked_postgres",
+    )
+    .await;
 }
 
 /// The same on SQLite (one writer at a time in the file; the broker's pool still runs the two
 /// requests concurrently up to the write).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a11_same_counter_assertions_race_over_real_https_one_wins_key_locked_sqlite() {
-    race(Store::Sqlite).await;
+    race(
+        Store::Sqlite,
+        "a11_same_counter_assertions_race_over_real_https_one_wins_key_locked_sqlite",
+    )
+    .await;
 }
 
-async fn race(store: Store) {
-    let rounds: usize = std::env::var(ROUNDS_ENV)
-        .ok()
-        .map(|v| v.parse().expect("PAW_A11_ROUNDS is a number"))
-        .unwrap_or(DEFAULT_ROUNDS);
+async fn race(store: Store, test: &str) {
+    // 200 rounds unless PAW_A11_ROUNDS lowers it for a quick local run (paw-counts; the suite
+    // checks the full count ran).
+    let rounds = paw_counts::A11_ROUNDS.get();
     let r = Replicas::start_with(Options {
         replicas: 1,
         store,
@@ -153,6 +155,7 @@ async fn race(store: Store) {
     );
     let verify = r.pawd(&["audit".to_owned(), "verify".to_owned()]).unwrap();
     assert!(verify.status.success(), "{verify:?}");
+    paw_counts::A11_ROUNDS.ran(test, rounds);
 }
 
 /// `POST /v1/login/finish` with `body` through `client`.

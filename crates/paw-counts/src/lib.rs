@@ -47,8 +47,18 @@ pub const VAULT_KILLS: Count = Count {
     tests: &["l2_kill_9_at_random_points_of_rotations_never_loses_the_secret"],
 };
 
+/// A11: two same-counter assertions raced over HTTPS to a real pawd, a fresh key each round.
+pub const A11_ROUNDS: Count = Count {
+    var: "PAW_A11_ROUNDS",
+    full: 200,
+    tests: &[
+        "a11_same_counter_assertions_race_over_real_https_one_wins_key_locked_postgres",
+        "a11_same_counter_assertions_race_over_real_https_one_wins_key_locked_sqlite",
+    ],
+};
+
 /// Every count the suite must run whole.
-pub const ALL: &[Count] = &[E1_KILLS, RACE_INTERLEAVINGS, VAULT_KILLS];
+pub const ALL: &[Count] = &[E1_KILLS, RACE_INTERLEAVINGS, VAULT_KILLS, A11_ROUNDS];
 
 impl Count {
     /// The count to run: the full one unless the variable lowers it. A value that is not a
