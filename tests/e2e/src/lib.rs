@@ -233,7 +233,7 @@ impl App {
                 .envs(env.iter().copied())
                 .env_remove("XDG_CURRENT_DESKTOP")
                 .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
+                .stderr(app_stderr(env)?)
                 .spawn()
                 .context("starting tauri-driver")?,
         );
@@ -972,4 +972,22 @@ pub fn signal(pid: u32, signal: &str) -> Result<()> {
         bail!("kill -{signal} {pid}: {st}");
     }
     Ok(())
+}
+
+/// The environment variable (given to [`App::launch_with`]) naming a file that receives the
+/// stderr of tauri-driver, WebKitWebDriver and the app (its log) instead of the test's own
+/// stderr, for tests that read the app's log (the H1 leak scan).
+pub const APP_LOG_ENV: &str = "PAW_E2E_APP_LOG";
+
+fn app_stderr(env: &[(&str, &str)]) -> Result<Stdio> {
+    match env.iter().find(|(k, _)| *k == APP_LOG_ENV) {
+        Some((_, path)) => Ok(Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening the app log {path}"))?,
+        )),
+        None => Ok(Stdio::inherit()),
+    }
 }

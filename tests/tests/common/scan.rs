@@ -42,6 +42,15 @@ pub fn text(name: &str, text: &str) -> Needle {
     }
 }
 
+/// `text` as UTF-16LE: how WebKit keeps `localStorage` values on disk and how JavaScript holds
+/// strings with characters past Latin-1.
+pub fn utf16le(name: &str, text: &str) -> Needle {
+    Needle {
+        what: format!("{name} (UTF-16LE)"),
+        bytes: text.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+    }
+}
+
 /// The forms raw key bytes take when they leak: the bytes themselves, hex in either case, and
 /// base64 in both alphabets with and without padding.
 pub fn encodings(name: &str, raw: &[u8]) -> Vec<Needle> {
@@ -129,6 +138,14 @@ impl Places {
         read
     }
 
+    /// The bytes of place `name`.
+    pub fn bytes(&self, name: &str) -> Option<&[u8]> {
+        self.places
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+    }
+
     /// The places' names, in the order they were added.
     pub fn names(&self) -> Vec<&str> {
         self.places.iter().map(|(n, _)| n.as_str()).collect()
@@ -207,4 +224,129 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// What [`process_memory`] read.
+#[derive(Debug, Default)]
+pub struct MemoryRead {
+    pub regions: usize,
+    pub bytes: usize,
+    /// Readable regions whose read failed (`[vvar]`, a mapping gone meanwhile).
+    pub unreadable: usize,
+}
+
+/// Process `pid`'s memory (root reads `/proc/PID/mem`), one place per region named
+/// `"LABEL START-END PATH"`: every readable region but read-only mappings of a file (shared
+/// libraries, fonts, locale data), whose bytes are the file's, not the process's. Only pages
+/// `/proc/PID/pagemap` says are in memory or swapped out are read, concatenated: WebKit
+/// reserves tens of GiB it never touches, and reading those would fault them in.
+pub fn process_memory(pid: u32, label: &str, into: &mut Places) -> std::io::Result<MemoryRead> {
+    use std::io::{Read, Seek, SeekFrom};
+    const PAGE: u64 = 4096;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem"))?;
+    let mut pagemap = std::fs::File::open(format!("/proc/{pid}/pagemap"))?;
+    let mut read = MemoryRead::default();
+    for line in maps.lines() {
+        // start-end perms offset dev inode [path]
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let path = f.nth(3).unwrap_or("");
+        let file_backed = path.starts_with('/');
+        if !perms.starts_with('r') || (file_backed && !perms[1..].starts_with('w')) {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        else {
+            continue;
+        };
+        // Runs of pages that are present (bit 63) or swapped (bit 62).
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut page = start / PAGE;
+        let last = end / PAGE;
+        let mut entries = vec![0u8; 8 * 65536];
+        let mut ok = pagemap.seek(SeekFrom::Start(page * 8)).is_ok();
+        while ok && page < last {
+            let n = ((last - page) as usize).min(65536);
+            ok = pagemap.read_exact(&mut entries[..n * 8]).is_ok();
+            for (i, e) in entries[..n * 8].chunks_exact(8).enumerate() {
+                let e = u64::from_le_bytes(e.try_into().unwrap_or_default());
+                if e >> 62 != 0 {
+                    let at = (page + i as u64) * PAGE;
+                    match runs.last_mut() {
+                        Some((_, end)) if *end == at => *end += PAGE,
+                        _ => runs.push((at, at + PAGE)),
+                    }
+                }
+            }
+            page += n as u64;
+        }
+        let mut buf = Vec::new();
+        for (a, b) in runs {
+            let mut chunk = vec![0u8; (b - a) as usize];
+            if mem.seek(SeekFrom::Start(a)).is_ok() && mem.read_exact(&mut chunk).is_ok() {
+                buf.extend_from_slice(&chunk);
+            } else {
+                ok = false;
+            }
+        }
+        if !ok {
+            read.unreadable += 1;
+        }
+        if !buf.is_empty() {
+            read.regions += 1;
+            read.bytes += buf.len();
+            into.add(format!("{label} {range} {path}"), buf);
+        }
+    }
+    Ok(read)
+}
+
+/// The base64url strings of `len` characters in `hay` whose SHA-256 (by `sha256`) is one of
+/// `hashes`: finds a one-time credential the broker knows by its hash only (it stores no other
+/// form), wherever it lies, also as UTF-16LE (a zero byte after each character). Returns the
+/// indexes of the hashes found.
+pub fn by_hash(
+    hay: &[u8],
+    len: usize,
+    hashes: &[[u8; 32]],
+    sha256: &dyn Fn(&[u8]) -> [u8; 32],
+) -> Vec<usize> {
+    let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    let mut found = Vec::new();
+    let mut look = |chars: &[u8]| {
+        if chars.len() >= len {
+            for w in chars.windows(len) {
+                let h = sha256(w);
+                if let Some(i) = hashes.iter().position(|x| *x == h) {
+                    if !found.contains(&i) {
+                        found.push(i);
+                    }
+                }
+            }
+        }
+    };
+    // Runs of the alphabet: as bytes, then as UTF-16LE code units at either alignment.
+    for (step, phase) in [(1usize, 0usize), (2, 0), (2, 1)] {
+        let mut run: Vec<u8> = Vec::new();
+        let mut i = phase;
+        while i < hay.len() {
+            let b = hay[i];
+            let wide_ok = step == 1 || hay.get(i + 1) == Some(&0);
+            if alphabet(b) && wide_ok {
+                run.push(b);
+            } else {
+                look(&run);
+                run.clear();
+            }
+            i += step;
+        }
+        look(&run);
+    }
+    found
 }
