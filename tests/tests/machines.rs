@@ -597,7 +597,8 @@ async fn k3_nhi7_key_login_needs_the_key_and_a_join_token_works_once() {
         .await
         .unwrap();
     assert_eq!(replay.code(), "challenge_invalid", "{replay:?}");
-    // A machine cannot use a person's login, nor a person a machine's.
+    // A machine cannot use a person's login (its name gets a person's decoy challenge, N2,
+    // which its key cannot answer), nor a person a machine's.
     let person = w
         .admin
         .post(
@@ -606,8 +607,24 @@ async fn k3_nhi7_key_login_needs_the_key_and_a_join_token_works_once() {
             &json!({"user": "ci-key"}),
         )
         .await
+        .unwrap()
+        .ok()
         .unwrap();
-    assert_ne!(person.status, 200, "{person:?}");
+    let sig = signer.sign(&stepup_message(
+        person["challenge"].as_str().unwrap(),
+        person["action_hash"].as_str().unwrap(),
+    ));
+    let finish = json!({
+        "challenge": person["challenge"],
+        "credential": {"machine_key": key.public(), "signature": base64_url(&sig.to_bytes())},
+        "device_public_key": key.public(),
+    });
+    let as_machine = w
+        .admin
+        .post(&w.r.url(PAWD), "/v1/login/finish", &finish)
+        .await
+        .unwrap();
+    assert_ne!(as_machine.status, 200, "{as_machine:?}");
     let as_person = w
         .admin
         .post(

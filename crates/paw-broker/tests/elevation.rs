@@ -1077,7 +1077,7 @@ async fn live_events_reach_the_approver_and_the_stream_ends_with_the_session() {
     use futures_util::StreamExt;
     let b = Broker::start().await;
     let mut ada = b.enrolled("ada").await;
-    let bob = b.enrolled("bob").await;
+    let mut bob = b.enrolled("bob").await;
     let eve = b.enrolled_as("eve", &[]).await;
     let headers = |c: &Client| c.caller().headers(&b, "GET", "/v1/events", b"");
     let bob_stream = b
@@ -1122,7 +1122,9 @@ async fn live_events_reach_the_approver_and_the_stream_ends_with_the_session() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), paw_proto::ErrorCode::Conflict);
-    let (s, _) = bob.login_start(&b).await;
+    // A login start answers as for anyone (N2); the refusal comes once bob's key signed.
+    let body = bob.login_answer(&b, &Tweak::default()).await;
+    let (s, _) = b.post("/v1/login/finish", &body).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
