@@ -518,26 +518,56 @@ async fn c2_sessions_end_at_the_grant_end_by_the_real_clock_within_a_second() {
 }
 
 /// C2 and E4 on the broker: its wall clock stepped back 1 h (libfaketime) while ada's grants
-/// and sessions are live. The sessions still end within 1 s of the grants' original end: the
-/// broker took their deadline by the monotonic clock when they started.
+/// and sessions are live. The broker's clock does not go back with it (its `/healthz` time
+/// stays the true time), the sessions end within 1 s of the grants' original end, the grant
+/// clock expires the grants then, and a new session on one of them is refused after that end.
+/// A step forward afterwards is followed (the shim is live in this pawd).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn c2_e4_a_broker_wall_clock_step_back_does_not_keep_a_session_past_its_grant() {
+async fn c2_e4_a_broker_wall_clock_step_back_does_not_keep_a_session_or_grant_past_its_end() {
     let w = world(Some(FakeClock::new()), &["ada"]).await;
     let mut ada = w.r.enrolled("ada", &[], PAWD).await.unwrap();
     let mut l = live(&w, &mut ada).await;
+    let what = "E4 broker stepped back 1 h";
     let gone = l
-        .watch("E4 broker stepped back", &w, w.step_broker(-HOUR))
+        .watch(what, &w, async {
+            w.broker_clock.as_ref().unwrap().set(-HOUR);
+            // Read for a while after the step: the broker's clock stays with the true time.
+            let until = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < until {
+                let off = w.broker_ms().await - wall_ms();
+                assert!(
+                    off.abs() < 5_000,
+                    "{what}: the broker's clock went back with the wall clock ({off:+} ms)"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
         .await;
-    l.assert_ended_at_grant_end("E4 broker stepped back 1 h", &gone);
-    l.assert_ended_for("E4 broker stepped back 1 h", &w, "grant_ended")
-        .await;
-    // Not asserted (see the report): by the broker's clock, now an hour behind, the grants
-    // have not ended, so no `grant_expired` is written yet.
+    l.assert_ended_at_grant_end(what, &gone);
+    l.assert_ended_for(what, &w, "grant_ended").await;
+    // The grant clock expired both at their original end.
     let expired = grants_expired(&w, &l).await;
+    assert_eq!(expired.len(), 2, "{what}: {expired:?}");
+    // And no new session comes from the grant after its end.
+    let again = ada
+        .signed(
+            &w.r.url(PAWD),
+            &format!("/v1/grants/{}/redeem", l.web_grant),
+            &Action::Session {
+                grant_id: l.web_grant.clone(),
+                target: SSH_TARGET.into(),
+            },
+        )
+        .await
+        .unwrap();
     eprintln!(
-        "E4 broker stepped back 1 h: grant_expired records of the two grants after their \
-         original end: {expired:?}"
+        "{what}: a new session on the grant after its end: {} {}",
+        again.status, again.body
     );
+    assert_eq!(again.status, 403, "{what}: {:?}", again.body);
+    assert_eq!(again.body["code"], "forbidden", "{what}: {:?}", again.body);
+    // The shim is live in this pawd: a step forward is followed.
+    w.step_broker(2 * HOUR).await;
 }
 
 /// E4 on the broker, the other way: its wall clock stepped forward 1 h while ada's sessions
@@ -580,16 +610,24 @@ async fn c2_e4_a_broker_wall_clock_step_forward_ends_the_sessions_early_within_a
     }
 }
 
-/// The `grant_expired` records of `l`'s two grants.
+/// The `grant_expired` records of `l`'s two grants, once both are written (at most
+/// [`GIVE_UP`]; what there is then).
 async fn grants_expired(w: &World, l: &Live) -> Vec<Value> {
-    sqlite_audit(&w.r)
-        .await
-        .into_iter()
-        .filter(|e| {
-            e["action"] == "grant_expired"
-                && (e["subject"] == l.web_grant.as_str() || e["subject"] == l.db_grant.as_str())
-        })
-        .collect()
+    let deadline = Instant::now() + GIVE_UP;
+    loop {
+        let found: Vec<Value> = sqlite_audit(&w.r)
+            .await
+            .into_iter()
+            .filter(|e| {
+                e["action"] == "grant_expired"
+                    && (e["subject"] == l.web_grant.as_str() || e["subject"] == l.db_grant.as_str())
+            })
+            .collect();
+        if found.len() >= 2 || Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 // ---- B8 and E4 on the workstation: the real pawctl under libfaketime -----------------------
