@@ -6,6 +6,7 @@
 use paw_proto::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tauri::ipc::{Channel, Invoke, InvokeBody, JavaScriptChannelId};
 
 /// Largest argument the UI may send. The biggest real one (settings paths) is a few KiB.
 pub const MAX_ARG_BYTES: usize = 64 * 1024;
@@ -39,6 +40,13 @@ pub fn decode_at_most<T: DeserializeOwned>(
             format!("`{name}` is {size} bytes; at most {max} are accepted"),
         ));
     }
+    // No argument is a list, and serde reads a list into a struct by position
+    // (`["ada"]` as `{"user": "ada"}`): refused like any other wrong type.
+    if value.is_array() {
+        return Err(bad(format!(
+            "`{name}` has a value of the wrong type or shape"
+        )));
+    }
     serde_json::from_value(value).map_err(|e| {
         // serde's text for a wrong type quotes the value, which may be a PIN: only the
         // messages that name fields (never values) are passed on.
@@ -49,6 +57,37 @@ pub fn decode_at_most<T: DeserializeOwned>(
             bad(format!("`{name}` has a value of the wrong type or shape"))
         }
     })
+}
+
+/// Decodes the channel argument `name` (a UI `Channel`, sent as `__CHANNEL__:ID`) into a
+/// channel to `webview`. Taken as JSON rather than as Tauri's `Channel` argument so that a
+/// missing or malformed one is refused with `{code, message}` (Tauri's own refusal is a plain
+/// string that quotes the value).
+pub fn channel<T: tauri::ipc::IpcResponse>(
+    name: &str,
+    raw: Option<Value>,
+    webview: tauri::Webview,
+) -> Result<Channel<T>, ApiError> {
+    let id: JavaScriptChannelId = decode(name, raw)?;
+    Ok(id.channel_on(webview))
+}
+
+/// Wraps the app's command handler so that a call whose arguments are bytes (what `invoke`
+/// sends for an `ArrayBuffer`, a typed array or a plain array) is refused with
+/// `{code, message}`. No paw command takes bytes; left to Tauri, a command with an argument
+/// refuses them with a plain string, and one without runs as if nothing had been sent.
+pub fn refuse_byte_arguments<R: tauri::Runtime>(
+    handler: impl Fn(Invoke<R>) -> bool + Send + Sync + 'static,
+) -> impl Fn(Invoke<R>) -> bool + Send + Sync + 'static {
+    move |invoke| {
+        if matches!(invoke.message.payload(), InvokeBody::Raw(_)) {
+            invoke
+                .resolver
+                .reject(bad("the arguments must be a JSON object, not bytes".into()));
+            return true;
+        }
+        handler(invoke)
+    }
 }
 
 fn bad(message: String) -> ApiError {
@@ -85,6 +124,13 @@ mod tests {
         }
         let e = decode::<String>("id", Some(json!(42))).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn f2_a_list_is_never_read_into_a_struct_by_position() {
+        let e = decode::<LoginInput>("input", Some(json!(["ada"]))).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert!(!e.message.contains("ada"), "{}", e.message);
     }
 
     #[test]

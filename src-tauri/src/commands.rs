@@ -239,10 +239,12 @@ pub async fn prepare_session(
 #[tauri::command]
 pub async fn open_terminal(
     core: State<'_, Core>,
+    webview: tauri::Webview,
     id: Option<Value>,
-    channel: tauri::ipc::Channel<TerminalEvent>,
+    channel: Option<Value>,
 ) -> Result<TerminalView, ApiError> {
     let id: String = decode("id", id)?;
+    let channel = crate::args::channel::<TerminalEvent>("channel", channel, webview)?;
     Ok(core
         .open_terminal(id, move |e| {
             // A closed window drops the channel; the session ends with the terminal's close.
@@ -290,10 +292,12 @@ pub async fn confirm_kill_session(
 #[tauri::command]
 pub async fn watch_session(
     core: State<'_, Core>,
+    webview: tauri::Webview,
     input: Option<Value>,
-    channel: tauri::ipc::Channel<WatchEvent>,
+    channel: Option<Value>,
 ) -> Result<(), ApiError> {
     let input = decode("input", input)?;
+    let channel = crate::args::channel::<WatchEvent>("channel", channel, webview)?;
     // A closed window drops the channel; the watch runs on until stopped, signed out or over.
     Ok(core
         .watch_session(input, move |e| drop(channel.send(e)))
@@ -399,10 +403,12 @@ pub async fn open_in_terminal(
 #[tauri::command]
 pub async fn open_files(
     core: State<'_, Core>,
+    webview: tauri::Webview,
     id: Option<Value>,
-    channel: tauri::ipc::Channel<FilesEvent>,
+    channel: Option<Value>,
 ) -> Result<FilesView, ApiError> {
     let id: String = decode("id", id)?;
+    let channel = crate::args::channel::<FilesEvent>("channel", channel, webview)?;
     // A closed window drops the channel; the connection ends with its close or the grant.
     Ok(core.open_files(id, move |e| drop(channel.send(e))).await?)
 }

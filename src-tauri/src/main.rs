@@ -102,7 +102,8 @@ fn run() -> Result<(), String> {
                 .build()?;
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![
+        // Bytes for arguments get `{code, message}` like any other bad argument (case F2).
+        .invoke_handler(args::refuse_byte_arguments(tauri::generate_handler![
             commands::app_status,
             commands::get_settings,
             commands::save_settings,
@@ -172,7 +173,7 @@ fn run() -> Result<(), String> {
             commands::confirm_reveal,
             commands::prepare_rotation,
             commands::confirm_rotation,
-        ])
+        ]))
         .run(tauri::generate_context!())
         .map_err(|e| e.to_string())
 }
