@@ -849,7 +849,11 @@ fn assert_shell_ended_at(what: &str, gone_ms: i64, end_ms: i64, run: &Run) -> i6
 /// broker's time), lists the grant, and runs a shell through the broker until the grant ends:
 /// the grant pawctl prints has the broker's `ends_at_ms` (the same an administrator reads from
 /// the broker), its list carries the broker's true time (so the time left is the true time
-/// left), and the session ends at the broker's end, seen on the target within 1 s.
+/// left), and the session ends at the broker's end, seen on the target within 1 s. pawctl's
+/// own audit trail, dated by its own clock, shows the skew was in effect. A day behind works
+/// because `pawd init`'s certificates are valid from 48 h before they were made: rustls checks
+/// validity by the workstation's clock, and with validity starting 1 h back pawctl could not
+/// connect at all (`broker_unreachable`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b8_a_workstation_clock_skewed_by_an_hour_or_a_day_changes_no_expiry() {
     const PEOPLE: [(&str, i64); 4] = [("ada", -DAY), ("ben", -HOUR), ("cai", HOUR), ("dot", DAY)];
