@@ -189,8 +189,8 @@ async fn start_machine(
 /// the user). `action`: the action the client says it approved (`None` only for login; the
 /// stored hash is then the reference).
 ///
-/// Every refusal counts against the source and the (user, source) throttle keys; only a
-/// refusal that is evidence tied to the user's own key counts towards locking the account
+/// A refused guess (an unknown challenge, an answer that fails its check) counts against the
+/// source and the (user, source) throttle keys; only a refusal that is evidence tied to the user's own key counts towards locking the account
 /// (case N1): a signature that verifies against one of their registered keys over this very
 /// challenge, yet fails a rule, or a counter that went backwards.
 pub async fn verify<K: Kind>(
@@ -216,7 +216,7 @@ pub async fn verify<K: Kind>(
     .await;
     match &result {
         Ok(proof) => throttle::record_success(svc, &proof.user().name).await?,
-        Err(e) if counts(e) => {
+        Err(e) if seen.guess && counts(e) => {
             throttle::record_failure(svc, seen.name.as_deref(), now).await?;
             if let Some(user_id) = &seen.evidence_against {
                 identity::record_failure(&svc.db, &svc.auth, user_id, now).await?;
@@ -247,6 +247,10 @@ struct Seen {
     name: Option<String>,
     /// The user whose own key produced the refused assertion.
     evidence_against: Option<String>,
+    /// The refusal is of a guess: an unknown challenge, or an answer that was checked and
+    /// failed. A challenge used for the wrong purpose or action is the client's mistake and
+    /// refused as before, without counting.
+    guess: bool,
 }
 
 async fn attempt<K: Kind>(
@@ -259,11 +263,12 @@ async fn attempt<K: Kind>(
     seen: &mut Seen,
 ) -> Result<StepUp<K>> {
     // Consumed before anything else, so a replay or a race finds nothing (A1).
-    let row = webauthn::take_challenge(&svc.db, challenge, now)
-        .await?
-        .ok_or_else(|| {
-            IdentityError::ChallengeInvalid("unknown or already used challenge".into())
-        })?;
+    let Some(row) = webauthn::take_challenge(&svc.db, challenge, now).await? else {
+        seen.guess = true;
+        return Err(IdentityError::ChallengeInvalid(
+            "unknown or already used challenge".into(),
+        ));
+    };
     let user = match &row.user_id {
         Some(id) => identity::user_by_id(&svc.db, id).await?,
         None => None,
@@ -282,7 +287,8 @@ async fn attempt<K: Kind>(
         )));
     }
     let Some(user) = user else {
-        return Err(if decoy_name(&row).is_some() {
+        seen.guess = decoy_name(&row).is_some();
+        return Err(if seen.guess {
             // What a wrong key answers for a real user (N2).
             IdentityError::WebauthnRejected("assertion refused: AuthenticationFailure".into())
         } else if row.user_id.is_none() {
@@ -317,6 +323,7 @@ async fn attempt<K: Kind>(
     let credential_id = match checked {
         Ok(id) => id,
         Err(refusal) => {
+            seen.guess = true;
             if refusal.evidence {
                 seen.evidence_against = Some(user.id.clone());
             }
