@@ -6,7 +6,7 @@
 //!
 //! The list of commands is read from the app's sources at test time (the names shared with
 //! Tauri's ACL, the `generate_handler!` list, the capability and the commands' signatures), so a
-//! new command or argument fails this test until it has an entry in [`EXAMPLES`].
+//! new command or argument fails this test until it has an entry in [`examples`].
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
