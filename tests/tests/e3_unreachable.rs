@@ -337,6 +337,8 @@ async fn e3_broker_unreachable_frozen_or_killed_no_grant_sessions_end_audit_uplo
         took.as_millis(),
         gone.as_millis()
     );
+    // A lost broker is not a clean exit: pawctl says so with exit 4 (retry later).
+    assert_eq!(status, Some(4), "pawctl user shell after the freeze");
     signal(pid, "-CONT");
     assert_eq!(
         w.grant_ids().await,
@@ -353,6 +355,7 @@ async fn e3_broker_unreachable_frozen_or_killed_no_grant_sessions_end_audit_uplo
     let (refused, took) = w.request().await;
     assert_eq!(refused.status, Some(4), "unreachable: {refused:?}");
     let code_killed = refused.code();
+    assert_eq!(status, Some(4), "pawctl user shell after the kill");
     println!(
         "E3 killed: the shell ended {} ms after the kill (exit {status:?}); the request failed \
          {code_killed:?} after {} ms",

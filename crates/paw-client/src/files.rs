@@ -897,7 +897,7 @@ fn watch_conn(
                 tokio::time::timeout(GOODBYE, disconnect).await.ok().and_then(Result::ok)
             }
         };
-        let (reason, message) = match terminal::ended(said.as_deref(), None) {
+        let (reason, message) = match terminal::ended(said.as_deref(), None, false) {
             terminal::TermEvent::Ended { reason, message } => (reason, message),
             terminal::TermEvent::Output(_) => ("closed".into(), "the session closed".into()),
         };

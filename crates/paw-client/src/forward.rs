@@ -185,7 +185,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 fn to_ended(said: Option<&str>) -> Ended {
-    match terminal::ended(said, None) {
+    match terminal::ended(said, None, false) {
         TermEvent::Ended { reason, message } => Ended { reason, message },
         TermEvent::Output(_) => gone(),
     }

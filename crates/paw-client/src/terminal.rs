@@ -169,13 +169,17 @@ pub async fn open(
     tokio::spawn(async move {
         let (mut read, write) = channel.split();
         let mut exit: Option<u32> = None;
+        // The channel vanished without a Close: the connection to the broker went (the broker
+        // was killed, or stopped answering until the keepalive gave up), not the session.
+        let mut lost = false;
         loop {
             tokio::select! {
                 m = read.wait() => match m {
                     Some(ChannelMsg::Data { data }) => on_event(TermEvent::Output(data.to_vec())),
                     Some(ChannelMsg::ExtendedData { data, .. }) => on_event(TermEvent::Output(data.to_vec())),
                     Some(ChannelMsg::ExitStatus { exit_status }) => exit = Some(exit_status),
-                    Some(ChannelMsg::Close) | None => break,
+                    Some(ChannelMsg::Close) => break,
+                    None => { lost = true; break }
                     Some(_) => {}
                 },
                 c = rx.recv() => match c {
@@ -195,13 +199,15 @@ pub async fn open(
             .await
             .ok()
             .and_then(|r| r.ok());
-        on_event(ended(said.as_deref(), exit));
+        on_event(ended(said.as_deref(), exit, lost));
     });
     Ok(Terminal { cmds })
 }
 
-/// The broker says `paw: session ended (<code>): <words>` when it ends a session.
-pub(crate) fn ended(said: Option<&str>, exit: Option<u32>) -> TermEvent {
+/// The broker says `paw: session ended (<code>): <words>` when it ends a session. Without
+/// its word, a connection that dropped before any exit status is `connection_lost`, so a
+/// caller can tell a lost broker from a shell that exited.
+pub(crate) fn ended(said: Option<&str>, exit: Option<u32>, lost: bool) -> TermEvent {
     if let Some(rest) = said.and_then(|s| s.strip_prefix("paw: session ended (")) {
         if let Some((code, words)) = rest.split_once("): ") {
             return TermEvent::Ended {
@@ -209,6 +215,12 @@ pub(crate) fn ended(said: Option<&str>, exit: Option<u32>) -> TermEvent {
                 message: words.to_owned(),
             };
         }
+    }
+    if lost && exit.is_none() {
+        return TermEvent::Ended {
+            reason: "connection_lost".into(),
+            message: "the connection to the broker was lost".into(),
+        };
     }
     TermEvent::Ended {
         reason: "closed".into(),
@@ -228,7 +240,8 @@ mod tests {
         assert_eq!(
             ended(
                 Some("paw: session ended (grant_ended): the grant ended"),
-                None
+                None,
+                true
             ),
             TermEvent::Ended {
                 reason: "grant_ended".into(),
@@ -236,7 +249,15 @@ mod tests {
             }
         );
         assert!(
-            matches!(ended(None, Some(0)), TermEvent::Ended { reason, .. } if reason == "closed")
+            matches!(ended(None, Some(0), false), TermEvent::Ended { reason, .. } if reason == "closed")
         );
+        // A shell that exited before the connection dropped is still a normal end.
+        assert!(
+            matches!(ended(None, Some(0), true), TermEvent::Ended { reason, .. } if reason == "closed")
+        );
+        assert!(matches!(
+            ended(None, None, true),
+            TermEvent::Ended { reason, .. } if reason == "connection_lost"
+        ));
     }
 }

@@ -251,6 +251,7 @@ describe('sessions page: terminal tabs', () => {
     ['broker_shutdown', 'The broker carrying the session shut down'],
     ['broker_lost', 'another broker ended it'],
     ['database_lost', 'The broker lost its database'],
+    ['connection_lost', 'The connection to the broker was lost'],
   ])('names the reason %s', async (reason, words) => {
     const { core } = await openSessions();
     const id = await openTerminal(core);

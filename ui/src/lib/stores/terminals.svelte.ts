@@ -166,6 +166,8 @@ export function endReasonText(reason: string): string {
       return 'The broker carrying the session stopped answering; another broker ended it.';
     case 'database_lost':
       return 'The broker lost its database, so it ended the session: nothing could be recorded or revoked.';
+    case 'connection_lost':
+      return 'The connection to the broker was lost; the session could not continue.';
     case 'target_closed':
       return 'The target closed the connection.';
     case 'command_denied':

@@ -3,9 +3,9 @@
 //! ^C included, go to the remote shell) and comes back whatever happens; from a pipe, standard
 //! input is passed through as it is, so a script can drive it.
 //!
-//! The exit status is 0 when the session ended normally (the shell exited), and
+//! The exit status is 0 when the session ended normally (the shell exited),
 //! [`Exit::Refused`] when the broker ended it (grant over, revoked, killed), with its reason on
-//! stderr.
+//! stderr, and [`Exit::Unreachable`] when the connection to the broker was lost mid-session.
 
 use std::io::{Read, Write};
 
@@ -103,6 +103,13 @@ pub async fn run(_ctx: &Ctx, core: &Core, a: UserShellArgs) -> Result<u8> {
             eprintln!("pawctl: session {session_id} ended");
             Ok(Exit::Ok.code())
         }
+        // The broker went away mid-session (killed, or frozen until the keepalive gave up): a
+        // pipeline must not read that as a clean exit, and may retry later.
+        "connection_lost" => Err(CliError::new(
+            paw_proto::ErrorCode::BrokerUnreachable,
+            Exit::Unreachable,
+            format!("session {session_id}: {message}"),
+        )),
         _ => Err(CliError::new(
             paw_proto::ErrorCode::Forbidden,
             Exit::Refused,
