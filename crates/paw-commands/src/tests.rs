@@ -704,3 +704,44 @@ rules = [
         ]
     );
 }
+
+#[test]
+fn f3_an_oversized_redirection_number_is_a_line_that_does_not_parse_not_a_panic() {
+    // brush-parser 0.4.0 panicked on these (fuzz/regressions/shell_command/).
+    for line in [
+        "echo 99999999999>x",
+        "cat 2147483648<in",
+        "x=rmU];8888888888>UXU $xUXU>UXU &x r=>|;; $x -r-rf o",
+        "bash -c 'echo 99999999999>x'",
+    ] {
+        let Verdict::Checked(c) = check(&deny_rm(), line) else {
+            panic!("{line:?}: incomplete");
+        };
+        assert!(c.commands.is_empty(), "{line:?}: {c:?}");
+        assert!(
+            c.undecidable[0].contains("does not parse"),
+            "{line:?}: {c:?}"
+        );
+    }
+    // A descriptor that fits is still a redirection, and the command is still checked.
+    let Verdict::Checked(c) = check(&deny_rm(), "rm -rf / 2>/dev/null") else {
+        panic!("incomplete");
+    };
+    assert_eq!(c.action, Deny);
+}
+
+#[test]
+fn f3_a_word_of_nested_braces_is_checked_in_bounded_time() {
+    // brush-parser 0.4.0 backtracked for over 25 s on this (fuzz/regressions/shell_command/).
+    let line = "\u{19}ls{{{{{{{{{{{{{{{{{{\u{2}\n\n......{ct";
+    let t = Instant::now();
+    let _ = check(&deny_rm(), line);
+    let _ = check(&deny_rm(), &format!("{}rm -rf /", "{".repeat(40)));
+    // Not a time bound on the check itself: only far from the minutes it took before.
+    assert!(t.elapsed().as_secs() < 5, "{:?}", t.elapsed());
+    // A program name in a brace expansion stays undecidable.
+    let Verdict::Checked(c) = check(&deny_rm(), "{{{{{{{{{rm,x}}}}}}}}} -rf /") else {
+        panic!("incomplete");
+    };
+    assert!(!c.undecidable.is_empty(), "{c:?}");
+}

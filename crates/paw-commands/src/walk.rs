@@ -67,7 +67,38 @@ pub(crate) fn parser_options() -> ParserOptions {
 }
 
 pub(crate) fn parse(input: &str, opts: &ParserOptions) -> Result<ast::Program, ParseError> {
+    if let Some(index) = oversized_io_number(input) {
+        return Err(ParseError::ParsingNear(brush_parser::SourcePosition {
+            index,
+            line: 1 + input[..index].matches('\n').count(),
+            column: 1 + input[..index]
+                .rfind('\n')
+                .map_or(index, |nl| index - nl - 1),
+        }));
+    }
     brush_parser::Parser::new(std::io::Cursor::new(input.as_bytes()), opts).parse_program()
+}
+
+/// brush-parser 0.4.0 unwraps the number of an `N>` / `N<` redirection as an `i32`
+/// (`io_number` in its peg.rs), so `echo 99999999999>x` panicked inside the parser — found by
+/// the fuzz target `shell_command`, kept in fuzz/regressions/. Such a descriptor is refused
+/// here first, as a line that does not parse (bash refuses it too). Digits in quotes or inside
+/// a longer word are refused as well: over-refusing an absurd number costs nothing.
+fn oversized_io_number(input: &str) -> Option<usize> {
+    let b = input.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            i += 1;
+        } else if matches!(b.get(i), Some(b'<' | b'>')) && input[start..i].parse::<i32>().is_err() {
+            return Some(start);
+        }
+    }
+    None
 }
 
 /// The shell would prompt for more rather than fail: an open quote, a trailing backslash, an
@@ -789,8 +820,18 @@ impl<'r> Walker<'r> {
     }
 }
 
+/// More `{` than this in one word and it counts as a brace expansion without asking the parser:
+/// brush-parser 0.4.0's brace-expression grammar backtracks exponentially on nested `{`
+/// (50 bytes with 19 of them took over 25 s; found by the fuzz target `shell_command`, kept in
+/// fuzz/regressions/), and this check runs on every Enter. A brace expansion is undecidable as
+/// a program name anyway, so the shortcut only ever refuses more.
+const MAX_BRACES: usize = 8;
+
 fn has_brace_expansion(raw: &str, opts: &ParserOptions) -> bool {
     use brush_parser::word::BraceExpressionOrText;
+    if raw.matches('{').count() > MAX_BRACES {
+        return true;
+    }
     matches!(
         brush_parser::word::parse_brace_expansions(raw, opts),
         Ok(Some(v)) if v.iter().any(|p| matches!(p, BraceExpressionOrText::Expr(_)))
