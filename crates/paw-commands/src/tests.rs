@@ -744,4 +744,9 @@ fn f3_a_word_of_nested_braces_is_checked_in_bounded_time() {
         panic!("incomplete");
     };
     assert!(!c.undecidable.is_empty(), "{c:?}");
+    // A sequence bound beyond i64 panicked in brush-parser 0.4.0.
+    let Verdict::Checked(c) = check(&deny_rm(), "{1..99999999999999999999} -rf /") else {
+        panic!("incomplete");
+    };
+    assert!(!c.undecidable.is_empty(), "{c:?}");
 }

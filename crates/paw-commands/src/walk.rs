@@ -829,7 +829,12 @@ const MAX_BRACES: usize = 8;
 
 fn has_brace_expansion(raw: &str, opts: &ParserOptions) -> bool {
     use brush_parser::word::BraceExpressionOrText;
-    if raw.matches('{').count() > MAX_BRACES {
+    // brush-parser 0.4.0 also unwraps a sequence bound (`{1..N}`) as an i64: a longer number
+    // panicked (fuzz/regressions/shell_command/), so such a word is a brace expansion unasked.
+    let overflows = raw
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|n| !n.is_empty() && n.parse::<i64>().is_err());
+    if overflows || raw.matches('{').count() > MAX_BRACES {
         return true;
     }
     matches!(
