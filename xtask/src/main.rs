@@ -11,6 +11,7 @@
 //! neither is possible the exact command is printed and the task stops.
 
 mod bench;
+mod cases;
 mod demo;
 mod fuzz;
 mod setup;
@@ -36,7 +37,8 @@ fn real_main() -> Result<()> {
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("setup") => setup::ensure(setup::Purpose::Test),
-        _ => bail!("usage: cargo xtask run | test | bindings | bench | setup"),
+        Some("cases") => cases::run(),
+        _ => bail!("usage: cargo xtask run | test | bindings | bench | cases | setup"),
     }
 }
 
@@ -169,6 +171,18 @@ fn run() -> Result<()> {
 
 /// The whole suite, in the order that fails fastest and builds each thing once.
 fn test() -> Result<()> {
+    // CI runs the long loops whole: a variable that lowers one is refused here, and each loop's
+    // record is checked after the run (paw-counts).
+    let lowered = paw_counts::lowering_vars_set();
+    if !lowered.is_empty() {
+        bail!(
+            "unset {} first: `cargo xtask test` runs every loop at its full count",
+            lowered.join(", ")
+        );
+    }
+    // Cheap and static: a case without a test, or a SECURITY.md row naming a test that is gone,
+    // fails before anything is built.
+    cases::run()?;
     setup::ensure(setup::Purpose::Test)?;
     util::cargo(&["fmt", "--all", "--", "--check"]).status_ok()?;
     util::npm(&["run", "check"]).status_ok()?;
@@ -198,7 +212,12 @@ fn test() -> Result<()> {
         "virtual-key",
     ])
     .status_ok()?;
-    all_rust_tests()
+    all_rust_tests()?;
+    let short = paw_counts::check(&util::root().join("target/counts"));
+    if !short.is_empty() {
+        bail!("loops that did not run whole:\n  {}", short.join("\n  "));
+    }
+    Ok(())
 }
 
 /// Every Rust test in one `cargo test --workspace`, so features unify once and nothing is built
@@ -212,6 +231,8 @@ fn all_rust_tests() -> Result<()> {
     // The app keeps its device key and tokens in the OS keyring, so the session gets its own
     // Secret Service: an unlocked gnome-keyring whose files live under target/, never the
     // developer's own keyring.
+    let counts = root.join("target/counts");
+    let _ = std::fs::remove_dir_all(&counts);
     let keyring = root.join("target/e2e-keyring");
     let _ = std::fs::remove_dir_all(&keyring);
     std::fs::create_dir_all(&keyring)?;
@@ -223,6 +244,7 @@ fn all_rust_tests() -> Result<()> {
         .env("PAW_E2E_PAWD", root.join("target/debug/pawd"))
         .env("PAW_TEST_PAWCTL", root.join("target/debug/pawctl"))
         .env("PAW_E2E_SCREENSHOTS", &screenshots)
+        .env(paw_counts::DIR_VAR, &counts)
         .env("PAW_E2E_TAURI_DRIVER", setup::tauri_driver()?)
         .status_ok()
 }
